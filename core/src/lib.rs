@@ -3,9 +3,13 @@
 #![warn(missing_docs)]
 
 pub mod enode;
+pub mod enr;
 pub mod identity;
 pub mod keccak;
 pub mod rlpx;
+pub mod time;
 
 pub use enode::{Enode, EnodeError, Host};
+pub use enr::{Enr, EnrBuilder, EnrError};
 pub use identity::{KeyError, NodeId, NodePublicKey, NodeSecretKey};
+pub use time::Instant;

@@ -1,0 +1,315 @@
+//! A decoded, verified node record and its text form.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+
+use base64::Engine as _;
+use secp256k1::Message;
+
+use super::rlp_items::{bytes, list_items, push_list_header, split_item, uint};
+use super::{EnrBuilder, EnrError, MAX_RECORD_SIZE, TEXT_PREFIX, V4_SIGNATURE_LEN};
+use crate::identity::{NodeId, NodePublicKey};
+use crate::keccak::keccak256;
+
+/// Longest `enr:` text that can hold a [`MAX_RECORD_SIZE`] record (4 characters per 3 bytes).
+const MAX_TEXT_LEN: usize = TEXT_PREFIX.len() + MAX_RECORD_SIZE.div_ceil(3) * 4;
+
+/// A node record whose "v4" signature has been verified.
+///
+/// Two records are equal when their encodings are equal.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Enr {
+    raw: Vec<u8>,
+    seq: u64,
+    signature: Vec<u8>,
+    /// Sorted, unique keys with their values as raw RLP items.
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    public_key: NodePublicKey,
+}
+
+impl Enr {
+    /// Starts building a record (see [`EnrBuilder`]).
+    pub fn builder() -> EnrBuilder {
+        EnrBuilder::new()
+    }
+
+    /// Decodes and verifies the RLP encoding of a record; nothing may follow it.
+    pub fn decode(input: &[u8]) -> Result<Enr, EnrError> {
+        let (enr, rest) = Self::decode_prefix(input)?;
+        if !rest.is_empty() {
+            return Err(EnrError::TrailingBytes);
+        }
+        Ok(enr)
+    }
+
+    /// Decodes and verifies the record at the start of `input`, returning what follows it.
+    pub(crate) fn decode_prefix(input: &[u8]) -> Result<(Enr, &[u8]), EnrError> {
+        let (item, rest) = split_item(input)?;
+        if item.len() > MAX_RECORD_SIZE {
+            return Err(EnrError::TooLarge { size: item.len() });
+        }
+        let elems = list_items(item)?;
+        if elems.len() < 2 {
+            return Err(EnrError::TooFewElements);
+        }
+        let signature = bytes(elems[0])?;
+        let seq = uint(elems[1])?;
+        let kv = &elems[2..];
+        if kv.len() % 2 != 0 {
+            return Err(EnrError::DanglingKey);
+        }
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(kv.len() / 2);
+        for chunk in kv.chunks_exact(2) {
+            let key = bytes(chunk[0])?;
+            if let Some((prev, _)) = pairs.last() {
+                match prev.as_slice().cmp(key) {
+                    std::cmp::Ordering::Less => {}
+                    std::cmp::Ordering::Equal => return Err(EnrError::DuplicateKey(key.to_vec())),
+                    std::cmp::Ordering::Greater => {
+                        return Err(EnrError::UnsortedKeys(key.to_vec()))
+                    }
+                }
+            }
+            pairs.push((key.to_vec(), chunk[1].to_vec()));
+        }
+        // The signed content is the record list without its first element.
+        let content_payload: usize = elems[1..].iter().map(|e| e.len()).sum();
+        let mut content = Vec::with_capacity(content_payload + 3);
+        push_list_header(&mut content, content_payload);
+        for e in &elems[1..] {
+            content.extend_from_slice(e);
+        }
+        let public_key = verify_v4(&pairs, signature, &content)?;
+        let enr = Enr {
+            raw: item.to_vec(),
+            seq,
+            signature: signature.to_vec(),
+            pairs,
+            public_key,
+        };
+        Ok((enr, rest))
+    }
+
+    /// Assembles a record from parts the builder has already signed and checked.
+    pub(crate) fn from_verified_parts(
+        raw: Vec<u8>,
+        seq: u64,
+        signature: Vec<u8>,
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+        public_key: NodePublicKey,
+    ) -> Enr {
+        Enr {
+            raw,
+            seq,
+            signature,
+            pairs,
+            public_key,
+        }
+    }
+
+    /// The RLP encoding.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// The sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The 64-byte `r || s` signature.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// The signer's public key (the `secp256k1` entry).
+    pub fn public_key(&self) -> &NodePublicKey {
+        &self.public_key
+    }
+
+    /// The node id: Keccak-256 of the raw64 public key.
+    pub fn node_id(&self) -> NodeId {
+        self.public_key.id()
+    }
+
+    /// The raw RLP value stored under `key`, if any.
+    pub fn get_raw(&self, key: &[u8]) -> Option<&[u8]> {
+        self.pairs
+            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            .ok()
+            .map(|i| self.pairs[i].1.as_slice())
+    }
+
+    /// All keys with their raw RLP values, in ascending key order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
+    }
+
+    /// The `ip` entry, if present and 4 bytes.
+    pub fn ip4(&self) -> Option<Ipv4Addr> {
+        let b: [u8; 4] = bytes(self.get_raw(b"ip")?).ok()?.try_into().ok()?;
+        Some(Ipv4Addr::from(b))
+    }
+
+    /// The `ip6` entry, if present and 16 bytes.
+    pub fn ip6(&self) -> Option<Ipv6Addr> {
+        let b: [u8; 16] = bytes(self.get_raw(b"ip6")?).ok()?.try_into().ok()?;
+        Some(Ipv6Addr::from(b))
+    }
+
+    fn port(&self, key: &[u8]) -> Option<u16> {
+        u16::try_from(uint(self.get_raw(key)?).ok()?).ok()
+    }
+
+    /// The `tcp` entry.
+    pub fn tcp4(&self) -> Option<u16> {
+        self.port(b"tcp")
+    }
+
+    /// The `udp` entry.
+    pub fn udp4(&self) -> Option<u16> {
+        self.port(b"udp")
+    }
+
+    /// The `tcp6` entry, or `tcp` when absent (EIP-778: the IPv4 ports apply to IPv6 too).
+    pub fn tcp6(&self) -> Option<u16> {
+        self.port(b"tcp6").or_else(|| self.tcp4())
+    }
+
+    /// The `udp6` entry, or `udp` when absent.
+    pub fn udp6(&self) -> Option<u16> {
+        self.port(b"udp6").or_else(|| self.udp4())
+    }
+
+    /// The IP to reach the node at: of `ip` and `ip6`, the "more global" one, IPv4 on a tie
+    /// (geth's `enode.Node` endpoint choice, PROTOCOL.md §10.3). Multicast is ignored.
+    pub fn ip(&self) -> Option<IpAddr> {
+        let v4 = self.ip4().map(IpAddr::V4).filter(|ip| !ip.is_multicast());
+        let v6 = self.ip6().map(IpAddr::V6).filter(|ip| !ip.is_multicast());
+        match (v4, v6) {
+            (Some(a), Some(b)) => Some(if ip_rank(&b) > ip_rank(&a) { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The discovery endpoint: [`Enr::ip`] with the matching UDP port.
+    pub fn udp_endpoint(&self) -> Option<SocketAddr> {
+        let ip = self.ip()?;
+        let port = if ip.is_ipv4() {
+            self.udp4()
+        } else {
+            self.udp6()
+        }?;
+        Some(SocketAddr::new(ip, port))
+    }
+
+    /// The RLPx endpoint: [`Enr::ip`] with the matching TCP port.
+    pub fn tcp_endpoint(&self) -> Option<SocketAddr> {
+        let ip = self.ip()?;
+        let port = if ip.is_ipv4() {
+            self.tcp4()
+        } else {
+            self.tcp6()
+        }?;
+        Some(SocketAddr::new(ip, port))
+    }
+
+    /// A builder holding this record's entries with the sequence number one higher, for
+    /// re-signing after a change (EIP-778: every change needs a higher seq).
+    pub fn to_builder(&self) -> EnrBuilder {
+        let mut b = EnrBuilder::new().seq(self.seq.saturating_add(1));
+        for (k, v) in &self.pairs {
+            b = b.raw_unchecked(k.clone(), v.clone());
+        }
+        b
+    }
+}
+
+/// How "global" an address is: unspecified < loopback < link-local < private < public.
+fn ip_rank(ip: &IpAddr) -> u8 {
+    if ip.is_unspecified() {
+        0
+    } else if ip.is_loopback() {
+        1
+    } else {
+        match ip {
+            IpAddr::V4(v4) if v4.is_link_local() => 2,
+            IpAddr::V6(v6) if v6.is_unicast_link_local() => 2,
+            IpAddr::V4(v4) if v4.is_private() => 3,
+            IpAddr::V6(v6) if v6.is_unique_local() => 3,
+            _ => 4,
+        }
+    }
+}
+
+/// Checks the "v4" identity scheme and returns the signer's key.
+fn verify_v4(
+    pairs: &[(Vec<u8>, Vec<u8>)],
+    signature: &[u8],
+    content: &[u8],
+) -> Result<NodePublicKey, EnrError> {
+    let find = |key: &[u8]| {
+        pairs
+            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            .ok()
+            .map(|i| pairs[i].1.as_slice())
+    };
+    let scheme = bytes(find(b"id").ok_or(EnrError::MissingScheme)?)?;
+    if scheme != b"v4" {
+        return Err(EnrError::UnknownScheme(scheme.to_vec()));
+    }
+    let key_item = find(b"secp256k1").ok_or(EnrError::InvalidPublicKey(
+        crate::identity::KeyError::WrongLength {
+            expected: 33,
+            got: 0,
+        },
+    ))?;
+    let public_key =
+        NodePublicKey::from_compressed(bytes(key_item)?).map_err(EnrError::InvalidPublicKey)?;
+    if signature.len() != V4_SIGNATURE_LEN {
+        return Err(EnrError::InvalidSignature);
+    }
+    let sig = secp256k1::ecdsa::Signature::from_compact(signature)
+        .map_err(|_| EnrError::InvalidSignature)?;
+    // libsecp256k1 verification rejects high-s signatures, as geth's ENR verifier does.
+    secp256k1::ecdsa::verify(
+        &sig,
+        Message::from_digest(keccak256(content)),
+        public_key.secp(),
+    )
+    .map_err(|_| EnrError::InvalidSignature)?;
+    Ok(public_key)
+}
+
+impl fmt::Display for Enr {
+    /// The text form: `enr:` and the unpadded base64url encoding.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(TEXT_PREFIX)?;
+        f.write_str(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.raw))
+    }
+}
+
+impl fmt::Debug for Enr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Enr({:?}, seq {}, {})", self.node_id(), self.seq, self)
+    }
+}
+
+impl FromStr for Enr {
+    type Err = EnrError;
+
+    /// Parses and verifies the `enr:` text form.
+    fn from_str(s: &str) -> Result<Enr, EnrError> {
+        let b64 = s.strip_prefix(TEXT_PREFIX).ok_or(EnrError::MissingPrefix)?;
+        if s.len() > MAX_TEXT_LEN {
+            return Err(EnrError::TooLarge {
+                size: b64.len() / 4 * 3,
+            });
+        }
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(b64)
+            .map_err(|_| EnrError::InvalidBase64)?;
+        Enr::decode(&raw)
+    }
+}
