@@ -1,0 +1,151 @@
+//! Strict, forward-compatible RLP reading on top of the `rlp` crate.
+//!
+//! devp2p messages are decoded "EIP-8 style": a message is one RLP list whose known leading
+//! elements must be present and well-formed, while further elements (and, for handshake
+//! bodies and discovery packets, bytes after the list) are ignored.
+
+use rlp::{DecoderError, Rlp};
+
+/// Reads the RLP list at the start of `bytes`, ignoring anything after it.
+pub fn leading_list(bytes: &[u8]) -> Result<Rlp<'_>, DecoderError> {
+    let rlp = Rlp::new(bytes);
+    let info = rlp.payload_info()?;
+    let total = info
+        .header_len
+        .checked_add(info.value_len)
+        .ok_or(DecoderError::RlpInvalidLength)?;
+    if total > bytes.len() {
+        return Err(DecoderError::RlpIsTooShort);
+    }
+    let rlp = Rlp::new(&bytes[..total]);
+    if !rlp.is_list() {
+        return Err(DecoderError::RlpExpectedToBeList);
+    }
+    Ok(rlp)
+}
+
+/// Reads `bytes` as exactly one RLP item, rejecting trailing bytes.
+pub fn exact_item(bytes: &[u8]) -> Result<Rlp<'_>, DecoderError> {
+    let rlp = Rlp::new(bytes);
+    let info = rlp.payload_info()?;
+    let total = info
+        .header_len
+        .checked_add(info.value_len)
+        .ok_or(DecoderError::RlpInvalidLength)?;
+    match total.cmp(&bytes.len()) {
+        std::cmp::Ordering::Less => Err(DecoderError::RlpIsTooBig),
+        std::cmp::Ordering::Greater => Err(DecoderError::RlpIsTooShort),
+        std::cmp::Ordering::Equal => Ok(rlp),
+    }
+}
+
+/// Reads element `index` of `list` as a byte string of exactly `N` bytes.
+pub fn fixed_at<const N: usize>(list: &Rlp<'_>, index: usize) -> Result<[u8; N], DecoderError> {
+    let item = list.at(index)?;
+    let data = item.data()?;
+    data.try_into()
+        .map_err(|_| DecoderError::Custom("byte string of the wrong length"))
+}
+
+/// Reads a canonical unsigned integer of at most 64 bits: big-endian, no leading zero bytes,
+/// zero as the empty string, a single byte below 0x80 never wrapped in a string header.
+pub fn uint(item: &Rlp<'_>) -> Result<u64, DecoderError> {
+    // `Rlp::data` already rejects a single byte < 0x80 encoded with a 0x81 header.
+    let data = item.data()?;
+    if data.len() > 8 {
+        return Err(DecoderError::Custom("integer wider than 64 bits"));
+    }
+    if data.first() == Some(&0) {
+        return Err(DecoderError::Custom("integer with a leading zero byte"));
+    }
+    Ok(data.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+}
+
+/// Reads element `index` of `list` as a canonical unsigned integer of at most 64 bits.
+pub fn uint_at(list: &Rlp<'_>, index: usize) -> Result<u64, DecoderError> {
+    uint(&list.at(index)?)
+}
+
+/// Appends the RLP encoding of an unsigned integer to `out`.
+pub fn encode_uint(value: u64, out: &mut Vec<u8>) {
+    match value {
+        0 => out.push(0x80),
+        1..=0x7f => out.push(value as u8),
+        _ => {
+            let bytes = value.to_be_bytes();
+            let skip = (value.leading_zeros() / 8) as usize;
+            out.push(0x80 + (8 - skip) as u8);
+            out.extend_from_slice(&bytes[skip..]);
+        }
+    }
+}
+
+/// Length of the RLP encoding of an unsigned integer.
+pub fn uint_len(value: u64) -> usize {
+    match value {
+        0..=0x7f => 1,
+        _ => 1 + 8 - (value.leading_zeros() / 8) as usize,
+    }
+}
+
+/// Reads a canonical RLP unsigned integer from the start of `bytes`, returning it and the
+/// number of bytes it took. Used for the message id at the start of a frame.
+pub fn read_uint_prefix(bytes: &[u8]) -> Result<(u64, usize), DecoderError> {
+    let first = *bytes.first().ok_or(DecoderError::RlpIsTooShort)?;
+    match first {
+        0x00 => Err(DecoderError::Custom("integer zero encoded as 0x00")),
+        0x01..=0x7f => Ok((u64::from(first), 1)),
+        0x80 => Ok((0, 1)),
+        0x81..=0x88 => {
+            let n = usize::from(first - 0x80);
+            let data = bytes.get(1..1 + n).ok_or(DecoderError::RlpIsTooShort)?;
+            if data[0] == 0 {
+                return Err(DecoderError::Custom("integer with a leading zero byte"));
+            }
+            if n == 1 && data[0] < 0x80 {
+                return Err(DecoderError::RlpInvalidIndirection);
+            }
+            Ok((
+                data.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+                1 + n,
+            ))
+        }
+        _ => Err(DecoderError::Custom(
+            "expected an integer of at most 64 bits",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::quickcheck;
+
+    quickcheck! {
+        fn uint_encoding_matches_the_rlp_crate_and_reads_back(v: u64) -> bool {
+            let mut out = Vec::new();
+            encode_uint(v, &mut out);
+            out == rlp::encode(&v).to_vec()
+                && out.len() == uint_len(v)
+                && read_uint_prefix(&out) == Ok((v, out.len()))
+                && uint(&Rlp::new(&out)) == Ok(v)
+        }
+    }
+
+    #[test]
+    fn non_canonical_integers_are_rejected() {
+        assert!(read_uint_prefix(&[0x00]).is_err());
+        assert!(read_uint_prefix(&[0x81, 0x05]).is_err());
+        assert!(read_uint_prefix(&[0x82, 0x00, 0x90]).is_err());
+        assert!(uint(&Rlp::new(&[0x82, 0x00, 0x90])).is_err());
+        assert!(read_uint_prefix(&[0x81]).is_err());
+    }
+
+    #[test]
+    fn a_leading_list_ignores_trailing_bytes_but_not_truncation() {
+        assert!(leading_list(&[0xc2, 0x01, 0x02, 0xff, 0xff]).is_ok());
+        assert!(leading_list(&[0xc3, 0x01, 0x02]).is_err());
+        assert!(leading_list(&[0x82, 0x01, 0x02]).is_err());
+        assert!(exact_item(&[0xc2, 0x01, 0x02, 0xff]).is_err());
+    }
+}
