@@ -6,6 +6,7 @@ pub mod enode;
 pub mod enr;
 pub mod identity;
 pub mod keccak;
+pub mod rlp_ext;
 pub mod rlpx;
 pub mod time;
 
