@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod discv4;
 pub mod enode;
 pub mod enr;
 pub mod identity;

@@ -1,0 +1,9 @@
+//! Discovery v4 (PROTOCOL.md §7, §8): the packet codec, the Kademlia table, iterative lookups
+//! and the [`Discovery`] state machine that ties them together, all without I/O.
+//!
+//! The driver owns a UDP socket and a timer. It feeds every datagram to
+//! [`Discovery::handle_datagram`], calls [`Discovery::handle_timeout`] when the deadline
+//! from [`Discovery::poll_timeout`] passes, then drains [`Discovery::poll_transmit`] and
+//! [`Discovery::poll_event`] until both return `None`.
+
+pub mod wire;
