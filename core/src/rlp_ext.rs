@@ -39,6 +39,51 @@ pub fn exact_item(bytes: &[u8]) -> Result<Rlp<'_>, DecoderError> {
     }
 }
 
+/// Checks that `bytes` is exactly one canonical RLP item, recursively: minimal length
+/// prefixes without leading zeros, single bytes below 0x80 never wrapped, and every nested item
+/// exactly filling its list. Iterative, so hostile nesting cannot exhaust the stack.
+pub fn validate(bytes: &[u8]) -> Result<(), DecoderError> {
+    // Stack of the end offsets of the lists we are inside.
+    let mut ends: Vec<usize> = Vec::new();
+    let mut pos = 0usize;
+    loop {
+        let container_end = ends.last().copied().unwrap_or(bytes.len());
+        let rest = &bytes[pos..container_end];
+        let info = rlp::PayloadInfo::from(rest)?;
+        let total = info
+            .header_len
+            .checked_add(info.value_len)
+            .ok_or(DecoderError::RlpInvalidLength)?;
+        if total > rest.len() {
+            return Err(DecoderError::RlpIsTooShort);
+        }
+        if ends.is_empty() && total < rest.len() {
+            return Err(DecoderError::RlpIsTooBig);
+        }
+        let is_list = rest[0] >= 0xc0;
+        if rest[0] == 0x81 && rest[1] < 0x80 {
+            return Err(DecoderError::RlpInvalidIndirection);
+        }
+        if is_list {
+            ends.push(pos + total);
+            pos += info.header_len;
+        } else {
+            pos += total;
+        }
+        // Close every list that ends here.
+        while let Some(&end) = ends.last() {
+            if pos == end {
+                ends.pop();
+            } else {
+                break;
+            }
+        }
+        if ends.is_empty() && pos == bytes.len() {
+            return Ok(());
+        }
+    }
+}
+
 /// Reads element `index` of `list` as a byte string of exactly `N` bytes.
 pub fn fixed_at<const N: usize>(list: &Rlp<'_>, index: usize) -> Result<[u8; N], DecoderError> {
     let item = list.at(index)?;
@@ -130,6 +175,28 @@ mod tests {
                 && read_uint_prefix(&out) == Ok((v, out.len()))
                 && uint(&Rlp::new(&out)) == Ok(v)
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_validated_without_recursion() {
+        let mut deep = vec![0xc1u8; 200_000];
+        deep.push(0xc0);
+        // Each 0xc1 claims one byte of payload but holds more: rejected, and without overflow.
+        assert!(validate(&deep).is_err());
+        let mut nested = Vec::new();
+        for _ in 0..50 {
+            let mut s = rlp::RlpStream::new_list(1);
+            s.append_raw(
+                if nested.is_empty() {
+                    &[0xc0][..]
+                } else {
+                    &nested
+                },
+                1,
+            );
+            nested = s.out().to_vec();
+        }
+        assert_eq!(validate(&nested), Ok(()));
     }
 
     #[test]

@@ -245,24 +245,54 @@ impl FrameCodec {
     /// Seals message `id` with `payload` (compressed first if snappy is on) into one frame
     /// appended to `out`. On error nothing is appended and the stream is unchanged.
     pub fn encode(&mut self, id: u64, payload: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
-        let payload = if self.snappy {
-            if payload.len() > MAX_UNCOMPRESSED_SIZE {
-                return Err(FrameError::MessageTooLarge {
-                    size: payload.len(),
-                    limit: MAX_UNCOMPRESSED_SIZE,
-                });
-            }
-            self.scratch
-                .resize(snap::raw::max_compress_len(payload.len()), 0);
-            let n = self
-                .encoder
-                .compress(payload, &mut self.scratch)
-                .map_err(|e| FrameError::Snappy(e.to_string()))?;
-            &self.scratch[..n]
-        } else {
-            payload
+        if !self.snappy {
+            return self.seal(uint_len(id) + payload.len(), out, |out| {
+                encode_uint(id, out);
+                out.extend_from_slice(payload);
+            });
+        }
+        if payload.len() > MAX_UNCOMPRESSED_SIZE {
+            return Err(FrameError::MessageTooLarge {
+                size: payload.len(),
+                limit: MAX_UNCOMPRESSED_SIZE,
+            });
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(snap::raw::max_compress_len(payload.len()), 0);
+        let result = match self.encoder.compress(payload, &mut scratch) {
+            Ok(n) => self.seal(uint_len(id) + n, out, |out| {
+                encode_uint(id, out);
+                out.extend_from_slice(&scratch[..n]);
+            }),
+            Err(e) => Err(FrameError::Snappy(e.to_string())),
         };
-        let size = uint_len(id) + payload.len();
+        if scratch.capacity() <= RETAINED_BUFFER {
+            self.scratch = scratch;
+        }
+        result
+    }
+
+    /// Seals `frame_data` (message id and payload, already encoded and compressed as the
+    /// caller wants) into one frame appended to `out`. For tests, fuzzers and callers that
+    /// build frame data themselves; [`encode`](Self::encode) is the normal way.
+    pub fn encode_frame_data(
+        &mut self,
+        frame_data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), FrameError> {
+        self.seal(frame_data.len(), out, |out| {
+            out.extend_from_slice(frame_data)
+        })
+    }
+
+    /// Writes header, header MAC, the `size` body bytes that `write_body` appends (then
+    /// padding), and the frame MAC.
+    fn seal(
+        &mut self,
+        size: usize,
+        out: &mut Vec<u8>,
+        write_body: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), FrameError> {
         if size > MAX_FRAME_SIZE {
             return Err(FrameError::FrameTooLarge {
                 size,
@@ -280,16 +310,13 @@ impl FrameCodec {
         out.extend_from_slice(&self.egress_mac.header(&header));
 
         let body_start = out.len();
-        encode_uint(id, out);
-        out.extend_from_slice(payload);
+        write_body(out);
+        debug_assert_eq!(out.len() - body_start, size);
         out.resize(body_start + body_len, 0);
         let body = &mut out[body_start..];
         self.egress_cipher.apply_keystream(body);
         let mac = self.egress_mac.frame(body);
         out.extend_from_slice(&mac);
-        if self.scratch.capacity() > RETAINED_BUFFER {
-            self.scratch = Vec::new();
-        }
         Ok(())
     }
 

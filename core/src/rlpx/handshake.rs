@@ -528,13 +528,15 @@ impl Handshake {
                 continue;
             }
             // `need` bytes are buffered: either a candidate legacy message or a whole EIP-8 one.
-            if !legacy_ruled_out && self.buf[0] == 0x04 && need == legacy_size {
-                if ecies::decrypt(self.local.secp(), &self.buf, &[]).is_err() {
-                    self.state = State::Reading {
-                        legacy_ruled_out: true,
-                    };
-                    continue;
-                }
+            if !legacy_ruled_out
+                && self.buf[0] == 0x04
+                && need == legacy_size
+                && ecies::decrypt(self.local.secp(), &self.buf, &[]).is_err()
+            {
+                self.state = State::Reading {
+                    legacy_ruled_out: true,
+                };
+                continue;
             }
             let packet = std::mem::take(&mut self.buf);
             return match self.complete(packet) {
