@@ -6,4 +6,10 @@
 //! from [`Discovery::poll_timeout`] passes, then drains [`Discovery::poll_transmit`] and
 //! [`Discovery::poll_event`] until both return `None`.
 
+pub mod netutil;
+mod node;
+pub mod table;
 pub mod wire;
+
+pub use node::Node;
+pub use table::{AddOutcome, AddRejection, RevalidationList, Table, TableEntry};

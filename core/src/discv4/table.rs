@@ -1,0 +1,494 @@
+//! The Kademlia table as geth keeps it today (PROTOCOL.md §8.1–§8.4): 17 buckets of 16 with
+//! replacement lists, /24 limits, and the bookkeeping for fast and slow revalidation.
+//!
+//! The table is a plain data structure: it never sends anything and never reads a clock.
+//! [`super::Discovery`] decides when to ping whom and reports the outcome back here.
+
+use std::collections::BTreeMap;
+
+use rand_core::CryptoRng;
+
+use super::netutil::{is_lan, Subnet24};
+use super::node::Node;
+use crate::identity::NodeId;
+use crate::time::Instant;
+
+/// Entries per bucket (geth `bucketSize`; Kademlia k).
+pub const BUCKET_SIZE: usize = 16;
+/// Number of buckets: 256 / 15 (geth `nBuckets`; PROTOCOL.md §8.1).
+pub const N_BUCKETS: usize = 256 / 15;
+/// Log distances up to this one share bucket 0 (geth `bucketMinDistance` + 1 = 240).
+pub const BUCKET_MIN_DISTANCE: u32 = 256 - N_BUCKETS as u32;
+/// Replacement list length per bucket (geth `maxReplacements`).
+pub const MAX_REPLACEMENTS: usize = 10;
+/// Nodes per /24 in one bucket, replacements included (geth `bucketIPLimit`).
+pub const BUCKET_IP_LIMIT: usize = 2;
+/// Nodes per /24 in the whole table, replacements included (geth `tableIPLimit`).
+pub const TABLE_IP_LIMIT: usize = 10;
+
+/// Which revalidation list an entry is on (PROTOCOL.md §8.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RevalidationList {
+    /// New or recently changed nodes, checked every 3 s on average.
+    Fast,
+    /// Nodes that answered, checked every 9 s on average.
+    Slow,
+}
+
+/// A node in a bucket with its liveness record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableEntry {
+    node: Node,
+    liveness_checks: u32,
+    live: bool,
+    added_at: Instant,
+    list: RevalidationList,
+}
+
+impl TableEntry {
+    fn new(node: Node, now: Instant) -> Self {
+        TableEntry {
+            node,
+            liveness_checks: 0,
+            live: false,
+            added_at: now,
+            list: RevalidationList::Fast,
+        }
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// How many revalidation pings it has answered (divided by 3 on each miss).
+    pub fn liveness_checks(&self) -> u32 {
+        self.liveness_checks
+    }
+
+    /// Whether its last revalidation succeeded and its endpoint has not changed since.
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// When it entered the bucket.
+    pub fn added_at(&self) -> Instant {
+        self.added_at
+    }
+
+    /// The revalidation list it is on.
+    pub fn revalidation_list(&self) -> RevalidationList {
+        self.list
+    }
+}
+
+/// What [`Table::add_found`] or [`Table::add_inbound`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// The node is now in its bucket (on the fast revalidation list).
+    Added,
+    /// Its bucket is full; the node went to the front of the replacement list.
+    Replacement,
+    /// It was present and its record or endpoint was updated.
+    Updated {
+        /// The UDP endpoint changed; the node is back on the fast list, not live.
+        endpoint_changed: bool,
+    },
+    /// It was present (in the bucket or the replacements) and nothing changed.
+    Unchanged,
+    /// It was not added.
+    Rejected(AddRejection),
+}
+
+/// Why a node was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AddRejection {
+    /// It is us.
+    SelfNode,
+    /// Its IP is 0.0.0.0 or ::.
+    UnspecifiedIp,
+    /// Its /24 already has [`BUCKET_IP_LIMIT`] nodes in the bucket or [`TABLE_IP_LIMIT`] in
+    /// the table.
+    IpLimit,
+}
+
+/// What a failed revalidation did to a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevalidationFailure {
+    /// It stays, on the fast list, with a third of its checks.
+    Demoted,
+    /// It had no checks left and was removed; a replacement may have taken its slot.
+    Removed {
+        /// The removed node.
+        removed: NodeId,
+        /// The replacement moved into the bucket, if there was one.
+        promoted: Option<NodeId>,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+struct Bucket {
+    entries: Vec<TableEntry>,
+    replacements: Vec<Node>,
+    ips: BTreeMap<Subnet24, usize>,
+}
+
+/// The routing table of one node.
+#[derive(Debug, Clone)]
+pub struct Table {
+    local: NodeId,
+    buckets: Vec<Bucket>,
+    ips: BTreeMap<Subnet24, usize>,
+}
+
+/// Which bucket holds `id` in the table of `local`; `None` for `local` itself.
+pub fn bucket_index(local: &NodeId, id: &NodeId) -> Option<usize> {
+    let d = local.log_distance(id);
+    if d == 0 {
+        None
+    } else {
+        Some(d.saturating_sub(BUCKET_MIN_DISTANCE + 1) as usize)
+    }
+}
+
+fn count_up(set: &mut BTreeMap<Subnet24, usize>, s: Subnet24) {
+    *set.entry(s).or_default() += 1;
+}
+
+fn count_down(set: &mut BTreeMap<Subnet24, usize>, s: Subnet24) {
+    if let Some(c) = set.get_mut(&s) {
+        *c -= 1;
+        if *c == 0 {
+            set.remove(&s);
+        }
+    }
+}
+
+impl Table {
+    /// An empty table for the node with id `local`.
+    pub fn new(local: NodeId) -> Self {
+        Table {
+            local,
+            buckets: vec![Bucket::default(); N_BUCKETS],
+            ips: BTreeMap::new(),
+        }
+    }
+
+    /// Our own id.
+    pub fn local_id(&self) -> NodeId {
+        self.local
+    }
+
+    /// Number of nodes in buckets (replacements not counted).
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(|b| b.entries.len()).sum()
+    }
+
+    /// Whether no bucket holds a node.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// All bucket entries, nearest bucket first, each bucket in insertion order.
+    pub fn entries(&self) -> impl Iterator<Item = &TableEntry> {
+        self.buckets.iter().flat_map(|b| b.entries.iter())
+    }
+
+    /// The entries of bucket `i` in insertion order.
+    pub fn bucket(&self, i: usize) -> &[TableEntry] {
+        self.buckets.get(i).map_or(&[], |b| b.entries.as_slice())
+    }
+
+    /// The replacement list of bucket `i`, most recent first.
+    pub fn replacements(&self, i: usize) -> &[Node] {
+        self.buckets
+            .get(i)
+            .map_or(&[], |b| b.replacements.as_slice())
+    }
+
+    /// The entry for `id`, if it is in a bucket.
+    pub fn get(&self, id: &NodeId) -> Option<&TableEntry> {
+        let b = &self.buckets[bucket_index(&self.local, id)?];
+        b.entries.iter().find(|e| e.node.id() == *id)
+    }
+
+    /// Whether `id` is in a bucket.
+    pub fn contains(&self, id: &NodeId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// How many entries the bucket that would hold `id` has.
+    pub fn bucket_len_for(&self, id: &NodeId) -> usize {
+        bucket_index(&self.local, id).map_or(0, |i| self.buckets[i].entries.len())
+    }
+
+    /// Adds a node learnt from a lookup, a seed or a bootnode. A node already present only
+    /// takes the new details when their record has a higher sequence number.
+    pub fn add_found(&mut self, node: Node, now: Instant) -> AddOutcome {
+        self.add(node, now, false)
+    }
+
+    /// Adds a node that proved its endpoint by pinging us. A node already present takes the
+    /// new details whatever its sequence number (it may have moved).
+    pub fn add_inbound(&mut self, node: Node, now: Instant) -> AddOutcome {
+        self.add(node, now, true)
+    }
+
+    fn add(&mut self, node: Node, now: Instant, inbound: bool) -> AddOutcome {
+        let Some(bi) = bucket_index(&self.local, &node.id()) else {
+            return AddOutcome::Rejected(AddRejection::SelfNode);
+        };
+        if node.ip().is_unspecified() {
+            return AddOutcome::Rejected(AddRejection::UnspecifiedIp);
+        }
+        let id = node.id();
+        if let Some(pos) = self.buckets[bi]
+            .entries
+            .iter()
+            .position(|e| e.node.id() == id)
+        {
+            let current = &self.buckets[bi].entries[pos].node;
+            if !inbound && node.seq() <= current.seq() {
+                return AddOutcome::Unchanged;
+            }
+            if *current == node {
+                return AddOutcome::Unchanged;
+            }
+            return self.update(bi, pos, node);
+        }
+        if self.buckets[bi].entries.len() >= BUCKET_SIZE {
+            return self.add_replacement(bi, node);
+        }
+        // Leaving the replacement list releases its subnet slot before the new check.
+        if let Some(rpos) = self.buckets[bi]
+            .replacements
+            .iter()
+            .position(|r| r.id() == id)
+        {
+            let old = self.buckets[bi].replacements.remove(rpos);
+            self.release_ip(bi, &old);
+        }
+        if !self.claim_ip(bi, &node) {
+            return AddOutcome::Rejected(AddRejection::IpLimit);
+        }
+        self.buckets[bi].entries.push(TableEntry::new(node, now));
+        AddOutcome::Added
+    }
+
+    fn update(&mut self, bi: usize, pos: usize, node: Node) -> AddOutcome {
+        let old = self.buckets[bi].entries[pos].node.clone();
+        if old.ip() != node.ip() {
+            self.release_ip(bi, &old);
+            if !self.claim_ip(bi, &node) {
+                let reclaimed = self.claim_ip(bi, &old);
+                debug_assert!(reclaimed, "the slot just released is free");
+                return AddOutcome::Rejected(AddRejection::IpLimit);
+            }
+        }
+        let endpoint_changed = !old.same_endpoint(&node);
+        let e = &mut self.buckets[bi].entries[pos];
+        e.node = node;
+        if endpoint_changed {
+            e.live = false;
+            e.list = RevalidationList::Fast;
+        }
+        AddOutcome::Updated { endpoint_changed }
+    }
+
+    fn add_replacement(&mut self, bi: usize, node: Node) -> AddOutcome {
+        if self.buckets[bi]
+            .replacements
+            .iter()
+            .any(|r| r.id() == node.id())
+        {
+            return AddOutcome::Unchanged;
+        }
+        if !self.claim_ip(bi, &node) {
+            return AddOutcome::Rejected(AddRejection::IpLimit);
+        }
+        self.buckets[bi].replacements.insert(0, node);
+        if self.buckets[bi].replacements.len() > MAX_REPLACEMENTS {
+            if let Some(dropped) = self.buckets[bi].replacements.pop() {
+                self.release_ip(bi, &dropped);
+            }
+        }
+        AddOutcome::Replacement
+    }
+
+    fn claim_ip(&mut self, bi: usize, node: &Node) -> bool {
+        let ip = node.ip();
+        if is_lan(&ip) {
+            return true;
+        }
+        let s = Subnet24::of(&ip);
+        let in_table = self.ips.get(&s).copied().unwrap_or(0);
+        let in_bucket = self.buckets[bi].ips.get(&s).copied().unwrap_or(0);
+        if in_table >= TABLE_IP_LIMIT || in_bucket >= BUCKET_IP_LIMIT {
+            return false;
+        }
+        count_up(&mut self.ips, s);
+        count_up(&mut self.buckets[bi].ips, s);
+        true
+    }
+
+    fn release_ip(&mut self, bi: usize, node: &Node) {
+        let ip = node.ip();
+        if is_lan(&ip) {
+            return;
+        }
+        let s = Subnet24::of(&ip);
+        count_down(&mut self.ips, s);
+        count_down(&mut self.buckets[bi].ips, s);
+    }
+
+    /// Removes `id` from its bucket and moves a random replacement into the freed slot.
+    /// Returns the removed node and the promoted one.
+    pub fn remove<R: CryptoRng + ?Sized>(
+        &mut self,
+        id: &NodeId,
+        now: Instant,
+        rng: &mut R,
+    ) -> Option<(Node, Option<Node>)> {
+        let bi = bucket_index(&self.local, id)?;
+        let pos = self.buckets[bi]
+            .entries
+            .iter()
+            .position(|e| e.node.id() == *id)?;
+        let removed = self.buckets[bi].entries.remove(pos).node;
+        self.release_ip(bi, &removed);
+        let b = &mut self.buckets[bi];
+        let promoted = if b.replacements.is_empty() {
+            None
+        } else {
+            let i = (rng.next_u64() % b.replacements.len() as u64) as usize;
+            // The replacement's subnet slot is already counted; it just changes lists.
+            let r = b.replacements.remove(i);
+            b.entries.push(TableEntry::new(r.clone(), now));
+            Some(r)
+        };
+        Some((removed, promoted))
+    }
+
+    /// A random node on `list` for which `skip` is false, or `None` if there is none.
+    pub fn pick_for_revalidation<R: CryptoRng + ?Sized>(
+        &self,
+        list: RevalidationList,
+        rng: &mut R,
+        skip: impl Fn(&NodeId) -> bool,
+    ) -> Option<&Node> {
+        let candidates: Vec<&Node> = self
+            .entries()
+            .filter(|e| e.list == list && !skip(&e.node.id()))
+            .map(|e| &e.node)
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        Some(candidates[(rng.next_u64() % candidates.len() as u64) as usize])
+    }
+
+    fn entry_mut(&mut self, id: &NodeId) -> Option<&mut TableEntry> {
+        let bi = bucket_index(&self.local, id)?;
+        self.buckets[bi]
+            .entries
+            .iter_mut()
+            .find(|e| e.node.id() == *id)
+    }
+
+    /// Records a revalidation Pong: one more check, live, onto the slow list. Returns the
+    /// updated entry.
+    pub fn revalidation_succeeded(&mut self, id: &NodeId) -> Option<&TableEntry> {
+        let e = self.entry_mut(id)?;
+        e.liveness_checks = e.liveness_checks.saturating_add(1);
+        e.live = true;
+        e.list = RevalidationList::Slow;
+        Some(e)
+    }
+
+    /// Records a revalidation timeout: the checks drop to a third; at zero the node goes and a
+    /// replacement takes its place.
+    pub fn revalidation_failed<R: CryptoRng + ?Sized>(
+        &mut self,
+        id: &NodeId,
+        now: Instant,
+        rng: &mut R,
+    ) -> Option<RevalidationFailure> {
+        let e = self.entry_mut(id)?;
+        e.liveness_checks /= 3;
+        if e.liveness_checks > 0 {
+            e.live = false;
+            e.list = RevalidationList::Fast;
+            return Some(RevalidationFailure::Demoted);
+        }
+        let (removed, promoted) = self.remove(id, now, rng)?;
+        Some(RevalidationFailure::Removed {
+            removed: removed.id(),
+            promoted: promoted.map(|p| p.id()),
+        })
+    }
+
+    /// The `n` nodes closest to `target`, nearest first. With `prefer_live`, only live nodes
+    /// are considered whenever the table has any (geth `preferLive`, PROTOCOL.md §7.6).
+    pub fn closest(&self, target: &NodeId, n: usize, prefer_live: bool) -> Vec<Node> {
+        let any_live = prefer_live && self.entries().any(|e| e.live);
+        let mut nodes: Vec<&Node> = self
+            .entries()
+            .filter(|e| !any_live || e.live)
+            .map(|e| &e.node)
+            .collect();
+        nodes.sort_by(|a, b| target.distance_cmp(&a.id(), &b.id()));
+        nodes.into_iter().take(n).cloned().collect()
+    }
+
+    /// Checks the structural invariants; used by tests and fuzzers.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut table_ips: BTreeMap<Subnet24, usize> = BTreeMap::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, b) in self.buckets.iter().enumerate() {
+            if b.entries.len() > BUCKET_SIZE {
+                return Err(format!("bucket {i} has {} entries", b.entries.len()));
+            }
+            if b.replacements.len() > MAX_REPLACEMENTS {
+                return Err(format!(
+                    "bucket {i} has {} replacements",
+                    b.replacements.len()
+                ));
+            }
+            let mut bucket_ips: BTreeMap<Subnet24, usize> = BTreeMap::new();
+            let all = b.entries.iter().map(|e| &e.node).chain(&b.replacements);
+            for n in all {
+                if n.id() == self.local {
+                    return Err("self in table".into());
+                }
+                if !seen.insert(n.id()) {
+                    return Err(format!("{:?} twice", n.id()));
+                }
+                if bucket_index(&self.local, &n.id()) != Some(i) {
+                    return Err(format!("{:?} in wrong bucket {i}", n.id()));
+                }
+                if !is_lan(&n.ip()) {
+                    count_up(&mut bucket_ips, Subnet24::of(&n.ip()));
+                    count_up(&mut table_ips, Subnet24::of(&n.ip()));
+                }
+            }
+            if bucket_ips.values().any(|&c| c > BUCKET_IP_LIMIT) {
+                return Err(format!("bucket {i} over its subnet limit"));
+            }
+            if bucket_ips != b.ips {
+                return Err(format!("bucket {i} subnet counts drifted"));
+            }
+        }
+        if table_ips.values().any(|&c| c > TABLE_IP_LIMIT) {
+            return Err("table over its subnet limit".into());
+        }
+        if table_ips != self.ips {
+            return Err("table subnet counts drifted".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod tests;
