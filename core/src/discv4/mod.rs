@@ -13,3 +13,6 @@ pub mod wire;
 
 pub use node::Node;
 pub use table::{AddOutcome, AddRejection, RevalidationList, Table, TableEntry};
+pub mod lookup;
+
+pub use lookup::Lookup;
