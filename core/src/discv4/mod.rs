@@ -16,3 +16,14 @@ pub use table::{AddOutcome, AddRejection, RevalidationList, Table, TableEntry};
 pub mod lookup;
 
 pub use lookup::Lookup;
+mod config;
+mod discovery;
+mod events;
+mod handlers;
+pub mod nodedb;
+mod requests;
+
+pub use config::*;
+pub use discovery::Discovery;
+pub use events::{DropReason, Event, LookupId, Transmit};
+pub use nodedb::{EndpointRecord, EndpointSnapshot, NodeDb, NodeDbSnapshot};

@@ -1,0 +1,63 @@
+//! Settings and the protocol's timing constants.
+
+use std::time::Duration;
+
+use super::node::Node;
+
+/// How long to wait for a reply (geth `respTimeout`, PROTOCOL.md §7.5).
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Lifetime of the packets we send (geth `expiration`, PROTOCOL.md §7.3).
+pub const PACKET_EXPIRATION_SECS: u64 = 20;
+/// How long an endpoint proof lasts (geth `bondExpiration`; the spec says 12 h, §7.4).
+pub const BOND_EXPIRATION_SECS: u64 = 24 * 60 * 60;
+/// FindNode failures after which a node is re-pinged before being asked again, and removed
+/// from a bucket holding at least [`FAILURE_EVICTION_MIN_BUCKET`] nodes (geth
+/// `maxFindnodeFailures`, §7.9).
+pub const MAX_FINDNODE_FAILURES: u32 = 5;
+/// Smallest bucket from which a failing node is evicted (geth: `bucketSize / 4`, §7.9).
+pub const FAILURE_EVICTION_MIN_BUCKET: usize = 4;
+/// Mean interval of fast revalidation (geth `PingInterval`, §8.4).
+pub const FAST_REVALIDATION_INTERVAL: Duration = Duration::from_secs(3);
+/// Mean interval of slow revalidation (3 × `PingInterval`, §8.4).
+pub const SLOW_REVALIDATION_INTERVAL: Duration = Duration::from_secs(9);
+/// Nominal refresh interval; each refresh is scheduled uniformly in [half, full) of it
+/// (geth `RefreshInterval`, §8.5).
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(30 * 60);
+/// Random-target lookups after each self lookup in a refresh (geth `doRefresh`, §8.5).
+pub const RANDOM_LOOKUPS_PER_REFRESH: usize = 3;
+/// Seeds taken from the node database per refresh (geth `seedCount`, §8.5).
+pub const SEED_COUNT: usize = 30;
+/// Only nodes that answered within this many seconds are seeds (geth `seedMaxAge`, §8.5).
+pub const SEED_MAX_AGE_SECS: u64 = 5 * 24 * 60 * 60;
+/// Node database entries without a pong this recent are deleted (geth `dbNodeExpiration`, §8.7).
+pub const DB_NODE_EXPIRATION_SECS: u64 = 24 * 60 * 60;
+/// How often the node database is swept (geth `dbCleanupCycle`, §8.7).
+pub const DB_CLEANUP_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// Liveness checks after which a node is worth persisting as a future seed (geth
+/// `table_reval.go`, §8.4).
+pub const PERSIST_MIN_LIVENESS_CHECKS: u32 = 5;
+/// Upper bound on queued outgoing datagrams; beyond it the oldest are dropped, so a flood of
+/// inbound pings cannot grow memory without bound (our choice; geth blocks on the socket).
+pub const MAX_QUEUED_TRANSMITS: usize = 4096;
+/// Upper bound on queued events (our choice, same reason).
+pub const MAX_QUEUED_EVENTS: usize = 4096;
+/// Upper bound on outstanding requests; new requests beyond it fail at once (our choice).
+pub const MAX_PENDING_REQUESTS: usize = 1024;
+
+/// What a [`super::Discovery`] is told at start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Nodes contacted on every refresh, whatever the table holds (§8.5).
+    pub bootnodes: Vec<Node>,
+    /// Answer FindNode only with live nodes when there are any (geth default, §7.6).
+    pub prefer_live: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bootnodes: Vec::new(),
+            prefer_live: true,
+        }
+    }
+}

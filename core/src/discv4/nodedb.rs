@@ -1,0 +1,208 @@
+//! The node database (PROTOCOL.md §8.7), in memory: per-(node, IP) bond timestamps and
+//! FindNode failure counts, and the records of proven nodes kept as future seeds.
+//!
+//! Times are wall-clock unix seconds, because they must survive a restart. The core hands the
+//! whole state out as a [`NodeDbSnapshot`] and takes one back at start-up; the file format is
+//! the driver's business.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::config::{DB_NODE_EXPIRATION_SECS, SEED_MAX_AGE_SECS};
+use super::node::Node;
+use crate::identity::NodeId;
+
+/// Most (node, IP) pairs remembered. When full, new pairs are not recorded until the hourly
+/// sweep frees room, so a flood of freshly generated keys cannot exhaust memory (our choice;
+/// geth's LevelDB is unbounded on disk).
+pub const MAX_DB_ENDPOINTS: usize = 65_536;
+/// Most seed records kept (our bound; the table holds at most 17 × 16 live nodes anyway).
+pub const MAX_DB_NODES: usize = 4_096;
+
+/// What we know about one node at one IP. Zero means "never".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointRecord {
+    /// When it last pinged us (unix seconds).
+    pub last_ping_received: u64,
+    /// When it last answered one of our pings (unix seconds): the endpoint proof.
+    pub last_pong_received: u64,
+    /// Consecutive FindNode requests it failed to answer.
+    pub find_failures: u32,
+}
+
+/// One (node, IP) entry of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSnapshot {
+    /// The node.
+    pub id: NodeId,
+    /// The IP the entry is about.
+    pub ip: IpAddr,
+    /// The data.
+    pub record: EndpointRecord,
+}
+
+/// Everything worth persisting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeDbSnapshot {
+    /// Proven nodes, candidates to seed the table after a restart.
+    pub nodes: Vec<Node>,
+    /// Bond and failure data.
+    pub endpoints: Vec<EndpointSnapshot>,
+}
+
+/// The in-memory node database.
+#[derive(Debug, Clone, Default)]
+pub struct NodeDb {
+    endpoints: BTreeMap<(NodeId, IpAddr), EndpointRecord>,
+    nodes: BTreeMap<NodeId, Node>,
+}
+
+impl NodeDb {
+    /// An empty database.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Loads a snapshot, discarding what has expired by `unix_secs`.
+    pub fn from_snapshot(snapshot: NodeDbSnapshot, unix_secs: u64) -> Self {
+        let mut db = NodeDb::new();
+        for e in snapshot.endpoints.into_iter().take(MAX_DB_ENDPOINTS) {
+            db.endpoints.insert((e.id, e.ip), e.record);
+        }
+        for n in snapshot.nodes.into_iter().take(MAX_DB_NODES) {
+            db.nodes.insert(n.id(), n);
+        }
+        db.expire(unix_secs);
+        db
+    }
+
+    /// Everything, in a deterministic order.
+    pub fn snapshot(&self) -> NodeDbSnapshot {
+        NodeDbSnapshot {
+            nodes: self.nodes.values().cloned().collect(),
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|(&(id, ip), &record)| EndpointSnapshot { id, ip, record })
+                .collect(),
+        }
+    }
+
+    /// The record for `id` at `ip` (all zeros if unknown).
+    pub fn endpoint(&self, id: &NodeId, ip: &IpAddr) -> EndpointRecord {
+        self.endpoints.get(&(*id, *ip)).copied().unwrap_or_default()
+    }
+
+    fn update(&mut self, id: &NodeId, ip: &IpAddr, f: impl FnOnce(&mut EndpointRecord)) {
+        let full = self.endpoints.len() >= MAX_DB_ENDPOINTS;
+        match self.endpoints.get_mut(&(*id, *ip)) {
+            Some(r) => f(r),
+            None if !full => f(self.endpoints.entry((*id, *ip)).or_default()),
+            None => {}
+        }
+    }
+
+    /// Records a ping from `id` at `ip`.
+    pub fn set_last_ping_received(&mut self, id: &NodeId, ip: &IpAddr, unix_secs: u64) {
+        self.update(id, ip, |r| r.last_ping_received = unix_secs);
+    }
+
+    /// Records a pong from `id` at `ip` that matched one of our pings.
+    pub fn set_last_pong_received(&mut self, id: &NodeId, ip: &IpAddr, unix_secs: u64) {
+        self.update(id, ip, |r| r.last_pong_received = unix_secs);
+    }
+
+    /// Sets the FindNode failure count.
+    pub fn set_find_failures(&mut self, id: &NodeId, ip: &IpAddr, n: u32) {
+        self.update(id, ip, |r| r.find_failures = n);
+    }
+
+    /// Keeps `node` as a future seed.
+    pub fn store_node(&mut self, node: Node) {
+        if self.nodes.len() < MAX_DB_NODES || self.nodes.contains_key(&node.id()) {
+            self.nodes.insert(node.id(), node);
+        }
+    }
+
+    /// Up to `n` stored nodes that answered a ping at their IP within the seed age limit,
+    /// most recently answering first (ties by id).
+    pub fn seeds(&self, n: usize, unix_secs: u64) -> Vec<Node> {
+        let mut fresh: Vec<(u64, &Node)> = self
+            .nodes
+            .values()
+            .map(|node| {
+                (
+                    self.endpoint(&node.id(), &node.ip()).last_pong_received,
+                    node,
+                )
+            })
+            .filter(|(pong, _)| *pong > 0 && unix_secs.saturating_sub(*pong) <= SEED_MAX_AGE_SECS)
+            .collect();
+        fresh.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id().cmp(&b.1.id())));
+        fresh.into_iter().take(n).map(|(_, n)| n.clone()).collect()
+    }
+
+    /// Deletes (node, IP) data whose last pong is older than 24 hours, and stored nodes left
+    /// with no such data (geth `expireNodes`).
+    pub fn expire(&mut self, unix_secs: u64) {
+        let cutoff = unix_secs.saturating_sub(DB_NODE_EXPIRATION_SECS);
+        self.endpoints.retain(|_, r| r.last_pong_received > cutoff);
+        let endpoints = &self.endpoints;
+        self.nodes.retain(|id, _| {
+            endpoints
+                .range((*id, IpAddr::from([0u8; 4]))..)
+                .take_while(|((eid, _), _)| eid == id)
+                .next()
+                .is_some()
+        });
+    }
+
+    /// Number of (node, IP) entries.
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoints.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discv4::netutil::v4;
+    use crate::identity::NodeSecretKey;
+
+    fn node(b: u8) -> Node {
+        let k = NodeSecretKey::from_bytes(&[b; 32]).unwrap();
+        Node::new(*k.public(), v4(10, 0, 0, b), 30303, 30303)
+    }
+
+    #[test]
+    fn bonds_are_kept_per_ip() {
+        let mut db = NodeDb::new();
+        let n = node(1);
+        db.set_last_pong_received(&n.id(), &n.ip(), 1000);
+        assert_eq!(db.endpoint(&n.id(), &n.ip()).last_pong_received, 1000);
+        assert_eq!(
+            db.endpoint(&n.id(), &v4(10, 0, 0, 99)),
+            EndpointRecord::default()
+        );
+    }
+
+    #[test]
+    fn a_day_without_a_pong_expires_the_entry_and_its_seed() {
+        let day = DB_NODE_EXPIRATION_SECS;
+        let mut db = NodeDb::new();
+        let (a, b) = (node(1), node(2));
+        db.set_last_pong_received(&a.id(), &a.ip(), 10 * day);
+        db.set_last_pong_received(&b.id(), &b.ip(), 10 * day + 100);
+        db.set_last_ping_received(&b.id(), &v4(1, 1, 1, 1), 11 * day);
+        db.store_node(a.clone());
+        db.store_node(b.clone());
+        assert_eq!(db.seeds(30, 10 * day + 200), vec![b.clone(), a.clone()]);
+        let snap = db.snapshot();
+        let restored = NodeDb::from_snapshot(snap.clone(), 11 * day + 50);
+        // a's pong is older than a day, b's is not; the ping-only entry has no pong at all.
+        assert_eq!(restored.snapshot().nodes, vec![b.clone()]);
+        assert_eq!(restored.endpoint_count(), 1);
+        let fresh = NodeDb::from_snapshot(snap, 10 * day + 300);
+        assert_eq!(fresh.snapshot().nodes.len(), 2);
+    }
+}
