@@ -10,6 +10,7 @@
 //! - [`identity`]: secp256k1 node keys, node ids and the XOR metric; [`enode`] URLs.
 //! - [`rlpx`]: the ECIES handshake and the encrypted, authenticated frame codec.
 //! - [`enr`]: Ethereum Node Records (EIP-778).
+//! - [`session`]: one devp2p connection: handshake, Hello, capabilities, keepalive, Disconnect.
 //! - [`discv4`]: discovery v4.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod identity;
 pub mod keccak;
 pub mod rlp_ext;
 pub mod rlpx;
+pub mod session;
 pub mod time;
 
 pub use enode::{Enode, EnodeError, Host};

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: reading the vector files and hex.
 #![allow(dead_code)]
 
+pub mod pair;
+pub mod raw_peer;
+
 use serde_json::Value;
 
 /// Parses `tests/vectors/<name>` (copied from `../shared/vectors`, so tests are hermetic).

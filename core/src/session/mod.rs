@@ -1,0 +1,934 @@
+//! A devp2p session: one TCP connection from its first handshake byte to its close
+//! (PROTOCOL.md §4–§6, timeouts §9.8).
+//!
+//! A [`Session`] owns the RLPx [`Handshake`](crate::rlpx::Handshake), then the
+//! [`FrameCodec`](crate::rlpx::FrameCodec) and the base protocol: Hello and capability
+//! negotiation, Ping/Pong keepalive, Disconnect, and the handshake, read and write timeouts.
+//!
+//! # Driving a session
+//!
+//! The driver owns the socket and calls in; the session never blocks and never reads a clock.
+//! After every input, drain the outputs in this order:
+//! 1. [`outbound`](Session::outbound): bytes to write; report what was written with
+//!    [`handle_written`](Session::handle_written).
+//! 2. [`poll_event`](Session::poll_event) until `None`.
+//! 3. [`is_finished`](Session::is_finished): close the socket and drop the session.
+//! 4. [`poll_timeout`](Session::poll_timeout): call [`handle_timeout`](Session::handle_timeout)
+//!    then.
+//!
+//! Inputs: [`handle_read`](Session::handle_read) with bytes read (it returns how many it
+//! took: when the application is slow to take events it stops taking bytes, so the driver
+//! stops reading), [`handle_timeout`](Session::handle_timeout),
+//! [`handle_eof`](Session::handle_eof) when the peer closed the connection, and the commands
+//! [`send`](Session::send) and [`disconnect`](Session::disconnect). `now` must never go
+//! backwards.
+//!
+//! Failures caused by the peer never come back as `Err`: the session tells the peer why with a
+//! Disconnect where the protocol allows, and reports [`SessionEvent::Closed`] with the reason
+//! and the error.
+
+mod capability;
+mod disconnect;
+mod hello;
+mod queue;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand_core::CryptoRng;
+
+pub use capability::{match_protocols, Protocol, SharedCapability, BASE_PROTOCOL_LENGTH};
+pub use disconnect::{DisconnectDecodeError, DisconnectReason};
+pub use hello::{Capability, Hello, HelloError, MAX_HELLO_SIZE, P2P_VERSION};
+
+use crate::identity::{NodePublicKey, NodeSecretKey};
+use crate::rlpx::{
+    FrameCodec, FrameError, Handshake, HandshakeError, MAX_FRAME_SIZE, MAX_UNCOMPRESSED_SIZE,
+};
+use crate::time::Instant;
+use queue::OutboundQueue;
+
+/// Deadline for the whole RLPx auth/ack exchange (geth `handshakeTimeout`).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Every message must be read within this of the previous one (geth `frameReadTimeout`); it
+/// also bounds the wait for the peer's Hello.
+pub const FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Queued bytes must start moving within this (geth `frameWriteTimeout`).
+pub const FRAME_WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often we Ping an established peer (geth `pingInterval`).
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// How long a Disconnect we sent may take to drain before the connection is closed anyway
+/// (geth `discWriteTimeout`).
+pub const DISCONNECT_LINGER: Duration = Duration::from_secs(1);
+/// Default cap on bytes queued for one peer: one maximal frame fits.
+pub const DEFAULT_MAX_OUTBOUND_QUEUE: usize = 16 * 1024 * 1024 + 1024;
+/// Default cap on received message bytes waiting in [`Session::poll_event`] before
+/// [`Session::handle_read`] stops taking input.
+pub const DEFAULT_MAX_PENDING_INBOUND: usize = 1024 * 1024;
+
+/// Base protocol message ids (PROTOCOL.md §6.1).
+const HELLO: u64 = 0x00;
+const DISCONNECT: u64 = 0x01;
+const PING: u64 = 0x02;
+/// Ping and Pong carry an empty list.
+const EMPTY_LIST: [u8; 1] = [0xc0];
+const PONG: u64 = 0x03;
+
+/// Settings shared by all sessions of a node.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Our client name, sent in Hello.
+    pub client_id: String,
+    /// The sub-protocols we speak.
+    pub protocols: Vec<Protocol>,
+    /// The `listenPort` we put in Hello (legacy; geth sends 0).
+    pub listen_port: u64,
+    /// Largest frame accepted from the peer.
+    pub max_frame_size: usize,
+    /// Largest message (after decompression) accepted from the peer.
+    pub max_message_size: usize,
+    /// Cap on bytes queued for the peer; see [`DEFAULT_MAX_OUTBOUND_QUEUE`].
+    pub max_outbound_queue: usize,
+    /// Cap on received bytes waiting to be taken; see [`DEFAULT_MAX_PENDING_INBOUND`].
+    pub max_pending_inbound: usize,
+    /// See [`HANDSHAKE_TIMEOUT`].
+    pub handshake_timeout: Duration,
+    /// See [`FRAME_READ_TIMEOUT`].
+    pub read_timeout: Duration,
+    /// See [`FRAME_WRITE_TIMEOUT`].
+    pub write_timeout: Duration,
+    /// See [`PING_INTERVAL`].
+    pub ping_interval: Duration,
+    /// See [`DISCONNECT_LINGER`].
+    pub disconnect_linger: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            client_id: concat!("devp2p-sansio/v", env!("CARGO_PKG_VERSION")).to_string(),
+            protocols: Vec::new(),
+            listen_port: 0,
+            max_frame_size: MAX_FRAME_SIZE,
+            max_message_size: MAX_UNCOMPRESSED_SIZE,
+            max_outbound_queue: DEFAULT_MAX_OUTBOUND_QUEUE,
+            max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            read_timeout: FRAME_READ_TIMEOUT,
+            write_timeout: FRAME_WRITE_TIMEOUT,
+            ping_interval: PING_INTERVAL,
+            disconnect_linger: DISCONNECT_LINGER,
+        }
+    }
+}
+
+/// Which side ended a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// We did.
+    Local,
+    /// The peer did.
+    Remote,
+}
+
+/// Which deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    /// The RLPx handshake did not complete in time.
+    Handshake,
+    /// The peer's Hello did not arrive in time.
+    Hello,
+    /// No message arrived within the read timeout.
+    Read,
+    /// Queued bytes did not move within the write timeout.
+    Write,
+}
+
+/// What went wrong on a session, for [`Closed::error`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionError {
+    /// The RLPx handshake failed.
+    Handshake(HandshakeError),
+    /// A frame failed its MAC, size or decompression checks.
+    Frame(FrameError),
+    /// The peer's Hello was malformed or too large.
+    Hello(HelloError),
+    /// The first message was neither Hello nor Disconnect.
+    ExpectedHello {
+        /// The message id received instead.
+        id: u64,
+    },
+    /// The Hello node id is not 64 bytes or is all zero.
+    InvalidIdentity,
+    /// The Hello node id is not the key the RLPx handshake authenticated.
+    UnexpectedIdentity,
+    /// No capability in common.
+    NoSharedCapability,
+    /// A message id outside the base protocol and every negotiated capability.
+    MessageIdOutOfRange {
+        /// The id.
+        id: u64,
+    },
+    /// The peer's Disconnect payload was undecodable.
+    InvalidDisconnect,
+    /// A deadline passed.
+    Timeout(TimeoutKind),
+    /// The outbound queue hit its limit.
+    OutboundQueueFull {
+        /// Bytes queued.
+        queued: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The peer closed the connection without a Disconnect.
+    ConnectionClosed,
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Handshake(e) => write!(f, "RLPx handshake failed: {e}"),
+            SessionError::Frame(e) => write!(f, "bad frame: {e}"),
+            SessionError::Hello(e) => write!(f, "{e}"),
+            SessionError::ExpectedHello { id } => write!(f, "expected Hello, got message 0x{id:x}"),
+            SessionError::InvalidIdentity => f.write_str("Hello carries an invalid node id"),
+            SessionError::UnexpectedIdentity => {
+                f.write_str("Hello node id differs from the key the handshake authenticated")
+            }
+            SessionError::NoSharedCapability => f.write_str("no capability in common"),
+            SessionError::MessageIdOutOfRange { id } => {
+                write!(f, "message id 0x{id:x} outside every negotiated capability")
+            }
+            SessionError::InvalidDisconnect => f.write_str("undecodable Disconnect payload"),
+            SessionError::Timeout(k) => write!(f, "{k:?} timeout"),
+            SessionError::OutboundQueueFull { queued, limit } => {
+                write!(f, "outbound queue full ({queued} of {limit} bytes)")
+            }
+            SessionError::ConnectionClosed => f.write_str("connection closed by the peer"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// Who ended it.
+    pub initiator: Side,
+    /// The Disconnect reason sent (by us) or received (from the peer); `None` when the
+    /// connection ended without one (failed handshake, dropped connection).
+    pub reason: Option<DisconnectReason>,
+    /// What went wrong, if anything did.
+    pub error: Option<SessionError>,
+}
+
+/// The peer passed the handshake and the Hello exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Established {
+    /// The peer's public key, proven by the RLPx handshake.
+    pub remote: NodePublicKey,
+    /// The peer's Hello.
+    pub hello: Hello,
+    /// The capabilities both sides speak, with their message-id offsets.
+    pub capabilities: Vec<SharedCapability>,
+}
+
+/// Something the application should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The session is ready for messages.
+    Established(Box<Established>),
+    /// A sub-protocol message arrived.
+    Message {
+        /// Index of the protocol in [`SessionConfig::protocols`].
+        protocol: usize,
+        /// Message code within the protocol (wire id minus the capability's offset).
+        code: u64,
+        /// The (decompressed) payload.
+        payload: Vec<u8>,
+    },
+    /// The session ended. It is the last event.
+    Closed(Closed),
+}
+
+/// Why [`Session::send`] refused a message. The session itself is unaffected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The session is not established yet, or no longer.
+    NotEstablished,
+    /// The peer did not agree to this protocol.
+    NotNegotiated {
+        /// The protocol index.
+        protocol: usize,
+    },
+    /// The code is beyond the protocol's message count.
+    CodeOutOfRange {
+        /// The code.
+        code: u64,
+        /// The protocol's message count.
+        length: u64,
+    },
+    /// The outbound queue has no room for the message; try again after the driver writes.
+    QueueFull {
+        /// Bytes queued.
+        queued: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The message is larger than a frame can carry.
+    TooLarge(FrameError),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::NotEstablished => f.write_str("session not established"),
+            SendError::NotNegotiated { protocol } => {
+                write!(f, "protocol #{protocol} not negotiated with this peer")
+            }
+            SendError::CodeOutOfRange { code, length } => {
+                write!(
+                    f,
+                    "message code {code} out of range for a protocol of {length} messages"
+                )
+            }
+            SendError::QueueFull { queued, limit } => {
+                write!(f, "outbound queue full ({queued} of {limit} bytes)")
+            }
+            SendError::TooLarge(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+enum Phase {
+    /// RLPx auth/ack in progress.
+    Handshake(Box<Handshake>),
+    /// Our Hello is sent; waiting for theirs.
+    Hello {
+        codec: Box<FrameCodec>,
+        remote: NodePublicKey,
+    },
+    /// Exchanging messages.
+    Active {
+        codec: Box<FrameCodec>,
+        remote: NodePublicKey,
+        caps: Vec<SharedCapability>,
+    },
+    /// We sent a Disconnect and wait for it to drain.
+    Closing { linger_until: Instant },
+    /// Over: the driver should close the connection.
+    Closed,
+}
+
+/// One devp2p connection, either role. See the [module docs](self) for the driving contract.
+pub struct Session {
+    config: Arc<SessionConfig>,
+    local_hello: Vec<u8>,
+    initiator: bool,
+    phase: Phase,
+    out: OutboundQueue,
+    events: VecDeque<SessionEvent>,
+    pending_inbound: usize,
+    now: Instant,
+    /// End of the handshake or Hello wait, by phase.
+    phase_deadline: Instant,
+    last_read: Instant,
+    next_ping: Instant,
+    /// When the queued bytes last moved (or started waiting); `None` when nothing is queued.
+    write_progress: Option<Instant>,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("initiator", &self.initiator)
+            .field("established", &self.is_established())
+            .field("finished", &self.is_finished())
+            .field("queued", &self.out.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session we dialled to `remote`; the auth message is queued at once.
+    pub fn initiator<R: CryptoRng + ?Sized>(
+        config: Arc<SessionConfig>,
+        local: &NodeSecretKey,
+        remote: &NodePublicKey,
+        now: Instant,
+        rng: &mut R,
+    ) -> Self {
+        let mut hs = Handshake::initiator(local, remote, rng);
+        let auth = hs.take_output();
+        let mut s = Self::new(config, local, true, Box::new(hs), now);
+        s.queue_raw(&auth);
+        s
+    }
+
+    /// A session for a connection the peer opened.
+    pub fn recipient<R: CryptoRng + ?Sized>(
+        config: Arc<SessionConfig>,
+        local: &NodeSecretKey,
+        now: Instant,
+        rng: &mut R,
+    ) -> Self {
+        let hs = Handshake::recipient(local, rng);
+        Self::new(config, local, false, Box::new(hs), now)
+    }
+
+    fn new(
+        config: Arc<SessionConfig>,
+        local: &NodeSecretKey,
+        initiator: bool,
+        hs: Box<Handshake>,
+        now: Instant,
+    ) -> Self {
+        let mut caps: Vec<Capability> = config.protocols.iter().map(Protocol::capability).collect();
+        caps.sort();
+        caps.dedup();
+        let local_hello = Hello {
+            protocol_version: P2P_VERSION,
+            client_id: config.client_id.clone(),
+            capabilities: caps,
+            listen_port: config.listen_port,
+            id: local.public().raw().to_vec(),
+        }
+        .encode();
+        Self {
+            out: OutboundQueue::new(config.max_outbound_queue),
+            phase_deadline: now + config.handshake_timeout,
+            config,
+            local_hello,
+            initiator,
+            phase: Phase::Handshake(hs),
+            events: VecDeque::new(),
+            pending_inbound: 0,
+            now,
+            last_read: now,
+            next_ping: Instant::MAX,
+            write_progress: None,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    // ---- getters ---------------------------------------------------------------------------
+
+    /// Whether we opened the connection.
+    pub fn is_initiator(&self) -> bool {
+        self.initiator
+    }
+
+    /// Whether the Hello exchange completed and the session is not closing.
+    pub fn is_established(&self) -> bool {
+        matches!(self.phase, Phase::Active { .. })
+    }
+
+    /// Whether the driver should close the connection and drop the session.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// The peer's public key, once known (at once for the initiator).
+    pub fn remote(&self) -> Option<&NodePublicKey> {
+        match &self.phase {
+            Phase::Hello { remote, .. } | Phase::Active { remote, .. } => Some(remote),
+            _ => None,
+        }
+    }
+
+    /// The negotiated capabilities, once established.
+    pub fn capabilities(&self) -> &[SharedCapability] {
+        match &self.phase {
+            Phase::Active { caps, .. } => caps,
+            _ => &[],
+        }
+    }
+
+    /// Bytes read from and written to the connection so far.
+    pub fn bytes_in_out(&self) -> (u64, u64) {
+        (self.bytes_in, self.bytes_out)
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.out.len()
+    }
+
+    // ---- outputs ---------------------------------------------------------------------------
+
+    /// The bytes to write next (possibly empty).
+    pub fn outbound(&self) -> &[u8] {
+        self.out.front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        let ev = self.events.pop_front()?;
+        if let SessionEvent::Message { payload, .. } = &ev {
+            self.pending_inbound -= payload.len();
+        }
+        Some(ev)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should be called next; `None` once
+    /// finished.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let write = self.write_progress.map(|t| t + self.config.write_timeout);
+        let phase = match &self.phase {
+            Phase::Handshake(_) | Phase::Hello { .. } => Some(self.phase_deadline),
+            Phase::Active { .. } => Some(
+                self.next_ping
+                    .min(self.last_read + self.config.read_timeout),
+            ),
+            Phase::Closing { linger_until } => Some(*linger_until),
+            Phase::Closed => return None,
+        };
+        match (phase, write) {
+            (Some(p), Some(w)) => Some(p.min(w)),
+            (p, w) => p.or(w),
+        }
+    }
+
+    // ---- inputs ----------------------------------------------------------------------------
+
+    /// Takes bytes read from the connection; returns how many were consumed. Fewer than given
+    /// means the application has not taken enough events yet (or the session finished):
+    /// offer the rest again after draining events.
+    pub fn handle_read(&mut self, now: Instant, data: &[u8]) -> usize {
+        self.tick(now);
+        let mut used = 0;
+        while used < data.len() {
+            if self.pending_inbound >= self.config.max_pending_inbound {
+                break;
+            }
+            let n = match &mut self.phase {
+                Phase::Closed => break,
+                // Our Disconnect is draining: whatever the peer still sends is moot.
+                Phase::Closing { .. } => data.len() - used,
+                Phase::Handshake(_) => self.read_handshake(&data[used..]),
+                Phase::Hello { .. } | Phase::Active { .. } => self.read_frames(&data[used..]),
+            };
+            if n == 0 {
+                break;
+            }
+            used += n;
+        }
+        self.bytes_in += used as u64;
+        used
+    }
+
+    /// Reports that the driver wrote `n` bytes from [`outbound`](Self::outbound).
+    pub fn handle_written(&mut self, now: Instant, n: usize) {
+        self.tick(now);
+        let n = self.out.advance(n);
+        self.bytes_out += n as u64;
+        if self.out.is_empty() {
+            self.write_progress = None;
+            if matches!(self.phase, Phase::Closing { .. }) {
+                self.phase = Phase::Closed;
+            }
+        } else if n > 0 {
+            self.write_progress = Some(self.now);
+        }
+    }
+
+    /// Reports that the peer closed the connection (end of stream or a read/write error).
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.tick(now);
+        match self.phase {
+            Phase::Closed => {}
+            Phase::Closing { .. } => {
+                self.out.clear();
+                self.phase = Phase::Closed;
+            }
+            _ => self.close(Side::Remote, None, Some(SessionError::ConnectionClosed)),
+        }
+    }
+
+    /// Runs whatever deadlines have passed at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
+        let now = self.now;
+        if let Some(since) = self.write_progress {
+            if now >= since + self.config.write_timeout && !matches!(self.phase, Phase::Closed) {
+                // The peer is not reading: a Disconnect could not reach it either.
+                self.out.clear();
+                self.write_progress = None;
+                if matches!(self.phase, Phase::Closing { .. }) {
+                    self.phase = Phase::Closed;
+                } else {
+                    self.close(
+                        Side::Local,
+                        None,
+                        Some(SessionError::Timeout(TimeoutKind::Write)),
+                    );
+                }
+                return;
+            }
+        }
+        match &self.phase {
+            Phase::Handshake(_) if now >= self.phase_deadline => self.close(
+                Side::Local,
+                None,
+                Some(SessionError::Timeout(TimeoutKind::Handshake)),
+            ),
+            Phase::Hello { .. } if now >= self.phase_deadline => self.close(
+                Side::Local,
+                Some(DisconnectReason::PingTimeout),
+                Some(SessionError::Timeout(TimeoutKind::Hello)),
+            ),
+            Phase::Active { .. } => {
+                if now >= self.last_read + self.config.read_timeout {
+                    self.close(
+                        Side::Local,
+                        Some(DisconnectReason::PingTimeout),
+                        Some(SessionError::Timeout(TimeoutKind::Read)),
+                    );
+                } else if now >= self.next_ping {
+                    self.next_ping = now + self.config.ping_interval;
+                    self.send_base(PING);
+                }
+            }
+            Phase::Closing { linger_until } if now >= *linger_until => {
+                self.out.clear();
+                self.write_progress = None;
+                self.phase = Phase::Closed;
+            }
+            _ => {}
+        }
+    }
+
+    // ---- commands --------------------------------------------------------------------------
+
+    /// Sends message `code` of protocol `protocol` (an index into
+    /// [`SessionConfig::protocols`]).
+    pub fn send(
+        &mut self,
+        now: Instant,
+        protocol: usize,
+        code: u64,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        self.tick(now);
+        let Phase::Active { codec, caps, .. } = &mut self.phase else {
+            return Err(SendError::NotEstablished);
+        };
+        let cap = caps
+            .iter()
+            .find(|c| c.protocol == protocol)
+            .ok_or(SendError::NotNegotiated { protocol })?;
+        if code >= cap.length {
+            return Err(SendError::CodeOutOfRange {
+                code,
+                length: cap.length,
+            });
+        }
+        let id = cap.offset + code;
+        let body = if codec.snappy() {
+            snap::raw::max_compress_len(payload.len())
+        } else {
+            payload.len()
+        };
+        if !self.out.has_room(FrameCodec::frame_len(id, body)) {
+            return Err(SendError::QueueFull {
+                queued: self.out.len(),
+                limit: self.config.max_outbound_queue,
+            });
+        }
+        let was_empty = self.out.is_empty();
+        codec
+            .encode(id, payload, self.out.tail())
+            .map_err(SendError::TooLarge)?;
+        if was_empty {
+            self.write_progress = Some(self.now);
+        }
+        Ok(())
+    }
+
+    /// Ends the session, telling the peer `reason` if a frame can still be sent.
+    pub fn disconnect(&mut self, now: Instant, reason: DisconnectReason) {
+        self.tick(now);
+        self.close(Side::Local, Some(reason), None);
+    }
+
+    // ---- internals -------------------------------------------------------------------------
+
+    fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    fn queue_raw(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.out.is_empty() {
+            self.write_progress = Some(self.now);
+        }
+        self.out.tail().extend_from_slice(bytes);
+    }
+
+    /// Queues a base-protocol message (Ping or Pong); a full queue ends the session.
+    fn send_base(&mut self, id: u64) {
+        let codec = match &mut self.phase {
+            Phase::Active { codec, .. } => codec,
+            _ => return,
+        };
+        if !self.out.has_room(FrameCodec::frame_len(id, 8)) {
+            let (queued, limit) = (self.out.len(), self.config.max_outbound_queue);
+            self.close(
+                Side::Local,
+                Some(DisconnectReason::PingTimeout),
+                Some(SessionError::OutboundQueueFull { queued, limit }),
+            );
+            return;
+        }
+        let was_empty = self.out.is_empty();
+        codec
+            .encode(id, &EMPTY_LIST, self.out.tail())
+            .expect("a tiny frame always fits");
+        if was_empty {
+            self.write_progress = Some(self.now);
+        }
+    }
+
+    fn read_handshake(&mut self, data: &[u8]) -> usize {
+        let Phase::Handshake(hs) = &mut self.phase else {
+            return 0;
+        };
+        let used = match hs.read(data) {
+            Ok(n) => n,
+            Err(e) => {
+                self.close(Side::Local, None, Some(SessionError::Handshake(e)));
+                return data.len();
+            }
+        };
+        let ack = hs.take_output();
+        let Some(outcome) = hs.take_outcome() else {
+            self.queue_raw(&ack);
+            return used;
+        };
+        self.queue_raw(&ack);
+        let mut codec = Box::new(FrameCodec::new(outcome.secrets));
+        // Until the Hello arrives, nothing larger than a Hello is acceptable.
+        codec.set_max_frame_size(MAX_HELLO_SIZE + 1);
+        codec.set_max_message_size(self.config.max_message_size);
+        let was_empty = self.out.is_empty();
+        codec
+            .encode(HELLO, &self.local_hello, self.out.tail())
+            .expect("our Hello fits a frame");
+        if was_empty {
+            self.write_progress = Some(self.now);
+        }
+        self.phase = Phase::Hello {
+            codec,
+            remote: outcome.remote,
+        };
+        self.phase_deadline = self.now + self.config.read_timeout;
+        // A zero-length read of the handshake cannot complete it, so `used` > 0 here.
+        used
+    }
+
+    /// Decodes at most one frame from `data`, handles it, and returns the bytes consumed.
+    fn read_frames(&mut self, data: &[u8]) -> usize {
+        let hello_phase = !matches!(self.phase, Phase::Active { .. });
+        let (Phase::Hello { codec, .. } | Phase::Active { codec, .. }) = &mut self.phase else {
+            return 0;
+        };
+        let (used, id, payload) = match codec.decode(data) {
+            Ok((used, None)) => return used,
+            Ok((used, Some(frame))) => (used, frame.id, frame.payload.to_vec()),
+            Err(FrameError::FrameTooLarge { size, .. }) if hello_phase => {
+                let e = SessionError::Hello(HelloError::TooLarge {
+                    size: size.saturating_sub(1),
+                });
+                self.close(
+                    Side::Local,
+                    Some(DisconnectReason::BreachOfProtocol),
+                    Some(e),
+                );
+                return data.len();
+            }
+            Err(e) => {
+                self.close(
+                    Side::Local,
+                    Some(DisconnectReason::BreachOfProtocol),
+                    Some(SessionError::Frame(e)),
+                );
+                return data.len();
+            }
+        };
+        self.last_read = self.now;
+        if hello_phase {
+            self.on_hello_phase_message(id, &payload);
+        } else {
+            self.on_message(id, payload);
+        }
+        used
+    }
+
+    fn on_hello_phase_message(&mut self, id: u64, payload: &[u8]) {
+        match id {
+            HELLO => self.on_hello(payload),
+            DISCONNECT => self.on_disconnect(payload),
+            _ => self.close(
+                Side::Local,
+                Some(DisconnectReason::BreachOfProtocol),
+                Some(SessionError::ExpectedHello { id }),
+            ),
+        }
+    }
+
+    fn on_hello(&mut self, payload: &[u8]) {
+        let hello = match Hello::decode(payload) {
+            Ok(h) => h,
+            Err(e) => {
+                return self.close(
+                    Side::Local,
+                    Some(DisconnectReason::BreachOfProtocol),
+                    Some(SessionError::Hello(e)),
+                )
+            }
+        };
+        let Phase::Hello { codec, remote } = &mut self.phase else {
+            return;
+        };
+        let remote = *remote;
+        if !hello.has_valid_id() {
+            return self.close(
+                Side::Local,
+                Some(DisconnectReason::InvalidIdentity),
+                Some(SessionError::InvalidIdentity),
+            );
+        }
+        if hello.id.as_slice() != remote.raw() {
+            return self.close(
+                Side::Local,
+                Some(DisconnectReason::UnexpectedIdentity),
+                Some(SessionError::UnexpectedIdentity),
+            );
+        }
+        // EIP-706: compress everything after Hello when both sides speak version 5+.
+        codec.set_snappy(hello.protocol_version >= P2P_VERSION);
+        codec.set_max_frame_size(self.config.max_frame_size);
+        let caps = match_protocols(&self.config.protocols, &hello.capabilities);
+        if caps.is_empty() && !self.config.protocols.is_empty() {
+            return self.close(
+                Side::Local,
+                Some(DisconnectReason::UselessPeer),
+                Some(SessionError::NoSharedCapability),
+            );
+        }
+        let Phase::Hello { codec, .. } = std::mem::replace(&mut self.phase, Phase::Closed) else {
+            unreachable!("matched above")
+        };
+        self.phase = Phase::Active {
+            codec,
+            remote,
+            caps: caps.clone(),
+        };
+        self.next_ping = self.now + self.config.ping_interval;
+        self.events
+            .push_back(SessionEvent::Established(Box::new(Established {
+                remote,
+                hello,
+                capabilities: caps,
+            })));
+    }
+
+    fn on_message(&mut self, id: u64, payload: Vec<u8>) {
+        match id {
+            DISCONNECT => self.on_disconnect(&payload),
+            PING => self.send_base(PONG),
+            // A second Hello, a Pong, and the reserved ids are read and discarded (geth).
+            0..BASE_PROTOCOL_LENGTH => {}
+            _ => {
+                let Phase::Active { caps, .. } = &self.phase else {
+                    return;
+                };
+                match caps.iter().find(|c| c.contains(id)) {
+                    Some(cap) => {
+                        let (protocol, code) = (cap.protocol, id - cap.offset);
+                        self.pending_inbound += payload.len();
+                        self.events.push_back(SessionEvent::Message {
+                            protocol,
+                            code,
+                            payload,
+                        });
+                    }
+                    // geth maps an invalid message code to "breach of protocol" (0x02).
+                    None => self.close(
+                        Side::Local,
+                        Some(DisconnectReason::BreachOfProtocol),
+                        Some(SessionError::MessageIdOutOfRange { id }),
+                    ),
+                }
+            }
+        }
+    }
+
+    fn on_disconnect(&mut self, payload: &[u8]) {
+        match DisconnectReason::decode(payload) {
+            Ok(reason) => self.close(Side::Remote, reason, None),
+            Err(_) => self.close(Side::Remote, None, Some(SessionError::InvalidDisconnect)),
+        }
+    }
+
+    /// Ends the session: sends `reason` when we end it and a frame can be sent, reports
+    /// [`SessionEvent::Closed`], and lingers until the Disconnect drains.
+    fn close(
+        &mut self,
+        initiator: Side,
+        reason: Option<DisconnectReason>,
+        error: Option<SessionError>,
+    ) {
+        if matches!(self.phase, Phase::Closing { .. } | Phase::Closed) {
+            return;
+        }
+        let phase = std::mem::replace(&mut self.phase, Phase::Closed);
+        let mut sent = false;
+        if let (
+            Side::Local,
+            Some(r),
+            Phase::Hello { mut codec, .. } | Phase::Active { mut codec, .. },
+        ) = (initiator, reason, phase)
+        {
+            // The Disconnect may exceed the queue limit by its few bytes: it must go out.
+            let was_empty = self.out.is_empty();
+            if codec
+                .encode(DISCONNECT, &r.encode(), self.out.tail())
+                .is_ok()
+            {
+                sent = true;
+                if was_empty {
+                    self.write_progress = Some(self.now);
+                }
+            }
+        }
+        if sent {
+            self.phase = Phase::Closing {
+                linger_until: self.now + self.config.disconnect_linger,
+            };
+        } else {
+            self.out.clear();
+            self.write_progress = None;
+        }
+        // What was received but not yet taken stays; Closed comes after it.
+        self.events.push_back(SessionEvent::Closed(Closed {
+            initiator,
+            reason: if initiator == Side::Local && !sent {
+                None
+            } else {
+                reason
+            },
+            error,
+        }));
+    }
+}

@@ -1,0 +1,602 @@
+//! Two sessions, or a session and a hand-driven peer, under virtual time: establishment,
+//! multiplexed messages, every disconnect reason, malformed Hellos, timeouts and limits.
+
+mod common;
+
+use std::time::Duration;
+
+use common::pair::Pair;
+use common::raw_peer::RawPeer;
+use common::{hx, vector};
+use devp2p_core::session::{
+    Capability, Closed, DisconnectReason, Hello, HelloError, Protocol, SendError, SessionConfig,
+    SessionError, SessionEvent, Side, TimeoutKind, P2P_VERSION,
+};
+use quickcheck::{quickcheck, TestResult};
+
+fn three_protocols() -> SessionConfig {
+    SessionConfig {
+        protocols: vec![
+            Protocol::new("eth", 68, 17),
+            Protocol::new("snap", 1, 8),
+            Protocol::new("zzz", 2, 3),
+        ],
+        ..SessionConfig::default()
+    }
+}
+
+fn local_closed(reason: DisconnectReason, error: SessionError) -> Closed {
+    Closed {
+        initiator: Side::Local,
+        reason: Some(reason),
+        error: Some(error),
+    }
+}
+
+#[test]
+fn sessions_establish_and_talk_on_three_subprotocols_at_once() {
+    let mut p = Pair::new(three_protocols(), three_protocols(), 1);
+    p.establish();
+    for end in [&p.a, &p.b] {
+        let SessionEvent::Established(est) = &end.events[0] else {
+            panic!("{:?}", end.events)
+        };
+        let caps: Vec<(&str, u64, u64)> = est
+            .capabilities
+            .iter()
+            .map(|c| (c.name.as_str(), c.version, c.offset))
+            .collect();
+        assert_eq!(caps, vec![("eth", 68, 16), ("snap", 1, 33), ("zzz", 2, 41)]);
+        assert_eq!(est.hello.protocol_version, P2P_VERSION);
+    }
+    let now = p.now;
+    for (proto, code, payload) in [
+        (0, 16, b"eth-last".to_vec()),
+        (1, 0, vec![0u8; 70_000]),
+        (2, 2, b"zzz".to_vec()),
+    ] {
+        p.a.session.send(now, proto, code, &payload).unwrap();
+        p.b.session.send(now, proto, code, &payload).unwrap();
+    }
+    p.drive();
+    for end in [&p.a, &p.b] {
+        let got = end.messages();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], (0, 16, b"eth-last".to_vec()));
+        assert_eq!(got[1], (1, 0, vec![0u8; 70_000]));
+        assert_eq!(got[2], (2, 2, b"zzz".to_vec()));
+    }
+    // Snappy is on (both at version 5): 70 000 zero bytes cross as far fewer.
+    assert!(
+        p.a.session.bytes_in_out().1 < 10_000,
+        "{:?}",
+        p.a.session.bytes_in_out()
+    );
+    assert_eq!(
+        p.a.session.send(now, 1, 8, b""),
+        Err(SendError::CodeOutOfRange { code: 8, length: 8 })
+    );
+    assert_eq!(
+        p.a.session.send(now, 7, 0, b""),
+        Err(SendError::NotNegotiated { protocol: 7 })
+    );
+}
+
+#[test]
+fn every_disconnect_reason_reaches_the_peer() {
+    for code in 0u8..=0x10 {
+        let reason = DisconnectReason::from_code(code);
+        let mut p = Pair::new(three_protocols(), three_protocols(), 100 + u64::from(code));
+        p.establish();
+        let now = p.now;
+        p.a.session.disconnect(now, reason);
+        p.drive();
+        assert_eq!(
+            p.a.closed(),
+            Some(&Closed {
+                initiator: Side::Local,
+                reason: Some(reason),
+                error: None
+            })
+        );
+        assert_eq!(
+            p.b.closed(),
+            Some(&Closed {
+                initiator: Side::Remote,
+                reason: Some(reason),
+                error: None
+            })
+        );
+        assert!(
+            p.a.session.is_finished() && p.b.session.is_finished(),
+            "{reason}"
+        );
+    }
+}
+
+#[test]
+fn the_eip8_hello_vector_decodes_with_its_extra_elements_ignored() {
+    let v = vector("devp2p_hello_eip8.json");
+    let hello = Hello::decode(&hx(&v["hello_rlp"])).unwrap();
+    let d = &v["decoded"];
+    assert_eq!(hello.protocol_version, 55);
+    assert_eq!(hello.client_id, d["clientId"].as_str().unwrap());
+    assert_eq!(
+        hello.capabilities,
+        vec![Capability::new("eth", 61), Capability::new("mork", 22)]
+    );
+    assert_eq!(hello.listen_port, 9999);
+    assert_eq!(hello.id, hx(&d["nodeId"]));
+}
+
+#[test]
+fn a_session_accepts_a_hello_from_a_future_version_and_compresses_after_it() {
+    let config = SessionConfig {
+        protocols: vec![Protocol::new("mork", 22, 4)],
+        ..SessionConfig::default()
+    };
+    let mut peer = RawPeer::connect(config, 2);
+    let hello = Hello {
+        protocol_version: 55,
+        client_id: "future".into(),
+        capabilities: vec![Capability::new("eth", 61), Capability::new("mork", 22)],
+        listen_port: 9999,
+        id: peer.key.public().raw().to_vec(),
+    };
+    let mut payload = hello.encode();
+    // Append extra list elements, as the EIP-8 vector does.
+    let mut s = rlp::RlpStream::new_list(7);
+    for item in rlp::Rlp::new(&payload).iter() {
+        s.append_raw(item.as_raw(), 1);
+    }
+    s.append(&3u8).append(&4u8);
+    payload = s.out().to_vec();
+    peer.send(0, &payload);
+    let SessionEvent::Established(est) = &peer.events[0] else {
+        panic!("{:?}", peer.events)
+    };
+    assert_eq!(est.hello.protocol_version, 55);
+    assert_eq!(est.capabilities[0].name, "mork");
+    // Now compressed both ways: a Ping from us gets a snappy Pong.
+    peer.codec.set_snappy(true);
+    peer.send(2, &[0xc0]);
+    assert_eq!(peer.received.last(), Some(&(3, vec![0xc0])));
+}
+
+/// go-ethereum `TestProtocolHandshakeErrors`, plus the identity and capability checks.
+#[test]
+fn malformed_or_unacceptable_hellos_are_rejected_with_the_right_reason() {
+    let config = || SessionConfig {
+        protocols: vec![Protocol::new("foo", 2, 1)],
+        ..SessionConfig::default()
+    };
+    // A Disconnect instead of Hello is the peer's reason, not echoed.
+    let mut peer = RawPeer::connect(config(), 10);
+    peer.send(1, &[0xc1, 0x08]);
+    assert_eq!(
+        peer.closed(),
+        Some(&Closed {
+            initiator: Side::Remote,
+            reason: Some(DisconnectReason::ClientQuitting),
+            error: None
+        })
+    );
+    assert_eq!(peer.received.len(), 1, "nothing after our Hello");
+
+    let mut peer = RawPeer::connect(config(), 11);
+    peer.send(0x989898, &[0x01]);
+    assert_eq!(
+        peer.closed(),
+        Some(&local_closed(
+            DisconnectReason::BreachOfProtocol,
+            SessionError::ExpectedHello { id: 0x989898 }
+        ))
+    );
+    assert_eq!(
+        peer.received.last(),
+        Some(&(1, vec![0xc1, 0x02])),
+        "Disconnect sent uncompressed"
+    );
+
+    let mut peer = RawPeer::connect(config(), 12);
+    peer.send(0, &vec![0u8; 2048 + 2]);
+    assert_eq!(
+        peer.closed(),
+        Some(&local_closed(
+            DisconnectReason::BreachOfProtocol,
+            SessionError::Hello(HelloError::TooLarge { size: 2050 })
+        ))
+    );
+
+    let mut peer = RawPeer::connect(config(), 13);
+    peer.send(0, &[1, 2, 3]);
+    assert!(matches!(
+        peer.closed(),
+        Some(Closed {
+            reason: Some(DisconnectReason::BreachOfProtocol),
+            error: Some(SessionError::Hello(HelloError::Malformed(_))),
+            ..
+        })
+    ));
+
+    let hello = |id: Vec<u8>, caps: Vec<Capability>| {
+        Hello {
+            protocol_version: 3,
+            client_id: "quux".into(),
+            capabilities: caps,
+            listen_port: 0,
+            id,
+        }
+        .encode()
+    };
+    let foo = vec![Capability::new("foo", 2)];
+    let mut peer = RawPeer::connect(config(), 14);
+    peer.send(0, &hello(vec![], foo.clone()));
+    assert_eq!(
+        peer.closed(),
+        Some(&local_closed(
+            DisconnectReason::InvalidIdentity,
+            SessionError::InvalidIdentity
+        ))
+    );
+
+    let mut peer = RawPeer::connect(config(), 15);
+    peer.send(0, &hello(vec![0; 64], foo.clone()));
+    assert_eq!(
+        peer.closed(),
+        Some(&local_closed(
+            DisconnectReason::InvalidIdentity,
+            SessionError::InvalidIdentity
+        ))
+    );
+
+    let mut peer = RawPeer::connect(config(), 16);
+    let other = peer.session_key.public().raw().to_vec();
+    peer.send(0, &hello(other, foo.clone()));
+    assert_eq!(
+        peer.closed(),
+        Some(&local_closed(
+            DisconnectReason::UnexpectedIdentity,
+            SessionError::UnexpectedIdentity
+        ))
+    );
+
+    let mut peer = RawPeer::connect(config(), 17);
+    let id = peer.key.public().raw().to_vec();
+    peer.send(
+        0,
+        &hello(
+            id,
+            vec![Capability::new("foo", 3), Capability::new("bar", 2)],
+        ),
+    );
+    assert_eq!(
+        peer.closed(),
+        Some(&local_closed(
+            DisconnectReason::UselessPeer,
+            SessionError::NoSharedCapability
+        ))
+    );
+    assert_eq!(
+        peer.received.last(),
+        Some(&(1, vec![0xc1, 0x03])),
+        "version 3 peer: no snappy"
+    );
+}
+
+#[test]
+fn a_message_id_outside_every_capability_is_a_breach_of_protocol() {
+    let config = SessionConfig {
+        protocols: vec![Protocol::new("foo", 1, 2)],
+        ..SessionConfig::default()
+    };
+    let mut peer = RawPeer::connect(config, 4);
+    let hello = Hello {
+        protocol_version: 5,
+        client_id: "x".into(),
+        capabilities: vec![Capability::new("foo", 1)],
+        listen_port: 0,
+        id: peer.key.public().raw().to_vec(),
+    };
+    peer.send(0, &hello.encode());
+    peer.codec.set_snappy(true);
+    peer.send(0x11, b"\xc0");
+    assert_eq!(peer.events.len(), 2, "{:?}", peer.events);
+    peer.send(0x12, b"\xc0");
+    assert_eq!(
+        peer.closed(),
+        Some(&local_closed(
+            DisconnectReason::BreachOfProtocol,
+            SessionError::MessageIdOutOfRange { id: 0x12 }
+        ))
+    );
+}
+
+#[test]
+fn an_idle_established_pair_stays_up_on_keepalive_pings() {
+    let mut p = Pair::new(three_protocols(), three_protocols(), 5);
+    p.establish();
+    let before = p.a.session.bytes_in_out();
+    p.run_for(Duration::from_secs(600));
+    assert!(p.a.closed().is_none() && p.b.closed().is_none());
+    let after = p.a.session.bytes_in_out();
+    // 40 pings each way in 10 minutes, each answered.
+    assert!(after.0 - before.0 >= 80 * 32, "{before:?} -> {after:?}");
+}
+
+#[test]
+fn a_silent_recipient_times_out_the_handshake_after_5_seconds() {
+    let mut p = Pair::new(three_protocols(), three_protocols(), 6);
+    p.b.reads = false;
+    p.run_for(Duration::from_secs(10));
+    let closed = p.a.closed().unwrap();
+    assert_eq!(
+        closed,
+        &Closed {
+            initiator: Side::Local,
+            reason: None,
+            error: Some(SessionError::Timeout(TimeoutKind::Handshake))
+        }
+    );
+    assert!(p.a.session.is_finished());
+    // b, which heard nothing, gave up on its own handshake deadline too.
+    assert_eq!(
+        p.b.closed().unwrap().error,
+        Some(SessionError::Timeout(TimeoutKind::Handshake))
+    );
+}
+
+#[test]
+fn reading_stops_while_the_application_has_not_taken_its_messages() {
+    let config = SessionConfig {
+        max_pending_inbound: 1000,
+        ..three_protocols()
+    };
+    let mut peer = RawPeer::connect(config, 22);
+    let hello = Hello {
+        protocol_version: 4,
+        client_id: "x".into(),
+        capabilities: vec![Capability::new("eth", 68)],
+        listen_port: 0,
+        id: peer.key.public().raw().to_vec(),
+    };
+    peer.send(0, &hello.encode());
+    let mut wire = Vec::new();
+    for i in 0..5u8 {
+        peer.codec.encode(0x10, &[i; 600], &mut wire).unwrap();
+    }
+    let now = peer.now;
+    let first = peer.session.handle_read(now, &wire);
+    assert!(first < wire.len(), "took {first} of {}", wire.len());
+    let mut taken = 0;
+    let mut used = first;
+    while used < wire.len() {
+        while let Some(SessionEvent::Message { payload, .. }) = peer.session.poll_event() {
+            assert_eq!(payload, vec![taken; 600]);
+            taken += 1;
+        }
+        used += peer.session.handle_read(now, &wire[used..]);
+    }
+    while let Some(SessionEvent::Message { .. }) = peer.session.poll_event() {
+        taken += 1;
+    }
+    assert_eq!(taken, 5);
+}
+
+#[test]
+fn a_peer_that_never_sends_hello_is_dropped_after_the_read_timeout() {
+    let mut peer = RawPeer::connect(three_protocols(), 7);
+    let start = peer.now;
+    peer.advance_to(start + Duration::from_secs(29));
+    assert!(peer.closed().is_none());
+    peer.advance_to(start + Duration::from_secs(31));
+    assert_eq!(
+        peer.closed(),
+        Some(&local_closed(
+            DisconnectReason::PingTimeout,
+            SessionError::Timeout(TimeoutKind::Hello)
+        ))
+    );
+    assert_eq!(peer.received.last(), Some(&(1, vec![0xc1, 0x0b])));
+}
+
+#[test]
+fn an_established_peer_that_goes_silent_is_dropped_after_30_seconds() {
+    let mut peer = RawPeer::connect(three_protocols(), 8);
+    let hello = Hello {
+        protocol_version: 5,
+        client_id: "x".into(),
+        capabilities: vec![Capability::new("eth", 68)],
+        listen_port: 0,
+        id: peer.key.public().raw().to_vec(),
+    };
+    peer.send(0, &hello.encode());
+    peer.codec.set_snappy(true);
+    let start = peer.now;
+    peer.advance_to(start + Duration::from_secs(16));
+    assert_eq!(
+        peer.received.last(),
+        Some(&(2, vec![0xc0])),
+        "a Ping after 15 s"
+    );
+    peer.advance_to(start + Duration::from_secs(31));
+    assert_eq!(
+        peer.closed(),
+        Some(&local_closed(
+            DisconnectReason::PingTimeout,
+            SessionError::Timeout(TimeoutKind::Read)
+        ))
+    );
+}
+
+#[test]
+fn a_peer_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let mut p = Pair::new(three_protocols(), three_protocols(), 9);
+    p.establish();
+    p.b.reads = false;
+    let now = p.now;
+    p.a.session.send(now, 0, 1, &[1u8; 1000]).unwrap();
+    p.run_for(Duration::from_secs(21));
+    assert_eq!(
+        p.a.closed(),
+        Some(&Closed {
+            initiator: Side::Local,
+            reason: None,
+            error: Some(SessionError::Timeout(TimeoutKind::Write))
+        })
+    );
+    assert!(p.a.session.is_finished());
+}
+
+#[test]
+fn a_ping_flood_from_a_peer_that_never_reads_is_bounded_by_the_queue_limit() {
+    const LIMIT: usize = 4096;
+    let config = SessionConfig {
+        max_outbound_queue: LIMIT,
+        ..three_protocols()
+    };
+    let mut peer = RawPeer::connect(config, 20);
+    let hello = Hello {
+        protocol_version: 5,
+        client_id: "x".into(),
+        capabilities: vec![Capability::new("eth", 68)],
+        listen_port: 0,
+        id: peer.key.public().raw().to_vec(),
+    };
+    peer.send(0, &hello.encode());
+    peer.codec.set_snappy(true);
+    // 10 000 Pings in one burst; the peer never takes our Pongs.
+    let mut wire = Vec::new();
+    for _ in 0..10_000 {
+        peer.codec.encode(2, &[0xc0], &mut wire).unwrap();
+    }
+    let mut max_queued = 0;
+    let mut pos = 0;
+    while pos < wire.len() && !peer.session.is_finished() && peer.closed().is_none() {
+        let used = peer
+            .session
+            .handle_read(peer.now, &wire[pos..(pos + 640).min(wire.len())]);
+        pos += used;
+        max_queued = max_queued.max(peer.session.queued_bytes());
+        while let Some(e) = peer.session.poll_event() {
+            peer.events.push(e);
+        }
+        if used == 0 {
+            break;
+        }
+    }
+    // The Disconnect may go past the limit by its own frame (64 bytes), nothing else may.
+    assert!(max_queued <= LIMIT + 64, "queued {max_queued}");
+    assert!(matches!(
+        peer.closed(),
+        Some(Closed {
+            reason: Some(DisconnectReason::PingTimeout),
+            error: Some(SessionError::OutboundQueueFull { .. }),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn send_refuses_beyond_the_queue_limit_and_recovers_after_writes() {
+    let config = || SessionConfig {
+        max_outbound_queue: 10_000,
+        ..three_protocols()
+    };
+    let mut p = Pair::new(config(), config(), 21);
+    p.establish();
+    let now = p.now;
+    // Incompressible, so snappy cannot shrink it under the limit.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..6000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    p.a.session.send(now, 0, 1, &big).unwrap();
+    assert!(matches!(
+        p.a.session.send(now, 0, 1, &big),
+        Err(SendError::QueueFull { limit: 10_000, .. })
+    ));
+    p.drive();
+    p.a.session.send(now, 0, 1, &big).unwrap();
+    p.drive();
+    assert_eq!(p.b.messages().len(), 2);
+}
+
+/// Runs a fixed conversation with the given chunk sizes and returns both sides' events.
+fn conversation(chunks: Vec<usize>) -> (Vec<SessionEvent>, Vec<SessionEvent>) {
+    let mut p = Pair::new(three_protocols(), three_protocols(), 77);
+    p.chunks = chunks;
+    p.drive();
+    let now = p.now;
+    for i in 0..5u8 {
+        let _ = p.a.session.send(
+            now,
+            usize::from(i % 3),
+            u64::from(i),
+            &vec![i; 100 * usize::from(i) + 1],
+        );
+        let _ = p.b.session.send(now, usize::from(i % 3), 0, &[i; 3]);
+    }
+    p.drive();
+    p.a.session
+        .disconnect(now, DisconnectReason::ClientQuitting);
+    p.drive();
+    (p.a.events, p.b.events)
+}
+
+quickcheck! {
+    fn any_chunking_of_either_direction_yields_the_same_events(chunks: Vec<u16>) -> TestResult {
+        if chunks.is_empty() {
+            return TestResult::discard();
+        }
+        let reference = conversation(vec![usize::MAX]);
+        let got = conversation(chunks.into_iter().map(|c| usize::from(c % 700) + 1).collect());
+        assert_eq!(reference.0.len(), 7, "{:?}", reference.0);
+        TestResult::from_bool(got == reference)
+    }
+}
+
+quickcheck! {
+    fn garbage_from_a_stranger_never_establishes_and_fails_as_a_handshake_error(bytes: Vec<u8>, seed: u64) -> bool {
+        let mut p = Pair::new(three_protocols(), three_protocols(), seed);
+        let now = p.now;
+        p.b.session.handle_read(now, &bytes);
+        let mut closed = None;
+        while let Some(e) = p.b.session.poll_event() {
+            if let SessionEvent::Closed(c) = e {
+                closed = Some(c);
+            }
+        }
+        let still_waiting = closed.is_none() && !p.b.session.is_finished() && p.b.session.outbound().is_empty();
+        let failed = matches!(
+            closed,
+            Some(Closed { initiator: Side::Local, reason: None, error: Some(SessionError::Handshake(_)) })
+        ) && p.b.session.is_finished();
+        !p.b.session.is_established() && (still_waiting || failed)
+    }
+
+    fn garbage_after_establishment_is_a_frame_error(bytes: Vec<u8>, seed: u64) -> TestResult {
+        if bytes.len() < 32 {
+            return TestResult::discard();
+        }
+        let mut p = Pair::new(three_protocols(), three_protocols(), seed);
+        p.establish();
+        let now = p.now;
+        p.b.session.handle_read(now, &bytes);
+        let mut closed = None;
+        while let Some(e) = p.b.session.poll_event() {
+            if let SessionEvent::Closed(c) = e {
+                closed = Some(c);
+            }
+        }
+        TestResult::from_bool(matches!(
+            closed,
+            Some(Closed { reason: Some(DisconnectReason::BreachOfProtocol), error: Some(SessionError::Frame(_)), .. })
+        ))
+    }
+}
