@@ -15,11 +15,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod dial;
 pub mod discv4;
 pub mod enode;
 pub mod enr;
 pub mod identity;
 pub mod keccak;
+pub mod netlist;
 pub mod rlp_ext;
 pub mod rlpx;
 pub mod session;
