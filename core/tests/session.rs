@@ -600,3 +600,43 @@ quickcheck! {
         ))
     }
 }
+
+#[test]
+fn with_manual_admission_a_session_waits_after_the_handshake_and_can_refuse_before_hello() {
+    let held = || SessionConfig {
+        manual_admission: true,
+        ..three_protocols()
+    };
+    // Refused: the dialer hears TooManyPeers and never sees a Hello.
+    let mut p = Pair::new(three_protocols(), held(), 30);
+    p.drive();
+    assert!(
+        matches!(p.b.events.as_slice(), [SessionEvent::Authenticated { remote }] if remote == p.a.key.public())
+    );
+    assert!(!p.a.session.is_established());
+    let now = p.now;
+    p.b.session.disconnect(now, DisconnectReason::TooManyPeers);
+    p.drive();
+    assert_eq!(
+        p.a.closed(),
+        Some(&Closed {
+            initiator: Side::Remote,
+            reason: Some(DisconnectReason::TooManyPeers),
+            error: None
+        })
+    );
+    // Admitted: the Hello exchange completes as usual.
+    let mut p = Pair::new(held(), held(), 31);
+    p.drive();
+    let now = p.now;
+    p.a.session.admit(now);
+    p.b.session.admit(now);
+    p.establish();
+    // Held too long: the handshake deadline still applies.
+    let mut p = Pair::new(three_protocols(), held(), 32);
+    p.run_for(Duration::from_secs(6));
+    assert_eq!(
+        p.b.closed().unwrap().error,
+        Some(SessionError::Timeout(TimeoutKind::Handshake))
+    );
+}

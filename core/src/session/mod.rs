@@ -103,6 +103,11 @@ pub struct SessionConfig {
     pub ping_interval: Duration,
     /// See [`DISCONNECT_LINGER`].
     pub disconnect_linger: Duration,
+    /// When set, a session stops after the RLPx handshake, reports
+    /// [`SessionEvent::Authenticated`], and sends its Hello only once [`Session::admit`] is
+    /// called (or a Disconnect, uncompressed, on [`Session::disconnect`]). This is where a
+    /// node applies its post-handshake checks (PROTOCOL.md §9.4). Off by default.
+    pub manual_admission: bool,
 }
 
 impl Default for SessionConfig {
@@ -120,6 +125,7 @@ impl Default for SessionConfig {
             write_timeout: FRAME_WRITE_TIMEOUT,
             ping_interval: PING_INTERVAL,
             disconnect_linger: DISCONNECT_LINGER,
+            manual_admission: false,
         }
     }
 }
@@ -127,6 +133,11 @@ impl Default for SessionConfig {
 enum Phase {
     /// RLPx auth/ack in progress.
     Handshake(Box<Handshake>),
+    /// Handshake done; waiting for [`Session::admit`] (manual admission only).
+    Authenticated {
+        codec: Box<FrameCodec>,
+        remote: NodePublicKey,
+    },
     /// Our Hello is sent; waiting for theirs.
     Hello {
         codec: Box<FrameCodec>,
@@ -258,7 +269,9 @@ impl Session {
     /// The peer's public key, once known (at once for the initiator).
     pub fn remote(&self) -> Option<&NodePublicKey> {
         match &self.phase {
-            Phase::Hello { remote, .. } | Phase::Active { remote, .. } => Some(remote),
+            Phase::Authenticated { remote, .. }
+            | Phase::Hello { remote, .. }
+            | Phase::Active { remote, .. } => Some(remote),
             _ => None,
         }
     }
@@ -302,7 +315,9 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let write = self.write_progress.map(|t| t + self.config.write_timeout);
         let phase = match &self.phase {
-            Phase::Handshake(_) | Phase::Hello { .. } => Some(self.phase_deadline),
+            Phase::Handshake(_) | Phase::Authenticated { .. } | Phase::Hello { .. } => {
+                Some(self.phase_deadline)
+            }
             Phase::Active { .. } => Some(
                 self.next_ping
                     .min(self.last_read + self.config.read_timeout),
@@ -329,7 +344,8 @@ impl Session {
                 break;
             }
             let n = match &mut self.phase {
-                Phase::Closed => break,
+                // Until admitted, bytes wait with the driver.
+                Phase::Closed | Phase::Authenticated { .. } => break,
                 // Our Disconnect is draining: whatever the peer still sends is moot.
                 Phase::Closing { .. } => data.len() - used,
                 Phase::Handshake(_) => self.read_handshake(&data[used..]),
@@ -394,11 +410,12 @@ impl Session {
             }
         }
         match &self.phase {
-            Phase::Handshake(_) if now >= self.phase_deadline => self.close(
-                Side::Local,
-                None,
-                Some(SessionError::Timeout(TimeoutKind::Handshake)),
-            ),
+            Phase::Handshake(_) | Phase::Authenticated { .. } if now >= self.phase_deadline => self
+                .close(
+                    Side::Local,
+                    None,
+                    Some(SessionError::Timeout(TimeoutKind::Handshake)),
+                ),
             Phase::Hello { .. } if now >= self.phase_deadline => self.close(
                 Side::Local,
                 Some(DisconnectReason::PingTimeout),
@@ -472,6 +489,23 @@ impl Session {
         Ok(())
     }
 
+    /// Admits a session held after its handshake ([`SessionConfig::manual_admission`]): sends
+    /// our Hello and carries on. Does nothing in any other state.
+    pub fn admit(&mut self, now: Instant) {
+        self.tick(now);
+        if !matches!(self.phase, Phase::Authenticated { .. }) {
+            return;
+        }
+        let Phase::Authenticated { mut codec, remote } =
+            std::mem::replace(&mut self.phase, Phase::Closed)
+        else {
+            unreachable!("checked above")
+        };
+        self.send_hello(&mut codec);
+        self.phase = Phase::Hello { codec, remote };
+        self.phase_deadline = self.now + self.config.read_timeout;
+    }
+
     /// Ends the session, telling the peer `reason` if a frame can still be sent.
     pub fn disconnect(&mut self, now: Instant, reason: DisconnectReason) {
         self.tick(now);
@@ -539,13 +573,14 @@ impl Session {
         // Until the Hello arrives, nothing larger than a Hello is acceptable.
         codec.set_max_frame_size(MAX_HELLO_SIZE + 1);
         codec.set_max_message_size(self.config.max_message_size);
-        let was_empty = self.out.is_empty();
-        codec
-            .encode(HELLO, &self.local_hello, self.out.tail())
-            .expect("our Hello fits a frame");
-        if was_empty {
-            self.write_progress = Some(self.now);
+        if self.config.manual_admission {
+            let remote = outcome.remote;
+            self.phase = Phase::Authenticated { codec, remote };
+            self.events
+                .push_back(SessionEvent::Authenticated { remote });
+            return used;
         }
+        self.send_hello(&mut codec);
         self.phase = Phase::Hello {
             codec,
             remote: outcome.remote,
@@ -553,6 +588,16 @@ impl Session {
         self.phase_deadline = self.now + self.config.read_timeout;
         // A zero-length read of the handshake cannot complete it, so `used` > 0 here.
         used
+    }
+
+    fn send_hello(&mut self, codec: &mut FrameCodec) {
+        let was_empty = self.out.is_empty();
+        codec
+            .encode(HELLO, &self.local_hello, self.out.tail())
+            .expect("our Hello fits a frame");
+        if was_empty {
+            self.write_progress = Some(self.now);
+        }
     }
 
     /// Decodes at most one frame from `data`, handles it, and returns the bytes consumed.
@@ -716,7 +761,9 @@ impl Session {
         if let (
             Side::Local,
             Some(r),
-            Phase::Hello { mut codec, .. } | Phase::Active { mut codec, .. },
+            Phase::Authenticated { mut codec, .. }
+            | Phase::Hello { mut codec, .. }
+            | Phase::Active { mut codec, .. },
         ) = (initiator, reason, phase)
         {
             // The Disconnect may exceed the queue limit by its few bytes: it must go out.

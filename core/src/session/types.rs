@@ -123,6 +123,13 @@ pub struct Established {
 /// Something the application should know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
+    /// The RLPx handshake proved the peer's key; the session waits for
+    /// [`Session::admit`](super::Session::admit). Only with
+    /// [`SessionConfig::manual_admission`](super::SessionConfig::manual_admission).
+    Authenticated {
+        /// The peer's public key.
+        remote: NodePublicKey,
+    },
     /// The session is ready for messages.
     Established(Box<Established>),
     /// A sub-protocol message arrived.
