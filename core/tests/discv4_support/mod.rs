@@ -188,3 +188,52 @@ pub fn sealed(key: &NodeSecretKey, ty: u8, body: &[u8]) -> Vec<u8> {
     let hash = keccak256_concat(&[&sig, &[ty], body]);
     [&hash[..], &sig[..], &[ty], body].concat()
 }
+
+impl Nut {
+    /// Advances time by `ms` while remote peers answer whatever the node sends: `respond`
+    /// gets each (destination, packet) and returns datagrams to deliver back from that
+    /// destination, at once. Returns everything the node sent.
+    pub fn advance_with(
+        &mut self,
+        ms: u64,
+        mut respond: impl FnMut(&Nut, SocketAddr, &Decoded) -> Vec<Vec<u8>>,
+    ) -> Vec<(SocketAddr, Decoded)> {
+        let end = Instant::from_millis(self.now.as_millis() + ms);
+        let mut sent = Vec::new();
+        let mut queue: std::collections::VecDeque<(SocketAddr, Decoded)> = self.tick().into();
+        loop {
+            while let Some((to, d)) = queue.pop_front() {
+                for reply in respond(self, to, &d) {
+                    queue.extend(self.deliver(to, &reply));
+                }
+                sent.push((to, d));
+            }
+            match self.disc.poll_timeout() {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    queue.extend(self.tick());
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        sent.extend(self.tick());
+        sent
+    }
+}
+
+/// A responder for [`Nut::advance_with`]: the listed peers answer Pings with Pongs and
+/// ignore everything else.
+pub fn pong_only<'a>(
+    peers: &'a [Peer],
+) -> impl FnMut(&Nut, SocketAddr, &Decoded) -> Vec<Vec<u8>> + 'a {
+    move |nut, to, d| {
+        let Some(peer) = peers.iter().find(|p| p.addr == to) else {
+            return vec![];
+        };
+        match d.packet {
+            Packet::Ping(_) => vec![peer.pong(nut, d.hash)],
+            _ => vec![],
+        }
+    }
+}

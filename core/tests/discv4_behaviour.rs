@@ -1,0 +1,268 @@
+//! Discovery behaviour beyond the conformance suite: Neighbors chunking and relay filtering,
+//! revalidation and record refresh, failure counting, bond expiry and the node database.
+
+mod discv4_support;
+
+use std::net::SocketAddr;
+
+use devp2p_core::discv4::table::bucket_index;
+use devp2p_core::discv4::wire::{self, Decoded, EnrResponse, FindNode, Packet, MAX_NEIGHBORS};
+use devp2p_core::discv4::{Config, DropReason, Event, Node, BOND_EXPIRATION_SECS};
+use devp2p_core::{Enr, NodeSecretKey};
+use discv4_support::{pong_only, Nut, Peer};
+
+/// `n` peers on 127.0.0.x, each bonded with the node (so all sit in its table).
+fn bonded_peers(nut: &mut Nut, n: usize, first_seed: u8) -> Vec<Peer> {
+    (0..n)
+        .map(|i| {
+            let p = Peer::new(first_seed + i as u8, &format!("127.0.0.{}:40000", 10 + i));
+            p.bond(nut);
+            p
+        })
+        .collect()
+}
+
+fn neighbors_of(out: &[(SocketAddr, Decoded)]) -> Vec<usize> {
+    out.iter()
+        .filter_map(|(_, d)| match &d.packet {
+            Packet::Neighbors(n) => Some(n.nodes.len()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn findnode(peer: &Peer, nut: &Nut, target: [u8; 64]) -> Vec<u8> {
+    peer.packet(&Packet::FindNode(FindNode {
+        target,
+        expiration: nut.unix() + 20,
+    }))
+    .0
+}
+
+#[test]
+fn sixteen_neighbors_are_sent_as_twelve_plus_four() {
+    let mut nut = Nut::bootstrapped();
+    let peers = bonded_peers(&mut nut, 20, 30);
+    assert_eq!(nut.disc.table().len(), 20);
+    let out = nut.deliver(peers[0].addr, &findnode(&peers[0], &nut, [7; 64]));
+    assert_eq!(neighbors_of(&out), vec![MAX_NEIGHBORS, 16 - MAX_NEIGHBORS]);
+    assert!(out.iter().all(|(to, _)| *to == peers[0].addr));
+}
+
+#[test]
+fn before_the_first_refresh_pinging_nodes_stay_out_and_findnode_gets_one_empty_neighbors() {
+    let mut nut = Nut::new(9, "127.0.0.1:30303".parse().unwrap(), Config::default());
+    assert!(!nut.disc.is_bootstrapped());
+    let peer = Peer::new(50, "127.0.0.2:40000");
+    peer.bond(&mut nut);
+    assert!(nut.disc.table().is_empty(), "inbound nodes wait for init");
+    let out = nut.deliver(peer.addr, &findnode(&peer, &nut, [7; 64]));
+    assert_eq!(neighbors_of(&out), vec![0]);
+}
+
+#[test]
+fn lan_nodes_are_not_relayed_to_a_public_requester() {
+    let mut nut = Nut::bootstrapped();
+    let _lan = bonded_peers(&mut nut, 3, 60);
+    let public = Peer::new(70, "8.8.8.8:40000");
+    public.bond(&mut nut);
+    let out = nut.deliver(public.addr, &findnode(&public, &nut, [7; 64]));
+    let Packet::Neighbors(n) = &out[0].1.packet else {
+        panic!("{out:?}")
+    };
+    // Only the public requester itself is relayable to a public address.
+    assert_eq!(n.nodes.len(), 1);
+    assert_eq!(n.nodes[0].key, *public.key.public().raw());
+}
+
+#[test]
+fn a_node_that_stops_answering_revalidation_is_removed() {
+    let mut nut = Nut::bootstrapped();
+    let peers = bonded_peers(&mut nut, 1, 80);
+    let id = peers[0].key.id();
+    assert!(nut.disc.table().contains(&id));
+    // Silence: the first revalidation ping times out and, with no checks banked, removes it.
+    let sent = nut.advance_with(10_000, |_, _, _| vec![]);
+    assert!(sent
+        .iter()
+        .any(|(to, d)| *to == peers[0].addr && matches!(d.packet, Packet::Ping(_))));
+    assert!(!nut.disc.table().contains(&id));
+    assert!(nut.events.contains(&Event::NodeRemoved(id)));
+}
+
+#[test]
+fn answering_nodes_become_live_and_a_higher_enr_seq_fetches_their_record() {
+    let mut nut = Nut::bootstrapped();
+    let peer = bonded_peers(&mut nut, 1, 90).remove(0);
+    let record = Enr::builder()
+        .seq(5)
+        .ip(peer.addr.ip())
+        .udp4(peer.addr.port())
+        .tcp4(30399)
+        .sign(&peer.key)
+        .unwrap();
+    let mut enr_requests = 0;
+    nut.advance_with(30_000, |nut, to, d| {
+        if to != peer.addr {
+            return vec![];
+        }
+        match &d.packet {
+            Packet::Ping(_) => {
+                let mut pong = wire::Pong {
+                    to: peer.endpoint(),
+                    ping_hash: d.hash,
+                    expiration: nut.unix() + 20,
+                    enr_seq: Some(5),
+                };
+                pong.to.ip = Some(nut.addr.ip());
+                vec![peer.packet(&Packet::Pong(pong)).0]
+            }
+            Packet::EnrRequest(_) => {
+                enr_requests += 1;
+                vec![
+                    peer.packet(&Packet::EnrResponse(EnrResponse {
+                        request_hash: d.hash,
+                        record: record.clone(),
+                    }))
+                    .0,
+                ]
+            }
+            _ => vec![],
+        }
+    });
+    assert_eq!(enr_requests, 1, "fetched once, then the seq is known");
+    let entry = nut.disc.table().get(&peer.key.id()).unwrap();
+    assert!(entry.is_live());
+    assert!(entry.liveness_checks() > 1);
+    assert_eq!(entry.node().seq(), 5);
+    assert_eq!(entry.node().tcp_port(), 30399);
+}
+
+#[test]
+fn an_enr_response_for_another_node_is_refused() {
+    let mut nut = Nut::bootstrapped();
+    let peer = bonded_peers(&mut nut, 1, 100).remove(0);
+    let impostor = NodeSecretKey::from_bytes(&[101; 32]).unwrap();
+    let other = Enr::builder()
+        .seq(9)
+        .ip(peer.addr.ip())
+        .udp4(peer.addr.port())
+        .sign(&impostor)
+        .unwrap();
+    nut.advance_with(10_000, |nut, to, d| match &d.packet {
+        Packet::Ping(_) if to == peer.addr => {
+            let pong = wire::Pong {
+                to: peer.endpoint(),
+                ping_hash: d.hash,
+                expiration: nut.unix() + 20,
+                enr_seq: Some(9),
+            };
+            vec![peer.packet(&Packet::Pong(pong)).0]
+        }
+        Packet::EnrRequest(_) if to == peer.addr => vec![
+            peer.packet(&Packet::EnrResponse(EnrResponse {
+                request_hash: d.hash,
+                record: other.clone(),
+            }))
+            .0,
+        ],
+        _ => vec![],
+    });
+    assert!(nut.disc.drop_count(DropReason::BadRecord) >= 1);
+    assert_eq!(
+        nut.disc.table().get(&peer.key.id()).unwrap().node().seq(),
+        0
+    );
+    assert!(!nut.disc.table().contains(&impostor.id()));
+}
+
+#[test]
+fn nodes_failing_findnode_five_times_are_evicted_from_buckets_of_four_or_more() {
+    let mut nut = Nut::bootstrapped();
+    // Five peers that share one bucket; they answer pings but never FindNode.
+    let me = nut.key.id();
+    let mut peers = Vec::new();
+    let mut seed = 120u8;
+    while peers.len() < 5 {
+        let k = NodeSecretKey::from_bytes(&[seed; 32]).unwrap();
+        if bucket_index(&me, &k.id()) == Some(16) {
+            let p = Peer::new(seed, &format!("127.0.1.{}:40000", peers.len() + 1));
+            p.bond(&mut nut);
+            peers.push(p);
+        }
+        seed += 1;
+    }
+    assert_eq!(nut.disc.table().len(), 5);
+    for round in 0..5 {
+        let (now, unix) = (nut.now, nut.unix());
+        nut.disc.start_random_lookup(now, unix);
+        nut.advance_with(3_000, pong_only(&peers));
+        let left = nut.disc.table().len();
+        if round < 4 {
+            assert_eq!(
+                left, 5,
+                "round {round}: fewer than five failures keep a node"
+            );
+        }
+    }
+    // Evictions stop once the bucket is down to three.
+    assert_eq!(nut.disc.table().len(), 3);
+}
+
+#[test]
+fn a_bond_expires_after_24_hours() {
+    let mut nut = Nut::bootstrapped();
+    let peer = Peer::new(140, "127.0.0.2:40000");
+    peer.bond(&mut nut);
+    let out = nut.deliver(peer.addr, &findnode(&peer, &nut, [7; 64]));
+    assert_eq!(neighbors_of(&out).len(), 1);
+    // The peer goes quiet for a day (answering revalidation pings would renew the proof).
+    nut.advance_with((BOND_EXPIRATION_SECS + 1) * 1000, |_, _, _| vec![]);
+    let out = nut.deliver(peer.addr, &findnode(&peer, &nut, [7; 64]));
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(nut.disc.drop_count(DropReason::Unbonded), 1);
+}
+
+#[test]
+fn proven_nodes_are_persisted_and_seed_the_next_start_until_they_expire() {
+    let mut nut = Nut::bootstrapped();
+    let peers = bonded_peers(&mut nut, 2, 150);
+    nut.advance_with(120_000, pong_only(&peers));
+    let snapshot = nut.disc.db_snapshot();
+    let stored: Vec<_> = snapshot.nodes.iter().map(Node::id).collect();
+    assert!(stored.contains(&peers[0].key.id()) && stored.contains(&peers[1].key.id()));
+
+    // A restart an hour later: the stored nodes are in the table after the first refresh.
+    let addr = nut.addr;
+    let mut again = Nut::new(1, addr, Config::default());
+    again.disc = rebuild(&nut, snapshot.clone(), 3600);
+    again.tick();
+    for p in &peers {
+        assert!(again.disc.table().contains(&p.key.id()));
+    }
+    // Two days later they have expired and the table starts empty.
+    let mut late = Nut::new(1, addr, Config::default());
+    late.disc = rebuild(&nut, snapshot, 2 * 24 * 3600);
+    late.tick();
+    assert!(late.disc.table().is_empty());
+    assert!(late.disc.db_snapshot().nodes.is_empty());
+}
+
+/// A fresh machine with `nut`'s key and record, restored from `snapshot`, `later_secs` after
+/// `nut`'s current wall-clock time (its virtual clock restarts at zero, as after a reboot).
+fn rebuild(
+    nut: &Nut,
+    snapshot: devp2p_core::discv4::NodeDbSnapshot,
+    later_secs: u64,
+) -> devp2p_core::discv4::Discovery<rand_chacha::ChaCha20Rng> {
+    use rand_core::SeedableRng;
+    devp2p_core::discv4::Discovery::new(
+        nut.key.clone(),
+        nut.disc.local_record().clone(),
+        Config::default(),
+        snapshot,
+        rand_chacha::ChaCha20Rng::seed_from_u64(5),
+        devp2p_core::Instant::from_millis(0),
+        nut.unix() + later_secs,
+    )
+}
