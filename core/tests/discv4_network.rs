@@ -15,12 +15,14 @@ const UNIX_START: u64 = 1_700_000_000;
 /// One-way delay of every datagram.
 const LATENCY_MS: u64 = 20;
 
+/// A datagram in flight: (delivery time, sequence number, recipient index, sender, bytes).
+type InFlight = (u64, u64, usize, SocketAddr, Vec<u8>);
+
 struct Net {
     nodes: Vec<Discovery<ChaCha20Rng>>,
     keys: Vec<NodeSecretKey>,
     by_addr: BTreeMap<SocketAddr, usize>,
-    /// (delivery time, sequence, to, from, bytes)
-    queue: BinaryHeap<Reverse<(u64, u64, usize, SocketAddr, Vec<u8>)>>,
+    queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     now: u64,
     events: Vec<Vec<Event>>,
