@@ -266,3 +266,39 @@ fn rebuild(
         nut.unix() + later_secs,
     )
 }
+
+#[test]
+fn a_ping_flood_from_fresh_keys_is_ponged_but_pinged_back_only_up_to_the_cap() {
+    use devp2p_core::discv4::MAX_PENDING_INBOUND_BONDS;
+    let mut nut = Nut::bootstrapped();
+    let friend = bonded_peers(&mut nut, 1, 200).remove(0);
+    let flood = MAX_PENDING_INBOUND_BONDS + 50;
+    let (mut pongs, mut pings) = (0, 0);
+    for i in 0..flood {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+        seed[31] = 1;
+        let peer = Peer {
+            key: NodeSecretKey::from_bytes(&seed).unwrap(),
+            addr: format!("127.1.{}.{}:30303", i / 200, i % 200 + 1)
+                .parse()
+                .unwrap(),
+        };
+        for (_, d) in nut.deliver(peer.addr, &peer.ping(&nut, nut.unix() + 20).0) {
+            match d.packet {
+                Packet::Pong(_) => pongs += 1,
+                Packet::Ping(_) => pings += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(pongs, flood);
+    assert_eq!(pings, MAX_PENDING_INBOUND_BONDS);
+    // Once those requests time out, new pingers are pinged back again, and the bonded
+    // friend kept its place throughout.
+    nut.advance_with(600, |_, _, _| vec![]);
+    let late = Peer::new(201, "127.0.0.99:30303");
+    let out = nut.deliver(late.addr, &late.ping(&nut, nut.unix() + 20).0);
+    assert_eq!(out.len(), 2, "{out:?} {:?}", nut.disc.drop_counts());
+    assert!(nut.disc.table().contains(&friend.key.id()));
+}

@@ -41,8 +41,11 @@ pub const PERSIST_MIN_LIVENESS_CHECKS: u32 = 5;
 pub const MAX_QUEUED_TRANSMITS: usize = 4096;
 /// Upper bound on queued events (our choice, same reason).
 pub const MAX_QUEUED_EVENTS: usize = 4096;
-/// Upper bound on outstanding requests; new requests beyond it fail at once (our choice).
-pub const MAX_PENDING_REQUESTS: usize = 1024;
+/// Most unbonded pingers we ping back at once; beyond it a Ping still gets its Pong but no
+/// Ping back until earlier ones resolve, so a flood of fresh keys cannot grow our request
+/// list without bound (our choice; geth has no such cap). Our own requests (revalidation,
+/// lookups) are bounded by the table and α and never count against it.
+pub const MAX_PENDING_INBOUND_BONDS: usize = 1024;
 
 /// What a [`super::Discovery`] is told at start.
 #[derive(Debug, Clone)]

@@ -50,6 +50,8 @@ pub struct Discovery<R> {
     pub(super) table: Table,
     pub(super) db: NodeDb,
     pub(super) pending: Vec<Pending>,
+    /// How many of `pending` are [`Purpose::BondInbound`].
+    pub(super) inbound_bonds: usize,
     /// FindNode requests waiting out the pause after a bonding ping (§7.4).
     delayed: Vec<(Instant, LookupId, Node)>,
     lookups: BTreeMap<LookupId, (Lookup, LookupKind)>,
@@ -91,6 +93,7 @@ impl<R: CryptoRng> Discovery<R> {
             table,
             db: NodeDb::from_snapshot(db, unix_secs),
             pending: Vec::new(),
+            inbound_bonds: 0,
             delayed: Vec::new(),
             lookups: BTreeMap::new(),
             next_lookup_id: 0,
@@ -231,6 +234,11 @@ impl<R: CryptoRng> Discovery<R> {
             .into_iter()
             .partition(|p| p.deadline <= now);
         self.pending = kept;
+        self.inbound_bonds = self
+            .pending
+            .iter()
+            .filter(|p| matches!(p.purpose, Purpose::BondInbound(_)))
+            .count();
         for p in expired {
             self.request_timed_out(p);
         }
@@ -310,21 +318,27 @@ impl<R: CryptoRng> Discovery<R> {
         hash
     }
 
-    /// Registers a request; returns false (and sends nothing) when too many are outstanding.
+    /// Registers a request whose reply is due within [`RESPONSE_TIMEOUT`].
     pub(super) fn expect(&mut self, node: &Node, expect: Expect, purpose: Purpose) {
-        let p = Pending {
+        if matches!(purpose, Purpose::BondInbound(_)) {
+            self.inbound_bonds += 1;
+        }
+        self.pending.push(Pending {
             id: node.id(),
             ip: node.ip(),
             deadline: self.now + RESPONSE_TIMEOUT,
             expect,
             purpose,
-        };
-        if self.pending.len() >= MAX_PENDING_REQUESTS {
-            // Fail it at once rather than grow without bound.
-            self.request_timed_out(p);
-        } else {
-            self.pending.push(p);
+        });
+    }
+
+    /// Removes the pending request at `i`.
+    pub(super) fn take_pending(&mut self, i: usize) -> Pending {
+        let p = self.pending.remove(i);
+        if matches!(p.purpose, Purpose::BondInbound(_)) {
+            self.inbound_bonds -= 1;
         }
+        p
     }
 
     /// Sends a Ping to `node` and waits for its Pong.

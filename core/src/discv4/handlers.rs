@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use rand_core::CryptoRng;
 
-use super::config::BOND_EXPIRATION_SECS;
+use super::config::{BOND_EXPIRATION_SECS, MAX_PENDING_INBOUND_BONDS};
 use super::discovery::Discovery;
 use super::events::DropReason;
 use super::netutil::check_relay_ip;
@@ -56,7 +56,7 @@ impl<R: CryptoRng> Discovery<R> {
             if self.bootstrapped {
                 self.add_to_table(node.clone(), true);
             }
-        } else {
+        } else if self.inbound_bonds < MAX_PENDING_INBOUND_BONDS {
             // Prove its endpoint before it may enter the table.
             self.send_ping(&node.clone(), Purpose::BondInbound(node.clone()));
         }
@@ -74,7 +74,7 @@ impl<R: CryptoRng> Discovery<R> {
             self.count_drop(DropReason::Unsolicited);
             return;
         };
-        let p = self.pending.remove(i);
+        let p = self.take_pending(i);
         self.db.set_last_pong_received(&id, &ip, self.unix_secs);
         self.ping_answered(p, pong.enr_seq);
     }
@@ -162,7 +162,7 @@ impl<R: CryptoRng> Discovery<R> {
             _ => false,
         };
         if done {
-            let p = self.pending.remove(i);
+            let p = self.take_pending(i);
             if let (Purpose::Query { lookup, node }, Expect::Neighbors { nodes, .. }) =
                 (p.purpose, p.expect)
             {
@@ -193,7 +193,7 @@ impl<R: CryptoRng> Discovery<R> {
             self.count_drop(DropReason::Unsolicited);
             return;
         };
-        self.pending.remove(i);
+        self.take_pending(i);
         let record = resp.record;
         if record.node_id() != id {
             self.count_drop(DropReason::BadRecord);
