@@ -207,6 +207,11 @@ impl Dialer {
         self.statics.contains_key(id)
     }
 
+    /// The public key of static node `id`.
+    pub fn static_key(&self, id: &NodeId) -> Option<NodePublicKey> {
+        self.statics.get(id).map(|s| s.target.public_key)
+    }
+
     /// How often each skip reason occurred.
     pub fn skipped(&self) -> &BTreeMap<SkipReason, u64> {
         &self.skipped
@@ -416,7 +421,7 @@ impl Dialer {
                 self.pool.push(id);
                 self.statics.get_mut(&id).expect("checked above").in_pool = true;
             }
-            Err(_) => {}
+            Err(r) => self.count_skip(r),
         }
     }
 }

@@ -12,6 +12,74 @@
 //! - [`enr`]: Ethereum Node Records (EIP-778).
 //! - [`session`]: one devp2p connection: handshake, Hello, capabilities, keepalive, Disconnect.
 //! - [`discv4`]: discovery v4.
+//! - [`dial`]: the dial scheduler; [`node`]: everything above composed into one machine.
+//!
+//! # A tiny in-memory driver
+//!
+//! Two [`node::Node`]s wired together by hand: the "network" is two byte queues. A real
+//! driver does the same with sockets (see the `devp2p-mio` and `devp2p-tokio` crates).
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use devp2p_core::node::{Action, ConnId, Node, NodeConfig, NodeEvent};
+//! use devp2p_core::session::{Protocol, SessionConfig};
+//! use devp2p_core::{Instant, NodeSecretKey};
+//! use rand_core::SeedableRng;
+//!
+//! let config = |port: u16| NodeConfig {
+//!     session: SessionConfig { protocols: vec![Protocol::new("demo", 1, 2)], ..Default::default() },
+//!     listen: ([127, 0, 0, 1], port).into(),
+//!     no_discovery: true,
+//!     ..Default::default()
+//! };
+//! let (unix, mut now) = (1_800_000_000, Instant::ZERO);
+//! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+//! let (ka, kb) = (NodeSecretKey::generate(&mut rng), NodeSecretKey::generate(&mut rng));
+//! let mut a = Node::new(ka, config(30301), rand_chacha::ChaCha20Rng::seed_from_u64(1), now, unix);
+//! let mut b = Node::new(kb, config(30302), rand_chacha::ChaCha20Rng::seed_from_u64(2), now, unix);
+//! b.add_static(now, &a.local_enode()); // b dials a
+//!
+//! // conn ids of the one TCP connection, as each node knows it
+//! let mut link: Option<(ConnId, ConnId)> = None; // (b's id, a's id)
+//! let mut got = None;
+//! for _ in 0..50 {
+//!     now = now + std::time::Duration::from_millis(10);
+//!     // b's actions: dial and writes
+//!     while let Some(action) = b.poll_action() {
+//!         match action {
+//!             Action::Dial { conn, addr } => {
+//!                 let ac = a.handle_accept(now, ([127, 0, 0, 1], 40000).into()).unwrap();
+//!                 link = Some((conn, ac));
+//!                 b.handle_connected(now, conn);
+//!             }
+//!             Action::Write { conn } => {
+//!                 let bytes = b.outbound(conn).to_vec();
+//!                 b.handle_written(now, conn, bytes.len());
+//!                 a.handle_read(now, link.unwrap().1, &bytes);
+//!             }
+//!             Action::Close { .. } => {}
+//!         }
+//!     }
+//!     while let Some(action) = a.poll_action() {
+//!         if let Action::Write { conn } = action {
+//!             let bytes = a.outbound(conn).to_vec();
+//!             a.handle_written(now, conn, bytes.len());
+//!             b.handle_read(now, link.unwrap().0, &bytes);
+//!         }
+//!     }
+//!     while let Some(e) = a.poll_event() {
+//!         if let NodeEvent::PeerAdded(peer) = e {
+//!             a.send(now, &peer.id, 0, 1, b"hi").unwrap();
+//!         }
+//!     }
+//!     while let Some(e) = b.poll_event() {
+//!         if let NodeEvent::Message { payload, .. } = e {
+//!             got = Some(payload);
+//!         }
+//!     }
+//! }
+//! assert_eq!(got.as_deref(), Some(&b"hi"[..]));
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,6 +90,7 @@ pub mod enr;
 pub mod identity;
 pub mod keccak;
 pub mod netlist;
+pub mod node;
 pub mod rlp_ext;
 pub mod rlpx;
 pub mod session;

@@ -6,7 +6,9 @@ mod discv4_support;
 use std::net::SocketAddr;
 
 use devp2p_core::discv4::table::bucket_index;
-use devp2p_core::discv4::wire::{self, Decoded, EnrResponse, FindNode, Packet, MAX_NEIGHBORS};
+use devp2p_core::discv4::wire::{
+    self, Decoded, Endpoint, EnrResponse, FindNode, Neighbor, Neighbors, Packet, MAX_NEIGHBORS,
+};
 use devp2p_core::discv4::{Config, DropReason, Event, Node, BOND_EXPIRATION_SECS};
 use devp2p_core::{Enr, NodeSecretKey};
 use discv4_support::{pong_only, Nut, Peer};
@@ -301,4 +303,116 @@ fn a_ping_flood_from_fresh_keys_is_ponged_but_pinged_back_only_up_to_the_cap() {
     let out = nut.deliver(late.addr, &late.ping(&nut, nut.unix() + 20).0);
     assert_eq!(out.len(), 2, "{out:?} {:?}", nut.disc.drop_counts());
     assert!(nut.disc.table().contains(&friend.key.id()));
+}
+
+#[test]
+fn neighbors_entries_failing_the_checks_are_dropped_and_the_rest_are_used() {
+    let mut nut = Nut::bootstrapped();
+    let peer = bonded_peers(&mut nut, 1, 210).remove(0);
+    let good = Peer::new(211, "127.0.0.50:30303");
+    let entry = |ip: &str, udp: u16, key: [u8; 64]| Neighbor {
+        endpoint: Endpoint {
+            ip: Some(ip.parse().unwrap()),
+            udp,
+            tcp: udp,
+        },
+        key,
+    };
+    let mut off_curve = [0u8; 64];
+    off_curve[63] = 1;
+    let other = *Peer::new(212, "127.0.0.51:1").key.public().raw();
+    let nodes = vec![
+        entry("127.0.0.50", 30303, *good.key.public().raw()), // fine
+        entry("127.0.0.51", 1024, other),                     // port too low
+        entry("192.0.2.1", 30303, other),                     // TEST-NET-1
+        entry("0.0.0.0", 30303, other),                       // unspecified
+        entry("224.0.0.1", 30303, other),                     // multicast
+        entry("127.0.0.52", 30303, off_curve),                // not a key
+    ];
+    let (now, unix) = (nut.now, nut.unix());
+    nut.disc.start_lookup(now, unix, *good.key.public().raw());
+    let mut answered = 0;
+    nut.advance_with(2_000, |nut, to, d| match &d.packet {
+        Packet::Ping(_) if to == peer.addr => vec![peer.pong(nut, d.hash)],
+        Packet::FindNode(_) if to == peer.addr => {
+            answered += 1;
+            vec![
+                peer.packet(&Packet::Neighbors(Neighbors {
+                    nodes: nodes.clone(),
+                    expiration: nut.unix() + 20,
+                }))
+                .0,
+            ]
+        }
+        _ => vec![],
+    });
+    assert_eq!(answered, 1);
+    assert_eq!(nut.disc.drop_count(DropReason::InvalidNeighbor), 5);
+    assert!(nut.disc.table().contains(&good.key.id()));
+    assert!(nut
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::NodeSeen(n) if n.id() == good.key.id())));
+    // One packet with fewer than 16 entries, then the deadline: a success, not a failure.
+    let db = nut.disc.db_snapshot();
+    let rec = db.endpoints.iter().find(|e| e.id == peer.key.id()).unwrap();
+    assert_eq!(rec.record.find_failures, 0);
+    assert!(nut
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::LookupFinished { nodes, .. } if nodes.iter().any(|n| n.id() == good.key.id()))));
+}
+
+#[test]
+fn a_node_starts_with_a_self_lookup_via_its_bootnode_and_recontacts_it_on_refresh() {
+    let boot = Peer::new(220, "127.0.0.2:30303");
+    let boot_node = Node::new(*boot.key.public(), boot.addr.ip(), 30303, 30303);
+    let config = Config {
+        bootnodes: vec![boot_node],
+        ..Config::default()
+    };
+    let mut nut = Nut::new(3, "127.0.0.1:30303".parse().unwrap(), config);
+    let own_key = *nut.key.public().raw();
+    // The bootnode answers pings, pings back (completing its side of the proof) and answers
+    // FindNode with nothing.
+    let mut targets = Vec::new();
+    let responder = |nut: &Nut, to: SocketAddr, d: &Decoded, targets: &mut Vec<[u8; 64]>| {
+        if to != boot.addr {
+            return vec![];
+        }
+        match &d.packet {
+            Packet::Ping(_) => vec![boot.pong(nut, d.hash), boot.ping(nut, nut.unix() + 20).0],
+            Packet::FindNode(f) => {
+                targets.push(f.target);
+                vec![
+                    boot.packet(&Packet::Neighbors(Neighbors {
+                        nodes: vec![],
+                        expiration: nut.unix() + 20,
+                    }))
+                    .0,
+                ]
+            }
+            _ => vec![],
+        }
+    };
+    nut.advance_with(5_000, |n, to, d| responder(n, to, d, &mut targets));
+    assert!(nut.disc.is_bootstrapped());
+    assert!(nut.events.contains(&Event::Bootstrapped));
+    assert_eq!(
+        targets.first(),
+        Some(&own_key),
+        "the first lookup is for ourselves"
+    );
+    assert!(targets.len() >= 2, "then random lookups: {}", targets.len());
+
+    // The bootnode goes silent and is dropped by revalidation ...
+    nut.advance_with(60_000, |_, _, _| vec![]);
+    assert!(!nut.disc.table().contains(&boot.key.id()));
+    // ... and the next refresh, within 30 minutes, brings it back.
+    let sent = nut.advance_with(30 * 60 * 1000, |_, _, _| vec![]);
+    let pings_to_boot = sent
+        .iter()
+        .filter(|(to, d)| *to == boot.addr && matches!(d.packet, Packet::Ping(_)))
+        .count();
+    assert!(pings_to_boot >= 1);
 }

@@ -9,7 +9,7 @@ use crate::identity::NodePublicKey;
 use crate::rlpx::{FrameError, HandshakeError};
 
 /// Which side ended a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Side {
     /// We did.
     Local,

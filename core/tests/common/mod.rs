@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: reading the vector files and hex.
 #![allow(dead_code)]
 
+pub mod net;
 pub mod pair;
 pub mod raw_peer;
 

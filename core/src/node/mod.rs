@@ -1,0 +1,799 @@
+//! The `Node`: discovery, the dial scheduler and every session of one devp2p node behind a
+//! single driver-facing API (PROTOCOL.md §9).
+//!
+//! # Driving a node
+//!
+//! The driver owns one UDP socket, one TCP listener and the TCP streams; the node decides
+//! everything else. Inputs, each with the current time:
+//! - [`handle_datagram`](Node::handle_datagram) for every UDP datagram;
+//! - [`handle_accept`](Node::handle_accept) for every accepted TCP connection (an `Err` means
+//!   close it at once);
+//! - [`handle_connected`](Node::handle_connected) / [`handle_connect_failed`](Node::handle_connect_failed)
+//!   for the outcome of an [`Action::Dial`];
+//! - [`handle_read`](Node::handle_read) with bytes read from a connection; it returns how many
+//!   it took, and while the application is slow to take messages it takes fewer, so the
+//!   driver can stop reading that socket and offer the rest again later;
+//! - [`handle_written`](Node::handle_written) after writing from [`outbound`](Node::outbound);
+//! - [`handle_closed`](Node::handle_closed) when a connection ends by itself;
+//! - [`handle_timeout`](Node::handle_timeout) once [`poll_timeout`](Node::poll_timeout) is due.
+//!
+//! After each input, drain in this order: [`poll_transmit`](Node::poll_transmit) until `None`
+//! (send each datagram), [`poll_action`](Node::poll_action) until `None` (dial, write, close),
+//! [`poll_event`](Node::poll_event) until `None` (hand to the application), then re-arm the
+//! timer with [`poll_timeout`](Node::poll_timeout). `now` must never go backwards; `unix_secs`
+//! (wall-clock seconds) is data for discovery's packet expirations only.
+//!
+//! ```
+//! use devp2p_core::node::{Node, NodeConfig};
+//! use devp2p_core::{Instant, NodeSecretKey};
+//! use rand_core::SeedableRng;
+//!
+//! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+//! let key = NodeSecretKey::generate(&mut rng);
+//! let mut node = Node::new(key, NodeConfig::default(), rng, Instant::ZERO, 1_700_000_000);
+//! let mut buf = [0u8; devp2p_core::discv4::wire::MAX_PACKET_SIZE];
+//! // A tiny driver loop: no sockets here, so nothing arrives; run the timers once.
+//! node.handle_timeout(Instant::from_millis(10), 1_700_000_000);
+//! while let Some((to, len)) = node.poll_transmit(&mut buf) { let _ = (to, &buf[..len]); }
+//! while let Some(action) = node.poll_action() { let _ = action; }
+//! while let Some(event) = node.poll_event() { let _ = event; }
+//! assert!(node.poll_timeout().is_some());
+//! ```
+
+mod admission;
+mod config;
+mod types;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, SeedableRng};
+
+pub use config::*;
+pub use types::*;
+
+use crate::dial::{max_dialed_peers, DialAction, DialConfig, DialKind, DialTarget, Dialer};
+use crate::discv4::wire::MAX_PACKET_SIZE;
+use crate::discv4::{
+    Config as DiscoveryConfig, Discovery, Event as DiscoveryEvent, LookupId, Node as DiscNode,
+    NodeDbSnapshot,
+};
+use crate::enode::Enode;
+use crate::enr::Enr;
+use crate::identity::{NodeId, NodePublicKey, NodeSecretKey};
+use crate::session::{DisconnectReason, SendError, Session, SessionConfig, SessionEvent};
+use crate::time::Instant;
+
+enum ConnState {
+    /// Waiting for the driver's TCP connect.
+    Connecting { deadline: Instant },
+    /// Handshake, Hello or established.
+    Open(Box<Session>),
+}
+
+struct Conn {
+    direction: Direction,
+    addr: SocketAddr,
+    state: ConnState,
+    /// For dials: the node we dialled and why.
+    dial: Option<(NodePublicKey, DialKind)>,
+    /// Passed the post-handshake checks.
+    admitted: bool,
+    /// The remote's id, once the RLPx handshake proved it.
+    remote: Option<NodeId>,
+    /// Set once the Hello exchange completed and the peer was added.
+    peer: Option<PeerInfo>,
+    /// Whether an [`Action::Write`] is outstanding.
+    write_signalled: bool,
+}
+
+impl Conn {
+    fn session(&mut self) -> Option<&mut Session> {
+        match &mut self.state {
+            ConnState::Open(s) => Some(s),
+            ConnState::Connecting { .. } => None,
+        }
+    }
+}
+
+/// A whole devp2p node as one sans-IO state machine. See the [module docs](self).
+pub struct Node<R> {
+    key: NodeSecretKey,
+    config: NodeConfig,
+    session_config: Arc<SessionConfig>,
+    rng: R,
+    discovery: Option<Discovery<ChaCha20Rng>>,
+    dialer: Dialer,
+    conns: BTreeMap<ConnId, Conn>,
+    peers: BTreeMap<NodeId, ConnId>,
+    trusted: BTreeSet<NodeId>,
+    throttle: admission::Throttle,
+    next_conn: u64,
+    actions: VecDeque<Action>,
+    events: VecDeque<NodeEvent>,
+    pending_messages: usize,
+    stats: NodeStats,
+    now: Instant,
+    unix_secs: u64,
+    /// The random lookup feeding the dialer, and when the last one started.
+    feeder: Option<LookupId>,
+    last_feed: Option<Instant>,
+    /// Lookups resolving static nodes.
+    resolving: BTreeMap<LookupId, NodeId>,
+}
+
+impl<R: CryptoRng> Node<R> {
+    /// A node with key `key`, started at `now`.
+    pub fn new(
+        key: NodeSecretKey,
+        config: NodeConfig,
+        mut rng: R,
+        now: Instant,
+        unix_secs: u64,
+    ) -> Self {
+        let mut session = config.session.clone();
+        session.manual_admission = true;
+        let ip = config.advertised_ip();
+        let port = config.listen.port();
+        let discovery = (!config.no_discovery).then(|| {
+            let record = Enr::builder()
+                .seq(config.enr_seq.unwrap_or(1))
+                .ip(ip)
+                .tcp4(port)
+                .udp4(port)
+                .sign(&key)
+                .expect("a record with ip, tcp and udp fits 300 bytes");
+            let bootnodes = config
+                .bootnodes
+                .iter()
+                .filter(|e| {
+                    config
+                        .net_restrict
+                        .as_ref()
+                        .is_none_or(|n| e.ip().is_some_and(|ip| n.contains(&ip)))
+                })
+                .filter_map(|e| Some(DiscNode::new(e.public_key, e.ip()?, e.udp_port, e.tcp_port)))
+                .collect();
+            let mut seed = [0u8; 32];
+            rng.fill_bytes(&mut seed);
+            Discovery::new(
+                key.clone(),
+                record,
+                DiscoveryConfig {
+                    bootnodes,
+                    ..DiscoveryConfig::default()
+                },
+                config.node_db.clone(),
+                ChaCha20Rng::from_seed(seed),
+                now,
+                unix_secs,
+            )
+        });
+        let dial_config = DialConfig {
+            max_dial_peers: max_dialed_peers(config.max_peers, config.dial_ratio, config.no_dial),
+            max_active_dials: config.max_pending_peers,
+            net_restrict: config.net_restrict.clone(),
+        };
+        let mut dialer = Dialer::new(key.id(), dial_config);
+        for e in &config.static_nodes {
+            dialer.add_static(DialTarget {
+                public_key: e.public_key,
+                addr: e.tcp_addr(),
+            });
+        }
+        let mut node = Self {
+            trusted: config.trusted_nodes.iter().copied().collect(),
+            session_config: Arc::new(session),
+            key,
+            config,
+            rng,
+            discovery,
+            dialer,
+            conns: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            throttle: admission::Throttle::default(),
+            next_conn: 0,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            pending_messages: 0,
+            stats: NodeStats::default(),
+            now,
+            unix_secs,
+            feeder: None,
+            last_feed: None,
+            resolving: BTreeMap::new(),
+        };
+        node.run_dialer();
+        node
+    }
+
+    // ---- getters ---------------------------------------------------------------------------
+
+    /// Our node id.
+    pub fn local_id(&self) -> NodeId {
+        self.key.id()
+    }
+
+    /// Our enode URL.
+    pub fn local_enode(&self) -> Enode {
+        let port = self.config.listen.port();
+        Enode::new(*self.key.public(), self.config.advertised_ip(), port, port)
+    }
+
+    /// Our signed record, when discovery runs.
+    pub fn local_enr(&self) -> Option<&Enr> {
+        self.discovery.as_ref().map(|d| d.local_record())
+    }
+
+    /// Discovery, when it runs (table, drop counters).
+    pub fn discovery(&self) -> Option<&Discovery<ChaCha20Rng>> {
+        self.discovery.as_ref()
+    }
+
+    /// The connected peers, by id.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.peers
+            .values()
+            .filter_map(|c| {
+                let conn = self.conns.get(c)?;
+                let mut info = conn.peer.clone()?;
+                if let ConnState::Open(s) = &conn.state {
+                    (info.bytes_in, info.bytes_out) = s.bytes_in_out();
+                }
+                Some(info)
+            })
+            .collect()
+    }
+
+    /// How many peers are connected.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Counters, with discovery's drop counts and the dialer's skip counts folded in.
+    pub fn stats(&self) -> NodeStats {
+        let mut s = self.stats.clone();
+        if let Some(d) = &self.discovery {
+            s.packets_dropped = d.drop_counts().clone();
+        }
+        s.dials_skipped = self.dialer.skipped().clone();
+        s
+    }
+
+    /// The node database to persist, when discovery runs.
+    pub fn db_snapshot(&self) -> NodeDbSnapshot {
+        self.discovery
+            .as_ref()
+            .map(|d| d.db_snapshot())
+            .unwrap_or_default()
+    }
+
+    // ---- outputs ---------------------------------------------------------------------------
+
+    /// The next datagram to send: written into `buf`, returned as (destination, length).
+    pub fn poll_transmit(
+        &mut self,
+        buf: &mut [u8; MAX_PACKET_SIZE],
+    ) -> Option<(SocketAddr, usize)> {
+        let t = self.discovery.as_mut()?.poll_transmit(buf)?;
+        *self
+            .stats
+            .packets_out
+            .entry(PacketKind::of(&buf[..t.len]))
+            .or_default() += 1;
+        self.stats.udp_bytes_out += t.len as u64;
+        Some((t.destination, t.len))
+    }
+
+    /// The next socket action.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        let a = self.actions.pop_front()?;
+        if let Action::Write { conn } = a {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.write_signalled = false;
+            }
+        }
+        Some(a)
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        let e = self.events.pop_front()?;
+        if let NodeEvent::Message { payload, .. } = &e {
+            self.pending_messages -= payload.len();
+        }
+        Some(e)
+    }
+
+    /// Bytes to write on `conn` (empty if none, or if the connection is unknown).
+    pub fn outbound(&self, conn: ConnId) -> &[u8] {
+        match self.conns.get(&conn).map(|c| &c.state) {
+            Some(ConnState::Open(s)) => s.outbound(),
+            _ => &[],
+        }
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = [
+            self.discovery.as_ref().and_then(|d| d.poll_timeout()),
+            self.dialer.poll_timeout(),
+            self.throttle.poll_timeout(),
+            self.feed_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        for c in self.conns.values() {
+            let t = match &c.state {
+                ConnState::Connecting { deadline } => Some(*deadline),
+                ConnState::Open(s) => s.poll_timeout(),
+            };
+            next = match (next, t) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        next
+    }
+
+    // ---- driver inputs ---------------------------------------------------------------------
+
+    /// A UDP datagram arrived.
+    pub fn handle_datagram(&mut self, now: Instant, unix_secs: u64, from: SocketAddr, data: &[u8]) {
+        self.tick(now, unix_secs);
+        *self
+            .stats
+            .packets_in
+            .entry(PacketKind::of(data))
+            .or_default() += 1;
+        self.stats.udp_bytes_in += data.len() as u64;
+        if let Some(d) = &mut self.discovery {
+            d.handle_datagram(now, unix_secs, from, data);
+        }
+        self.after_discovery();
+        self.run_dialer();
+    }
+
+    /// The listener accepted a connection from `remote`. `Err`: close it at once.
+    pub fn handle_accept(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+    ) -> Result<ConnId, RefuseReason> {
+        self.tick(now, self.unix_secs);
+        let pending = self
+            .conns
+            .values()
+            .filter(|c| c.direction == Direction::Inbound && c.peer.is_none())
+            .count();
+        let refusal = if pending >= self.config.max_pending_peers {
+            Some(RefuseReason::TooManyPending)
+        } else if self
+            .config
+            .net_restrict
+            .as_ref()
+            .is_some_and(|n| !n.contains(&remote.ip()))
+        {
+            Some(RefuseReason::NetRestrict)
+        } else if !self.throttle.admit(now, remote.ip()) {
+            Some(RefuseReason::Throttled)
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            *self.stats.refused.entry(r).or_default() += 1;
+            return Err(r);
+        }
+        let session =
+            Session::recipient(self.session_config.clone(), &self.key, now, &mut self.rng);
+        let id = self.new_conn(
+            Direction::Inbound,
+            remote,
+            ConnState::Open(Box::new(session)),
+            None,
+        );
+        Ok(id)
+    }
+
+    /// The TCP connect of an [`Action::Dial`] succeeded.
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
+        self.tick(now, self.unix_secs);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let (ConnState::Connecting { .. }, Some((remote, _))) = (&c.state, &c.dial) else {
+            return;
+        };
+        let session = Session::initiator(
+            self.session_config.clone(),
+            &self.key,
+            remote,
+            now,
+            &mut self.rng,
+        );
+        c.state = ConnState::Open(Box::new(session));
+        self.pump(conn);
+    }
+
+    /// The TCP connect of an [`Action::Dial`] failed.
+    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId) {
+        self.tick(now, self.unix_secs);
+        if let Some(c) = self.conns.get(&conn) {
+            if matches!(c.state, ConnState::Connecting { .. }) {
+                self.drop_dial(conn, DialOutcome::ConnectFailed, false);
+            }
+        }
+        self.run_dialer();
+    }
+
+    /// Bytes arrived on `conn`. Returns how many were taken; offer the rest again later.
+    pub fn handle_read(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> usize {
+        self.tick(now, self.unix_secs);
+        if self.pending_messages >= self.config.max_pending_messages {
+            return 0;
+        }
+        let mut used = 0;
+        // A session pauses after its handshake until admitted; `pump` admits it, and the
+        // rest of the input is offered again.
+        while used < data.len() && self.pending_messages < self.config.max_pending_messages {
+            let Some(s) = self.conns.get_mut(&conn).and_then(Conn::session) else {
+                used = data.len();
+                break;
+            };
+            let n = s.handle_read(now, &data[used..]);
+            used += n;
+            self.stats.bytes_in += n as u64;
+            self.pump(conn);
+            if n == 0 {
+                break;
+            }
+        }
+        self.run_dialer();
+        used
+    }
+
+    /// `n` bytes of [`outbound`](Self::outbound) were written on `conn`.
+    pub fn handle_written(&mut self, now: Instant, conn: ConnId, n: usize) {
+        self.tick(now, self.unix_secs);
+        if let Some(s) = self.conns.get_mut(&conn).and_then(Conn::session) {
+            s.handle_written(now, n);
+            self.stats.bytes_out += n as u64;
+            self.pump(conn);
+        }
+    }
+
+    /// The connection ended by itself (the peer closed it, or a socket error).
+    pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
+        self.tick(now, self.unix_secs);
+        match self.conns.get_mut(&conn).map(|c| &mut c.state) {
+            Some(ConnState::Open(s)) => {
+                s.handle_eof(now);
+                self.pump(conn);
+                // The socket is gone: forget the connection whatever the session says.
+                self.remove_conn(conn, false);
+            }
+            Some(ConnState::Connecting { .. }) => {
+                self.drop_dial(conn, DialOutcome::ConnectFailed, false)
+            }
+            None => {}
+        }
+        self.run_dialer();
+    }
+
+    /// Runs every deadline due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant, unix_secs: u64) {
+        self.tick(now, unix_secs);
+        if let Some(d) = &mut self.discovery {
+            d.handle_timeout(now, unix_secs);
+        }
+        self.after_discovery();
+        self.throttle.expire(now);
+        self.dialer.handle_timeout(now);
+        let due: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| match &c.state {
+                ConnState::Connecting { deadline } => *deadline <= now,
+                ConnState::Open(s) => s.poll_timeout().is_some_and(|t| t <= now),
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in due {
+            match self.conns.get_mut(&conn).map(|c| &mut c.state) {
+                Some(ConnState::Connecting { .. }) => {
+                    self.drop_dial(conn, DialOutcome::ConnectTimeout, true)
+                }
+                Some(ConnState::Open(s)) => {
+                    s.handle_timeout(now);
+                    self.pump(conn);
+                }
+                None => {}
+            }
+        }
+        self.run_dialer();
+    }
+
+    // ---- application API -------------------------------------------------------------------
+
+    /// Sends message `code` of protocol `protocol` (index in the session config) to `peer`.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        peer: &NodeId,
+        protocol: usize,
+        code: u64,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        self.tick(now, self.unix_secs);
+        let conn = *self.peers.get(peer).ok_or(SendError::NotEstablished)?;
+        let s = self
+            .conns
+            .get_mut(&conn)
+            .and_then(Conn::session)
+            .ok_or(SendError::NotEstablished)?;
+        s.send(now, protocol, code, payload)?;
+        self.pump(conn);
+        Ok(())
+    }
+
+    /// Disconnects `peer` with `reason`.
+    pub fn disconnect(&mut self, now: Instant, peer: &NodeId, reason: DisconnectReason) {
+        self.tick(now, self.unix_secs);
+        if let Some(&conn) = self.peers.get(peer) {
+            if let Some(s) = self.conns.get_mut(&conn).and_then(Conn::session) {
+                s.disconnect(now, reason);
+            }
+            self.pump(conn);
+        }
+    }
+
+    /// Disconnects every connection with `reason` (ClientQuitting on shutdown).
+    pub fn disconnect_all(&mut self, now: Instant, reason: DisconnectReason) {
+        self.tick(now, self.unix_secs);
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in ids {
+            match self.conns.get_mut(&conn).map(|c| &mut c.state) {
+                Some(ConnState::Open(s)) => {
+                    s.disconnect(now, reason);
+                    self.pump(conn);
+                }
+                Some(ConnState::Connecting { .. }) => {
+                    self.drop_dial(conn, DialOutcome::ConnectFailed, true)
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Adds a static peer: kept connected, redialled after drops.
+    pub fn add_static(&mut self, now: Instant, node: &Enode) {
+        self.tick(now, self.unix_secs);
+        self.dialer.add_static(DialTarget {
+            public_key: node.public_key,
+            addr: node.tcp_addr(),
+        });
+        self.run_dialer();
+    }
+
+    /// Removes a static peer (an existing connection stays).
+    pub fn remove_static(&mut self, id: &NodeId) {
+        self.dialer.remove_static(id);
+    }
+
+    /// Trusts `id`: admitted past the peer limits.
+    pub fn add_trusted(&mut self, id: NodeId) {
+        self.trusted.insert(id);
+    }
+
+    /// Stops trusting `id`.
+    pub fn remove_trusted(&mut self, id: &NodeId) {
+        self.trusted.remove(id);
+    }
+
+    /// Starts a discovery lookup for `target` (a 64-byte public key); the result arrives as
+    /// [`NodeEvent::Discovery`] with a `LookupFinished`. `None` without discovery.
+    pub fn start_lookup(&mut self, now: Instant, target: [u8; 64]) -> Option<LookupId> {
+        self.tick(now, self.unix_secs);
+        let unix = self.unix_secs;
+        let id = self.discovery.as_mut()?.start_lookup(now, unix, target);
+        Some(id)
+    }
+
+    // ---- internals -------------------------------------------------------------------------
+
+    fn tick(&mut self, now: Instant, unix_secs: u64) {
+        self.now = self.now.max(now);
+        self.unix_secs = self.unix_secs.max(unix_secs);
+    }
+
+    fn new_conn(
+        &mut self,
+        direction: Direction,
+        addr: SocketAddr,
+        state: ConnState,
+        dial: Option<(NodePublicKey, DialKind)>,
+    ) -> ConnId {
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.conns.insert(
+            id,
+            Conn {
+                direction,
+                addr,
+                state,
+                dial,
+                admitted: false,
+                remote: None,
+                peer: None,
+                write_signalled: false,
+            },
+        );
+        id
+    }
+
+    /// When a feeder lookup may start, if the dialer wants candidates.
+    fn feed_due(&self) -> Option<Instant> {
+        if self.discovery.is_none() || self.feeder.is_some() || self.dialer.free_slots() == 0 {
+            return None;
+        }
+        Some(self.last_feed.map_or(self.now, |t| t + LOOKUP_MIN_INTERVAL))
+    }
+
+    /// Starts dials and resolves while the dialer has them, and a feeder lookup when it runs
+    /// out of candidates.
+    fn run_dialer(&mut self) {
+        let now = self.now;
+        while let Some(action) = self.dialer.poll_action(now, &mut self.rng) {
+            match action {
+                DialAction::Dial { target, kind } => {
+                    let addr = target.addr.expect("the dialer only dials known addresses");
+                    let conn = self.new_conn(
+                        Direction::Outbound,
+                        addr,
+                        ConnState::Connecting {
+                            deadline: now + DIAL_TIMEOUT,
+                        },
+                        Some((target.public_key, kind)),
+                    );
+                    self.stats.dials_started += 1;
+                    self.actions.push_back(Action::Dial { conn, addr });
+                }
+                DialAction::Resolve(id) => {
+                    let key = self.dialer.static_key(&id);
+                    let unix = self.unix_secs;
+                    if let (Some(d), Some(key)) = (&mut self.discovery, key) {
+                        let lookup = d.start_lookup(now, unix, *key.raw());
+                        self.resolving.insert(lookup, id);
+                    }
+                }
+            }
+        }
+        if self.feed_due().is_some_and(|t| t <= now) {
+            let unix = self.unix_secs;
+            if let Some(d) = &mut self.discovery {
+                self.feeder = Some(d.start_random_lookup(now, unix));
+                self.last_feed = Some(now);
+            }
+        }
+    }
+
+    /// Moves discovery's events to the dialer and the application.
+    fn after_discovery(&mut self) {
+        let Some(d) = &mut self.discovery else { return };
+        let mut evs = Vec::new();
+        while let Some(e) = d.poll_event() {
+            evs.push(e);
+        }
+        for e in evs {
+            match &e {
+                DiscoveryEvent::NodeAdded(n) | DiscoveryEvent::NodeSeen(n) => {
+                    self.offer_candidate(n)
+                }
+                DiscoveryEvent::LookupFinished { id, nodes, .. } => {
+                    if self.feeder == Some(*id) {
+                        self.feeder = None;
+                    }
+                    if let Some(static_id) = self.resolving.remove(id) {
+                        if let Some(n) = nodes.iter().find(|n| n.id() == static_id) {
+                            self.dialer
+                                .update_static(&static_id, SocketAddr::new(n.ip(), n.tcp_port()));
+                        }
+                    }
+                    for n in nodes {
+                        self.offer_candidate(n);
+                    }
+                }
+                _ => {}
+            }
+            self.events.push_back(NodeEvent::Discovery(Box::new(e)));
+        }
+    }
+
+    fn offer_candidate(&mut self, n: &DiscNode) {
+        if n.tcp_port() == 0 {
+            return;
+        }
+        self.dialer.add_candidate(DialTarget {
+            public_key: *n.public_key(),
+            addr: Some(SocketAddr::new(n.ip(), n.tcp_port())),
+        });
+    }
+
+    /// Handles what a session produced: admission, peer changes, messages, writes, closes.
+    fn pump(&mut self, conn: ConnId) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            let Some(s) = c.session() else { return };
+            let Some(ev) = s.poll_event() else { break };
+            match ev {
+                SessionEvent::Authenticated { remote } => self.on_authenticated(conn, remote),
+                SessionEvent::Established(est) => self.on_established(conn, *est),
+                SessionEvent::Message {
+                    protocol,
+                    code,
+                    payload,
+                } => {
+                    let Some(peer) = self
+                        .conns
+                        .get(&conn)
+                        .and_then(|c| c.peer.as_ref())
+                        .map(|p| p.id)
+                    else {
+                        continue;
+                    };
+                    self.pending_messages += payload.len();
+                    self.events.push_back(NodeEvent::Message {
+                        peer,
+                        protocol,
+                        code,
+                        payload,
+                    });
+                }
+                SessionEvent::Closed(closed) => self.on_closed(conn, closed),
+            }
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let ConnState::Open(s) = &c.state else { return };
+        if s.is_finished() {
+            self.remove_conn(conn, true);
+        } else if !s.outbound().is_empty() && !c.write_signalled {
+            c.write_signalled = true;
+            self.actions.push_back(Action::Write { conn });
+        }
+    }
+
+    fn remove_conn(&mut self, conn: ConnId, tell_driver: bool) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(p) = &c.peer {
+                if self.peers.get(&p.id) == Some(&conn) {
+                    self.peers.remove(&p.id);
+                }
+            }
+            if tell_driver {
+                self.actions.push_back(Action::Close { conn });
+            }
+        }
+    }
+
+    /// Ends a dial that never got a session.
+    fn drop_dial(&mut self, conn: ConnId, outcome: DialOutcome, tell_driver: bool) {
+        if let Some(c) = self.conns.get(&conn) {
+            if let Some((key, _)) = c.dial {
+                self.dialer.dial_failed(&key.id());
+            }
+            *self.stats.dials.entry(outcome).or_default() += 1;
+            self.remove_conn(conn, tell_driver);
+        }
+    }
+
+    fn is_trusted(&self, id: &NodeId) -> bool {
+        self.trusted.contains(id)
+    }
+}
