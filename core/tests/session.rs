@@ -640,3 +640,40 @@ fn with_manual_admission_a_session_waits_after_the_handshake_and_can_refuse_befo
         Some(SessionError::Timeout(TimeoutKind::Handshake))
     );
 }
+
+#[test]
+fn sessions_built_from_known_secrets_start_at_the_hello_exchange() {
+    use devp2p_core::keccak::Keccak256;
+    use devp2p_core::rlpx::Secrets;
+    use devp2p_core::session::Session;
+    use devp2p_core::{Instant, NodeSecretKey};
+    use std::sync::Arc;
+
+    let ka = NodeSecretKey::from_bytes(&[1; 32]).unwrap();
+    let kb = NodeSecretKey::from_bytes(&[2; 32]).unwrap();
+    let sponge = |seed: &[u8]| {
+        let mut k = Keccak256::new();
+        k.update(seed);
+        k
+    };
+    let secrets = |egress: &[u8], ingress: &[u8]| Secrets {
+        aes_secret: [3; 32],
+        mac_secret: [4; 32],
+        egress_mac: sponge(egress),
+        ingress_mac: sponge(ingress),
+    };
+    let now = Instant::from_millis(0);
+    let config = Arc::new(three_protocols());
+    let mut a = Session::from_secrets(config.clone(), &ka, *kb.public(), secrets(b"a", b"b"), true, now);
+    let mut b = Session::from_secrets(config, &kb, *ka.public(), secrets(b"b", b"a"), false, now);
+    for _ in 0..3 {
+        let out = a.outbound().to_vec();
+        a.handle_written(now, out.len());
+        b.handle_read(now, &out);
+        let out = b.outbound().to_vec();
+        b.handle_written(now, out.len());
+        a.handle_read(now, &out);
+    }
+    assert!(a.is_established() && b.is_established());
+    assert!(matches!(a.poll_event(), Some(SessionEvent::Established(e)) if e.remote == *kb.public()));
+}

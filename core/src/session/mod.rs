@@ -46,7 +46,9 @@ pub use hello::{Capability, Hello, HelloError, MAX_HELLO_SIZE, P2P_VERSION};
 pub use types::{Closed, Established, SendError, SessionError, SessionEvent, Side, TimeoutKind};
 
 use crate::identity::{NodePublicKey, NodeSecretKey};
-use crate::rlpx::{FrameCodec, FrameError, Handshake, MAX_FRAME_SIZE, MAX_UNCOMPRESSED_SIZE};
+use crate::rlpx::{
+    FrameCodec, FrameError, Handshake, Secrets, MAX_FRAME_SIZE, MAX_UNCOMPRESSED_SIZE,
+};
 use crate::time::Instant;
 use queue::OutboundQueue;
 
@@ -197,7 +199,7 @@ impl Session {
     ) -> Self {
         let mut hs = Handshake::initiator(local, remote, rng);
         let auth = hs.take_output();
-        let mut s = Self::new(config, local, true, Box::new(hs), now);
+        let mut s = Self::new(config, local, true, Phase::Handshake(Box::new(hs)), now);
         s.queue_raw(&auth);
         s
     }
@@ -210,14 +212,31 @@ impl Session {
         rng: &mut R,
     ) -> Self {
         let hs = Handshake::recipient(local, rng);
-        Self::new(config, local, false, Box::new(hs), now)
+        Self::new(config, local, false, Phase::Handshake(Box::new(hs)), now)
+    }
+
+    /// A session whose RLPx handshake happened elsewhere (a proxy, a test, a fuzzer that needs
+    /// to reach Hello and multiplexing without breaking MACs): it starts at the Hello
+    /// exchange with the given `secrets` for the peer `remote`.
+    pub fn from_secrets(
+        config: Arc<SessionConfig>,
+        local: &NodeSecretKey,
+        remote: NodePublicKey,
+        secrets: Secrets,
+        initiator: bool,
+        now: Instant,
+    ) -> Self {
+        // `enter_framing` replaces the placeholder phase at once.
+        let mut s = Self::new(config, local, initiator, Phase::Closed, now);
+        s.enter_framing(secrets, remote);
+        s
     }
 
     fn new(
         config: Arc<SessionConfig>,
         local: &NodeSecretKey,
         initiator: bool,
-        hs: Box<Handshake>,
+        phase: Phase,
         now: Instant,
     ) -> Self {
         let mut caps: Vec<Capability> = config.protocols.iter().map(Protocol::capability).collect();
@@ -237,7 +256,7 @@ impl Session {
             config,
             local_hello,
             initiator,
-            phase: Phase::Handshake(hs),
+            phase,
             events: VecDeque::new(),
             pending_inbound: 0,
             now,
@@ -569,25 +588,26 @@ impl Session {
             return used;
         };
         self.queue_raw(&ack);
-        let mut codec = Box::new(FrameCodec::new(outcome.secrets));
+        self.enter_framing(outcome.secrets, outcome.remote);
+        used
+    }
+
+    /// Switches to framed messages once the RLPx handshake is done: holds for admission, or
+    /// sends our Hello and waits for theirs.
+    fn enter_framing(&mut self, secrets: Secrets, remote: NodePublicKey) {
+        let mut codec = Box::new(FrameCodec::new(secrets));
         // Until the Hello arrives, nothing larger than a Hello is acceptable.
         codec.set_max_frame_size(MAX_HELLO_SIZE + 1);
         codec.set_max_message_size(self.config.max_message_size);
         if self.config.manual_admission {
-            let remote = outcome.remote;
             self.phase = Phase::Authenticated { codec, remote };
             self.events
                 .push_back(SessionEvent::Authenticated { remote });
-            return used;
+            return;
         }
         self.send_hello(&mut codec);
-        self.phase = Phase::Hello {
-            codec,
-            remote: outcome.remote,
-        };
+        self.phase = Phase::Hello { codec, remote };
         self.phase_deadline = self.now + self.config.read_timeout;
-        // A zero-length read of the handshake cannot complete it, so `used` > 0 here.
-        used
     }
 
     fn send_hello(&mut self, codec: &mut FrameCodec) {
