@@ -87,8 +87,18 @@ fn unsorted_and_duplicate_keys_are_rejected_even_when_signed() {
 #[test]
 fn a_high_s_signature_is_rejected_like_geth_does() {
     let k = key();
-    let raw = sign_raw(&k, 1, &v4_pairs(&k), true);
-    assert_eq!(Enr::decode(&raw).unwrap_err(), EnrError::InvalidSignature);
+    let low = sign_raw(&k, 1, &v4_pairs(&k), false);
+    let high = sign_raw(&k, 1, &v4_pairs(&k), true);
+    // The twin is the same signature in the other (high-s) form, not just damaged bytes.
+    // Both records are longer than 55 bytes: f8 <len>, then b8 40 <64-byte signature>.
+    let sig_of = |raw: &[u8]| raw[4..68].to_vec();
+    let (low_sig, high_sig) = (sig_of(&low), sig_of(&high));
+    assert_eq!(Enr::decode(&low).unwrap().signature(), &low_sig[..]);
+    assert_ne!(low_sig, high_sig);
+    let mut normalized = secp256k1::ecdsa::Signature::from_compact(&high_sig).unwrap();
+    normalized.normalize_s();
+    assert_eq!(normalized.serialize_compact().to_vec(), low_sig);
+    assert_eq!(Enr::decode(&high).unwrap_err(), EnrError::InvalidSignature);
 }
 
 #[test]
