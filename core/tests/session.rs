@@ -664,7 +664,14 @@ fn sessions_built_from_known_secrets_start_at_the_hello_exchange() {
     };
     let now = Instant::from_millis(0);
     let config = Arc::new(three_protocols());
-    let mut a = Session::from_secrets(config.clone(), &ka, *kb.public(), secrets(b"a", b"b"), true, now);
+    let mut a = Session::from_secrets(
+        config.clone(),
+        &ka,
+        *kb.public(),
+        secrets(b"a", b"b"),
+        true,
+        now,
+    );
     let mut b = Session::from_secrets(config, &kb, *ka.public(), secrets(b"b", b"a"), false, now);
     for _ in 0..3 {
         let out = a.outbound().to_vec();
@@ -675,5 +682,7 @@ fn sessions_built_from_known_secrets_start_at_the_hello_exchange() {
         a.handle_read(now, &out);
     }
     assert!(a.is_established() && b.is_established());
-    assert!(matches!(a.poll_event(), Some(SessionEvent::Established(e)) if e.remote == *kb.public()));
+    assert!(
+        matches!(a.poll_event(), Some(SessionEvent::Established(e)) if e.remote == *kb.public())
+    );
 }
