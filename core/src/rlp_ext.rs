@@ -6,14 +6,18 @@
 
 use rlp::{DecoderError, Rlp};
 
+/// The encoded length (header and payload) of the RLP item at the start of `bytes`, as its
+/// header claims it; not checked against `bytes.len()`.
+fn first_item_len(bytes: &[u8]) -> Result<usize, DecoderError> {
+    let info = rlp::PayloadInfo::from(bytes)?;
+    info.header_len
+        .checked_add(info.value_len)
+        .ok_or(DecoderError::RlpInvalidLength)
+}
+
 /// Reads the RLP list at the start of `bytes`, ignoring anything after it.
 pub fn leading_list(bytes: &[u8]) -> Result<Rlp<'_>, DecoderError> {
-    let rlp = Rlp::new(bytes);
-    let info = rlp.payload_info()?;
-    let total = info
-        .header_len
-        .checked_add(info.value_len)
-        .ok_or(DecoderError::RlpInvalidLength)?;
+    let total = first_item_len(bytes)?;
     if total > bytes.len() {
         return Err(DecoderError::RlpIsTooShort);
     }
@@ -26,16 +30,10 @@ pub fn leading_list(bytes: &[u8]) -> Result<Rlp<'_>, DecoderError> {
 
 /// Reads `bytes` as exactly one RLP item, rejecting trailing bytes.
 pub fn exact_item(bytes: &[u8]) -> Result<Rlp<'_>, DecoderError> {
-    let rlp = Rlp::new(bytes);
-    let info = rlp.payload_info()?;
-    let total = info
-        .header_len
-        .checked_add(info.value_len)
-        .ok_or(DecoderError::RlpInvalidLength)?;
-    match total.cmp(&bytes.len()) {
+    match first_item_len(bytes)?.cmp(&bytes.len()) {
         std::cmp::Ordering::Less => Err(DecoderError::RlpIsTooBig),
         std::cmp::Ordering::Greater => Err(DecoderError::RlpIsTooShort),
-        std::cmp::Ordering::Equal => Ok(rlp),
+        std::cmp::Ordering::Equal => Ok(Rlp::new(bytes)),
     }
 }
 

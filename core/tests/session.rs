@@ -291,15 +291,7 @@ fn a_message_id_outside_every_capability_is_a_breach_of_protocol() {
         ..SessionConfig::default()
     };
     let mut peer = RawPeer::connect(config, 4);
-    let hello = Hello {
-        protocol_version: 5,
-        client_id: "x".into(),
-        capabilities: vec![Capability::new("foo", 1)],
-        listen_port: 0,
-        id: peer.key.public().raw().to_vec(),
-    };
-    peer.send(0, &hello.encode());
-    peer.codec.set_snappy(true);
+    peer.send_hello(5, &[("foo", 1)]);
     peer.send(0x11, b"\xc0");
     assert_eq!(peer.events.len(), 2, "{:?}", peer.events);
     peer.send(0x12, b"\xc0");
@@ -353,14 +345,7 @@ fn reading_stops_while_the_application_has_not_taken_its_messages() {
         ..three_protocols()
     };
     let mut peer = RawPeer::connect(config, 22);
-    let hello = Hello {
-        protocol_version: 4,
-        client_id: "x".into(),
-        capabilities: vec![Capability::new("eth", 68)],
-        listen_port: 0,
-        id: peer.key.public().raw().to_vec(),
-    };
-    peer.send(0, &hello.encode());
+    peer.send_hello(4, &[("eth", 68)]);
     let mut wire = Vec::new();
     for i in 0..5u8 {
         peer.codec.encode(0x10, &[i; 600], &mut wire).unwrap();
@@ -403,15 +388,7 @@ fn a_peer_that_never_sends_hello_is_dropped_after_the_read_timeout() {
 #[test]
 fn an_established_peer_that_goes_silent_is_dropped_after_30_seconds() {
     let mut peer = RawPeer::connect(three_protocols(), 8);
-    let hello = Hello {
-        protocol_version: 5,
-        client_id: "x".into(),
-        capabilities: vec![Capability::new("eth", 68)],
-        listen_port: 0,
-        id: peer.key.public().raw().to_vec(),
-    };
-    peer.send(0, &hello.encode());
-    peer.codec.set_snappy(true);
+    peer.send_hello(5, &[("eth", 68)]);
     let start = peer.now;
     peer.advance_to(start + Duration::from_secs(16));
     assert_eq!(
@@ -456,15 +433,7 @@ fn a_ping_flood_from_a_peer_that_never_reads_is_bounded_by_the_queue_limit() {
         ..three_protocols()
     };
     let mut peer = RawPeer::connect(config, 20);
-    let hello = Hello {
-        protocol_version: 5,
-        client_id: "x".into(),
-        capabilities: vec![Capability::new("eth", 68)],
-        listen_port: 0,
-        id: peer.key.public().raw().to_vec(),
-    };
-    peer.send(0, &hello.encode());
-    peer.codec.set_snappy(true);
+    peer.send_hello(5, &[("eth", 68)]);
     // 10 000 Pings in one burst; the peer never takes our Pongs.
     let mut wire = Vec::new();
     for _ in 0..10_000 {

@@ -83,6 +83,24 @@ impl RawPeer {
         self.deliver(&wire);
     }
 
+    /// Sends a well-formed Hello with our own id, `version` and `caps`; switches our codec to
+    /// snappy when the session will (both at version 5 or later).
+    pub fn send_hello(&mut self, version: u64, caps: &[(&str, u64)]) {
+        let hello = devp2p_core::session::Hello {
+            protocol_version: version,
+            client_id: "raw-peer".into(),
+            capabilities: caps
+                .iter()
+                .map(|(n, v)| devp2p_core::session::Capability::new(*n, *v))
+                .collect(),
+            listen_port: 0,
+            id: self.key.public().raw().to_vec(),
+        };
+        self.send(0, &hello.encode());
+        self.codec
+            .set_snappy(version >= devp2p_core::session::P2P_VERSION);
+    }
+
     /// Hands raw bytes to the session and collects its answer.
     pub fn deliver(&mut self, wire: &[u8]) {
         let now = self.now;
