@@ -416,3 +416,51 @@ fn a_node_starts_with_a_self_lookup_via_its_bootnode_and_recontacts_it_on_refres
         .count();
     assert!(pings_to_boot >= 1);
 }
+
+#[test]
+fn many_unanswered_requests_in_a_row_raise_a_clock_skew_suspicion_at_most_every_ten_minutes() {
+    use devp2p_core::discv4::CLOCK_SKEW_TIMEOUT_THRESHOLD;
+    let mut nut = Nut::bootstrapped();
+    let _peers = bonded_peers(&mut nut, 40, 160);
+    let skews = |nut: &Nut| {
+        nut.events
+            .iter()
+            .filter(|e| matches!(e, Event::ClockSkewSuspected { .. }))
+            .count()
+    };
+    // Everybody has gone quiet (as happens when our clock is far off): lookups time out.
+    for _ in 0..4 {
+        let (now, unix) = (nut.now, nut.unix());
+        nut.disc.start_random_lookup(now, unix);
+        nut.advance_with(2_000, |_, _, _| vec![]);
+    }
+    assert_eq!(skews(&nut), 1);
+    let Some(Event::ClockSkewSuspected {
+        consecutive_timeouts,
+    }) = nut
+        .events
+        .iter()
+        .find(|e| matches!(e, Event::ClockSkewSuspected { .. }))
+    else {
+        unreachable!()
+    };
+    assert!(*consecutive_timeouts > CLOCK_SKEW_TIMEOUT_THRESHOLD);
+    // More silence within ten minutes: no second report.
+    for _ in 0..4 {
+        let (now, unix) = (nut.now, nut.unix());
+        nut.disc.start_random_lookup(now, unix);
+        nut.advance_with(2_000, |_, _, _| vec![]);
+    }
+    assert_eq!(skews(&nut), 1);
+}
+
+#[test]
+fn answered_requests_keep_the_clock_above_suspicion() {
+    let mut nut = Nut::bootstrapped();
+    let peers = bonded_peers(&mut nut, 40, 160);
+    nut.advance_with(10 * 60 * 1000, pong_only(&peers));
+    assert!(!nut
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ClockSkewSuspected { .. })));
+}

@@ -36,6 +36,11 @@ pub const DB_CLEANUP_INTERVAL: Duration = Duration::from_secs(60 * 60);
 /// Liveness checks after which a node is worth persisting as a future seed (geth
 /// `table_reval.go`, §8.4).
 pub const PERSIST_MIN_LIVENESS_CHECKS: u32 = 5;
+/// Consecutive reply timeouts after which our clock is suspect: geth then runs an NTP drift
+/// check (geth `ntpFailureThreshold`, PROTOCOL.md §7.3). We report it as an event.
+pub const CLOCK_SKEW_TIMEOUT_THRESHOLD: u32 = 32;
+/// Least time between two clock-skew reports (geth `ntpWarningCooldown`).
+pub const CLOCK_SKEW_REPORT_COOLDOWN: Duration = Duration::from_secs(10 * 60);
 /// Upper bound on queued outgoing datagrams; beyond it the oldest are dropped, so a flood of
 /// inbound pings cannot grow memory without bound (our choice; geth blocks on the socket).
 pub const MAX_QUEUED_TRANSMITS: usize = 4096;

@@ -67,6 +67,9 @@ pub struct Discovery<R> {
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<Event>,
     drops: BTreeMap<DropReason, u64>,
+    /// Requests timed out since the last matched reply.
+    consecutive_timeouts: u32,
+    last_clock_skew_report: Option<Instant>,
     pub(super) now: Instant,
     pub(super) unix_secs: u64,
 }
@@ -107,6 +110,8 @@ impl<R: CryptoRng> Discovery<R> {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             drops: BTreeMap::new(),
+            consecutive_timeouts: 0,
+            last_clock_skew_report: None,
             now,
             unix_secs,
         }
@@ -239,9 +244,13 @@ impl<R: CryptoRng> Discovery<R> {
             .iter()
             .filter(|p| matches!(p.purpose, Purpose::BondInbound(_)))
             .count();
+        self.consecutive_timeouts = self
+            .consecutive_timeouts
+            .saturating_add(expired.len() as u32);
         for p in expired {
             self.request_timed_out(p);
         }
+        self.check_clock_skew();
 
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
             .into_iter()
@@ -332,8 +341,31 @@ impl<R: CryptoRng> Discovery<R> {
         });
     }
 
-    /// Removes the pending request at `i`.
+    /// Notes that a reply matched a request: the network hears us, so the clock is fine.
+    pub(super) fn reply_matched(&mut self) {
+        self.consecutive_timeouts = 0;
+    }
+
+    fn check_clock_skew(&mut self) {
+        if self.consecutive_timeouts <= CLOCK_SKEW_TIMEOUT_THRESHOLD {
+            return;
+        }
+        let cooled = self
+            .last_clock_skew_report
+            .is_none_or(|t| self.now.saturating_duration_since(t) >= CLOCK_SKEW_REPORT_COOLDOWN);
+        if cooled {
+            self.last_clock_skew_report = Some(self.now);
+            self.emit(Event::ClockSkewSuspected {
+                consecutive_timeouts: self.consecutive_timeouts,
+            });
+        }
+        // As geth does: start counting afresh either way.
+        self.consecutive_timeouts = 0;
+    }
+
+    /// Removes the pending request at `i` after a reply matched it.
     pub(super) fn take_pending(&mut self, i: usize) -> Pending {
+        self.reply_matched();
         let p = self.pending.remove(i);
         if matches!(p.purpose, Purpose::BondInbound(_)) {
             self.inbound_bonds -= 1;

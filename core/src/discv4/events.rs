@@ -29,6 +29,13 @@ pub enum Event {
     },
     /// The first refresh has finished; from now on nodes that ping us can enter the table.
     Bootstrapped,
+    /// More than 32 requests in a row went unanswered. The usual cause is a wall clock off by
+    /// more than the 20 s packet lifetime, so peers drop our packets as expired; the driver
+    /// may check the clock (geth runs an NTP query here). Reported at most every 10 minutes.
+    ClockSkewSuspected {
+        /// How many requests in a row timed out.
+        consecutive_timeouts: u32,
+    },
 }
 
 /// One datagram written into the caller's buffer by [`super::Discovery::poll_transmit`].

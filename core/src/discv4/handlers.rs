@@ -136,6 +136,7 @@ impl<R: CryptoRng> Discovery<R> {
             self.count_drop(DropReason::Unsolicited);
             return;
         };
+        self.reply_matched();
         let mut valid = Vec::with_capacity(packet.nodes.len());
         for n in &packet.nodes {
             match self.validate_neighbor(&ip, n) {
