@@ -41,7 +41,8 @@ pub struct Lookup {
     result: Vec<Candidate>,
     /// Every id ever offered, so a node pushed out of the result is not re-added and asked.
     seen: BTreeSet<NodeId>,
-    in_flight: usize,
+    /// Nodes asked and not yet answered (they may have left the result meanwhile).
+    in_flight: BTreeSet<NodeId>,
     queries_sent: usize,
 }
 
@@ -54,7 +55,7 @@ impl Lookup {
             target_id: NodeId::of_target(&target),
             result: Vec::new(),
             seen: BTreeSet::from([local]),
-            in_flight: 0,
+            in_flight: BTreeSet::new(),
             queries_sent: 0,
         };
         l.offer(seeds);
@@ -102,7 +103,7 @@ impl Lookup {
     /// The next node to send FindNode to, if fewer than [`ALPHA`] are in flight and an unasked
     /// node remains in the result set. The node counts as in flight from now on.
     pub fn next_query(&mut self) -> Option<Node> {
-        if self.in_flight >= ALPHA {
+        if self.in_flight.len() >= ALPHA {
             return None;
         }
         let c = self
@@ -110,26 +111,21 @@ impl Lookup {
             .iter_mut()
             .find(|c| c.state == QueryState::NotAsked)?;
         c.state = QueryState::InFlight;
-        self.in_flight += 1;
+        self.in_flight.insert(c.node.id());
         self.queries_sent += 1;
         Some(c.node.clone())
     }
 
     fn finish_query(&mut self, from: &NodeId, state: QueryState) -> bool {
-        match self.result.iter_mut().find(|c| c.node.id() == *from) {
-            Some(c) if c.state == QueryState::InFlight => {
-                c.state = state;
-                self.in_flight -= 1;
-                true
-            }
-            Some(_) => false,
-            // Pushed out of the result while in flight: the query still ends.
-            None if self.in_flight > 0 && self.seen.contains(from) => {
-                self.in_flight -= 1;
-                true
-            }
-            None => false,
+        if !self.in_flight.remove(from) {
+            return false;
         }
+        // The node may have been pushed out of the result while in flight; the query ends
+        // either way.
+        if let Some(c) = self.result.iter_mut().find(|c| c.node.id() == *from) {
+            c.state = state;
+        }
+        true
     }
 
     /// Feeds the nodes `from` returned. Answers from nodes not in flight are ignored.
@@ -146,7 +142,7 @@ impl Lookup {
 
     /// Number of queries in flight.
     pub fn in_flight(&self) -> usize {
-        self.in_flight
+        self.in_flight.len()
     }
 
     /// Number of FindNode queries handed out so far.
@@ -156,7 +152,7 @@ impl Lookup {
 
     /// Whether the lookup is over: nothing in flight, nobody left to ask.
     pub fn is_finished(&self) -> bool {
-        self.in_flight == 0 && self.result.iter().all(|c| c.state != QueryState::NotAsked)
+        self.in_flight.is_empty() && self.result.iter().all(|c| c.state != QueryState::NotAsked)
     }
 
     /// The current result, nearest first.
@@ -283,6 +279,29 @@ mod tests {
         let q = l.next_query().unwrap();
         l.on_response(&q.id(), all.clone());
         assert!(l.result().iter().all(|n| n.id() != all[0].id()));
+    }
+
+    #[test]
+    fn answers_from_nodes_never_asked_change_nothing() {
+        let all = nodes(30, 4);
+        let mut l = Lookup::new(NodeId([9; 32]), [5; 64], all[..20].to_vec());
+        let asked: Vec<Node> = std::iter::from_fn(|| l.next_query()).collect();
+        assert_eq!(asked.len(), ALPHA);
+        // Seen but not asked, and never seen at all: both ignored.
+        let waiting = l
+            .result()
+            .into_iter()
+            .find(|n| asked.iter().all(|a| a.id() != n.id()))
+            .unwrap();
+        let before = l.result();
+        l.on_response(&waiting.id(), all[20..].to_vec());
+        l.on_failure(&all[25].id());
+        assert_eq!(l.in_flight(), ALPHA);
+        assert_eq!(l.result(), before);
+        // Answering twice counts once.
+        l.on_failure(&asked[0].id());
+        l.on_failure(&asked[0].id());
+        assert_eq!(l.in_flight(), ALPHA - 1);
     }
 
     quickcheck! {
