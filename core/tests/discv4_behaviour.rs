@@ -464,3 +464,51 @@ fn answered_requests_keep_the_clock_above_suspicion() {
         .iter()
         .any(|e| matches!(e, Event::ClockSkewSuspected { .. })));
 }
+
+#[test]
+fn net_restrict_keeps_nodes_outside_the_allowed_networks_out() {
+    let allowed: devp2p_core::netlist::NetList = "127.0.0.0/24".parse().unwrap();
+    let outside_boot = Peer::new(230, "127.0.5.1:30303");
+    let config = Config {
+        net_restrict: Some(allowed),
+        bootnodes: vec![Node::new(
+            *outside_boot.key.public(),
+            outside_boot.addr.ip(),
+            30303,
+            30303,
+        )],
+        ..Config::default()
+    };
+    let mut nut = Nut::new(4, "127.0.0.1:30303".parse().unwrap(), config);
+    nut.tick();
+    assert!(
+        !nut.disc.table().contains(&outside_boot.key.id()),
+        "a bootnode outside NetRestrict is skipped"
+    );
+    let peer = bonded_peers(&mut nut, 1, 231).remove(0);
+    let inside = Peer::new(232, "127.0.0.60:30303");
+    let outside = Peer::new(233, "127.0.9.60:30303");
+    let nodes: Vec<Neighbor> = [&inside, &outside]
+        .iter()
+        .map(|p| Neighbor {
+            endpoint: p.endpoint(),
+            key: *p.key.public().raw(),
+        })
+        .collect();
+    let (now, unix) = (nut.now, nut.unix());
+    nut.disc.start_lookup(now, unix, [3; 64]);
+    nut.advance_with(2_000, |nut, to, d| match &d.packet {
+        Packet::Ping(_) if to == peer.addr => vec![peer.pong(nut, d.hash)],
+        Packet::FindNode(_) if to == peer.addr => vec![
+            peer.packet(&Packet::Neighbors(Neighbors {
+                nodes: nodes.clone(),
+                expiration: nut.unix() + 20,
+            }))
+            .0,
+        ],
+        _ => vec![],
+    });
+    assert!(nut.disc.table().contains(&inside.key.id()));
+    assert!(!nut.disc.table().contains(&outside.key.id()));
+    assert_eq!(nut.disc.drop_count(DropReason::InvalidNeighbor), 1);
+}

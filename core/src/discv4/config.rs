@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::node::Node;
+use crate::netlist::NetList;
 
 /// How long to wait for a reply (geth `respTimeout`, PROTOCOL.md §7.5).
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -59,6 +60,16 @@ pub struct Config {
     pub bootnodes: Vec<Node>,
     /// Answer FindNode only with live nodes when there are any (geth default, §7.6).
     pub prefer_live: bool,
+    /// When set, nodes outside these networks are never learnt: Neighbors entries and fetched
+    /// records elsewhere are refused (§7.8), and so are seeds and bootnodes (§8.5).
+    pub net_restrict: Option<NetList>,
+}
+
+impl Config {
+    /// Whether NetRestrict (if any) allows `ip`.
+    pub(super) fn allows(&self, ip: &std::net::IpAddr) -> bool {
+        self.net_restrict.as_ref().is_none_or(|n| n.contains(ip))
+    }
 }
 
 impl Default for Config {
@@ -66,6 +77,7 @@ impl Default for Config {
         Config {
             bootnodes: Vec::new(),
             prefer_live: true,
+            net_restrict: None,
         }
     }
 }

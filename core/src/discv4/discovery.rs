@@ -562,7 +562,9 @@ impl<R: CryptoRng> Discovery<R> {
         let seeds = self.db.seeds(SEED_COUNT, self.unix_secs);
         let boot = self.config.bootnodes.clone();
         for n in seeds.into_iter().chain(boot) {
-            self.add_to_table(n, false);
+            if self.config.allows(&n.ip()) {
+                self.add_to_table(n, false);
+            }
         }
         self.refresh_remaining = Some(RANDOM_LOOKUPS_PER_REFRESH);
         let mut self_target = [0u8; PUBLIC_KEY_LEN];
@@ -576,7 +578,13 @@ impl<R: CryptoRng> Discovery<R> {
         let target_id = NodeId::of_target(&target);
         let mut seeds = self.table.closest(&target_id, BUCKET_SIZE, false);
         if seeds.is_empty() {
-            seeds = self.config.bootnodes.clone();
+            seeds = self
+                .config
+                .bootnodes
+                .iter()
+                .filter(|n| self.config.allows(&n.ip()))
+                .cloned()
+                .collect();
         }
         let lookup = Lookup::new(self.key.id(), target, seeds);
         self.lookups.insert(id, (lookup, kind));

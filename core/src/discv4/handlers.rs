@@ -122,6 +122,9 @@ impl<R: CryptoRng> Discovery<R> {
             return None;
         }
         check_relay_ip(sender, &ip).ok()?;
+        if !self.config.allows(&ip) {
+            return None;
+        }
         let key = NodePublicKey::from_raw(&n.key).ok()?;
         Some(Node::new(key, ip, n.endpoint.udp, n.endpoint.tcp))
     }
@@ -203,7 +206,7 @@ impl<R: CryptoRng> Discovery<R> {
         let Some(node) = Node::from_enr(record) else {
             return;
         };
-        if check_relay_ip(&ip, &node.ip()).is_err() {
+        if check_relay_ip(&ip, &node.ip()).is_err() || !self.config.allows(&node.ip()) {
             return;
         }
         // A lower or equal seq keeps the record we have (§7.7); the table enforces that.
