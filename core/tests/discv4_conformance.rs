@@ -306,3 +306,22 @@ fn garbage_is_dropped_silently_and_counted_by_reason() {
     assert!(nut.deliver(from, &own).is_empty());
     assert_eq!(nut.disc.drop_count(DropReason::FromSelf), 1);
 }
+
+#[test]
+fn an_enr_request_without_a_bond_gets_no_reply() {
+    let mut nut = Nut::bootstrapped();
+    let peer = Peer::new(19, "127.0.0.2:40016");
+    let (req, _) = peer.packet(&Packet::EnrRequest(EnrRequest {
+        expiration: nut.unix() + 20,
+    }));
+    assert!(nut.deliver(peer.addr, &req).is_empty());
+    assert_eq!(nut.disc.drop_count(DropReason::Unbonded), 1);
+    // After bonding from another IP only, still nothing for this one.
+    let elsewhere = Peer {
+        key: peer.key.clone(),
+        addr: "127.0.0.3:40016".parse().unwrap(),
+    };
+    elsewhere.bond(&mut nut);
+    assert!(nut.deliver(peer.addr, &req).is_empty());
+    assert_eq!(nut.disc.drop_count(DropReason::Unbonded), 2);
+}
