@@ -1,0 +1,707 @@
+//! The part of a driver that is the same whatever the event loop: moving bytes between
+//! non-blocking sockets and a core [`Node`], in the node's documented order.
+//!
+//! A driver owns the sockets' readiness (mio registrations, tokio wakers) and calls in:
+//! [`Engine::on_datagram`] per datagram, [`Engine::on_accepted`] per accepted stream,
+//! [`Engine::on_readable`] / [`Engine::on_writable`] when a connection is ready,
+//! [`Engine::on_connected`] / [`Engine::on_connect_failed`] for dials it completes itself, and
+//! [`Engine::on_timeout`] once [`Engine::next_deadline`] has passed. After every input the
+//! engine drains the node: datagrams, then actions (dial, write, close), then events, which
+//! go to the driver's [`Io::deliver`]. The engine decides nothing about the protocol.
+//!
+//! Backpressure is counted in bytes: while the events handed to the application and not yet
+//! taken hold [`MAX_BACKLOG_BYTES`] of message payload, no connection is read, so TCP flow
+//! control slows the peers down. Connections that still had input when reading stopped are
+//! remembered and resumed by [`Engine::run_pending`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
+use devp2p_core::discv4::NodeDbSnapshot;
+use devp2p_core::node::{Action, ConnId, Node, NodeEvent};
+use devp2p_core::session::DisconnectReason;
+use devp2p_core::Instant;
+use rand_chacha::ChaCha20Rng;
+
+use crate::clock::Clock;
+use crate::config::{prepare, DriverConfig, Prepared, StartError};
+use crate::nodedb_file::NodeDbFile;
+
+/// Bytes read from one socket per read call.
+pub const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from one connection per readiness before the others get a turn (fairness; the
+/// rest is read on the next turn).
+pub const READ_BUDGET: usize = 256 * 1024;
+/// Message bytes handed to the application and not yet taken beyond which no connection is
+/// read. One maximal message (16 MiB) may overshoot it; the core's own limit is 8 MiB.
+pub const MAX_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
+/// Undelivered events beyond which discovery events are dropped (counted) instead of queued;
+/// peer and message events are never dropped. Bounds memory when the application holds the
+/// event stream without reading it.
+pub const MAX_BACKLOG_EVENTS: usize = 65_536;
+/// How long a graceful shutdown waits for Disconnects to drain before closing what is left:
+/// the core lingers at most `DISCONNECT_LINGER` (1 s) per session; the rest is slack.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the node database is written while the node runs, so a crash loses little
+/// (our choice; geth writes through to LevelDB).
+pub const NODE_DB_SAVE_INTERVAL: Duration = Duration::from_secs(300);
+/// Unread input discarded from a socket before it is closed, so that closing sends FIN rather
+/// than RST and the peer still reads our Disconnect (bounded: it is only what has arrived).
+pub const CLOSE_DRAIN_LIMIT: usize = 256 * 1024;
+
+/// A non-blocking TCP stream.
+pub trait Stream {
+    /// Reads into `buf`; `Ok(0)` is end of stream, `WouldBlock` means nothing to read now.
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes from `buf`; `WouldBlock` means the socket buffer is full.
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// For a connect in progress: `Ok(true)` once connected, `Ok(false)` while connecting.
+    fn connect_result(&mut self) -> io::Result<bool>;
+}
+
+/// Undelivered events, as the driver counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Message payload bytes.
+    pub bytes: usize,
+    /// Events of any kind.
+    pub events: usize,
+}
+
+/// What the engine asks of the driver's sockets and application side.
+pub trait Io {
+    /// The driver's stream type.
+    type Stream: Stream;
+    /// Sends one datagram now. Failure drops it (discovery retries what matters).
+    fn send_datagram(&mut self, to: SocketAddr, data: &[u8]) -> io::Result<usize>;
+    /// Starts a TCP connect for `conn`. `Some(stream)` when the stream exists (and is
+    /// registered) while connecting, the engine then watches [`Stream::connect_result`] on
+    /// writability; `None` when the driver connects elsewhere and reports
+    /// [`Engine::on_connected`] or [`Engine::on_connect_failed`].
+    fn dial(&mut self, conn: ConnId, addr: SocketAddr) -> io::Result<Option<Self::Stream>>;
+    /// A connected stream joins the loop under `conn`.
+    fn register(&mut self, conn: ConnId, stream: &mut Self::Stream) -> io::Result<()>;
+    /// A stream leaves the loop (it is dropped, and so closed, right after).
+    fn deregister(&mut self, conn: ConnId, stream: &mut Self::Stream);
+    /// Hands an event to the application.
+    fn deliver(&mut self, event: NodeEvent);
+    /// What the application has not taken yet.
+    fn backlog(&self) -> Backlog;
+}
+
+/// Counters of what the driver did outside the node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Datagrams the socket refused to send.
+    pub datagrams_unsent: u64,
+    /// Connections closed because of a socket error.
+    pub socket_errors: u64,
+    /// Discovery events dropped because the application did not take events.
+    pub events_dropped: u64,
+    /// Accepted connections closed at once because the driver was shutting down or out of
+    /// tokens.
+    pub accepts_dropped: u64,
+    /// Node database writes that failed.
+    pub db_save_failures: u64,
+}
+
+/// What [`Engine::finish`] reports.
+#[derive(Debug, Clone)]
+pub struct ShutdownReport {
+    /// Connections still open when the shutdown timeout passed (closed without waiting).
+    pub forced_closes: usize,
+    /// Where the node database was written, if it was.
+    pub db_saved: Option<std::path::PathBuf>,
+    /// Why writing it failed, if it did.
+    pub db_error: Option<String>,
+}
+
+enum Phase {
+    /// The stream exists, the TCP connect is in flight (mio).
+    Connecting,
+    /// Connected: bytes flow.
+    Open,
+}
+
+struct Conn<S> {
+    addr: SocketAddr,
+    /// `None` while the driver connects elsewhere (tokio).
+    stream: Option<S>,
+    phase: Phase,
+    /// Bytes read that the node has not taken yet; offered again before reading more.
+    leftover: Vec<u8>,
+    /// The last write hit `WouldBlock` with bytes still queued.
+    write_blocked: bool,
+}
+
+/// Which readiness a connection waits for (for drivers that arm wakers per socket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interest {
+    /// Reading would make progress.
+    pub read: bool,
+    /// Writing (or finishing a connect) would make progress.
+    pub write: bool,
+}
+
+/// A [`Node`] between non-blocking sockets. See the [module docs](self).
+pub struct Engine<S> {
+    node: Node<ChaCha20Rng>,
+    clock: Clock,
+    conns: BTreeMap<ConnId, Conn<S>>,
+    /// Connections with input not yet read or not yet taken (budget spent, or backlog full).
+    runnable: BTreeSet<ConnId>,
+    scratch: Vec<u8>,
+    datagram: Box<[u8; MAX_PACKET_SIZE]>,
+    db_file: Option<NodeDbFile>,
+    next_save: Instant,
+    shutdown_deadline: Option<Instant>,
+    stats: DriverStats,
+}
+
+/// The sockets a driver converts to its own types.
+pub struct Sockets {
+    /// Non-blocking TCP listener.
+    pub listener: std::net::TcpListener,
+    /// Non-blocking UDP socket on the same port (`None` without discovery).
+    pub udp: Option<std::net::UdpSocket>,
+}
+
+impl<S: Stream> Engine<S> {
+    /// Prepares key, database and sockets (see [`prepare`]) and starts the node.
+    pub fn start(config: DriverConfig) -> Result<(Self, Sockets), StartError> {
+        let Prepared {
+            key,
+            node,
+            rng,
+            listener,
+            udp,
+            db_file,
+        } = prepare(config)?;
+        let clock = Clock::new();
+        let now = clock.now();
+        let node = Node::new(key, node, rng, now, clock.unix_secs());
+        tracing::info!(enode = %node.local_enode(), "node started");
+        let engine = Engine {
+            node,
+            clock,
+            conns: BTreeMap::new(),
+            runnable: BTreeSet::new(),
+            scratch: vec![0; READ_CHUNK],
+            datagram: Box::new([0; MAX_PACKET_SIZE]),
+            db_file,
+            next_save: now + NODE_DB_SAVE_INTERVAL,
+            shutdown_deadline: None,
+            stats: DriverStats::default(),
+        };
+        Ok((engine, Sockets { listener, udp }))
+    }
+
+    // ---- getters ---------------------------------------------------------------------------
+
+    /// The node.
+    pub fn node(&self) -> &Node<ChaCha20Rng> {
+        &self.node
+    }
+
+    /// The node, for a command whose outputs must not be drained yet (to register interest
+    /// in an event it may cause at once, say). Call [`flush`](Self::flush) afterwards;
+    /// [`command`](Self::command) does both.
+    pub fn node_mut(&mut self) -> &mut Node<ChaCha20Rng> {
+        &mut self.node
+    }
+
+    /// The clock the node runs on.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Driver counters.
+    pub fn stats(&self) -> &DriverStats {
+        &self.stats
+    }
+
+    /// The node database file, when there is a data directory.
+    pub fn db_file(&self) -> Option<&NodeDbFile> {
+        self.db_file.as_ref()
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown_deadline.is_some()
+    }
+
+    /// Whether a shutdown has begun and every connection is closed (or the timeout passed).
+    pub fn is_drained(&self) -> bool {
+        self.shutdown_deadline
+            .is_some_and(|d| self.conns.is_empty() || self.clock.now() >= d)
+    }
+
+    /// When [`on_timeout`](Self::on_timeout) is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let save = self.db_file.as_ref().map(|_| self.next_save);
+        [self.node.poll_timeout(), save, self.shutdown_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether [`run_pending`](Self::run_pending) has work it can do now.
+    pub fn has_pending(&self, io: &impl Io) -> bool {
+        !self.runnable.is_empty() && !backlog_full(io)
+    }
+
+    /// The connections with their streams and what they wait for (for drivers that arm a
+    /// waker per socket), starting after `after` and wrapping around, for fairness.
+    pub fn interests(&self, after: Option<ConnId>) -> impl Iterator<Item = (ConnId, &S, Interest)> {
+        let (tail, head) = match after {
+            Some(a) => (
+                self.conns
+                    .range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+                self.conns.range(..=a),
+            ),
+            None => (self.conns.range(..), self.conns.range(..ConnId(0))),
+        };
+        tail.chain(head).filter_map(|(id, c)| {
+            let stream = c.stream.as_ref()?;
+            let interest = match c.phase {
+                Phase::Connecting => Interest {
+                    read: false,
+                    write: true,
+                },
+                Phase::Open => Interest {
+                    read: c.leftover.is_empty() && !self.runnable.contains(id),
+                    write: c.write_blocked,
+                },
+            };
+            Some((*id, stream, interest))
+        })
+    }
+
+    // ---- inputs ----------------------------------------------------------------------------
+
+    /// Runs `f` on the node (a command: send, disconnect, add a peer…) and drains it.
+    pub fn command<T>(
+        &mut self,
+        io: &mut impl Io<Stream = S>,
+        f: impl FnOnce(&mut Node<ChaCha20Rng>, Instant) -> T,
+    ) -> T {
+        let now = self.clock.now();
+        let out = f(&mut self.node, now);
+        self.flush(io);
+        out
+    }
+
+    /// A datagram arrived from `from`.
+    pub fn on_datagram(&mut self, io: &mut impl Io<Stream = S>, from: SocketAddr, data: &[u8]) {
+        let (now, unix) = (self.clock.now(), self.clock.unix_secs());
+        self.node.handle_datagram(now, unix, from, data);
+        self.flush(io);
+    }
+
+    /// The listener accepted `stream` from `addr`.
+    pub fn on_accepted(&mut self, io: &mut impl Io<Stream = S>, mut stream: S, addr: SocketAddr) {
+        if self.is_shutting_down() {
+            self.stats.accepts_dropped += 1;
+            return;
+        }
+        let conn = match self.node.handle_accept(self.clock.now(), addr) {
+            Ok(c) => c,
+            Err(reason) => {
+                tracing::debug!(peer = %addr, %reason, "inbound connection refused");
+                return;
+            }
+        };
+        if let Err(e) = io.register(conn, &mut stream) {
+            tracing::warn!(peer = %addr, %conn, error = %e, "cannot watch an accepted connection; closing it");
+            self.stats.accepts_dropped += 1;
+            self.node.handle_closed(self.clock.now(), conn);
+            self.flush(io);
+            return;
+        }
+        tracing::trace!(peer = %addr, %conn, "accepted");
+        self.conns.insert(
+            conn,
+            Conn {
+                addr,
+                stream: Some(stream),
+                phase: Phase::Open,
+                leftover: Vec::new(),
+                write_blocked: false,
+            },
+        );
+        self.flush(io);
+    }
+
+    /// A connect the driver ran itself succeeded.
+    pub fn on_connected(&mut self, io: &mut impl Io<Stream = S>, conn: ConnId, mut stream: S) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            // The node gave up on this dial (timeout) before it completed.
+            return;
+        };
+        if c.stream.is_some() {
+            return;
+        }
+        if let Err(e) = io.register(conn, &mut stream) {
+            tracing::debug!(peer = %c.addr, %conn, error = %e, "cannot watch a connected stream");
+            return self.on_connect_failed(io, conn, &e);
+        }
+        c.stream = Some(stream);
+        c.phase = Phase::Open;
+        self.node.handle_connected(self.clock.now(), conn);
+        self.flush(io);
+    }
+
+    /// A connect the driver ran itself failed.
+    pub fn on_connect_failed(
+        &mut self,
+        io: &mut impl Io<Stream = S>,
+        conn: ConnId,
+        error: &io::Error,
+    ) {
+        if let Some(c) = self.conns.remove(&conn) {
+            tracing::debug!(peer = %c.addr, %conn, %error, "dial failed");
+            self.release(io, conn, c, false);
+            self.node.handle_connect_failed(self.clock.now(), conn);
+            self.flush(io);
+        }
+    }
+
+    /// `conn` is readable (or closed, or in error: reading finds out).
+    pub fn on_readable(&mut self, io: &mut impl Io<Stream = S>, conn: ConnId) {
+        let mut budget = READ_BUDGET;
+        let mut stalls = 0;
+        loop {
+            if backlog_full(io) {
+                self.runnable.insert(conn);
+                return;
+            }
+            let Some(c) = self.conns.get_mut(&conn) else {
+                self.runnable.remove(&conn);
+                return;
+            };
+            if matches!(c.phase, Phase::Connecting) {
+                return self.on_writable(io, conn);
+            }
+            let Some(stream) = c.stream.as_mut() else {
+                return;
+            };
+            if !c.leftover.is_empty() {
+                let taken = self.node.handle_read(self.clock.now(), conn, &c.leftover);
+                c.leftover.drain(..taken);
+                self.flush(io);
+                if taken == 0 {
+                    // Nothing taken even after the events were drained: try again next turn.
+                    stalls += 1;
+                    if stalls > 1 {
+                        self.runnable.insert(conn);
+                        return;
+                    }
+                }
+                continue;
+            }
+            if budget == 0 {
+                self.runnable.insert(conn);
+                return;
+            }
+            match stream.try_read(&mut self.scratch) {
+                Ok(0) => {
+                    tracing::trace!(peer = %c.addr, %conn, "connection closed by the peer");
+                    self.lost(io, conn);
+                    return;
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    let taken = self
+                        .node
+                        .handle_read(self.clock.now(), conn, &self.scratch[..n]);
+                    if taken < n {
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            c.leftover.extend_from_slice(&self.scratch[taken..n]);
+                        }
+                    }
+                    self.flush(io);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.runnable.remove(&conn);
+                    return;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.socket_error(io, conn, "read", &e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// `conn` is writable (or, while connecting, its connect finished either way).
+    pub fn on_writable(&mut self, io: &mut impl Io<Stream = S>, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if matches!(c.phase, Phase::Connecting) {
+            let Some(stream) = c.stream.as_mut() else {
+                return;
+            };
+            match stream.connect_result() {
+                Ok(false) => return,
+                Ok(true) => {
+                    c.phase = Phase::Open;
+                    tracing::trace!(peer = %c.addr, %conn, "connected");
+                    self.node.handle_connected(self.clock.now(), conn);
+                    self.flush(io);
+                }
+                Err(e) => return self.on_connect_failed(io, conn, &e),
+            }
+        }
+        self.write(io, conn);
+        self.flush(io);
+    }
+
+    /// Runs the node's deadlines if due, saves the node database if due, and ends a shutdown
+    /// whose time is up.
+    pub fn on_timeout(&mut self, io: &mut impl Io<Stream = S>) {
+        let now = self.clock.now();
+        if self.node.poll_timeout().is_some_and(|t| t <= now) {
+            self.node.handle_timeout(now, self.clock.unix_secs());
+            self.flush(io);
+        }
+        if self.db_file.is_some() && self.next_save <= now && !self.is_shutting_down() {
+            self.next_save = now + NODE_DB_SAVE_INTERVAL;
+            self.save_db();
+        }
+    }
+
+    /// Offers input that waited (read budget spent, backlog full) again, while the backlog
+    /// has room.
+    pub fn run_pending(&mut self, io: &mut impl Io<Stream = S>) {
+        let waiting: Vec<ConnId> = self.runnable.iter().copied().collect();
+        for conn in waiting {
+            if backlog_full(io) {
+                return;
+            }
+            self.runnable.remove(&conn);
+            self.on_readable(io, conn);
+        }
+    }
+
+    /// Starts a graceful shutdown: Disconnect(ClientQuitting) to every peer; no new
+    /// connections. Keep driving the engine until [`is_drained`](Self::is_drained), then call
+    /// [`finish`](Self::finish).
+    pub fn begin_shutdown(&mut self, io: &mut impl Io<Stream = S>) {
+        if self.is_shutting_down() {
+            return;
+        }
+        let now = self.clock.now();
+        tracing::info!(peers = self.node.peer_count(), "shutting down");
+        self.shutdown_deadline = Some(now + SHUTDOWN_TIMEOUT);
+        self.node
+            .disconnect_all(now, DisconnectReason::ClientQuitting);
+        self.flush(io);
+    }
+
+    /// Closes what is left, saves the node database and reports. Call once drained.
+    pub fn finish(&mut self, io: &mut impl Io<Stream = S>) -> ShutdownReport {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        let forced_closes = ids.len();
+        for conn in ids {
+            if let Some(c) = self.conns.remove(&conn) {
+                self.release(io, conn, c, true);
+                self.node.handle_closed(self.clock.now(), conn);
+            }
+        }
+        // What the node says after its sockets are gone is still the application's to hear.
+        while let Some(e) = self.node.poll_event() {
+            io.deliver(e);
+        }
+        let (db_saved, db_error) = match self.save_db() {
+            Some(Ok(p)) => (Some(p), None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
+        };
+        ShutdownReport {
+            forced_closes,
+            db_saved,
+            db_error,
+        }
+    }
+
+    /// The node database as it would be saved now.
+    pub fn db_snapshot(&self) -> NodeDbSnapshot {
+        self.node.db_snapshot()
+    }
+
+    // ---- internals -------------------------------------------------------------------------
+
+    fn save_db(&mut self) -> Option<Result<std::path::PathBuf, String>> {
+        let file = self.db_file.as_ref()?;
+        let snap = self.node.db_snapshot();
+        Some(match file.save(&snap, self.clock.unix_secs()) {
+            Ok(()) => {
+                tracing::debug!(path = %file.path().display(), nodes = snap.nodes.len(), "node database saved");
+                Ok(file.path().to_path_buf())
+            }
+            Err(e) => {
+                self.stats.db_save_failures += 1;
+                tracing::warn!(path = %file.path().display(), error = %e, "saving the node database failed");
+                Err(format!("{}: {e}", file.path().display()))
+            }
+        })
+    }
+
+    /// Drains the node in its documented order until it has nothing more to say.
+    pub fn flush(&mut self, io: &mut impl Io<Stream = S>) {
+        loop {
+            let mut progress = false;
+            while let Some((to, len)) = self.node.poll_transmit(&mut self.datagram) {
+                progress = true;
+                if let Err(e) = io.send_datagram(to, &self.datagram[..len]) {
+                    self.stats.datagrams_unsent += 1;
+                    tracing::trace!(to = %to, error = %e, "datagram not sent");
+                }
+            }
+            while let Some(action) = self.node.poll_action() {
+                progress = true;
+                match action {
+                    Action::Dial { conn, addr } => self.dial(io, conn, addr),
+                    Action::Write { conn } => self.write(io, conn),
+                    Action::Close { conn } => {
+                        if let Some(c) = self.conns.remove(&conn) {
+                            self.release(io, conn, c, true);
+                        }
+                    }
+                }
+            }
+            while let Some(event) = self.node.poll_event() {
+                progress = true;
+                let full = io.backlog().events >= MAX_BACKLOG_EVENTS;
+                if full && matches!(event, NodeEvent::Discovery(_)) {
+                    self.stats.events_dropped += 1;
+                } else {
+                    io.deliver(event);
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    fn dial(&mut self, io: &mut impl Io<Stream = S>, conn: ConnId, addr: SocketAddr) {
+        let result = if self.is_shutting_down() {
+            Err(io::Error::other("shutting down"))
+        } else {
+            io.dial(conn, addr)
+        };
+        match result {
+            Ok(stream) => {
+                tracing::trace!(peer = %addr, %conn, "dialling");
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        addr,
+                        phase: if stream.is_some() {
+                            Phase::Connecting
+                        } else {
+                            Phase::Open
+                        },
+                        stream,
+                        leftover: Vec::new(),
+                        write_blocked: false,
+                    },
+                );
+            }
+            Err(e) => {
+                tracing::debug!(peer = %addr, %conn, error = %e, "dial failed at once");
+                self.node.handle_connect_failed(self.clock.now(), conn);
+            }
+        }
+    }
+
+    /// Writes what the node has queued for `conn` until done or the socket is full.
+    fn write(&mut self, io: &mut impl Io<Stream = S>, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let (Phase::Open, Some(stream)) = (&c.phase, c.stream.as_mut()) else {
+            return;
+        };
+        loop {
+            let out = self.node.outbound(conn);
+            if out.is_empty() {
+                c.write_blocked = false;
+                return;
+            }
+            match stream.try_write(out) {
+                Ok(0) => {
+                    let e = io::Error::new(ErrorKind::WriteZero, "socket accepted no bytes");
+                    return self.socket_error(io, conn, "write", &e);
+                }
+                Ok(n) => self.node.handle_written(self.clock.now(), conn, n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    c.write_blocked = true;
+                    return;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return self.socket_error(io, conn, "write", &e),
+            }
+        }
+    }
+
+    fn socket_error(
+        &mut self,
+        io: &mut impl Io<Stream = S>,
+        conn: ConnId,
+        op: &str,
+        e: &io::Error,
+    ) {
+        if let Some(c) = self.conns.get(&conn) {
+            tracing::debug!(peer = %c.addr, %conn, error = %e, "{op} failed; closing the connection");
+        }
+        self.stats.socket_errors += 1;
+        self.lost(io, conn);
+    }
+
+    /// The connection ended by itself: tell the node, forget the socket.
+    fn lost(&mut self, io: &mut impl Io<Stream = S>, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            self.release(io, conn, c, false);
+            self.node.handle_closed(self.clock.now(), conn);
+            self.flush(io);
+        }
+    }
+
+    /// Deregisters and drops a connection's socket. With `drain`, unread input is discarded
+    /// first so that the close sends FIN, not RST (see [`CLOSE_DRAIN_LIMIT`]).
+    fn release(&mut self, io: &mut impl Io<Stream = S>, conn: ConnId, mut c: Conn<S>, drain: bool) {
+        self.runnable.remove(&conn);
+        if let Some(mut stream) = c.stream.take() {
+            if drain && matches!(c.phase, Phase::Open) {
+                let mut drained = 0;
+                while drained < CLOSE_DRAIN_LIMIT {
+                    match stream.try_read(&mut self.scratch) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => drained += n,
+                    }
+                }
+            }
+            io.deregister(conn, &mut stream);
+            tracing::trace!(peer = %c.addr, %conn, "closed");
+        }
+    }
+}
+
+fn backlog_full(io: &impl Io) -> bool {
+    io.backlog().bytes >= MAX_BACKLOG_BYTES
+}
+
+/// What an event weighs in [`Backlog::bytes`]: its message payload, if it has one.
+pub fn backlog_bytes(event: &NodeEvent) -> usize {
+    match event {
+        NodeEvent::Message { payload, .. } => payload.len(),
+        _ => 0,
+    }
+}

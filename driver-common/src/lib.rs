@@ -1,0 +1,42 @@
+//! What the devp2p drivers (`devp2p-mio`, `devp2p-tokio`) share, so that each of them is only
+//! its event loop:
+//!
+//! - [`Engine`]: a core [`Node`](devp2p_core::node::Node) between non-blocking sockets. It
+//!   feeds the node bytes, datagrams, connects and closes, drains it in the documented order
+//!   (datagrams, actions, events), and keeps backpressure in bytes. It decides nothing about
+//!   the protocol.
+//! - [`Clock`]: monotonic milliseconds since start as the core's `Instant`, and unix seconds.
+//! - [`os_seeded_rng`]: the one read of OS entropy, seeding the node's ChaCha20 stream.
+//! - [`keyfile`]: the node key file (geth's format), created on first start.
+//! - [`NodeDbFile`]: the node database as a versioned file; a corrupt one is set aside with a
+//!   warning and the node starts empty; writes go through a temporary file and a rename.
+//! - [`DriverConfig`] and [`prepare`]: start-up shared by both drivers.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod entropy;
+pub mod fsutil;
+pub mod keyfile;
+pub mod nodedb_file;
+
+pub use clock::Clock;
+pub use config::{prepare, DriverConfig, KeySource, Prepared, StartError};
+pub use engine::{Backlog, DriverStats, Engine, Interest, Io, ShutdownReport, Sockets, Stream};
+pub use entropy::os_seeded_rng;
+pub use nodedb_file::NodeDbFile;
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::path::PathBuf;
+
+    /// A fresh directory under the system temp dir, unique per test and process.
+    pub fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("devp2p-common-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

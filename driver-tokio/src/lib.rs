@@ -1,0 +1,109 @@
+//! devp2p on tokio.
+//!
+//! [`spawn`] starts one task that owns a sans-IO [`Node`](devp2p_core::node::Node) together
+//! with its UDP socket, TCP listener and connections. The task only moves bytes, time and
+//! randomness between the sockets and the node; every protocol decision is the node's. The
+//! application gets a cloneable [`NodeHandle`] (send, disconnect, static and trusted peers,
+//! peers, local enode and ENR, lookups, shutdown) and an [`EventStream`].
+//!
+//! - **Time**: milliseconds since the task started, from the monotonic clock, as the core's
+//!   `Instant`; the wall clock only as unix seconds for discovery expirations and the node
+//!   database.
+//! - **Randomness**: a ChaCha20 stream seeded once from the OS at start.
+//! - **Key and database**: see [`DriverConfig`]: the node key from a file (created on first
+//!   start) and the node database in a data directory, saved every 5 minutes and at shutdown.
+//! - **Shutdown**: [`NodeHandle::shutdown`] (or dropping every handle) sends
+//!   Disconnect(ClientQuitting) to every peer, waits for the Disconnects to drain, and saves
+//!   the node database.
+//! - **Logs** go through `tracing`.
+//!
+//! ```no_run
+//! use devp2p_core::node::{NodeConfig, NodeEvent};
+//! use devp2p_core::session::{Protocol, SessionConfig};
+//! use devp2p_tokio::{spawn, DriverConfig};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = DriverConfig {
+//!     node: NodeConfig {
+//!         session: SessionConfig { protocols: vec![Protocol::new("demo", 1, 2)], ..Default::default() },
+//!         listen: "127.0.0.1:30303".parse()?,
+//!         ..Default::default()
+//!     },
+//!     data_dir: Some("./node-data".into()),
+//!     ..Default::default()
+//! };
+//! let (node, mut events) = spawn(config)?;
+//! println!("listening as {}", node.local_enode());
+//! while let Some(event) = events.recv().await {
+//!     if let NodeEvent::PeerAdded(peer) = event {
+//!         node.send(peer.id, 0, 1, b"hello".to_vec()).await?;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod events;
+mod handle;
+mod task;
+
+use std::sync::Arc;
+
+use devp2p_driver_common::Engine;
+pub use devp2p_driver_common::{DriverConfig, DriverStats, KeySource, ShutdownReport, StartError};
+pub use events::EventStream;
+pub use handle::{LookupError, NodeHandle, NodeInfo, SendFailure, Stopped};
+pub use task::{
+    ACCEPTS_PER_TURN, ACCEPT_ERROR_BACKOFF, COMMANDS_PER_TURN, DATAGRAMS_PER_TURN,
+    MAX_PARKED_SENDS_PER_PEER,
+};
+
+/// Commands from handles waiting for the node task; senders wait beyond it (backpressure on
+/// callers that do not await their replies).
+pub const COMMAND_QUEUE: usize = 1024;
+
+/// Starts a node in a new task on the current tokio runtime. Returns its handle and its
+/// event stream. Fails (never panics) when the key, the data directory or a socket cannot be
+/// set up, or when called outside a tokio runtime.
+pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        StartError::Io(std::io::Error::other(
+            "devp2p_tokio::spawn must be called inside a tokio runtime",
+        ))
+    })?;
+    let _guard = runtime.enter();
+    let (engine, sockets) = Engine::<task::TokioStream>::start(config)?;
+    let listener = tokio::net::TcpListener::from_std(sockets.listener).map_err(StartError::Io)?;
+    let udp = sockets
+        .udp
+        .map(tokio::net::UdpSocket::from_std)
+        .transpose()
+        .map_err(StartError::Io)?;
+    let node = engine.node();
+    let fixed = Arc::new(handle::Fixed {
+        enode: node.local_enode(),
+        enr: node.local_enr().cloned(),
+        listen: listener.local_addr().map_err(StartError::Io)?,
+    });
+    let (event_tx, event_rx) = events::channel();
+    let (dial_tx, dial_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(COMMAND_QUEUE);
+    let io = task::TokioIo {
+        udp,
+        listener,
+        dial_results: dial_tx,
+        events: event_tx,
+        lookups: Default::default(),
+        parked: Default::default(),
+        accept_paused_until: None,
+    };
+    runtime.spawn(task::run(engine, io, cmd_rx, dial_rx));
+    Ok((
+        NodeHandle {
+            commands: cmd_tx,
+            fixed,
+        },
+        event_rx,
+    ))
+}

@@ -1,0 +1,323 @@
+//! The node task: the only owner of the `Node`. It waits on the UDP socket, the listener,
+//! every connection's readiness, finished dials, commands from handles and the node's
+//! deadline, and hands each to the shared [`Engine`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
+use devp2p_core::discv4::{Event as DiscoveryEvent, LookupId, Node as DiscNode};
+use devp2p_core::node::{ConnId, NodeEvent, DIAL_TIMEOUT};
+use devp2p_core::session::SendError;
+use devp2p_core::NodeId;
+use devp2p_driver_common::{Backlog, Engine, Io, ShutdownReport, Stream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::events::EventSender;
+use crate::handle::{Command, SendFailure};
+
+/// Datagrams read per turn before the connections get theirs (fairness under a UDP flood).
+pub const DATAGRAMS_PER_TURN: usize = 64;
+/// Commands from handles executed per turn before the sockets get theirs.
+pub const COMMANDS_PER_TURN: usize = 64;
+/// Connections accepted per turn.
+pub const ACCEPTS_PER_TURN: usize = 64;
+/// Pause after the listener reports an error (out of file descriptors, say), so a persistent
+/// error does not spin the task (our choice).
+pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+/// Sends to one peer waiting for room in its outbound queue; beyond this `send` fails with
+/// the queue-full error at once (bounds memory when callers do not await their sends).
+pub const MAX_PARKED_SENDS_PER_PEER: usize = 1024;
+
+/// A tokio stream as the engine sees it.
+pub(crate) struct TokioStream(pub(crate) TcpStream);
+
+impl Stream for TokioStream {
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn connect_result(&mut self) -> io::Result<bool> {
+        // Tokio streams reach the engine connected.
+        Ok(true)
+    }
+}
+
+pub(crate) struct ParkedSend {
+    pub(crate) protocol: usize,
+    pub(crate) code: u64,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) reply: oneshot::Sender<Result<(), SendFailure>>,
+}
+
+/// The task's sockets and application side.
+pub(crate) struct TokioIo {
+    pub(crate) udp: Option<UdpSocket>,
+    pub(crate) listener: TcpListener,
+    pub(crate) dial_results: mpsc::UnboundedSender<(ConnId, io::Result<TcpStream>)>,
+    pub(crate) events: EventSender,
+    pub(crate) lookups: BTreeMap<LookupId, oneshot::Sender<Vec<DiscNode>>>,
+    pub(crate) parked: BTreeMap<NodeId, VecDeque<ParkedSend>>,
+    pub(crate) accept_paused_until: Option<tokio::time::Instant>,
+}
+
+impl Io for TokioIo {
+    type Stream = TokioStream;
+
+    fn send_datagram(&mut self, to: SocketAddr, data: &[u8]) -> io::Result<usize> {
+        match &self.udp {
+            Some(s) => s.try_send_to(data, to),
+            None => Err(io::Error::other("no UDP socket")),
+        }
+    }
+
+    fn dial(&mut self, conn: ConnId, addr: SocketAddr) -> io::Result<Option<TokioStream>> {
+        let results = self.dial_results.clone();
+        tokio::spawn(async move {
+            let r = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr)).await {
+                Ok(r) => r,
+                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+            };
+            let _ = results.send((conn, r));
+        });
+        Ok(None)
+    }
+
+    fn register(&mut self, _conn: ConnId, stream: &mut TokioStream) -> io::Result<()> {
+        // Nagle would hold back small frames (Ping, Pong, short messages) for an ACK.
+        stream.0.set_nodelay(true)
+    }
+
+    fn deregister(&mut self, _conn: ConnId, _stream: &mut TokioStream) {}
+
+    fn deliver(&mut self, event: NodeEvent) {
+        match &event {
+            NodeEvent::Discovery(d) => {
+                if let DiscoveryEvent::LookupFinished { id, nodes, .. } = d.as_ref() {
+                    if let Some(reply) = self.lookups.remove(id) {
+                        let _ = reply.send(nodes.clone());
+                    }
+                }
+            }
+            NodeEvent::PeerRemoved { id, .. } => {
+                for p in self.parked.remove(id).into_iter().flatten() {
+                    let _ = p
+                        .reply
+                        .send(Err(SendFailure::Refused(SendError::NotEstablished)));
+                }
+            }
+            _ => {}
+        }
+        self.events.send(event);
+    }
+
+    fn backlog(&self) -> Backlog {
+        self.events.backlog()
+    }
+}
+
+/// What became ready in one turn.
+enum Ready {
+    Udp,
+    Accepted(TcpStream, SocketAddr),
+    AcceptFailed(io::Error),
+    Read(ConnId),
+    Write(ConnId),
+}
+
+/// Polls every socket for readiness; ready if anything is.
+fn poll_ready(
+    engine: &Engine<TokioStream>,
+    io: &TokioIo,
+    cursor: Option<ConnId>,
+    cx: &mut Context<'_>,
+) -> Poll<Vec<Ready>> {
+    let mut ready = Vec::new();
+    if let Some(udp) = &io.udp {
+        if udp.poll_recv_ready(cx).is_ready() {
+            ready.push(Ready::Udp);
+        }
+    }
+    let accepting = io
+        .accept_paused_until
+        .is_none_or(|t| t <= tokio::time::Instant::now());
+    if accepting {
+        for _ in 0..ACCEPTS_PER_TURN {
+            match io.listener.poll_accept(cx) {
+                Poll::Ready(Ok((s, a))) => ready.push(Ready::Accepted(s, a)),
+                Poll::Ready(Err(e)) => {
+                    ready.push(Ready::AcceptFailed(e));
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+    }
+    for (conn, stream, interest) in engine.interests(cursor) {
+        if interest.read && stream.0.poll_read_ready(cx).is_ready() {
+            ready.push(Ready::Read(conn));
+        }
+        if interest.write && stream.0.poll_write_ready(cx).is_ready() {
+            ready.push(Ready::Write(conn));
+        }
+    }
+    if ready.is_empty() {
+        Poll::Pending
+    } else {
+        Poll::Ready(ready)
+    }
+}
+
+/// Runs the node until a shutdown completes; answers every shutdown request with the report.
+pub(crate) async fn run(
+    mut engine: Engine<TokioStream>,
+    mut io: TokioIo,
+    mut commands: mpsc::Receiver<Command>,
+    mut dial_results: mpsc::UnboundedReceiver<(ConnId, io::Result<TcpStream>)>,
+) {
+    let shared = io.events.shared.clone();
+    let mut buf = vec![0u8; MAX_PACKET_SIZE + 1];
+    let mut cursor: Option<ConnId> = None;
+    let mut handles_gone = false;
+    let mut shutdown_waiters: Vec<oneshot::Sender<ShutdownReport>> = Vec::new();
+    engine.flush(&mut io);
+    loop {
+        engine.run_pending(&mut io);
+        retry_parked(&mut engine, &mut io);
+        if engine.is_drained() {
+            break;
+        }
+        let deadline = engine
+            .next_deadline()
+            .map(|d| tokio::time::Instant::from_std(engine.clock().to_std(d)));
+        let accept_resume = io.accept_paused_until;
+        let pending = engine.has_pending(&io);
+        tokio::select! {
+            cmd = commands.recv(), if !handles_gone => {
+                let mut next = cmd;
+                for _ in 0..COMMANDS_PER_TURN {
+                    match next {
+                        Some(c) => crate::handle::execute(c, &mut engine, &mut io, &mut shutdown_waiters),
+                        None => {
+                            handles_gone = true;
+                            engine.begin_shutdown(&mut io);
+                            break;
+                        }
+                    }
+                    match commands.try_recv() {
+                        Ok(c) => next = Some(c),
+                        Err(_) => break,
+                    }
+                }
+            }
+            ready = std::future::poll_fn(|cx| poll_ready(&engine, &io, cursor, cx)) => {
+                for r in ready {
+                    match r {
+                        Ready::Udp => read_datagrams(&mut engine, &mut io, &mut buf),
+                        Ready::Accepted(s, addr) => engine.on_accepted(&mut io, TokioStream(s), addr),
+                        Ready::AcceptFailed(e) => {
+                            tracing::warn!(error = %e, "accepting a connection failed; pausing accepts");
+                            io.accept_paused_until = Some(tokio::time::Instant::now() + ACCEPT_ERROR_BACKOFF);
+                        }
+                        Ready::Read(conn) => {
+                            cursor = Some(conn);
+                            engine.on_readable(&mut io, conn);
+                        }
+                        Ready::Write(conn) => engine.on_writable(&mut io, conn),
+                    }
+                }
+            }
+            Some((conn, result)) = dial_results.recv() => match result {
+                Ok(s) => engine.on_connected(&mut io, conn, TokioStream(s)),
+                Err(e) => engine.on_connect_failed(&mut io, conn, &e),
+            },
+            _ = sleep_until(deadline) => engine.on_timeout(&mut io),
+            _ = sleep_until(accept_resume), if accept_resume.is_some() => io.accept_paused_until = None,
+            _ = shared.resume.notified() => {}
+            _ = tokio::task::yield_now(), if pending => {}
+        }
+    }
+    let report = engine.finish(&mut io);
+    tracing::info!(
+        forced_closes = report.forced_closes,
+        db = ?report.db_saved,
+        "node stopped"
+    );
+    for w in shutdown_waiters {
+        let _ = w.send(report.clone());
+    }
+    for (_, queue) in std::mem::take(&mut io.parked) {
+        for p in queue {
+            let _ = p.reply.send(Err(SendFailure::Stopped));
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn read_datagrams(engine: &mut Engine<TokioStream>, io: &mut TokioIo, buf: &mut [u8]) {
+    for _ in 0..DATAGRAMS_PER_TURN {
+        let Some(udp) = &io.udp else { return };
+        match udp.try_recv_from(buf) {
+            Ok((n, from)) => engine.on_datagram(io, from, &buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // ICMP port-unreachable and the like surface here on some systems; the socket
+                // itself is fine.
+                tracing::trace!(error = %e, "UDP receive error");
+                return;
+            }
+        }
+    }
+}
+
+/// Offers sends that waited for queue room again, in order per peer.
+fn retry_parked(engine: &mut Engine<TokioStream>, io: &mut TokioIo) {
+    if io.parked.is_empty() {
+        return;
+    }
+    let peers: Vec<NodeId> = io.parked.keys().copied().collect();
+    for peer in peers {
+        while let Some(queue) = io.parked.get_mut(&peer) {
+            let Some(p) = queue.front() else {
+                io.parked.remove(&peer);
+                break;
+            };
+            let (protocol, code) = (p.protocol, p.code);
+            let payload = std::mem::take(&mut queue.front_mut().expect("checked").payload);
+            let result = engine.command(io, |node, now| {
+                node.send(now, &peer, protocol, code, &payload)
+            });
+            let Some(queue) = io.parked.get_mut(&peer) else {
+                break;
+            };
+            match result {
+                Err(SendError::QueueFull { .. }) => {
+                    if let Some(front) = queue.front_mut() {
+                        front.payload = payload;
+                    }
+                    break;
+                }
+                r => {
+                    if let Some(p) = queue.pop_front() {
+                        let _ = p.reply.send(r.map_err(SendFailure::Refused));
+                    }
+                }
+            }
+        }
+    }
+}

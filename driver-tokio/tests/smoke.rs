@@ -1,0 +1,66 @@
+//! Two nodes on 127.0.0.1 through the tokio driver: a static dial, one message each way, and a
+//! graceful shutdown seen by the other side as ClientQuitting.
+
+use std::time::Duration;
+
+use devp2p_core::node::{NodeConfig, NodeEvent};
+use devp2p_core::session::{DisconnectReason, Protocol, SessionConfig, Side};
+use devp2p_tokio::{spawn, DriverConfig, EventStream};
+
+fn config() -> DriverConfig {
+    DriverConfig {
+        node: NodeConfig {
+            session: SessionConfig {
+                protocols: vec![Protocol::new("smoke", 1, 2)],
+                ..SessionConfig::default()
+            },
+            listen: "127.0.0.1:0".parse().unwrap(),
+            no_discovery: true,
+            ..NodeConfig::default()
+        },
+        ..DriverConfig::default()
+    }
+}
+
+async fn next_matching(
+    events: &mut EventStream,
+    mut f: impl FnMut(&NodeEvent) -> bool,
+) -> NodeEvent {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let e = events.recv().await.expect("node stopped");
+            if f(&e) {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("timed out waiting for an event")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_peer_connects_exchanges_a_message_and_hears_client_quitting() {
+    let (a, mut a_events) = spawn(config()).unwrap();
+    let (b, mut b_events) = spawn(config()).unwrap();
+    b.add_static(a.local_enode().clone()).await.unwrap();
+    next_matching(&mut a_events, |e| matches!(e, NodeEvent::PeerAdded(_))).await;
+    next_matching(&mut b_events, |e| matches!(e, NodeEvent::PeerAdded(_))).await;
+    b.send(a.local_id(), 0, 1, b"ping".to_vec()).await.unwrap();
+    let got = next_matching(&mut a_events, |e| matches!(e, NodeEvent::Message { .. })).await;
+    assert!(matches!(got, NodeEvent::Message { payload, code: 1, .. } if payload == b"ping"));
+    let report = a.shutdown().await.unwrap();
+    assert_eq!(report.forced_closes, 0);
+    let removed = next_matching(&mut b_events, |e| {
+        matches!(e, NodeEvent::PeerRemoved { .. })
+    })
+    .await;
+    match removed {
+        NodeEvent::PeerRemoved {
+            initiator, reason, ..
+        } => {
+            assert_eq!(initiator, Side::Remote);
+            assert_eq!(reason, Some(DisconnectReason::ClientQuitting));
+        }
+        _ => unreachable!(),
+    }
+}
