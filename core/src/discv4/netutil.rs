@@ -1,7 +1,7 @@
 //! IP address classes as geth's `p2p/netutil` defines them: LAN, special-purpose, /24 subnets,
 //! and the rule for which addresses one node may relay to another (PROTOCOL.md §7.8, §8.2).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 
 /// Whether `ip` is loopback, private (RFC 1918 / RFC 4193 ULA) or link-local. Such nodes are
 /// exempt from the table's subnet limits (geth `netutil.IsLAN`).
@@ -142,9 +142,10 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Shorthand for tests and callers that build IPv4 addresses.
-pub fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+/// Shorthand for the tests that build IPv4 addresses.
+#[cfg(test)]
+pub(crate) fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
 }
 
 #[cfg(test)]
