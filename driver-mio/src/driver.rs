@@ -1,0 +1,481 @@
+//! [`Driver`]: one node inside the caller's `mio::Poll`, under a range of tokens.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
+use devp2p_core::discv4::LookupId;
+use devp2p_core::node::{ConnId, Node, NodeEvent, PeerInfo};
+use devp2p_core::session::{DisconnectReason, SendError};
+use devp2p_core::{Enode, Enr, Instant, NodeId};
+use devp2p_driver_common::engine::backlog_bytes;
+use devp2p_driver_common::{
+    Backlog, DriverConfig, DriverStats, Engine, Io, ShutdownReport, StartError, Stream,
+};
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::{Interest, Registry, Token};
+use rand_chacha::ChaCha20Rng;
+
+/// Tokens a driver needs at least: its UDP socket, its listener, and one connection.
+pub const MIN_TOKENS: usize = 3;
+/// Datagrams read per readiness before the connections get their turn (fairness under a UDP
+/// flood); the rest are read on the next turn.
+pub const DATAGRAMS_PER_TURN: usize = 64;
+/// Pause after the listener reports an error (out of file descriptors, say), so a persistent
+/// error does not spin the loop (our choice).
+pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A mio stream as the engine sees it.
+pub struct MioStream(TcpStream);
+
+impl Stream for MioStream {
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn connect_result(&mut self) -> io::Result<bool> {
+        // mio's documented way to learn how a non-blocking connect ended.
+        if let Some(e) = self.0.take_error()? {
+            return Err(e);
+        }
+        match self.0.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Connection tokens: handed out round-robin, so a token freed in one batch of readiness
+/// events is not reused at once by a new connection that would get the stale events.
+struct Tokens {
+    range: Range<usize>,
+    next: usize,
+    by_token: BTreeMap<usize, ConnId>,
+}
+
+impl Tokens {
+    fn allocate(&mut self, conn: ConnId) -> Option<Token> {
+        let span = self.range.len();
+        for _ in 0..span {
+            let t = self.next;
+            self.next = if t + 1 >= self.range.end {
+                self.range.start
+            } else {
+                t + 1
+            };
+            if let std::collections::btree_map::Entry::Vacant(v) = self.by_token.entry(t) {
+                v.insert(conn);
+                return Some(Token(t));
+            }
+        }
+        None
+    }
+}
+
+struct MioIo {
+    registry: Registry,
+    udp: Option<UdpSocket>,
+    tokens: Tokens,
+    by_conn: BTreeMap<ConnId, Token>,
+    events: VecDeque<NodeEvent>,
+    backlog: Backlog,
+}
+
+impl MioIo {
+    fn register_stream(&mut self, conn: ConnId, stream: &mut TcpStream) -> io::Result<()> {
+        let token = self
+            .tokens
+            .allocate(conn)
+            .ok_or_else(|| io::Error::other("out of connection tokens"))?;
+        if let Err(e) =
+            self.registry
+                .register(stream, token, Interest::READABLE | Interest::WRITABLE)
+        {
+            self.tokens.by_token.remove(&token.0);
+            return Err(e);
+        }
+        self.by_conn.insert(conn, token);
+        Ok(())
+    }
+}
+
+impl Io for MioIo {
+    type Stream = MioStream;
+
+    fn send_datagram(&mut self, to: SocketAddr, data: &[u8]) -> io::Result<usize> {
+        match &self.udp {
+            Some(s) => s.send_to(data, to),
+            None => Err(io::Error::other("no UDP socket")),
+        }
+    }
+
+    fn dial(&mut self, conn: ConnId, addr: SocketAddr) -> io::Result<Option<MioStream>> {
+        let mut stream = TcpStream::connect(addr)?;
+        self.register_stream(conn, &mut stream)?;
+        // Nagle would hold back small frames (Ping, Pong, short messages) for an ACK.
+        let _ = stream.set_nodelay(true);
+        Ok(Some(MioStream(stream)))
+    }
+
+    fn register(&mut self, conn: ConnId, stream: &mut MioStream) -> io::Result<()> {
+        let _ = stream.0.set_nodelay(true);
+        self.register_stream(conn, &mut stream.0)
+    }
+
+    fn deregister(&mut self, conn: ConnId, stream: &mut MioStream) {
+        if let Some(t) = self.by_conn.remove(&conn) {
+            self.tokens.by_token.remove(&t.0);
+        }
+        let _ = self.registry.deregister(&mut stream.0);
+    }
+
+    fn deliver(&mut self, event: NodeEvent) {
+        self.backlog.bytes += backlog_bytes(&event);
+        self.backlog.events += 1;
+        self.events.push_back(event);
+    }
+
+    fn backlog(&self) -> Backlog {
+        self.backlog
+    }
+}
+
+/// One devp2p node in the caller's `mio::Poll`. See the [crate docs](crate) for the loop.
+pub struct Driver {
+    engine: Engine<MioStream>,
+    io: MioIo,
+    listener: TcpListener,
+    udp_token: Token,
+    listener_token: Token,
+    /// Datagrams may be waiting (the last read stopped at the budget, not at `WouldBlock`).
+    udp_ready: bool,
+    /// Connections may be waiting (an accept error paused accepting).
+    accept_ready: bool,
+    accept_paused_until: Option<std::time::Instant>,
+    datagram: Vec<u8>,
+    finished: Option<ShutdownReport>,
+}
+
+impl Driver {
+    /// Starts a node whose sockets are registered with `registry` under the tokens in
+    /// `tokens` (the first for UDP, the second for the listener, the rest for connections: at
+    /// most `tokens.len() - 2` at once). Never panics: bad input is a [`StartError`].
+    pub fn new(
+        registry: &Registry,
+        tokens: Range<usize>,
+        config: DriverConfig,
+    ) -> Result<Self, StartError> {
+        if tokens.len() < MIN_TOKENS {
+            return Err(StartError::Io(io::Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "token range {tokens:?} holds {} tokens; a driver needs at least {MIN_TOKENS}",
+                    tokens.len()
+                ),
+            )));
+        }
+        let registry = registry.try_clone().map_err(StartError::Io)?;
+        let (engine, sockets) = Engine::<MioStream>::start(config)?;
+        let udp_token = Token(tokens.start);
+        let listener_token = Token(tokens.start + 1);
+        let mut listener = TcpListener::from_std(sockets.listener);
+        registry
+            .register(&mut listener, listener_token, Interest::READABLE)
+            .map_err(StartError::Io)?;
+        let udp = match sockets.udp {
+            Some(s) => {
+                let mut s = UdpSocket::from_std(s);
+                registry
+                    .register(&mut s, udp_token, Interest::READABLE)
+                    .map_err(StartError::Io)?;
+                Some(s)
+            }
+            None => None,
+        };
+        let conn_tokens = tokens.start + 2..tokens.end;
+        let mut driver = Driver {
+            engine,
+            io: MioIo {
+                registry,
+                udp,
+                tokens: Tokens {
+                    next: conn_tokens.start,
+                    range: conn_tokens,
+                    by_token: BTreeMap::new(),
+                },
+                by_conn: BTreeMap::new(),
+                events: VecDeque::new(),
+                backlog: Backlog::default(),
+            },
+            listener,
+            udp_token,
+            listener_token,
+            udp_ready: false,
+            accept_ready: false,
+            accept_paused_until: None,
+            datagram: vec![0; MAX_PACKET_SIZE + 1],
+            finished: None,
+        };
+        driver.engine.flush(&mut driver.io);
+        Ok(driver)
+    }
+
+    // ---- the loop --------------------------------------------------------------------------
+
+    /// Whether `token` is one of this driver's.
+    pub fn owns(&self, token: Token) -> bool {
+        token == self.udp_token
+            || token == self.listener_token
+            || self.io.tokens.range.contains(&token.0)
+    }
+
+    /// Handles one readiness event for one of this driver's tokens (others are ignored).
+    pub fn handle_event(&mut self, event: &mio::event::Event) {
+        let token = event.token();
+        if self.finished.is_some() {
+            return;
+        }
+        if token == self.udp_token {
+            self.udp_ready = true;
+            self.read_datagrams();
+        } else if token == self.listener_token {
+            self.accept_ready = true;
+            self.accept();
+        } else if let Some(&conn) = self.io.tokens.by_token.get(&token.0) {
+            if event.is_writable() || event.is_error() {
+                self.engine.on_writable(&mut self.io, conn);
+            }
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                self.engine.on_readable(&mut self.io, conn);
+            }
+        }
+        self.finish_if_drained();
+    }
+
+    /// Runs what is due: the node's deadlines, input that waited (read budget, application
+    /// backlog), a paused listener. Call it after every `poll` (it is cheap when nothing is
+    /// due) or at least when [`timeout`](Self::timeout) has passed.
+    pub fn handle_timeout(&mut self) {
+        if self.finished.is_some() {
+            return;
+        }
+        self.engine.on_timeout(&mut self.io);
+        self.engine.run_pending(&mut self.io);
+        if self.udp_ready {
+            self.read_datagrams();
+        }
+        if self.accept_ready {
+            self.accept();
+        }
+        self.finish_if_drained();
+    }
+
+    /// How long `poll` may sleep before this driver needs [`handle_timeout`](Self::handle_timeout):
+    /// zero while input waits, `None` when nothing is scheduled.
+    pub fn timeout(&self) -> Option<Duration> {
+        if self.finished.is_some() {
+            return None;
+        }
+        let accept_waits = self.accept_ready && self.accept_paused_until.is_none();
+        if self.udp_ready || accept_waits || self.engine.has_pending(&self.io) {
+            return Some(Duration::ZERO);
+        }
+        let node = self
+            .engine
+            .next_deadline()
+            .map(|d| self.engine.clock().until(d));
+        let accept = self
+            .accept_paused_until
+            .map(|t| t.saturating_duration_since(std::time::Instant::now()));
+        match (node, accept) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next event for the application. Take them all after each turn: while 16 MiB of
+    /// messages wait here the driver stops reading its connections.
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        let e = self.io.events.pop_front()?;
+        self.io.backlog.bytes -= backlog_bytes(&e);
+        self.io.backlog.events -= 1;
+        Some(e)
+    }
+
+    // ---- commands --------------------------------------------------------------------------
+
+    /// Runs `f` on the node (any command it offers) and lets the node act on it.
+    pub fn command<T>(&mut self, f: impl FnOnce(&mut Node<ChaCha20Rng>, Instant) -> T) -> T {
+        self.engine.command(&mut self.io, f)
+    }
+
+    /// Sends message `code` of protocol `protocol` (its index in the session config) to
+    /// `peer`. `QueueFull` means: try again after the driver has written (next turn).
+    pub fn send(
+        &mut self,
+        peer: &NodeId,
+        protocol: usize,
+        code: u64,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        self.command(|n, now| n.send(now, peer, protocol, code, payload))
+    }
+
+    /// Disconnects `peer` with `reason`.
+    pub fn disconnect(&mut self, peer: &NodeId, reason: DisconnectReason) {
+        self.command(|n, now| n.disconnect(now, peer, reason))
+    }
+
+    /// Adds a static peer: kept connected, redialled after drops.
+    pub fn add_static(&mut self, node: &Enode) {
+        self.command(|n, now| n.add_static(now, node))
+    }
+
+    /// Removes a static peer (an existing connection stays).
+    pub fn remove_static(&mut self, id: &NodeId) {
+        self.command(|n, _| n.remove_static(id))
+    }
+
+    /// Trusts `id`: admitted past the peer limits.
+    pub fn add_trusted(&mut self, id: NodeId) {
+        self.command(|n, _| n.add_trusted(id))
+    }
+
+    /// Stops trusting `id`.
+    pub fn remove_trusted(&mut self, id: &NodeId) {
+        self.command(|n, _| n.remove_trusted(id))
+    }
+
+    /// Starts a lookup for the 64-byte key `target`; the result arrives as a
+    /// `NodeEvent::Discovery` holding `LookupFinished` with this id. `None` without discovery.
+    pub fn start_lookup(&mut self, target: [u8; 64]) -> Option<LookupId> {
+        self.command(|n, now| n.start_lookup(now, target))
+    }
+
+    // ---- getters ---------------------------------------------------------------------------
+
+    /// The node, for queries (peers, stats, discovery table, node database).
+    pub fn node(&self) -> &Node<ChaCha20Rng> {
+        self.engine.node()
+    }
+
+    /// The connected peers.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.engine.node().peers()
+    }
+
+    /// Our enode URL (with the port actually bound).
+    pub fn local_enode(&self) -> Enode {
+        self.engine.node().local_enode()
+    }
+
+    /// Our signed record (`None` without discovery).
+    pub fn local_enr(&self) -> Option<&Enr> {
+        self.engine.node().local_enr()
+    }
+
+    /// The driver's own counters.
+    pub fn stats(&self) -> &DriverStats {
+        self.engine.stats()
+    }
+
+    // ---- shutdown --------------------------------------------------------------------------
+
+    /// Starts a graceful shutdown: Disconnect(ClientQuitting) to every peer, no new
+    /// connections. Keep driving until [`is_finished`](Self::is_finished).
+    pub fn begin_shutdown(&mut self) {
+        self.engine.begin_shutdown(&mut self.io);
+        self.finish_if_drained();
+    }
+
+    /// Whether the shutdown is complete: every connection closed (or the 3 s timeout passed),
+    /// sockets deregistered, node database saved.
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_some()
+    }
+
+    /// What the shutdown did, once finished.
+    pub fn shutdown_report(&self) -> Option<&ShutdownReport> {
+        self.finished.as_ref()
+    }
+
+    /// Checks whether a shutdown has drained, and completes it if so. Called by the loop
+    /// methods; exposed for loops that drive several drivers.
+    pub fn finish_if_drained(&mut self) -> bool {
+        if self.finished.is_none() && self.engine.is_drained() {
+            let report = self.engine.finish(&mut self.io);
+            let _ = self.io.registry.deregister(&mut self.listener);
+            if let Some(u) = &mut self.io.udp {
+                let _ = self.io.registry.deregister(u);
+            }
+            self.io.udp = None;
+            tracing::info!(forced_closes = report.forced_closes, db = ?report.db_saved, "node stopped");
+            self.finished = Some(report);
+        }
+        self.finished.is_some()
+    }
+
+    // ---- internals -------------------------------------------------------------------------
+
+    fn read_datagrams(&mut self) {
+        for _ in 0..DATAGRAMS_PER_TURN {
+            let Some(udp) = &self.io.udp else {
+                self.udp_ready = false;
+                return;
+            };
+            match udp.recv_from(&mut self.datagram) {
+                Ok((n, from)) => {
+                    let data = std::mem::take(&mut self.datagram);
+                    self.engine.on_datagram(&mut self.io, from, &data[..n]);
+                    self.datagram = data;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.udp_ready = false;
+                    return;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // ICMP port-unreachable and the like surface here on some systems; the
+                    // socket itself is fine, and more may be waiting.
+                    tracing::trace!(error = %e, "UDP receive error");
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        if let Some(t) = self.accept_paused_until {
+            if std::time::Instant::now() < t {
+                return;
+            }
+            self.accept_paused_until = None;
+        }
+        loop {
+            match self.listener.accept() {
+                Ok((stream, addr)) => {
+                    self.engine
+                        .on_accepted(&mut self.io, MioStream(stream), addr)
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.accept_ready = false;
+                    return;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed; pausing accepts");
+                    self.accept_paused_until =
+                        Some(std::time::Instant::now() + ACCEPT_ERROR_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+}
