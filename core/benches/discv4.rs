@@ -9,9 +9,13 @@
 //!
 //! Run: `cargo bench -p devp2p-core --bench discv4` (add `-- --quick` for a short run).
 
+mod common;
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use common::{compare, median, Config};
 
 use devp2p_core::discv4::wire::{self, Endpoint, Neighbor, Neighbors, Packet, Ping, Pong};
 use devp2p_core::discv4::{Node, Table};
@@ -21,35 +25,6 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use secp256k1::Message;
-
-fn per_call_ns(iters: u64, mut f: impl FnMut()) -> f64 {
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    start.elapsed().as_nanos() as f64 / iters as f64
-}
-
-fn calibrate(budget: Duration, f: &mut impl FnMut()) -> u64 {
-    let mut iters = 1u64;
-    loop {
-        let start = Instant::now();
-        for _ in 0..iters {
-            f();
-        }
-        let t = start.elapsed();
-        if t >= budget / 4 || iters >= 1 << 30 {
-            let per = t.as_nanos().max(1) as f64 / iters as f64;
-            return ((budget.as_nanos() as f64 / per) as u64).max(1);
-        }
-        iters *= 4;
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 /// A realistic mix: Ping, Pong, FindNode, a full Neighbors (12), ENRRequest, ENRResponse.
 fn packets(key: &NodeSecretKey) -> (Vec<Vec<u8>>, RecordFloor) {
@@ -158,43 +133,32 @@ fn floor(p: &[u8], record: Option<&RecordFloor>) -> secp256k1::PublicKey {
     sig.recover_ecdsa(Message::from_digest(digest)).unwrap()
 }
 
-fn bench_decode(rounds: usize, round_time: Duration) {
+fn bench_decode(cfg: &Config) {
     let key = NodeSecretKey::from_bytes(&[5; 32]).unwrap();
     let (pkts, record) = packets(&key);
-    let mut ours = || {
+    let ours = || {
         for p in &pkts {
             black_box(wire::decode(black_box(p)).unwrap());
         }
     };
-    let mut base = || {
+    let base = || {
         for p in &pkts {
             let rec = (p[97] == 6).then_some(&record);
             black_box(floor(black_box(p), rec));
         }
     };
-    let n_ours = calibrate(round_time, &mut ours);
-    let n_base = calibrate(round_time, &mut base);
-    let (mut ratios, mut ours_ns, mut base_ns) = (Vec::new(), Vec::new(), Vec::new());
-    for r in 0..rounds {
-        let (a, b) = if r % 2 == 0 {
-            let a = per_call_ns(n_ours, &mut ours);
-            (a, per_call_ns(n_base, &mut base))
-        } else {
-            let b = per_call_ns(n_base, &mut base);
-            (per_call_ns(n_ours, &mut ours), b)
-        };
-        ratios.push(b / a);
-        ours_ns.push(a / pkts.len() as f64);
-        base_ns.push(b / pkts.len() as f64);
-    }
-    let (o, b) = (median(ours_ns), median(base_ns));
+    let c = compare(cfg, ours, base);
+    let (o, b) = (
+        c.ours_ns / pkts.len() as f64,
+        c.floor_ns / pkts.len() as f64,
+    );
     println!(
         "decode+verify: ours {:.0} ns/packet ({:.0}/s), floor {:.0} ns ({:.0}/s), ratio {:.3}",
         o,
         1e9 / o,
         b,
         1e9 / b,
-        median(ratios)
+        c.ratio
     );
 }
 
@@ -234,7 +198,7 @@ fn bench_table(rounds: usize) {
         }
         query.push(start.elapsed().as_nanos() as f64 / targets.len() as f64);
     }
-    let (i, q) = (median(insert), median(query));
+    let (i, q) = (median(&mut insert), median(&mut query));
     println!(
         "table: insert {:.0} ns ({:.0}/s) over a 10k-node stream; table then holds {} + {} replacements",
         i,
@@ -246,12 +210,7 @@ fn bench_table(rounds: usize) {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, round_time) = if quick {
-        (5, Duration::from_millis(10))
-    } else {
-        (31, Duration::from_millis(40))
-    };
-    bench_decode(rounds, round_time);
-    bench_table(if quick { 3 } else { 11 });
+    let cfg = Config::from_args();
+    bench_decode(&cfg);
+    bench_table(if cfg.rounds > 3 { 11 } else { 3 });
 }

@@ -14,8 +14,9 @@
 //!
 //! Run: `cargo bench -p devp2p-core --bench rlpx` (add `-- --quick` for a short run).
 
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use aes::cipher::{BlockCipherEncrypt, KeyInit};
 use aes::Aes256;
@@ -26,64 +27,9 @@ use devp2p_core::NodeSecretKey;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+use common::{compare, Config};
+
 type Aes256Ctr = ctr::Ctr128BE<Aes256>;
-
-struct Config {
-    rounds: usize,
-    round_time: Duration,
-}
-
-/// Times `iters` calls of `f`, returning nanoseconds per call.
-fn time_per_call(iters: u64, mut f: impl FnMut()) -> f64 {
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    start.elapsed().as_nanos() as f64 / iters as f64
-}
-
-/// Finds an iteration count for which `f` runs about `budget`.
-fn calibrate(budget: Duration, f: &mut impl FnMut()) -> u64 {
-    let mut iters = 1u64;
-    loop {
-        let start = Instant::now();
-        for _ in 0..iters {
-            f();
-        }
-        let t = start.elapsed();
-        if t >= budget / 4 || iters >= 1 << 30 {
-            let per = t.as_nanos().max(1) as f64 / iters as f64;
-            return ((budget.as_nanos() as f64 / per) as u64).max(1);
-        }
-        iters *= 4;
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-/// Runs `ours` and `floor` in interleaved rounds; returns (ours ns, floor ns, ratio floor/ours).
-fn compare(cfg: &Config, mut ours: impl FnMut(), mut floor: impl FnMut()) -> (f64, f64, f64) {
-    let n_ours = calibrate(cfg.round_time, &mut ours);
-    let n_floor = calibrate(cfg.round_time, &mut floor);
-    let (mut o, mut fl, mut r) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..cfg.rounds {
-        // Alternate which goes first so neither always runs on a warmer cache or clock.
-        let (a, b) = if round % 2 == 0 {
-            let a = time_per_call(n_ours, &mut ours);
-            (a, time_per_call(n_floor, &mut floor))
-        } else {
-            let b = time_per_call(n_floor, &mut floor);
-            (time_per_call(n_ours, &mut ours), b)
-        };
-        o.push(a);
-        fl.push(b);
-        r.push(b / a);
-    }
-    (median(&mut o), median(&mut fl), median(&mut r))
-}
 
 fn codec_pair(rng: &mut ChaCha20Rng) -> (FrameCodec, FrameCodec, [u8; 32], [u8; 32]) {
     let mut aes = [0u8; 32];
@@ -170,7 +116,8 @@ fn bench_frames(cfg: &Config, rng: &mut ChaCha20Rng) {
             seal.run();
             open.run();
         };
-        let (o, f, r) = compare(cfg, ours, floor);
+        let c = compare(cfg, ours, floor);
+        let (o, f, r) = (c.ours_ns, c.floor_ns, c.ratio);
         let mbs = size as f64 / o * 1e3;
         println!(
             "{:>9} {:>12.0} {:>12.0} {:>10.0} {:>7.3}",
@@ -223,7 +170,8 @@ fn bench_handshake(cfg: &Config, rng: &mut ChaCha20Rng) {
         let sig = secp256k1::ecdsa::RecoverableSignature::sign_ecdsa_recoverable(msg, &keys[0]);
         black_box(sig.recover_ecdsa(msg).unwrap());
     };
-    let (o, f, r) = compare(cfg, ours, floor);
+    let c = compare(cfg, ours, floor);
+    let (o, f, r) = (c.ours_ns, c.floor_ns, c.ratio);
     println!(
         "{:>12} {:>12} {:>12} {:>7}",
         "ours us", "floor us", "per second", "ratio"
@@ -248,7 +196,8 @@ fn bench_keccak(cfg: &Config) {
         use sha3::Digest;
         black_box(sha3::Keccak256::digest(black_box(&data)));
     };
-    let (o, f, r) = compare(cfg, asm, portable);
+    let c = compare(cfg, asm, portable);
+    let (o, f, r) = (c.ours_ns, c.floor_ns, c.ratio);
     println!(
         "keccak-asm {:.0} us, sha3 {:.0} us: keccak-asm is {:.2}x faster",
         o / 1e3,
@@ -258,20 +207,7 @@ fn bench_keccak(cfg: &Config) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // `cargo test --benches` runs this binary with `--bench` absent: do one tiny round.
-    let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
-    let cfg = if quick {
-        Config {
-            rounds: 3,
-            round_time: Duration::from_millis(5),
-        }
-    } else {
-        Config {
-            rounds: 31,
-            round_time: Duration::from_millis(40),
-        }
-    };
+    let cfg = Config::from_args();
     let mut rng = ChaCha20Rng::seed_from_u64(0xbe7c);
     bench_frames(&cfg, &mut rng);
     bench_handshake(&cfg, &mut rng);
