@@ -48,6 +48,10 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the node database is written while the node runs, so a crash loses little
 /// (our choice; geth writes through to LevelDB).
 pub const NODE_DB_SAVE_INTERVAL: Duration = Duration::from_secs(300);
+/// Datagrams kept while the UDP socket cannot take them (its buffer is full, or, with tokio,
+/// its writability is not yet known); beyond this the oldest are dropped and counted.
+/// Discovery retries what matters; 1024 datagrams is at most 1.3 MB.
+pub const MAX_UNSENT_DATAGRAMS: usize = 1024;
 /// Unread input discarded from a socket before it is closed, so that closing sends FIN rather
 /// than RST and the peer still reads our Disconnect (bounded: it is only what has arrived).
 pub const CLOSE_DRAIN_LIMIT: usize = 256 * 1024;
@@ -95,8 +99,9 @@ pub trait Io {
 /// Counters of what the driver did outside the node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DriverStats {
-    /// Datagrams the socket refused to send.
-    pub datagrams_unsent: u64,
+    /// Datagrams dropped because the UDP socket could not take them (queue full, or an
+    /// error other than `WouldBlock`).
+    pub datagrams_dropped: u64,
     /// Connections closed because of a socket error.
     pub socket_errors: u64,
     /// Discovery events dropped because the application did not take events.
@@ -155,6 +160,8 @@ pub struct Engine<S> {
     runnable: BTreeSet<ConnId>,
     scratch: Vec<u8>,
     datagram: Box<[u8; MAX_PACKET_SIZE]>,
+    /// Datagrams waiting for the UDP socket to become writable.
+    unsent: std::collections::VecDeque<(SocketAddr, Vec<u8>)>,
     db_file: Option<NodeDbFile>,
     next_save: Instant,
     shutdown_deadline: Option<Instant>,
@@ -191,6 +198,7 @@ impl<S: Stream> Engine<S> {
             runnable: BTreeSet::new(),
             scratch: vec![0; READ_CHUNK],
             datagram: Box::new([0; MAX_PACKET_SIZE]),
+            unsent: std::collections::VecDeque::new(),
             db_file,
             next_save: now + NODE_DB_SAVE_INTERVAL,
             shutdown_deadline: None,
@@ -461,6 +469,26 @@ impl<S: Stream> Engine<S> {
         self.flush(io);
     }
 
+    /// Whether datagrams wait for the UDP socket to become writable.
+    pub fn has_unsent(&self) -> bool {
+        !self.unsent.is_empty()
+    }
+
+    /// The UDP socket is writable: sends what waited, until it blocks again.
+    pub fn on_udp_writable(&mut self, io: &mut impl Io<Stream = S>) {
+        while let Some((to, data)) = self.unsent.front() {
+            match io.send_datagram(*to, data) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    self.stats.datagrams_dropped += 1;
+                    tracing::trace!(to = %to, error = %e, "datagram not sent");
+                }
+                Ok(_) => {}
+            }
+            self.unsent.pop_front();
+        }
+    }
+
     /// Runs the node's deadlines if due, saves the node database if due, and ends a shutdown
     /// whose time is up.
     pub fn on_timeout(&mut self, io: &mut impl Io<Stream = S>) {
@@ -558,9 +586,18 @@ impl<S: Stream> Engine<S> {
             let mut progress = false;
             while let Some((to, len)) = self.node.poll_transmit(&mut self.datagram) {
                 progress = true;
-                if let Err(e) = io.send_datagram(to, &self.datagram[..len]) {
-                    self.stats.datagrams_unsent += 1;
-                    tracing::trace!(to = %to, error = %e, "datagram not sent");
+                if !self.unsent.is_empty() {
+                    // Keep the order: behind what already waits.
+                    self.queue_datagram(to, len);
+                    continue;
+                }
+                match io.send_datagram(to, &self.datagram[..len]) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => self.queue_datagram(to, len),
+                    Err(e) => {
+                        self.stats.datagrams_dropped += 1;
+                        tracing::trace!(to = %to, error = %e, "datagram not sent");
+                    }
                 }
             }
             while let Some(action) = self.node.poll_action() {
@@ -588,6 +625,14 @@ impl<S: Stream> Engine<S> {
                 return;
             }
         }
+    }
+
+    fn queue_datagram(&mut self, to: SocketAddr, len: usize) {
+        if self.unsent.len() >= MAX_UNSENT_DATAGRAMS {
+            self.unsent.pop_front();
+            self.stats.datagrams_dropped += 1;
+        }
+        self.unsent.push_back((to, self.datagram[..len].to_vec()));
     }
 
     fn dial(&mut self, io: &mut impl Io<Stream = S>, conn: ConnId, addr: SocketAddr) {

@@ -194,7 +194,7 @@ impl Driver {
             Some(s) => {
                 let mut s = UdpSocket::from_std(s);
                 registry
-                    .register(&mut s, udp_token, Interest::READABLE)
+                    .register(&mut s, udp_token, Interest::READABLE | Interest::WRITABLE)
                     .map_err(StartError::Io)?;
                 Some(s)
             }
@@ -244,8 +244,13 @@ impl Driver {
             return;
         }
         if token == self.udp_token {
-            self.udp_ready = true;
-            self.read_datagrams();
+            if event.is_writable() {
+                self.engine.on_udp_writable(&mut self.io);
+            }
+            if event.is_readable() {
+                self.udp_ready = true;
+                self.read_datagrams();
+            }
         } else if token == self.listener_token {
             self.accept_ready = true;
             self.accept();

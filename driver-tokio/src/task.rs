@@ -127,6 +127,7 @@ impl Io for TokioIo {
 /// What became ready in one turn.
 enum Ready {
     Udp,
+    UdpWritable,
     Accepted(TcpStream, SocketAddr),
     AcceptFailed(io::Error),
     Read(ConnId),
@@ -144,6 +145,9 @@ fn poll_ready(
     if let Some(udp) = &io.udp {
         if udp.poll_recv_ready(cx).is_ready() {
             ready.push(Ready::Udp);
+        }
+        if engine.has_unsent() && udp.poll_send_ready(cx).is_ready() {
+            ready.push(Ready::UdpWritable);
         }
     }
     let accepting = io
@@ -222,6 +226,7 @@ pub(crate) async fn run(
                 for r in ready {
                     match r {
                         Ready::Udp => read_datagrams(&mut engine, &mut io, &mut buf),
+                        Ready::UdpWritable => engine.on_udp_writable(&mut io),
                         Ready::Accepted(s, addr) => engine.on_accepted(&mut io, TokioStream(s), addr),
                         Ready::AcceptFailed(e) => {
                             tracing::warn!(error = %e, "accepting a connection failed; pausing accepts");
