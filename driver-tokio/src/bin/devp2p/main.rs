@@ -1,1 +1,221 @@
-fn main() {}
+//! `devp2p`: the command-line tool. Subcommands follow go-ethereum's `cmd/devp2p`.
+//!
+//! Exit codes: 0 success, 1 the operation failed (message on stderr), 2 bad arguments.
+
+mod args;
+mod discv4;
+mod enr;
+mod key;
+mod localnet;
+mod node;
+mod output;
+mod rlpx;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use devp2p_core::Enode;
+
+use args::{parse_caps, parse_duration, parse_enode, parse_enode_list, Caps, EnodeList};
+
+/// Ethereum devp2p tool: keys, records, RLPx and discovery v4 probes, and real nodes.
+#[derive(Parser)]
+#[command(name = "devp2p", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Node keys: generate, and turn into enode URLs or signed records.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Node records.
+    #[command(subcommand)]
+    Enr(EnrCommand),
+    /// RLPx probes.
+    #[command(subcommand)]
+    Rlpx(RlpxCommand),
+    /// Discovery v4 probes and crawling.
+    #[command(subcommand)]
+    Discv4(Discv4Command),
+    /// Runs a node until Ctrl-C.
+    Node(node::NodeArgs),
+    /// Starts N nodes on 127.0.0.1 in this process (the first is the bootnode) and checks that
+    /// every node finds every other through discovery and holds a session. Exits 0 only then.
+    Localnet(localnet::LocalnetArgs),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Generates a node key: written to FILE (never overwriting one), or printed as hex.
+    Generate {
+        /// Where to write the key (64 hex characters, geth's nodekey format).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Prints the enode URL of the key in FILE.
+    ToEnode(key::AddressArgs),
+    /// Prints a signed record (enr:…) for the key in FILE.
+    ToEnr {
+        #[command(flatten)]
+        address: key::AddressArgs,
+        /// The record's sequence number.
+        #[arg(long, default_value_t = 1)]
+        seq: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnrCommand {
+    /// Prints every field of a record (its signature verified) or of an enode URL.
+    Decode {
+        /// `enr:…` or `enode://…`.
+        record: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RlpxCommand {
+    /// Performs the RLPx handshake and Hello exchange, then prints the remote Hello.
+    Ping {
+        /// The node to ping.
+        #[arg(value_parser = parse_enode)]
+        enode: Enode,
+        /// Capabilities to offer, e.g. eth/68,snap/1 (unknown ones as name/version:length).
+        #[arg(long, value_parser = parse_caps)]
+        caps: Option<Caps>,
+        /// Give up after this long (e.g. 5s, 500ms).
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        timeout: Duration,
+        /// Print one JSON object {"id","client","version","caps","listen_port","rtt_ms"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum Discv4Command {
+    /// Sends a Ping and waits for the Pong.
+    Ping {
+        /// The node to ping.
+        #[arg(value_parser = parse_enode)]
+        enode: Enode,
+        /// Give up after this long.
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        timeout: Duration,
+        /// Print one JSON object {"id","rtt_ms","enr_seq"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bonds with a node and fetches its record (EIP-868).
+    Requestenr {
+        /// The node to ask.
+        #[arg(value_parser = parse_enode)]
+        enode: Enode,
+        /// Give up after this long.
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        timeout: Duration,
+    },
+    /// Finds a node's current address in the DHT by a lookup for its key.
+    Resolve {
+        /// The node to find.
+        #[arg(value_parser = parse_enode)]
+        enode: Enode,
+        /// Where to start (comma-separated enode URLs).
+        #[arg(long, value_parser = parse_enode_list)]
+        bootnodes: EnodeList,
+        /// Give up after this long.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        timeout: Duration,
+    },
+    /// Walks the DHT with random lookups and writes every node found.
+    Crawl {
+        /// Where to start (comma-separated enode URLs).
+        #[arg(long, value_parser = parse_enode_list)]
+        bootnodes: EnodeList,
+        /// How long to crawl.
+        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        timeout: Duration,
+        /// Where to write the nodes (JSON); without it a summary is printed.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn init_logs(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit with 2 (and --help / --version with 0) from inside clap.
+    let cli = Cli::parse();
+    let quiet = match &cli.command {
+        Command::Node(a) if !a.json => "info",
+        _ => "warn",
+    };
+    init_logs(quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A failure to report on stderr, exit status 1.
+pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run(command: Command) -> Result<ExitCode, Failure> {
+    match command {
+        Command::Key(KeyCommand::Generate { out }) => key::generate(out.as_deref()),
+        Command::Key(KeyCommand::ToEnode(a)) => key::to_enode(&a),
+        Command::Key(KeyCommand::ToEnr { address, seq }) => key::to_enr(&address, seq),
+        Command::Enr(EnrCommand::Decode { record }) => enr::decode(&record),
+        Command::Rlpx(RlpxCommand::Ping {
+            enode,
+            caps,
+            timeout,
+            json,
+        }) => rlpx::ping(&enode, caps.unwrap_or_default().0, timeout, json).await,
+        Command::Discv4(Discv4Command::Ping {
+            enode,
+            timeout,
+            json,
+        }) => discv4::ping(&enode, timeout, json).await,
+        Command::Discv4(Discv4Command::Requestenr { enode, timeout }) => {
+            discv4::request_enr(&enode, timeout).await
+        }
+        Command::Discv4(Discv4Command::Resolve {
+            enode,
+            bootnodes,
+            timeout,
+        }) => discv4::resolve(&enode, bootnodes.0, timeout).await,
+        Command::Discv4(Discv4Command::Crawl {
+            bootnodes,
+            timeout,
+            out,
+        }) => discv4::crawl(bootnodes.0, timeout, out.as_deref()).await,
+        Command::Node(a) => node::run(a).await,
+        Command::Localnet(a) => localnet::run(a).await,
+    }
+}

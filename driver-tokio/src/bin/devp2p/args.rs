@@ -1,0 +1,175 @@
+//! Argument parsers: each turns text into a value or a message naming what is wrong, which
+//! clap reports as a usage error (exit status 2).
+
+use std::time::Duration;
+
+use devp2p_core::session::Protocol;
+use devp2p_core::{Enode, NodeSecretKey};
+
+/// Longest duration accepted (a day): longer is surely a typo (our choice).
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Which driver runs the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Driver {
+    /// devp2p-tokio: one task per node.
+    Tokio,
+    /// devp2p-mio: every node in one mio::Poll on one thread.
+    Mio,
+}
+
+/// `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (want e.g. 500ms, 5s, 2m, 1h)"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?} (want ms, s, m or h)"
+            ))
+        }
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "{s:?} is out of range (more than zero, at most {}h)",
+            MAX_DURATION.as_secs() / 3600
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A duration the way [`parse_duration`] reads them.
+pub fn show(d: Duration) -> String {
+    if d.subsec_millis() != 0 || d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
+
+/// One enode URL with an IP address.
+pub fn parse_enode(s: &str) -> Result<Enode, String> {
+    let e: Enode = s.trim().parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if e.ip().is_none() {
+        return Err(format!(
+            "{s:?} has no IP address (a DNS name or the key-only form cannot be dialled here)"
+        ));
+    }
+    Ok(e)
+}
+
+/// A comma-separated list of enode URLs.
+#[derive(Debug, Clone, Default)]
+pub struct EnodeList(pub Vec<Enode>);
+
+/// Comma-separated enode URLs (empty entries ignored).
+pub fn parse_enode_list(s: &str) -> Result<EnodeList, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(parse_enode)
+        .collect::<Result<_, _>>()
+        .map(EnodeList)
+}
+
+/// A comma-separated list of capabilities.
+#[derive(Debug, Clone, Default)]
+pub struct Caps(pub Vec<Protocol>);
+
+/// Known capabilities and their message counts (the protocols' specifications).
+const KNOWN_CAPS: &[(&str, u64, u64)] = &[
+    ("eth", 66, 17),
+    ("eth", 67, 17),
+    ("eth", 68, 17),
+    ("eth", 69, 18),
+    ("snap", 1, 8),
+];
+
+/// Comma-separated `name/version`, or `name/version:length` for capabilities not in the
+/// built-in list.
+pub fn parse_caps(s: &str) -> Result<Caps, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|cap| {
+            let (spec, length) = match cap.split_once(':') {
+                Some((spec, l)) => (
+                    spec,
+                    Some(l.parse::<u64>().map_err(|_| {
+                        format!("{cap:?}: the message count after ':' is not a number")
+                    })?),
+                ),
+                None => (cap, None),
+            };
+            let (name, version) = spec
+                .split_once('/')
+                .ok_or_else(|| format!("{cap:?} is not name/version (e.g. eth/68)"))?;
+            let version: u64 = version
+                .parse()
+                .map_err(|_| format!("{cap:?}: version {version:?} is not a number"))?;
+            if name.is_empty() || name.len() > 8 || !name.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(format!(
+                    "{cap:?}: a capability name is 1 to 8 letters or digits"
+                ));
+            }
+            let known = KNOWN_CAPS
+                .iter()
+                .find(|(n, v, _)| *n == name && *v == version)
+                .map(|(_, _, l)| *l);
+            let length = length.or(known).ok_or_else(|| {
+                format!("unknown capability {spec}: give its message count as {spec}:N")
+            })?;
+            if length == 0 {
+                return Err(format!("{cap:?}: a capability has at least one message"));
+            }
+            Ok(Protocol::new(name, version, length))
+        })
+        .collect::<Result<_, _>>()
+        .map(Caps)
+}
+
+/// A secret key as 64 hex characters (with or without 0x).
+pub fn parse_secret_hex(s: &str) -> Result<NodeSecretKey, String> {
+    let t = s.trim();
+    NodeSecretKey::from_hex(t.strip_prefix("0x").unwrap_or(t))
+        .map_err(|e| format!("not a secp256k1 secret key as 64 hex characters: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        for bad in ["", "s", "-1s", "0s", "5x", "1e9h", "NaNs", "25h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn caps_know_eth_and_snap_and_want_a_length_for_the_rest() {
+        let caps = parse_caps("eth/68, snap/1,foo/2:5").unwrap().0;
+        assert_eq!(caps[0], Protocol::new("eth", 68, 17));
+        assert_eq!(caps[2], Protocol::new("foo", 2, 5));
+        assert!(parse_caps("foo/2").unwrap_err().contains("foo/2:N"));
+        assert!(parse_caps("eth").is_err());
+        assert!(parse_caps("eth/x").is_err());
+        assert!(parse_caps("toolongname/1:1").is_err());
+        assert_eq!(parse_caps("").unwrap().0, vec![]);
+    }
+}

@@ -1,0 +1,96 @@
+//! `devp2p enr decode`: every field of a record, signature verified, or of an enode URL.
+
+use std::process::ExitCode;
+
+use devp2p_core::{Enode, Enr};
+
+use crate::Failure;
+
+pub fn decode(text: &str) -> Result<ExitCode, Failure> {
+    let text = text.trim();
+    if text.starts_with("enode://") {
+        let e: Enode = text
+            .parse()
+            .map_err(|e| format!("not a valid enode URL: {e}"))?;
+        println!("Node ID:     {}", e.id());
+        println!("Public key:  {}", e.public_key);
+        match &e.host {
+            Some(h) => println!("Host:        {h}"),
+            None => println!("Host:        (none)"),
+        }
+        println!("TCP:         {}", e.tcp_port);
+        println!("UDP:         {}", e.udp_port);
+        println!("Signature:   none (enode URLs are not signed)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r: Enr = text
+        .parse()
+        .map_err(|e| format!("not a valid record: {e}"))?;
+    print_record(&r);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a verified record, one field per line.
+pub fn print_record(r: &Enr) {
+    println!("Node ID:     {}", r.node_id());
+    println!(
+        "Public key:  {} (compressed {})",
+        r.public_key(),
+        hex::encode(r.public_key().compressed())
+    );
+    println!(
+        "Signature:   {} (valid, scheme v4)",
+        hex::encode(r.signature())
+    );
+    println!("Seq:         {}", r.seq());
+    if let Some(ip) = r.ip4() {
+        println!("IP:          {ip}");
+    }
+    if let Some(p) = r.tcp4() {
+        println!("TCP:         {p}");
+    }
+    if let Some(p) = r.udp4() {
+        println!("UDP:         {p}");
+    }
+    if let Some(ip) = r.ip6() {
+        // tcp6/udp6 default to tcp/udp when absent (EIP-778), so they mean something only
+        // beside an IPv6 address.
+        println!("IP6:         {ip}");
+        if let Some(p) = r.tcp6() {
+            println!("TCP6:        {p}");
+        }
+        if let Some(p) = r.udp6() {
+            println!("UDP6:        {p}");
+        }
+    }
+    println!("Pairs ({}):", r.pairs().count());
+    for (k, v) in r.pairs() {
+        let key = String::from_utf8_lossy(k);
+        let shown = devp2p_core::rlp_ext::exact_item(v)
+            .ok()
+            .filter(|i| i.is_data())
+            .and_then(|i| i.data().ok().map(<[u8]>::to_vec));
+        let value = match (key.as_ref(), shown) {
+            ("id", Some(d)) => format!("{:?}", String::from_utf8_lossy(&d)),
+            ("ip", Some(d)) if d.len() == 4 => {
+                std::net::Ipv4Addr::new(d[0], d[1], d[2], d[3]).to_string()
+            }
+            ("ip6", Some(d)) => <[u8; 16]>::try_from(d.as_slice()).map_or_else(
+                |_| format!("0x{}", hex::encode(&d)),
+                |a| std::net::Ipv6Addr::from(a).to_string(),
+            ),
+            ("tcp" | "udp" | "tcp6" | "udp6", Some(d)) if d.len() <= 2 => d
+                .iter()
+                .fold(0u32, |acc, b| acc << 8 | u32::from(*b))
+                .to_string(),
+            (_, Some(d)) => format!("0x{}", hex::encode(d)),
+            (_, None) => format!("{} (raw RLP)", hex::encode(v)),
+        };
+        println!("  {key:10} {value}");
+    }
+    if let (Some(ip), Some(tcp)) = (r.ip(), r.tcp4().or(r.tcp6())) {
+        let udp = r.udp4().or(r.udp6()).unwrap_or(tcp);
+        println!("Enode:       {}", Enode::new(*r.public_key(), ip, tcp, udp));
+    }
+    println!("Size:        {} bytes", r.as_bytes().len());
+}

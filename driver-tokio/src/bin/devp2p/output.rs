@@ -1,0 +1,106 @@
+//! How node events are shown: one JSON object per line (`--json`), or a log line.
+
+use devp2p_core::discv4::Event as DiscoveryEvent;
+use devp2p_core::node::{Direction, NodeEvent};
+use devp2p_core::session::Side;
+use serde_json::{json, Value};
+
+/// One JSON object with its fields in the given order (serde_json's own maps sort them),
+/// so lines read the way the documentation shows them.
+pub fn ordered(fields: &[(&str, Value)]) -> String {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}:{v}", Value::from(*k)))
+        .collect();
+    format!("{{{}}}", body.join(","))
+}
+
+/// The JSON line for an event worth a line: peers added and removed, lookups finished.
+pub fn event_json(e: &NodeEvent) -> Option<String> {
+    match e {
+        NodeEvent::PeerAdded(p) => Some(ordered(&[
+            ("event", json!("peer_added")),
+            ("id", json!(p.id.to_string())),
+            ("addr", json!(p.addr.to_string())),
+            ("direction", json!(direction(p.direction))),
+            ("client", json!(p.client_id)),
+            (
+                "caps",
+                json!(p
+                    .capabilities
+                    .iter()
+                    .map(|c| format!("{}/{}", c.name, c.version))
+                    .collect::<Vec<_>>()),
+            ),
+            ("trusted", json!(p.trusted)),
+            ("static", json!(p.is_static)),
+        ])),
+        NodeEvent::PeerRemoved {
+            id,
+            initiator,
+            reason,
+            error,
+        } => Some(ordered(&[
+            ("event", json!("peer_removed")),
+            ("id", json!(id.to_string())),
+            (
+                "initiator",
+                json!(match initiator {
+                    Side::Local => "local",
+                    Side::Remote => "remote",
+                }),
+            ),
+            ("reason", json!(reason.map(|r| r.to_string()))),
+            ("reason_code", json!(reason.map(|r| r.code()))),
+            ("error", json!(error.as_ref().map(|e| e.to_string()))),
+        ])),
+        NodeEvent::Discovery(d) => match d.as_ref() {
+            DiscoveryEvent::LookupFinished { id, target, nodes } => Some(ordered(&[
+                ("event", json!("lookup")),
+                ("lookup", json!(id.0)),
+                ("target", json!(hex::encode(target))),
+                ("found", json!(nodes.len())),
+                (
+                    "nodes",
+                    json!(nodes.iter().map(|n| n.id().to_string()).collect::<Vec<_>>()),
+                ),
+            ])),
+            _ => None,
+        },
+        NodeEvent::Message { .. } => None,
+    }
+}
+
+/// A log line for the same events.
+pub fn log_event(e: &NodeEvent) {
+    match e {
+        NodeEvent::PeerAdded(p) => tracing::info!(
+            id = %p.id, addr = %p.addr, direction = direction(p.direction), client = %p.client_id,
+            "peer added"
+        ),
+        NodeEvent::PeerRemoved {
+            id,
+            initiator,
+            reason,
+            error,
+        } => tracing::info!(
+            %id, ?initiator,
+            reason = reason.map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
+            error = error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+            "peer removed"
+        ),
+        NodeEvent::Discovery(d) => {
+            if let DiscoveryEvent::LookupFinished { id, nodes, .. } = d.as_ref() {
+                tracing::debug!(lookup = id.0, found = nodes.len(), "lookup finished");
+            }
+        }
+        NodeEvent::Message { .. } => {}
+    }
+}
+
+fn direction(d: Direction) -> &'static str {
+    match d {
+        Direction::Inbound => "inbound",
+        Direction::Outbound => "outbound",
+    }
+}
