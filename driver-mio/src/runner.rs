@@ -161,21 +161,30 @@ impl Runner {
                 d.handle_event(event);
             }
         }
+        self.drain(on_event);
+        // What a job causes is handed out before the next job runs, so a job that looks at
+        // the outcome of an earlier one sees its events delivered.
         while let Ok(job) = self.jobs.try_recv() {
             job(self);
+            self.drain(on_event);
         }
         if self.stop.load(Ordering::SeqCst) {
             for d in &mut self.drivers {
                 d.begin_shutdown();
             }
+            self.drain(on_event);
         }
+        Ok(())
+    }
+
+    /// Runs what is due in every node and hands out their events.
+    fn drain(&mut self, on_event: &mut impl FnMut(usize, &mut Driver, NodeEvent)) {
         for (i, d) in self.drivers.iter_mut().enumerate() {
             d.handle_timeout();
             while let Some(e) = d.poll_event() {
                 on_event(i, d, e);
             }
         }
-        Ok(())
     }
 
     /// Runs until every node has shut down: after [`Remote::stop`], or after each node's own
