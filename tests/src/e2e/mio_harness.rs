@@ -1,0 +1,157 @@
+//! [`Harness`] over devp2p-mio: every node in one `mio::Poll`, on a thread of its own.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use devp2p_core::discv4::NodeDbSnapshot;
+use devp2p_core::node::PeerInfo;
+use devp2p_core::session::DisconnectReason;
+use devp2p_core::{Enode, NodeId};
+use devp2p_driver_common::{DriverConfig, ShutdownReport};
+use devp2p_mio::{Remote, Runner};
+
+use super::{wait_for, EventLog, Harness};
+
+/// Longest a turn of the runner thread sleeps, so that it notices the harness stopping.
+const TURN: Duration = Duration::from_millis(20);
+/// How long a node shutdown may take (the drivers give Disconnects 3 s to drain).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// Nodes in one mio loop.
+pub struct MioHarness {
+    remote: Remote,
+    enodes: Vec<Enode>,
+    log: EventLog,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Default for MioHarness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MioHarness {
+    /// Starts the runner thread.
+    pub fn new() -> Self {
+        let log = EventLog::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (thread_log, thread_stop) = (log.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut runner = Runner::new().expect("creating a mio Poll");
+            tx.send(runner.remote()).expect("harness waiting");
+            let mut on_event = |i: usize, _: &mut devp2p_mio::Driver, e| thread_log.push(i, e);
+            while !thread_stop.load(Ordering::SeqCst) {
+                runner.turn(Some(TURN), &mut on_event).expect("polling");
+            }
+            runner.remote().stop();
+            let _ = runner.run(on_event);
+        });
+        MioHarness {
+            remote: rx.recv().expect("runner thread started"),
+            enodes: Vec::new(),
+            log,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn call<T: Send + 'static>(&self, f: impl FnOnce(&mut Runner) -> T + Send + 'static) -> T {
+        self.remote.call(f).expect("runner thread alive")
+    }
+}
+
+impl Drop for MioHarness {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.remote.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Harness for MioHarness {
+    fn driver(&self) -> &'static str {
+        "mio"
+    }
+
+    fn start(&mut self, config: DriverConfig) -> usize {
+        let (i, enode) = self.call(move |r| {
+            let i = r.add(config).expect("starting a mio node");
+            (i, r.driver(i).expect("just added").local_enode())
+        });
+        assert_eq!(i, self.enodes.len());
+        self.enodes.push(enode);
+        i
+    }
+
+    fn enode(&self, i: usize) -> Enode {
+        self.enodes[i].clone()
+    }
+
+    fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    fn send(
+        &mut self,
+        i: usize,
+        peer: NodeId,
+        protocol: usize,
+        code: u64,
+        payload: Vec<u8>,
+    ) -> Result<(), String> {
+        self.call(move |r| {
+            r.driver_mut(i)
+                .expect("node exists")
+                .send(&peer, protocol, code, &payload)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn add_static(&mut self, i: usize, peer: Enode) {
+        self.call(move |r| r.driver_mut(i).expect("node exists").add_static(&peer));
+    }
+
+    fn disconnect(&mut self, i: usize, peer: NodeId, reason: DisconnectReason) {
+        self.call(move |r| {
+            r.driver_mut(i)
+                .expect("node exists")
+                .disconnect(&peer, reason)
+        });
+    }
+
+    fn peers(&mut self, i: usize) -> Vec<PeerInfo> {
+        self.call(move |r| r.driver(i).expect("node exists").peers())
+    }
+
+    fn table(&mut self, i: usize) -> Vec<NodeId> {
+        self.call(move |r| {
+            r.driver(i)
+                .expect("node exists")
+                .node()
+                .discovery()
+                .map(|d| d.table().entries().map(|e| e.node().id()).collect())
+                .unwrap_or_default()
+        })
+    }
+
+    fn db_snapshot(&mut self, i: usize) -> NodeDbSnapshot {
+        self.call(move |r| r.driver(i).expect("node exists").node().db_snapshot())
+    }
+
+    fn shutdown(&mut self, i: usize) -> ShutdownReport {
+        self.call(move |r| r.driver_mut(i).expect("node exists").begin_shutdown());
+        let mut report = None;
+        wait_for("a mio node to finish its shutdown", SHUTDOWN_WAIT, || {
+            report = self.call(move |r| r.driver(i).and_then(|d| d.shutdown_report().cloned()));
+            report.is_some()
+        });
+        report.expect("waited for it")
+    }
+}

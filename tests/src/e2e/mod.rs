@@ -1,0 +1,131 @@
+//! One synchronous API over both drivers, for scenarios written once.
+//!
+//! A [`Harness`] starts nodes, sends commands and queries, and records every node's events in
+//! an [`EventLog`]. [`TokioHarness`] runs nodes as tasks on a two-thread runtime;
+//! [`MioHarness`] runs them all in one `mio::Poll` on a thread of its own. Waits are bounded:
+//! [`wait_for`] fails the test with what it was waiting for.
+
+mod mio_harness;
+pub mod scenarios;
+mod tokio_harness;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use devp2p_core::discv4::NodeDbSnapshot;
+use devp2p_core::node::{NodeConfig, NodeEvent, PeerInfo};
+use devp2p_core::session::{DisconnectReason, Protocol, SessionConfig};
+use devp2p_core::{Enode, NodeId};
+use devp2p_driver_common::{DriverConfig, ShutdownReport};
+
+pub use mio_harness::MioHarness;
+pub use tokio_harness::TokioHarness;
+
+/// How often [`wait_for`] checks its condition.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Every node's events, in order, as the harness received them.
+#[derive(Clone, Default)]
+pub struct EventLog(Arc<Mutex<Vec<Vec<NodeEvent>>>>);
+
+impl EventLog {
+    /// Records `event` of node `i`.
+    pub fn push(&self, i: usize, event: NodeEvent) {
+        let mut log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() <= i {
+            log.resize_with(i + 1, Vec::new);
+        }
+        log[i].push(event);
+    }
+
+    /// Runs `f` on node `i`'s events so far.
+    pub fn with<T>(&self, i: usize, f: impl FnOnce(&[NodeEvent]) -> T) -> T {
+        let log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(log.get(i).map_or(&[][..], Vec::as_slice))
+    }
+}
+
+/// Nodes through one driver, driven from a test.
+pub trait Harness {
+    /// The driver's name, for messages.
+    fn driver(&self) -> &'static str;
+    /// Starts a node; returns its index.
+    fn start(&mut self, config: DriverConfig) -> usize;
+    /// Node `i`'s enode URL.
+    fn enode(&self, i: usize) -> Enode;
+    /// The events so far.
+    fn log(&self) -> &EventLog;
+    /// Sends a message from node `i`.
+    fn send(
+        &mut self,
+        i: usize,
+        peer: NodeId,
+        protocol: usize,
+        code: u64,
+        payload: Vec<u8>,
+    ) -> Result<(), String>;
+    /// Makes node `i` keep `peer` connected.
+    fn add_static(&mut self, i: usize, peer: Enode);
+    /// Disconnects node `i` from `peer`.
+    fn disconnect(&mut self, i: usize, peer: NodeId, reason: DisconnectReason);
+    /// Node `i`'s peers.
+    fn peers(&mut self, i: usize) -> Vec<PeerInfo>;
+    /// The ids in node `i`'s discovery table.
+    fn table(&mut self, i: usize) -> Vec<NodeId>;
+    /// Node `i`'s node database as it would be saved now.
+    fn db_snapshot(&mut self, i: usize) -> NodeDbSnapshot;
+    /// Shuts node `i` down gracefully and waits for the report.
+    fn shutdown(&mut self, i: usize) -> ShutdownReport;
+
+    /// Node `i`'s id.
+    fn id(&self, i: usize) -> NodeId {
+        self.enode(i).id()
+    }
+}
+
+/// Waits until `f` holds, checking every [`POLL_INTERVAL`]; panics after `timeout` saying what
+/// it waited for.
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// The sub-protocol the scenarios speak.
+pub fn test_protocol() -> Protocol {
+    Protocol::new("e2e", 1, 4)
+}
+
+/// A node on 127.0.0.1 with a free port, speaking [`test_protocol`].
+pub fn local_config(discovery: bool) -> DriverConfig {
+    DriverConfig {
+        node: NodeConfig {
+            session: SessionConfig {
+                protocols: vec![test_protocol()],
+                ..SessionConfig::default()
+            },
+            listen: (Ipv4Addr::LOCALHOST, 0).into(),
+            no_discovery: !discovery,
+            ..NodeConfig::default()
+        },
+        ..DriverConfig::default()
+    }
+}
+
+/// A fresh, empty directory for one test's data.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("devp2p-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("creating a temporary directory");
+    d
+}

@@ -1,0 +1,133 @@
+//! [`Harness`] over devp2p-tokio: each node a task on a two-thread runtime.
+
+use devp2p_core::discv4::NodeDbSnapshot;
+use devp2p_core::node::PeerInfo;
+use devp2p_core::session::DisconnectReason;
+use devp2p_core::{Enode, NodeId};
+use devp2p_driver_common::{DriverConfig, ShutdownReport};
+use devp2p_tokio::NodeHandle;
+
+use super::{EventLog, Harness};
+
+/// Nodes as tokio tasks.
+pub struct TokioHarness {
+    runtime: tokio::runtime::Runtime,
+    nodes: Vec<NodeHandle>,
+    /// The tasks copying each node's events into the log; they end with the node.
+    forwarders: Vec<Option<tokio::task::JoinHandle<()>>>,
+    log: EventLog,
+}
+
+impl Default for TokioHarness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TokioHarness {
+    /// A harness with its own runtime (two worker threads, as CI has two cores).
+    pub fn new() -> Self {
+        TokioHarness {
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("building a tokio runtime"),
+            nodes: Vec::new(),
+            forwarders: Vec::new(),
+            log: EventLog::default(),
+        }
+    }
+
+    /// Node `i`'s handle.
+    pub fn handle(&self, i: usize) -> &NodeHandle {
+        &self.nodes[i]
+    }
+}
+
+impl Harness for TokioHarness {
+    fn driver(&self) -> &'static str {
+        "tokio"
+    }
+
+    fn start(&mut self, config: DriverConfig) -> usize {
+        let i = self.nodes.len();
+        let _guard = self.runtime.enter();
+        let (handle, mut events) = devp2p_tokio::spawn(config).expect("starting a tokio node");
+        let log = self.log.clone();
+        let forwarder = self.runtime.spawn(async move {
+            while let Some(e) = events.recv().await {
+                log.push(i, e);
+            }
+        });
+        self.nodes.push(handle);
+        self.forwarders.push(Some(forwarder));
+        i
+    }
+
+    fn enode(&self, i: usize) -> Enode {
+        self.nodes[i].local_enode().clone()
+    }
+
+    fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    fn send(
+        &mut self,
+        i: usize,
+        peer: NodeId,
+        protocol: usize,
+        code: u64,
+        payload: Vec<u8>,
+    ) -> Result<(), String> {
+        self.runtime
+            .block_on(self.nodes[i].send(peer, protocol, code, payload))
+            .map_err(|e| e.to_string())
+    }
+
+    fn add_static(&mut self, i: usize, peer: Enode) {
+        self.runtime
+            .block_on(self.nodes[i].add_static(peer))
+            .expect("node running");
+    }
+
+    fn disconnect(&mut self, i: usize, peer: NodeId, reason: DisconnectReason) {
+        self.runtime
+            .block_on(self.nodes[i].disconnect(peer, reason))
+            .expect("node running");
+    }
+
+    fn peers(&mut self, i: usize) -> Vec<PeerInfo> {
+        self.runtime
+            .block_on(self.nodes[i].peers())
+            .expect("node running")
+    }
+
+    fn table(&mut self, i: usize) -> Vec<NodeId> {
+        let info = self
+            .runtime
+            .block_on(self.nodes[i].info())
+            .expect("node running");
+        info.table.iter().map(|n| n.id()).collect()
+    }
+
+    fn db_snapshot(&mut self, i: usize) -> NodeDbSnapshot {
+        self.runtime
+            .block_on(self.nodes[i].call(|n, _| n.db_snapshot()))
+            .expect("node running")
+    }
+
+    fn shutdown(&mut self, i: usize) -> ShutdownReport {
+        let h = self.nodes[i].clone();
+        let report = self
+            .runtime
+            .block_on(h.shutdown())
+            .expect("node running until shut down");
+        // Its last events (peers removed) are in the log once the stream has ended.
+        if let Some(f) = self.forwarders[i].take() {
+            let _ = self.runtime.block_on(f);
+        }
+        report
+    }
+}
