@@ -205,23 +205,20 @@ pub(crate) async fn run(
         let accept_resume = io.accept_paused_until;
         let pending = engine.has_pending(&io);
         tokio::select! {
-            cmd = commands.recv(), if !handles_gone => {
-                let mut next = cmd;
-                for _ in 0..COMMANDS_PER_TURN {
-                    match next {
-                        Some(c) => crate::handle::execute(c, &mut engine, &mut io, &mut shutdown_waiters),
-                        None => {
-                            handles_gone = true;
-                            engine.begin_shutdown(&mut io);
-                            break;
-                        }
-                    }
-                    match commands.try_recv() {
-                        Ok(c) => next = Some(c),
-                        Err(_) => break,
+            cmd = commands.recv(), if !handles_gone => match cmd {
+                Some(c) => {
+                    crate::handle::execute(c, &mut engine, &mut io, &mut shutdown_waiters);
+                    // More that are already waiting, up to a turn's share.
+                    for _ in 1..COMMANDS_PER_TURN {
+                        let Ok(c) = commands.try_recv() else { break };
+                        crate::handle::execute(c, &mut engine, &mut io, &mut shutdown_waiters);
                     }
                 }
-            }
+                None => {
+                    handles_gone = true;
+                    engine.begin_shutdown(&mut io);
+                }
+            },
             ready = std::future::poll_fn(|cx| poll_ready(&engine, &io, cursor, cx)) => {
                 for r in ready {
                     match r {

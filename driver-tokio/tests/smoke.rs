@@ -64,3 +64,19 @@ async fn a_static_peer_connects_exchanges_a_message_and_hears_client_quitting() 
         _ => unreachable!(),
     }
 }
+
+/// One thread: the 1000 callers all queue their commands before the node task runs again.
+#[tokio::test(flavor = "current_thread")]
+async fn a_burst_of_commands_larger_than_a_turn_is_answered_in_full() {
+    let (a, _events) = spawn(config()).unwrap();
+    // Far more than COMMANDS_PER_TURN waiting at once: none may be lost between turns.
+    let calls: Vec<_> = (0..1000)
+        .map(|_| {
+            let a = a.clone();
+            tokio::spawn(async move { a.peers().await })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap(), Ok(vec![]));
+    }
+}
