@@ -12,7 +12,11 @@ use devp2p_driver_common::{DriverStats, Engine, ShutdownReport};
 use rand_chacha::ChaCha20Rng;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::task::{ParkedSend, TokioIo, TokioStream, MAX_PARKED_SENDS_PER_PEER};
+use crate::task::{ParkedSend, Reply, TokioIo, TokioStream, MAX_PARKED_SENDS_PER_PEER};
+
+/// Bytes of posted messages (see [`NodeHandle::post`]) on their way to the node at most;
+/// `post` waits beyond it. One maximal message (16 MiB) fits.
+pub const MAX_POSTED_BYTES: usize = 16 * 1024 * 1024;
 
 type Job = Box<dyn FnOnce(&mut Engine<TokioStream>, &mut TokioIo) + Send>;
 
@@ -23,7 +27,7 @@ pub(crate) enum Command {
         protocol: usize,
         code: u64,
         payload: Vec<u8>,
-        reply: oneshot::Sender<Result<(), SendFailure>>,
+        reply: Reply,
     },
     Lookup {
         target: [u8; 64],
@@ -108,9 +112,12 @@ pub struct NodeInfo {
     pub stats: NodeStats,
     /// The driver's counters.
     pub driver: DriverStats,
+    /// Posted messages the node refused (see [`NodeHandle::post`]).
+    pub posts_dropped: u64,
 }
 
 pub(crate) struct Fixed {
+    pub(crate) post_budget: Arc<tokio::sync::Semaphore>,
     pub(crate) enode: Enode,
     pub(crate) enr: Option<Enr>,
     pub(crate) listen: SocketAddr,
@@ -188,11 +195,45 @@ impl NodeHandle {
                 protocol,
                 code,
                 payload,
-                reply,
+                reply: Reply::Caller(reply),
             })
             .await
             .map_err(|_| SendFailure::Stopped)?;
         rx.await.map_err(|_| SendFailure::Stopped)?
+    }
+
+    /// Sends like [`send`](Self::send) without waiting for the node's answer: it returns as
+    /// soon as the message is on its way, so a sender can keep many in flight (1 KiB
+    /// messages go several times faster than awaiting each `send`). Order with other
+    /// `send`s and `post`s from the same caller is kept. It waits only while
+    /// [`MAX_POSTED_BYTES`] of posted messages are still on their way. A message the node
+    /// refuses (the peer left, say) is dropped and counted in [`NodeInfo::posts_dropped`];
+    /// the application hears of a departed peer through `PeerRemoved`.
+    pub async fn post(
+        &self,
+        peer: NodeId,
+        protocol: usize,
+        code: u64,
+        payload: Vec<u8>,
+    ) -> Result<(), Stopped> {
+        let weight = u32::try_from(payload.len().min(MAX_POSTED_BYTES)).unwrap_or(u32::MAX);
+        let permit = self
+            .fixed
+            .post_budget
+            .clone()
+            .acquire_many_owned(weight)
+            .await
+            .map_err(|_| Stopped)?;
+        self.commands
+            .send(Command::Send {
+                peer,
+                protocol,
+                code,
+                payload,
+                reply: Reply::Posted(permit),
+            })
+            .await
+            .map_err(|_| Stopped)
     }
 
     /// Disconnects `peer` with `reason`.
@@ -229,7 +270,7 @@ impl NodeHandle {
     /// Peers, table, counters.
     pub async fn info(&self) -> Result<NodeInfo, Stopped> {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |engine, _io| {
+        let job: Job = Box::new(move |engine, io| {
             let n = engine.node();
             let table = n
                 .discovery()
@@ -240,6 +281,7 @@ impl NodeHandle {
                 table,
                 stats: n.stats(),
                 driver: engine.stats().clone(),
+                posts_dropped: io.posts_dropped,
             });
         });
         self.commands
@@ -304,10 +346,12 @@ pub(crate) fn execute(
             if let Some(q) = io.parked.get_mut(&peer) {
                 // Earlier sends to this peer wait for room: keep the order.
                 if q.len() >= MAX_PARKED_SENDS_PER_PEER {
-                    let _ = reply.send(Err(SendFailure::TooManyWaiting {
-                        peer,
-                        waiting: q.len(),
-                    }));
+                    let waiting = q.len();
+                    reply.finish(
+                        io,
+                        &peer,
+                        Err(SendFailure::TooManyWaiting { peer, waiting }),
+                    );
                 } else {
                     q.push_back(ParkedSend {
                         protocol,
@@ -318,7 +362,10 @@ pub(crate) fn execute(
                 }
                 return;
             }
-            match engine.command(io, |n, now| n.send(now, &peer, protocol, code, &payload)) {
+            // Not drained here: the task drains once after the turn's commands, so a burst of
+            // small messages leaves in few writes.
+            let now = engine.clock().now();
+            match engine.node_mut().send(now, &peer, protocol, code, &payload) {
                 Err(SendError::QueueFull { .. }) => {
                     io.parked.entry(peer).or_default().push_back(ParkedSend {
                         protocol,
@@ -327,9 +374,7 @@ pub(crate) fn execute(
                         reply,
                     });
                 }
-                r => {
-                    let _ = reply.send(r.map_err(SendFailure::Refused));
-                }
+                r => reply.finish(io, &peer, r.map_err(SendFailure::Refused)),
             }
         }
         Command::Lookup { target, reply } => {

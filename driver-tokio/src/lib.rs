@@ -3,8 +3,8 @@
 //! [`spawn`] starts one task that owns a sans-IO [`Node`](devp2p_core::node::Node) together
 //! with its UDP socket, TCP listener and connections. The task only moves bytes, time and
 //! randomness between the sockets and the node; every protocol decision is the node's. The
-//! application gets a cloneable [`NodeHandle`] (send, disconnect, static and trusted peers,
-//! peers, local enode and ENR, lookups, shutdown) and an [`EventStream`].
+//! application gets a cloneable [`NodeHandle`] (send or post, disconnect, static and trusted
+//! peers, peers, local enode and ENR, lookups, shutdown) and an [`EventStream`].
 //!
 //! - **Time**: milliseconds since the task started, from the monotonic clock, as the core's
 //!   `Instant`; the wall clock only as unix seconds for discovery expirations and the node
@@ -53,7 +53,7 @@ use std::sync::Arc;
 use devp2p_driver_common::Engine;
 pub use devp2p_driver_common::{DriverConfig, DriverStats, KeySource, ShutdownReport, StartError};
 pub use events::EventStream;
-pub use handle::{LookupError, NodeHandle, NodeInfo, SendFailure, Stopped};
+pub use handle::{LookupError, NodeHandle, NodeInfo, SendFailure, Stopped, MAX_POSTED_BYTES};
 pub use task::{
     ACCEPTS_PER_TURN, ACCEPT_ERROR_BACKOFF, COMMANDS_PER_TURN, DATAGRAMS_PER_TURN,
     MAX_PARKED_SENDS_PER_PEER,
@@ -82,6 +82,7 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
         .map_err(StartError::Io)?;
     let node = engine.node();
     let fixed = Arc::new(handle::Fixed {
+        post_budget: Arc::new(tokio::sync::Semaphore::new(handle::MAX_POSTED_BYTES)),
         enode: node.local_enode(),
         enr: node.local_enr().cloned(),
         listen: listener.local_addr().map_err(StartError::Io)?,
@@ -96,6 +97,7 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
         events: event_tx,
         lookups: Default::default(),
         parked: Default::default(),
+        posts_dropped: 0,
         accept_paused_until: None,
     };
     runtime.spawn(task::run(engine, io, cmd_rx, dial_rx));

@@ -51,11 +51,36 @@ impl Stream for TokioStream {
     }
 }
 
+/// Who hears how a send ended.
+pub(crate) enum Reply {
+    /// A `send` caller, waiting.
+    Caller(oneshot::Sender<Result<(), SendFailure>>),
+    /// A `post`: nobody waits; the permit returns its bytes to the post budget when dropped,
+    /// and a failure is counted.
+    Posted(tokio::sync::OwnedSemaphorePermit),
+}
+
+impl Reply {
+    pub(crate) fn finish(self, io: &mut TokioIo, peer: &NodeId, r: Result<(), SendFailure>) {
+        match self {
+            Reply::Caller(tx) => {
+                let _ = tx.send(r);
+            }
+            Reply::Posted(_permit) => {
+                if let Err(e) = r {
+                    io.posts_dropped += 1;
+                    tracing::debug!(%peer, error = %e, "posted message dropped");
+                }
+            }
+        }
+    }
+}
+
 pub(crate) struct ParkedSend {
     pub(crate) protocol: usize,
     pub(crate) code: u64,
     pub(crate) payload: Vec<u8>,
-    pub(crate) reply: oneshot::Sender<Result<(), SendFailure>>,
+    pub(crate) reply: Reply,
 }
 
 /// The task's sockets and application side.
@@ -66,6 +91,8 @@ pub(crate) struct TokioIo {
     pub(crate) events: EventSender,
     pub(crate) lookups: BTreeMap<LookupId, oneshot::Sender<Vec<DiscNode>>>,
     pub(crate) parked: BTreeMap<NodeId, VecDeque<ParkedSend>>,
+    /// Posted messages the node refused (peer gone, protocol not negotiated…).
+    pub(crate) posts_dropped: u64,
     pub(crate) accept_paused_until: Option<tokio::time::Instant>,
 }
 
@@ -109,9 +136,8 @@ impl Io for TokioIo {
             }
             NodeEvent::PeerRemoved { id, .. } => {
                 for p in self.parked.remove(id).into_iter().flatten() {
-                    let _ = p
-                        .reply
-                        .send(Err(SendFailure::Refused(SendError::NotEstablished)));
+                    let e = Err(SendFailure::Refused(SendError::NotEstablished));
+                    p.reply.finish(self, id, e);
                 }
             }
             _ => {}
@@ -213,6 +239,7 @@ pub(crate) async fn run(
                         let Ok(c) = commands.try_recv() else { break };
                         crate::handle::execute(c, &mut engine, &mut io, &mut shutdown_waiters);
                     }
+                    engine.flush(&mut io);
                 }
                 None => {
                     handles_gone = true;
@@ -256,9 +283,9 @@ pub(crate) async fn run(
     for w in shutdown_waiters {
         let _ = w.send(report.clone());
     }
-    for (_, queue) in std::mem::take(&mut io.parked) {
+    for (peer, queue) in std::mem::take(&mut io.parked) {
         for p in queue {
-            let _ = p.reply.send(Err(SendFailure::Stopped));
+            p.reply.finish(&mut io, &peer, Err(SendFailure::Stopped));
         }
     }
 }
@@ -287,11 +314,17 @@ fn read_datagrams(engine: &mut Engine<TokioStream>, io: &mut TokioIo, buf: &mut 
     }
 }
 
-/// Offers sends that waited for queue room again, in order per peer.
+/// Offers sends that waited for queue room again, in order per peer; drains the node once
+/// at the end.
 fn retry_parked(engine: &mut Engine<TokioStream>, io: &mut TokioIo) {
     if io.parked.is_empty() {
         return;
     }
+    retry_parked_undrained(engine, io);
+    engine.flush(io);
+}
+
+fn retry_parked_undrained(engine: &mut Engine<TokioStream>, io: &mut TokioIo) {
     let peers: Vec<NodeId> = io.parked.keys().copied().collect();
     for peer in peers {
         while let Some(queue) = io.parked.get_mut(&peer) {
@@ -301,9 +334,8 @@ fn retry_parked(engine: &mut Engine<TokioStream>, io: &mut TokioIo) {
             };
             let (protocol, code) = (p.protocol, p.code);
             let payload = std::mem::take(&mut queue.front_mut().expect("checked").payload);
-            let result = engine.command(io, |node, now| {
-                node.send(now, &peer, protocol, code, &payload)
-            });
+            let now = engine.clock().now();
+            let result = engine.node_mut().send(now, &peer, protocol, code, &payload);
             let Some(queue) = io.parked.get_mut(&peer) else {
                 break;
             };
@@ -316,7 +348,7 @@ fn retry_parked(engine: &mut Engine<TokioStream>, io: &mut TokioIo) {
                 }
                 r => {
                     if let Some(p) = queue.pop_front() {
-                        let _ = p.reply.send(r.map_err(SendFailure::Refused));
+                        p.reply.finish(io, &peer, r.map_err(SendFailure::Refused));
                     }
                 }
             }

@@ -80,3 +80,26 @@ async fn a_burst_of_commands_larger_than_a_turn_is_answered_in_full() {
         assert_eq!(c.await.unwrap(), Ok(vec![]));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_messages_arrive_in_order_and_refused_ones_are_counted() {
+    let (a, mut a_events) = spawn(config()).unwrap();
+    let (b, mut b_events) = spawn(config()).unwrap();
+    b.add_static(a.local_enode().clone()).await.unwrap();
+    next_matching(&mut b_events, |e| matches!(e, NodeEvent::PeerAdded(_))).await;
+    for i in 0..500u32 {
+        b.post(a.local_id(), 0, 1, i.to_be_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    for i in 0..500u32 {
+        let e = next_matching(&mut a_events, |e| matches!(e, NodeEvent::Message { .. })).await;
+        assert!(
+            matches!(&e, NodeEvent::Message { payload, .. } if payload[..] == i.to_be_bytes()),
+            "message {i}: {e:?}"
+        );
+    }
+    // Nobody with this id is connected: the node refuses it, nobody waits, it is counted.
+    b.post(b.local_id(), 0, 1, vec![1]).await.unwrap();
+    assert_eq!(b.info().await.unwrap().posts_dropped, 1);
+}
