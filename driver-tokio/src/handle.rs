@@ -17,6 +17,9 @@ use crate::task::{ParkedSend, Reply, TokioIo, TokioStream, MAX_PARKED_SENDS_PER_
 /// Bytes of posted messages (see [`NodeHandle::post`]) on their way to the node at most;
 /// `post` waits beyond it. One maximal message (16 MiB) fits.
 pub const MAX_POSTED_BYTES: usize = 16 * 1024 * 1024;
+/// What a posted message weighs against [`MAX_POSTED_BYTES`] at least, so that empty or tiny
+/// messages are bounded in number too (at most 262,144 in flight).
+pub const POST_MIN_WEIGHT: usize = 64;
 
 type Job = Box<dyn FnOnce(&mut Engine<TokioStream>, &mut TokioIo) + Send>;
 
@@ -56,8 +59,8 @@ pub enum SendFailure {
     /// The node refused it (not connected, protocol not negotiated, code out of range, too
     /// large).
     Refused(SendError),
-    /// The peer's outbound queue is full and this many sends to it already wait for room
-    /// (`MAX_PARKED_SENDS_PER_PEER`).
+    /// The peer's outbound queue is full and this many `send`s to it already wait for room
+    /// (`MAX_PARKED_SENDS_PER_PEER`; posts are bounded by bytes instead).
     TooManyWaiting {
         /// The peer.
         peer: NodeId,
@@ -216,7 +219,8 @@ impl NodeHandle {
         code: u64,
         payload: Vec<u8>,
     ) -> Result<(), Stopped> {
-        let weight = u32::try_from(payload.len().min(MAX_POSTED_BYTES)).unwrap_or(u32::MAX);
+        let weight = payload.len().clamp(POST_MIN_WEIGHT, MAX_POSTED_BYTES);
+        let weight = u32::try_from(weight).unwrap_or(u32::MAX);
         let permit = self
             .fixed
             .post_budget
@@ -345,7 +349,8 @@ pub(crate) fn execute(
         } => {
             if let Some(q) = io.parked.get_mut(&peer) {
                 // Earlier sends to this peer wait for room: keep the order.
-                if q.len() >= MAX_PARKED_SENDS_PER_PEER {
+                // Posts are bounded by their byte budget instead.
+                if q.len() >= MAX_PARKED_SENDS_PER_PEER && matches!(reply, Reply::Caller(_)) {
                     let waiting = q.len();
                     reply.finish(
                         io,

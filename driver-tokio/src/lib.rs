@@ -53,7 +53,9 @@ use std::sync::Arc;
 use devp2p_driver_common::Engine;
 pub use devp2p_driver_common::{DriverConfig, DriverStats, KeySource, ShutdownReport, StartError};
 pub use events::EventStream;
-pub use handle::{LookupError, NodeHandle, NodeInfo, SendFailure, Stopped, MAX_POSTED_BYTES};
+pub use handle::{
+    LookupError, NodeHandle, NodeInfo, SendFailure, Stopped, MAX_POSTED_BYTES, POST_MIN_WEIGHT,
+};
 pub use task::{
     ACCEPTS_PER_TURN, ACCEPT_ERROR_BACKOFF, COMMANDS_PER_TURN, DATAGRAMS_PER_TURN,
     MAX_PARKED_SENDS_PER_PEER,

@@ -84,21 +84,27 @@ async fn a_burst_of_commands_larger_than_a_turn_is_answered_in_full() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posted_messages_arrive_in_order_and_refused_ones_are_counted() {
     let (a, mut a_events) = spawn(config()).unwrap();
-    let (b, mut b_events) = spawn(config()).unwrap();
+    // A small outbound queue, so that posts soon wait for room in numbers beyond
+    // MAX_PARKED_SENDS_PER_PEER: posts are bounded by bytes, not by that count.
+    let mut small = config();
+    small.node.session.max_outbound_queue = 8 * 1024;
+    let (b, mut b_events) = spawn(small).unwrap();
     b.add_static(a.local_enode().clone()).await.unwrap();
     next_matching(&mut b_events, |e| matches!(e, NodeEvent::PeerAdded(_))).await;
-    for i in 0..500u32 {
-        b.post(a.local_id(), 0, 1, i.to_be_bytes().to_vec())
-            .await
-            .unwrap();
+    let n = 3 * devp2p_tokio::MAX_PARKED_SENDS_PER_PEER as u32;
+    for i in 0..n {
+        let mut p = i.to_be_bytes().to_vec();
+        p.resize(256, 0);
+        b.post(a.local_id(), 0, 1, p).await.unwrap();
     }
-    for i in 0..500u32 {
+    for i in 0..n {
         let e = next_matching(&mut a_events, |e| matches!(e, NodeEvent::Message { .. })).await;
         assert!(
-            matches!(&e, NodeEvent::Message { payload, .. } if payload[..] == i.to_be_bytes()),
+            matches!(&e, NodeEvent::Message { payload, .. } if payload[..4] == i.to_be_bytes()),
             "message {i}: {e:?}"
         );
     }
+    assert_eq!(b.info().await.unwrap().posts_dropped, 0);
     // Nobody with this id is connected: the node refuses it, nobody waits, it is counted.
     b.post(b.local_id(), 0, 1, vec![1]).await.unwrap();
     assert_eq!(b.info().await.unwrap().posts_dropped, 1);
