@@ -1,0 +1,258 @@
+//! Loopback throughput of one session through each driver, beside the core codec's own
+//! throughput on the same messages in the same run.
+//!
+//! * codec: one `FrameCodec` seals and its peer opens each message, snappy on (as on every
+//!   session after Hello), on one thread: the work a session's bytes cannot avoid.
+//! * tokio: node B sends to node A over 127.0.0.1; the time runs until A's event stream has
+//!   every byte. Two worker threads, so sealing and opening may overlap. Twice: with
+//!   `NodeHandle::post` (pipelined: returns once the message is on its way) and with
+//!   `NodeHandle::send` (awaits the node's answer for each message: one round trip between
+//!   the caller's task and the node's per message).
+//! * mio: both nodes in one `Runner` on one thread; B sends whenever its queue has room.
+//!
+//! The three alternate in rounds; each figure is the median of its rounds, and the ratio
+//! driver/codec is the median of the per-round ratios.
+//!
+//! Run: `cargo bench -p devp2p-tests --bench drivers` (`-- --quick` for fewer rounds).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use devp2p_core::keccak::Keccak256;
+use devp2p_core::node::{NodeConfig, NodeEvent};
+use devp2p_core::rlpx::{FrameCodec, Secrets};
+use devp2p_core::session::{Protocol, SendError, SessionConfig};
+use devp2p_driver_common::DriverConfig;
+use devp2p_mio::Runner;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+/// Bytes moved per round and message size.
+const ROUND_BYTES: usize = 32 * 1024 * 1024;
+/// Rounds per message size (the median is reported).
+const ROUNDS: usize = 7;
+/// Rounds with `--quick`.
+const QUICK_ROUNDS: usize = 3;
+/// Longest a driver round may take before the bench gives up on it.
+const ROUND_LIMIT: Duration = Duration::from_secs(60);
+
+fn payloads(size: usize, count: usize, rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
+    // A handful of distinct random (incompressible) payloads, reused.
+    (0..count.min(16))
+        .map(|_| {
+            let mut p = vec![0u8; size];
+            rng.fill_bytes(&mut p);
+            p
+        })
+        .collect()
+}
+
+fn codec_pair() -> (FrameCodec, FrameCodec) {
+    let mut s1 = Keccak256::new();
+    s1.update(b"one direction");
+    let mut s2 = Keccak256::new();
+    s2.update(b"other direction");
+    let secrets = |e: Keccak256, i: Keccak256| Secrets {
+        aes_secret: [7; 32],
+        mac_secret: [9; 32],
+        egress_mac: e,
+        ingress_mac: i,
+    };
+    let mut a = FrameCodec::new(secrets(s1.clone(), s2.clone()));
+    let mut b = FrameCodec::new(secrets(s2, s1));
+    a.set_snappy(true);
+    b.set_snappy(true);
+    (a, b)
+}
+
+/// Seconds for the codec to seal and open `count` messages.
+fn codec_round(msgs: &[Vec<u8>], count: usize) -> f64 {
+    let (mut tx, mut rx) = codec_pair();
+    let mut wire = Vec::with_capacity(msgs[0].len() + 1024);
+    let start = Instant::now();
+    for i in 0..count {
+        wire.clear();
+        tx.encode(0x10, &msgs[i % msgs.len()], &mut wire)
+            .expect("seal");
+        let (used, frame) = rx.decode(&wire).expect("open");
+        // What a session does with an opened frame: the payload becomes an owned message.
+        let owned = frame.expect("whole frame").payload.to_vec();
+        black_box((used, owned));
+    }
+    start.elapsed().as_secs_f64()
+}
+
+fn config() -> DriverConfig {
+    DriverConfig {
+        node: NodeConfig {
+            session: SessionConfig {
+                protocols: vec![Protocol::new("bench", 1, 1)],
+                ..SessionConfig::default()
+            },
+            listen: "127.0.0.1:0".parse().expect("address"),
+            no_discovery: true,
+            ..NodeConfig::default()
+        },
+        ..DriverConfig::default()
+    }
+}
+
+/// Seconds for `count` messages from B to reach A through the tokio driver, sent with `post`
+/// (`pipelined`) or `send`.
+fn tokio_round(
+    rt: &tokio::runtime::Runtime,
+    msgs: &[Vec<u8>],
+    count: usize,
+    pipelined: bool,
+) -> f64 {
+    rt.block_on(async {
+        let (a, mut a_events) = devp2p_tokio::spawn(config()).expect("node a");
+        let (b, mut b_events) = devp2p_tokio::spawn(config()).expect("node b");
+        b.add_static(a.local_enode().clone()).await.expect("b runs");
+        loop {
+            match b_events.recv().await {
+                Some(NodeEvent::PeerAdded(_)) => break,
+                Some(_) => {}
+                None => panic!("b stopped"),
+            }
+        }
+        let total: usize = (0..count).map(|i| msgs[i % msgs.len()].len()).sum();
+        let start = Instant::now();
+        let receiver = tokio::spawn(async move {
+            let mut got = 0;
+            while got < total {
+                match a_events.recv().await {
+                    Some(NodeEvent::Message { payload, .. }) => got += payload.len(),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            (got, a_events)
+        });
+        let to = a.local_id();
+        for i in 0..count {
+            let payload = msgs[i % msgs.len()].clone();
+            if pipelined {
+                b.post(to, 0, 0, payload).await.expect("post");
+            } else {
+                b.send(to, 0, 0, payload).await.expect("send");
+            }
+        }
+        let Ok(done) = tokio::time::timeout(ROUND_LIMIT, receiver).await else {
+            let dropped = b.info().await.map(|i| i.posts_dropped);
+            panic!("tokio round over {ROUND_LIMIT:?} (posts dropped: {dropped:?})");
+        };
+        let (got, _events) = done.expect("receiver task");
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(got, total);
+        let _ = b.shutdown().await;
+        let _ = a.shutdown().await;
+        secs
+    })
+}
+
+/// Seconds for `count` messages from B to reach A with both nodes in one mio loop.
+fn mio_round(msgs: &[Vec<u8>], count: usize) -> f64 {
+    let mut r = Runner::new().expect("poll");
+    let a = r.add(config()).expect("node a");
+    let b = r.add(config()).expect("node b");
+    let a_enode = r.driver(a).expect("a").local_enode();
+    let to = a_enode.id();
+    r.driver_mut(b).expect("b").add_static(&a_enode);
+    let mut connected = false;
+    while !connected {
+        r.turn(Some(Duration::from_millis(10)), &mut |i, _, e| {
+            connected |= i == b && matches!(e, NodeEvent::PeerAdded(_))
+        })
+        .expect("poll");
+    }
+    let total: usize = (0..count).map(|i| msgs[i % msgs.len()].len()).sum();
+    let (mut sent, mut got) = (0, 0);
+    let start = Instant::now();
+    while got < total {
+        assert!(start.elapsed() < ROUND_LIMIT, "mio round over the limit");
+        let d = r.driver_mut(b).expect("b");
+        while sent < count {
+            match d.send(&to, 0, 0, &msgs[sent % msgs.len()]) {
+                Ok(()) => sent += 1,
+                Err(SendError::QueueFull { .. }) => break,
+                Err(e) => panic!("send: {e}"),
+            }
+        }
+        r.turn(Some(Duration::from_millis(10)), &mut |i, _, e| {
+            if let (true, NodeEvent::Message { payload, .. }) = (i == a, e) {
+                got += payload.len();
+            }
+        })
+        .expect("poll");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    r.remote().stop();
+    let _ = r.run(|_, _, _| {});
+    secs
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rounds = if quick { QUICK_ROUNDS } else { ROUNDS };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    println!(
+        "one session on 127.0.0.1, {} MiB per round, {rounds} rounds, medians",
+        ROUND_BYTES >> 20
+    );
+    println!(
+        "| message | codec MB/s | tokio post MB/s | post/codec | tokio send MB/s | send/codec | mio MB/s | mio/codec |\n|---|---|---|---|---|---|---|---|"
+    );
+    for size in [1024usize, 64 * 1024] {
+        let count = ROUND_BYTES / size;
+        let msgs = payloads(size, count, &mut rng);
+        let mb = (count * size) as f64 / 1e6;
+        // Per kind: MB/s, and the ratio to the codec in the same round.
+        let mut rates: [Vec<f64>; 4] = Default::default();
+        let mut ratios: [Vec<f64>; 3] = Default::default();
+        for round in 0..rounds {
+            // Alternate the order, so drift hits every kind alike.
+            let mut secs = [0.0; 4];
+            let order: [usize; 4] = if round % 2 == 0 {
+                [0, 1, 2, 3]
+            } else {
+                [3, 2, 1, 0]
+            };
+            for k in order {
+                secs[k] = match k {
+                    0 => codec_round(&msgs, count),
+                    1 => tokio_round(&rt, &msgs, count, true),
+                    2 => tokio_round(&rt, &msgs, count, false),
+                    _ => mio_round(&msgs, count),
+                };
+            }
+            for k in 0..4 {
+                rates[k].push(mb / secs[k]);
+            }
+            for k in 0..3 {
+                ratios[k].push(secs[0] / secs[k + 1]);
+            }
+        }
+        println!(
+            "| {} KiB | {:.0} | {:.0} | **{:.2}** | {:.0} | **{:.2}** | {:.0} | **{:.2}** |",
+            size / 1024,
+            median(&mut rates[0]),
+            median(&mut rates[1]),
+            median(&mut ratios[0]),
+            median(&mut rates[2]),
+            median(&mut ratios[1]),
+            median(&mut rates[3]),
+            median(&mut ratios[2]),
+        );
+    }
+}
