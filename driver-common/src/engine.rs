@@ -48,6 +48,12 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the node database is written while the node runs, so a crash loses little
 /// (our choice; geth writes through to LevelDB).
 pub const NODE_DB_SAVE_INTERVAL: Duration = Duration::from_secs(300);
+/// Datagrams read per readiness before the connections get their turn (fairness under a UDP
+/// flood); the rest are read on the next turn.
+pub const DATAGRAMS_PER_TURN: usize = 64;
+/// Pause after the listener reports an error (out of file descriptors, say), so a persistent
+/// error does not spin the loop (our choice).
+pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 /// Datagrams kept while the UDP socket cannot take them (its buffer is full, or, with tokio,
 /// its writability is not yet known); beyond this the oldest are dropped and counted.
 /// Discovery retries what matters; 1024 datagrams is at most 1.3 MB.
@@ -79,8 +85,11 @@ pub struct Backlog {
 pub trait Io {
     /// The driver's stream type.
     type Stream: Stream;
-    /// Sends one datagram now. Failure drops it (discovery retries what matters).
+    /// Sends one datagram now. `WouldBlock` queues it (see [`MAX_UNSENT_DATAGRAMS`]); other
+    /// failures drop it (discovery retries what matters).
     fn send_datagram(&mut self, to: SocketAddr, data: &[u8]) -> io::Result<usize>;
+    /// Receives one datagram into `buf` if one is waiting (`WouldBlock` if not).
+    fn recv_datagram(&mut self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
     /// Starts a TCP connect for `conn`. `Some(stream)` when the stream exists (and is
     /// registered) while connecting, the engine then watches [`Stream::connect_result`] on
     /// writability; `None` when the driver connects elsewhere and reports
@@ -160,6 +169,9 @@ pub struct Engine<S> {
     runnable: BTreeSet<ConnId>,
     scratch: Vec<u8>,
     datagram: Box<[u8; MAX_PACKET_SIZE]>,
+    /// Where datagrams are received: one byte more than the largest valid one, so that an
+    /// oversized datagram is seen as such rather than cut to a valid-looking length.
+    received: Box<[u8; MAX_PACKET_SIZE + 1]>,
     /// Datagrams waiting for the UDP socket to become writable.
     unsent: std::collections::VecDeque<(SocketAddr, Vec<u8>)>,
     db_file: Option<NodeDbFile>,
@@ -198,6 +210,7 @@ impl<S: Stream> Engine<S> {
             runnable: BTreeSet::new(),
             scratch: vec![0; READ_CHUNK],
             datagram: Box::new([0; MAX_PACKET_SIZE]),
+            received: Box::new([0; MAX_PACKET_SIZE + 1]),
             unsent: std::collections::VecDeque::new(),
             db_file,
             next_save: now + NODE_DB_SAVE_INTERVAL,
@@ -302,11 +315,27 @@ impl<S: Stream> Engine<S> {
         out
     }
 
-    /// A datagram arrived from `from`.
-    pub fn on_datagram(&mut self, io: &mut impl Io<Stream = S>, from: SocketAddr, data: &[u8]) {
-        let (now, unix) = (self.clock.now(), self.clock.unix_secs());
-        self.node.handle_datagram(now, unix, from, data);
-        self.flush(io);
+    /// The UDP socket is readable: hands up to [`DATAGRAMS_PER_TURN`] datagrams to the node.
+    /// Returns whether more may be waiting (the budget ran out before `WouldBlock`).
+    pub fn on_udp_readable(&mut self, io: &mut impl Io<Stream = S>) -> bool {
+        for _ in 0..DATAGRAMS_PER_TURN {
+            match io.recv_datagram(&mut self.received[..]) {
+                Ok((n, from)) => {
+                    let (now, unix) = (self.clock.now(), self.clock.unix_secs());
+                    self.node
+                        .handle_datagram(now, unix, from, &self.received[..n]);
+                    self.flush(io);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // ICMP port-unreachable and the like surface here on some systems; the
+                    // socket itself is fine, and more may be waiting.
+                    tracing::trace!(error = %e, "UDP receive error");
+                }
+            }
+        }
+        true
     }
 
     /// The listener accepted `stream` from `addr`.

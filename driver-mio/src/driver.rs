@@ -6,12 +6,11 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Duration;
 
-use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
 use devp2p_core::discv4::LookupId;
 use devp2p_core::node::{ConnId, Node, NodeEvent, PeerInfo};
 use devp2p_core::session::{DisconnectReason, SendError};
 use devp2p_core::{Enode, Enr, Instant, NodeId};
-use devp2p_driver_common::engine::backlog_bytes;
+use devp2p_driver_common::engine::{backlog_bytes, ACCEPT_ERROR_BACKOFF};
 use devp2p_driver_common::{
     Backlog, DriverConfig, DriverStats, Engine, Io, ShutdownReport, StartError, Stream,
 };
@@ -21,12 +20,6 @@ use rand_chacha::ChaCha20Rng;
 
 /// Tokens a driver needs at least: its UDP socket, its listener, and one connection.
 pub const MIN_TOKENS: usize = 3;
-/// Datagrams read per readiness before the connections get their turn (fairness under a UDP
-/// flood); the rest are read on the next turn.
-pub const DATAGRAMS_PER_TURN: usize = 64;
-/// Pause after the listener reports an error (out of file descriptors, say), so a persistent
-/// error does not spin the loop (our choice).
-pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A mio stream as the engine sees it.
 pub struct MioStream(TcpStream);
@@ -117,6 +110,13 @@ impl Io for MioIo {
         }
     }
 
+    fn recv_datagram(&mut self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        match &self.udp {
+            Some(s) => s.recv_from(buf),
+            None => Err(ErrorKind::WouldBlock.into()),
+        }
+    }
+
     fn dial(&mut self, conn: ConnId, addr: SocketAddr) -> io::Result<Option<MioStream>> {
         let mut stream = TcpStream::connect(addr)?;
         self.register_stream(conn, &mut stream)?;
@@ -160,7 +160,6 @@ pub struct Driver {
     /// Connections may be waiting (an accept error paused accepting).
     accept_ready: bool,
     accept_paused_until: Option<std::time::Instant>,
-    datagram: Vec<u8>,
     finished: Option<ShutdownReport>,
 }
 
@@ -221,7 +220,6 @@ impl Driver {
             udp_ready: false,
             accept_ready: false,
             accept_paused_until: None,
-            datagram: vec![0; MAX_PACKET_SIZE + 1],
             finished: None,
         };
         driver.engine.flush(&mut driver.io);
@@ -431,29 +429,7 @@ impl Driver {
     // ---- internals -------------------------------------------------------------------------
 
     fn read_datagrams(&mut self) {
-        for _ in 0..DATAGRAMS_PER_TURN {
-            let Some(udp) = &self.io.udp else {
-                self.udp_ready = false;
-                return;
-            };
-            match udp.recv_from(&mut self.datagram) {
-                Ok((n, from)) => {
-                    let data = std::mem::take(&mut self.datagram);
-                    self.engine.on_datagram(&mut self.io, from, &data[..n]);
-                    self.datagram = data;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.udp_ready = false;
-                    return;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // ICMP port-unreachable and the like surface here on some systems; the
-                    // socket itself is fine, and more may be waiting.
-                    tracing::trace!(error = %e, "UDP receive error");
-                }
-            }
-        }
+        self.udp_ready = self.engine.on_udp_readable(&mut self.io);
     }
 
     fn accept(&mut self) {

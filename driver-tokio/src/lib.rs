@@ -50,16 +50,14 @@ mod task;
 
 use std::sync::Arc;
 
+pub use devp2p_driver_common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
 use devp2p_driver_common::Engine;
 pub use devp2p_driver_common::{DriverConfig, DriverStats, KeySource, ShutdownReport, StartError};
 pub use events::EventStream;
 pub use handle::{
     LookupError, NodeHandle, NodeInfo, SendFailure, Stopped, MAX_POSTED_BYTES, POST_MIN_WEIGHT,
 };
-pub use task::{
-    ACCEPTS_PER_TURN, ACCEPT_ERROR_BACKOFF, COMMANDS_PER_TURN, DATAGRAMS_PER_TURN,
-    MAX_PARKED_SENDS_PER_PEER,
-};
+pub use task::{ACCEPTS_PER_TURN, COMMANDS_PER_TURN, MAX_PARKED_SENDS_PER_PEER};
 
 /// Commands from handles waiting for the node task; senders wait beyond it (backpressure on
 /// callers that do not await their replies).

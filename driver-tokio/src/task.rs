@@ -6,13 +6,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
 use devp2p_core::discv4::{Event as DiscoveryEvent, LookupId, Node as DiscNode};
 use devp2p_core::node::{ConnId, NodeEvent, DIAL_TIMEOUT};
 use devp2p_core::session::SendError;
 use devp2p_core::NodeId;
+use devp2p_driver_common::engine::ACCEPT_ERROR_BACKOFF;
 use devp2p_driver_common::{Backlog, Engine, Io, ShutdownReport, Stream};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
@@ -20,15 +19,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::events::EventSender;
 use crate::handle::{Command, SendFailure};
 
-/// Datagrams read per turn before the connections get theirs (fairness under a UDP flood).
-pub const DATAGRAMS_PER_TURN: usize = 64;
 /// Commands from handles executed per turn before the sockets get theirs.
 pub const COMMANDS_PER_TURN: usize = 64;
 /// Connections accepted per turn.
 pub const ACCEPTS_PER_TURN: usize = 64;
-/// Pause after the listener reports an error (out of file descriptors, say), so a persistent
-/// error does not spin the task (our choice).
-pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 /// Sends to one peer waiting for room in its outbound queue; beyond this `send` fails with
 /// the queue-full error at once (bounds memory when callers do not await their sends).
 pub const MAX_PARKED_SENDS_PER_PEER: usize = 1024;
@@ -103,6 +97,13 @@ impl Io for TokioIo {
         match &self.udp {
             Some(s) => s.try_send_to(data, to),
             None => Err(io::Error::other("no UDP socket")),
+        }
+    }
+
+    fn recv_datagram(&mut self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        match &self.udp {
+            Some(s) => s.try_recv_from(buf),
+            None => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
@@ -214,7 +215,6 @@ pub(crate) async fn run(
     mut dial_results: mpsc::UnboundedReceiver<(ConnId, io::Result<TcpStream>)>,
 ) {
     let shared = io.events.shared.clone();
-    let mut buf = vec![0u8; MAX_PACKET_SIZE + 1];
     let mut cursor: Option<ConnId> = None;
     let mut handles_gone = false;
     let mut shutdown_waiters: Vec<oneshot::Sender<ShutdownReport>> = Vec::new();
@@ -249,7 +249,10 @@ pub(crate) async fn run(
             ready = std::future::poll_fn(|cx| poll_ready(&engine, &io, cursor, cx)) => {
                 for r in ready {
                     match r {
-                        Ready::Udp => read_datagrams(&mut engine, &mut io, &mut buf),
+                        // Readiness stays set while datagrams wait: the next turn reads on.
+                        Ready::Udp => {
+                            engine.on_udp_readable(&mut io);
+                        }
                         Ready::UdpWritable => engine.on_udp_writable(&mut io),
                         Ready::Accepted(s, addr) => engine.on_accepted(&mut io, TokioStream(s), addr),
                         Ready::AcceptFailed(e) => {
@@ -294,23 +297,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-fn read_datagrams(engine: &mut Engine<TokioStream>, io: &mut TokioIo, buf: &mut [u8]) {
-    for _ in 0..DATAGRAMS_PER_TURN {
-        let Some(udp) = &io.udp else { return };
-        match udp.try_recv_from(buf) {
-            Ok((n, from)) => engine.on_datagram(io, from, &buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                // ICMP port-unreachable and the like surface here on some systems; the socket
-                // itself is fine.
-                tracing::trace!(error = %e, "UDP receive error");
-                return;
-            }
-        }
     }
 }
 
