@@ -2,11 +2,11 @@
 //! non-blocking sockets and a core [`Node`], in the node's documented order.
 //!
 //! A driver owns the sockets' readiness (mio registrations, tokio wakers) and calls in:
-//! [`Engine::on_udp_readable`] when the UDP socket is readable, [`Engine::on_accepted`] per
-//! accepted stream,
-//! [`Engine::on_readable`] / [`Engine::on_writable`] when a connection is ready,
-//! [`Engine::on_connected`] / [`Engine::on_connect_failed`] for dials it completes itself, and
-//! [`Engine::on_timeout`] once [`Engine::next_deadline`] has passed. After every input the
+//! [`Engine::on_udp_readable`] / [`Engine::on_udp_writable`] for the UDP socket,
+//! [`Engine::on_accepted`] per accepted stream, [`Engine::on_readable`] /
+//! [`Engine::on_writable`] when a connection is ready, [`Engine::on_connected`] /
+//! [`Engine::on_connect_failed`] for dials it completes itself, and [`Engine::on_timeout`]
+//! once [`Engine::next_deadline`] has passed. After every input the
 //! engine drains the node: datagrams, then actions (dial, write, close), then events, which
 //! go to the driver's [`Io::deliver`]. The engine decides nothing about the protocol.
 //!
