@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
-use devp2p_core::discv4::NodeDbSnapshot;
+use devp2p_core::discv4::{Event as DiscoveryEvent, NodeDbSnapshot};
 use devp2p_core::node::{Action, ConnId, Node, NodeEvent};
 use devp2p_core::session::DisconnectReason;
 use devp2p_core::Instant;
@@ -40,7 +40,8 @@ pub const READ_BUDGET: usize = 256 * 1024;
 /// read. One maximal message (16 MiB) may overshoot it; the core's own limit is 8 MiB.
 pub const MAX_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
 /// Undelivered events beyond which discovery events are dropped (counted) instead of queued;
-/// peer and message events are never dropped. Bounds memory when the application holds the
+/// peer and message events, and finished lookups (someone may wait for one), are never
+/// dropped. Bounds memory when the application holds the
 /// event stream without reading it.
 pub const MAX_BACKLOG_EVENTS: usize = 65_536;
 /// How long a graceful shutdown waits for Disconnects to drain before closing what is left:
@@ -645,7 +646,7 @@ impl<S: Stream> Engine<S> {
             while let Some(event) = self.node.poll_event() {
                 progress = true;
                 let full = io.backlog().events >= MAX_BACKLOG_EVENTS;
-                if full && matches!(event, NodeEvent::Discovery(_)) {
+                if full && droppable(&event) {
                     self.stats.events_dropped += 1;
                 } else {
                     io.deliver(event);
@@ -773,10 +774,44 @@ fn backlog_full(io: &impl Io) -> bool {
     io.backlog().bytes >= MAX_BACKLOG_BYTES
 }
 
+/// Whether an event may be dropped when the application falls behind: discovery's table
+/// changes and sightings, but not a finished lookup.
+fn droppable(event: &NodeEvent) -> bool {
+    matches!(event, NodeEvent::Discovery(d) if !matches!(d.as_ref(), DiscoveryEvent::LookupFinished { .. }))
+}
+
 /// What an event weighs in [`Backlog::bytes`]: its message payload, if it has one.
 pub fn backlog_bytes(event: &NodeEvent) -> usize {
     match event {
         NodeEvent::Message { payload, .. } => payload.len(),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use devp2p_core::discv4::LookupId;
+    use devp2p_core::NodeId;
+
+    #[test]
+    fn only_discovery_sightings_are_dropped_when_the_application_falls_behind() {
+        let seen = NodeEvent::Discovery(Box::new(DiscoveryEvent::NodeRemoved(NodeId::default())));
+        let lookup = NodeEvent::Discovery(Box::new(DiscoveryEvent::LookupFinished {
+            id: LookupId(1),
+            target: [0; 64],
+            nodes: Vec::new(),
+        }));
+        let message = NodeEvent::Message {
+            peer: NodeId::default(),
+            protocol: 0,
+            code: 0,
+            payload: vec![1, 2, 3],
+        };
+        assert!(droppable(&seen));
+        assert!(!droppable(&lookup), "a lookup caller may wait for it");
+        assert!(!droppable(&message));
+        assert_eq!(backlog_bytes(&message), 3);
+        assert_eq!(backlog_bytes(&seen), 0);
     }
 }
