@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Duration;
 
+use crate::common::engine::{backlog_bytes, ACCEPT_ERROR_BACKOFF};
+use crate::common::{
+    Backlog, DriverConfig, DriverStats, Engine, Io, ShutdownReport, StartError, Stream,
+};
 use devp2p_core::discv4::LookupId;
 use devp2p_core::node::{ConnId, Node, NodeEvent, PeerInfo};
 use devp2p_core::session::{DisconnectReason, SendError};
 use devp2p_core::{Enode, Enr, Instant, NodeId};
-use devp2p_driver_common::engine::{backlog_bytes, ACCEPT_ERROR_BACKOFF};
-use devp2p_driver_common::{
-    Backlog, DriverConfig, DriverStats, Engine, Io, ShutdownReport, StartError, Stream,
-};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 use rand_chacha::ChaCha20Rng;

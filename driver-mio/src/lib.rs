@@ -59,11 +59,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod common;
 mod driver;
 mod runner;
 
-pub use devp2p_driver_common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
-pub use devp2p_driver_common::{DriverConfig, DriverStats, KeySource, ShutdownReport, StartError};
+pub use crate::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
+pub use crate::common::{DriverConfig, DriverStats, KeySource, ShutdownReport, StartError};
 pub use driver::{Driver, MioStream, MIN_TOKENS};
 pub use runner::{
     run, Remote, RunError, Runner, RunnerGone, EVENTS_PER_POLL, TOKENS_PER_DRIVER, WAKER_TOKEN,

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use crate::common::{DriverConfig, ShutdownReport, StartError};
 use devp2p_core::node::NodeEvent;
-use devp2p_driver_common::{DriverConfig, ShutdownReport, StartError};
 use mio::{Events, Poll, Token, Waker};
 
 use crate::Driver;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use devp2p_core::node::NodeEvent;
-use devp2p_driver_common::engine::{backlog_bytes, MAX_BACKLOG_BYTES};
-use devp2p_driver_common::Backlog;
+use devp2p_mio::common::engine::{backlog_bytes, MAX_BACKLOG_BYTES};
+use devp2p_mio::common::Backlog;
 use tokio::sync::{mpsc, Notify};
 
 /// Counters shared by the node task and the stream.

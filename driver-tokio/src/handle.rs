@@ -8,7 +8,7 @@ use devp2p_core::discv4::Node as DiscNode;
 use devp2p_core::node::{Node, NodeStats, PeerInfo};
 use devp2p_core::session::{DisconnectReason, SendError};
 use devp2p_core::{Enode, Enr, Instant, NodeId};
-use devp2p_driver_common::{DriverStats, Engine, ShutdownReport};
+use devp2p_mio::common::{DriverStats, Engine, ShutdownReport};
 use rand_chacha::ChaCha20Rng;
 use tokio::sync::{mpsc, oneshot};
 

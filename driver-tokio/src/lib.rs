@@ -50,9 +50,9 @@ mod task;
 
 use std::sync::Arc;
 
-pub use devp2p_driver_common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
-use devp2p_driver_common::Engine;
-pub use devp2p_driver_common::{DriverConfig, DriverStats, KeySource, ShutdownReport, StartError};
+pub use devp2p_mio::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
+use devp2p_mio::common::Engine;
+pub use devp2p_mio::common::{DriverConfig, DriverStats, KeySource, ShutdownReport, StartError};
 pub use events::EventStream;
 pub use handle::{
     LookupError, NodeHandle, NodeInfo, SendFailure, Stopped, MAX_POSTED_BYTES, POST_MIN_WEIGHT,

@@ -11,8 +11,8 @@ use devp2p_core::discv4::{Event as DiscoveryEvent, LookupId, Node as DiscNode};
 use devp2p_core::node::{ConnId, NodeEvent, DIAL_TIMEOUT};
 use devp2p_core::session::SendError;
 use devp2p_core::NodeId;
-use devp2p_driver_common::engine::ACCEPT_ERROR_BACKOFF;
-use devp2p_driver_common::{Backlog, Engine, Io, ShutdownReport, Stream};
+use devp2p_mio::common::engine::ACCEPT_ERROR_BACKOFF;
+use devp2p_mio::common::{Backlog, Engine, Io, ShutdownReport, Stream};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 

@@ -22,7 +22,7 @@ use devp2p_core::keccak::Keccak256;
 use devp2p_core::node::{NodeConfig, NodeEvent};
 use devp2p_core::rlpx::{FrameCodec, Secrets};
 use devp2p_core::session::{Protocol, SendError, SessionConfig};
-use devp2p_driver_common::DriverConfig;
+use devp2p_mio::common::DriverConfig;
 use devp2p_mio::Runner;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};

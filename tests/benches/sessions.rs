@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use devp2p_core::node::NodeConfig;
 use devp2p_core::session::{Protocol, SessionConfig};
 use devp2p_core::Enode;
-use devp2p_driver_common::DriverConfig;
+use devp2p_mio::common::DriverConfig;
 
 /// Sessions by default (the figure).
 const SESSIONS: usize = 1000;

@@ -9,7 +9,7 @@ use devp2p_core::discv4::NodeDbSnapshot;
 use devp2p_core::node::PeerInfo;
 use devp2p_core::session::DisconnectReason;
 use devp2p_core::{Enode, NodeId};
-use devp2p_driver_common::{DriverConfig, ShutdownReport};
+use devp2p_mio::common::{DriverConfig, ShutdownReport};
 use devp2p_mio::{Remote, Runner};
 
 use super::{wait_for, EventLog, Harness};

@@ -18,7 +18,7 @@ use devp2p_core::discv4::NodeDbSnapshot;
 use devp2p_core::node::{NodeConfig, NodeEvent, PeerInfo};
 use devp2p_core::session::{DisconnectReason, Protocol, SessionConfig};
 use devp2p_core::{Enode, NodeId};
-use devp2p_driver_common::{DriverConfig, ShutdownReport};
+use devp2p_mio::common::{DriverConfig, ShutdownReport};
 
 pub use mio_harness::MioHarness;
 pub use tokio_harness::TokioHarness;

@@ -8,7 +8,7 @@ use devp2p_core::discv4::{Event as DiscoveryEvent, Node as DiscNode};
 use devp2p_core::node::{NodeEvent, PeerInfo};
 use devp2p_core::session::{DisconnectReason, Side};
 use devp2p_core::NodeId;
-use devp2p_driver_common::{DriverConfig, NodeDbFile};
+use devp2p_mio::common::{DriverConfig, NodeDbFile};
 
 use super::{local_config, temp_dir, wait_for, Harness};
 

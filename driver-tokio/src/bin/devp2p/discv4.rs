@@ -16,7 +16,7 @@ use devp2p_core::discv4::{
 };
 use devp2p_core::node::{NodeConfig, NodeEvent};
 use devp2p_core::{Enode, Enr, NodeId, NodeSecretKey};
-use devp2p_driver_common::{os_seeded_rng, Clock, DriverConfig};
+use devp2p_mio::common::{os_seeded_rng, Clock, DriverConfig};
 use rand_core::Rng;
 use serde_json::json;
 use tokio::net::UdpSocket;
@@ -402,7 +402,7 @@ pub async fn crawl(
         Some(path) => {
             let mut bytes = serde_json::to_vec_pretty(&doc)?;
             bytes.push(b'\n');
-            devp2p_driver_common::fsutil::write_atomic(path, &bytes, false)
+            devp2p_mio::common::fsutil::write_atomic(path, &bytes, false)
                 .map_err(|e| format!("writing {}: {e}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }

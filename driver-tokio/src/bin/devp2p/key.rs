@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use devp2p_core::{Enode, Enr, NodeSecretKey};
-use devp2p_driver_common::{keyfile, os_seeded_rng};
+use devp2p_mio::common::{keyfile, os_seeded_rng};
 
 use crate::Failure;
 

@@ -19,7 +19,7 @@ use devp2p_core::discv4::{Event as DiscoveryEvent, Node as DiscNode};
 use devp2p_core::node::{NodeConfig, NodeEvent, NodeStats};
 use devp2p_core::session::{Protocol, SessionConfig};
 use devp2p_core::{Enode, NodeId};
-use devp2p_driver_common::{os_seeded_rng, DriverConfig};
+use devp2p_mio::common::{os_seeded_rng, DriverConfig};
 use rand_core::Rng;
 
 use crate::args::{parse_duration, show, Driver};

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use devp2p_core::node::{NodeConfig, NodeEvent, DEFAULT_MAX_PEERS};
 use devp2p_core::session::SessionConfig;
 use devp2p_core::{Enode, Enr, NodeSecretKey};
-use devp2p_driver_common::{DriverConfig, KeySource, ShutdownReport};
+use devp2p_mio::common::{DriverConfig, KeySource, ShutdownReport};
 use serde_json::json;
 
 use crate::args::{parse_caps, parse_enode_list, parse_secret_hex, Caps, Driver, EnodeList};

@@ -9,7 +9,7 @@ use devp2p_core::session::{
     Closed, DisconnectReason, Established, Protocol, Session, SessionConfig, SessionEvent, Side,
 };
 use devp2p_core::{Enode, NodeSecretKey};
-use devp2p_driver_common::{os_seeded_rng, Clock};
+use devp2p_mio::common::{os_seeded_rng, Clock};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

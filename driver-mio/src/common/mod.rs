@@ -1,5 +1,5 @@
-//! What the devp2p drivers (`devp2p-mio`, `devp2p-tokio`) share, so that each of them is only
-//! its event loop:
+//! What both drivers share (`devp2p-tokio` uses it from here too), so that each of them is
+//! only its event loop. None of it decides anything about the protocol:
 //!
 //! - [`Engine`]: a core [`Node`](devp2p_core::node::Node) between non-blocking sockets. It
 //!   feeds the node bytes, datagrams, connects and closes, drains it in the documented order
@@ -11,8 +11,6 @@
 //! - [`NodeDbFile`]: the node database as a versioned file; a corrupt one is set aside with a
 //!   warning and the node starts empty; writes go through a temporary file and a rename.
 //! - [`DriverConfig`] and [`prepare`]: start-up shared by both drivers.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod clock;
 pub mod config;

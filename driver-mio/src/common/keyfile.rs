@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use devp2p_core::{KeyError, NodeSecretKey};
 use rand_core::CryptoRng;
 
-use crate::fsutil::write_atomic;
+use crate::common::fsutil::write_atomic;
 
 /// Largest key file read: 64 hex characters with room for a `0x` prefix and whitespace. A
 /// longer file is not a node key, and is refused before it is read into memory.
@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn a_missing_key_is_generated_once_and_read_back_the_same() {
-        let dir = crate::testutil::temp_dir("keyfile");
+        let dir = crate::common::testutil::temp_dir("keyfile");
         let path = dir.join("nodekey");
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
         let (a, created) = load_or_create(&path, &mut rng).unwrap();
@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_garbage_key_file_is_an_error_naming_the_file_not_a_new_identity() {
-        let dir = crate::testutil::temp_dir("keyfile-bad");
+        let dir = crate::common::testutil::temp_dir("keyfile-bad");
         let path = dir.join("nodekey");
         std::fs::write(&path, "not a key").unwrap();
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);

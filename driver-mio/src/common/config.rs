@@ -10,8 +10,8 @@ use devp2p_core::node::NodeConfig;
 use devp2p_core::NodeSecretKey;
 use rand_chacha::ChaCha20Rng;
 
-use crate::keyfile::{self, KeyFileError};
-use crate::nodedb_file::NodeDbFile;
+use crate::common::keyfile::{self, KeyFileError};
+use crate::common::nodedb_file::NodeDbFile;
 
 /// The key file's name inside a data directory (geth's name too).
 pub const KEY_FILE_NAME: &str = "nodekey";
@@ -86,7 +86,7 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// Everything a driver needs to build its [`Engine`](crate::Engine) and sockets.
+/// Everything a driver needs to build its [`Engine`](crate::common::Engine) and sockets.
 pub struct Prepared {
     /// The node key.
     pub key: NodeSecretKey,
@@ -106,7 +106,7 @@ pub struct Prepared {
 /// sockets.
 pub fn prepare(config: DriverConfig) -> Result<Prepared, StartError> {
     let mut rng =
-        crate::entropy::os_seeded_rng().map_err(|e| StartError::Entropy(e.to_string()))?;
+        crate::common::entropy::os_seeded_rng().map_err(|e| StartError::Entropy(e.to_string()))?;
     if let Some(dir) = &config.data_dir {
         std::fs::create_dir_all(dir).map_err(|error| StartError::DataDir {
             path: dir.clone(),

@@ -21,7 +21,7 @@ use devp2p_core::discv4::{EndpointRecord, EndpointSnapshot, Node, NodeDbSnapshot
 use devp2p_core::{Enode, Enr, NodeId};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
+use crate::common::fsutil::write_atomic;
 
 /// The `format` field: tells this file from any other JSON.
 pub const FORMAT_NAME: &str = "devp2p-sansio node database";
@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_saved_snapshot_loads_back_equal() {
-        let dir = crate::testutil::temp_dir("nodedb");
+        let dir = crate::common::testutil::temp_dir("nodedb");
         let f = NodeDbFile::in_dir(&dir);
         let snap = sample();
         f.save(&snap, 1_800_000_000).unwrap();
@@ -308,13 +308,13 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_an_empty_start() {
-        let dir = crate::testutil::temp_dir("nodedb-missing");
+        let dir = crate::common::testutil::temp_dir("nodedb-missing");
         assert_eq!(NodeDbFile::in_dir(&dir).load(), NodeDbSnapshot::default());
     }
 
     #[test]
     fn corrupt_foreign_and_future_files_give_an_empty_start_and_are_set_aside() {
-        let dir = crate::testutil::temp_dir("nodedb-bad");
+        let dir = crate::common::testutil::temp_dir("nodedb-bad");
         let f = NodeDbFile::in_dir(&dir);
         let future =
             format!(r#"{{"format":"{FORMAT_NAME}","version":99,"nodes":[],"endpoints":[]}}"#);
@@ -334,7 +334,7 @@ mod tests {
 
     #[test]
     fn entries_that_do_not_parse_are_skipped_and_the_rest_kept() {
-        let dir = crate::testutil::temp_dir("nodedb-entries");
+        let dir = crate::common::testutil::temp_dir("nodedb-entries");
         let f = NodeDbFile::in_dir(&dir);
         f.save(&sample(), 1).unwrap();
         let text = std::fs::read_to_string(f.path()).unwrap();

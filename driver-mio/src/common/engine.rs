@@ -27,9 +27,9 @@ use devp2p_core::session::DisconnectReason;
 use devp2p_core::Instant;
 use rand_chacha::ChaCha20Rng;
 
-use crate::clock::Clock;
-use crate::config::{prepare, DriverConfig, Prepared, StartError};
-use crate::nodedb_file::NodeDbFile;
+use crate::common::clock::Clock;
+use crate::common::config::{prepare, DriverConfig, Prepared, StartError};
+use crate::common::nodedb_file::NodeDbFile;
 
 /// Bytes read from one socket per read call.
 pub const READ_CHUNK: usize = 64 * 1024;

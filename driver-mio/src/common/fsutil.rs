@@ -59,7 +59,7 @@ mod tests {
 
     #[test]
     fn a_rewrite_replaces_the_file_and_leaves_no_temporary_behind() {
-        let dir = crate::testutil::temp_dir("fsutil");
+        let dir = crate::common::testutil::temp_dir("fsutil");
         let p = dir.join("sub").join("f.txt");
         write_atomic(&p, b"one", false).unwrap();
         write_atomic(&p, b"two", true).unwrap();
