@@ -1,9 +1,7 @@
-//! devp2p-tests: the harnesses that run real nodes, shared by the end-to-end, interop and
-//! load tests (in `tests/`) and the driver benchmarks (in `benches/`).
+//! devp2p-tests: the deterministic network simulation, and (in `tests/` and `harness/`) the
+//! end-to-end, interop and load tests that run real nodes on 127.0.0.1 through both drivers.
 //!
-//! - [`e2e`]: one synchronous [`Harness`](e2e::Harness) API over both drivers, so each
-//!   scenario in [`e2e::scenarios`] is written once and run against devp2p-tokio and
-//!   devp2p-mio, on 127.0.0.1 only, every wait bounded in time.
+//! The driver harness lives in `harness/` and is compiled into each integration test that
+//! uses it (`#[path = "../harness/e2e/mod.rs"] mod e2e;`), not into this library: the
+//! library is what the `devp2p` command line links, so it must not depend on the drivers.
 #![forbid(unsafe_code)]
-
-pub mod e2e;

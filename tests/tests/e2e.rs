@@ -1,7 +1,10 @@
 //! The shared end-to-end suite: every scenario against devp2p-tokio and against devp2p-mio,
 //! real sockets on 127.0.0.1 only.
 
-use devp2p_tests::e2e::{scenarios, MioHarness, TokioHarness};
+#[path = "../harness/e2e/mod.rs"]
+mod e2e;
+
+use e2e::{scenarios, MioHarness, TokioHarness};
 
 macro_rules! both_drivers {
     ($($scenario:ident),* $(,)?) => {

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test crate that includes the harness uses a different part of it
 //! One synchronous API over both drivers, for scenarios written once.
 //!
 //! A [`Harness`] starts nodes, sends commands and queries, and records every node's events in
