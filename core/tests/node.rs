@@ -292,3 +292,76 @@ fn simultaneous_dials_between_two_nodes_end_in_one_shared_connection() {
         );
     }
 }
+
+/// With every MaxPendingPeers slot taken, a new inbound connection displaces the oldest one
+/// that has not completed its RLPx handshake (connections that open and send nothing must
+/// not lock real peers out for the handshake timeout); one that has proved its key is never
+/// displaced, and when all of them have, the newcomer is refused.
+#[test]
+fn a_full_set_of_pending_slots_makes_room_by_displacing_the_oldest_unproven_connection() {
+    use devp2p_core::node::{Action, Node};
+    use devp2p_core::rlpx::Handshake;
+    use devp2p_core::{Instant, NodeSecretKey};
+    use rand_core::SeedableRng;
+
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let key = NodeSecretKey::generate(&mut rng);
+    let public = *key.public();
+    let config = NodeConfig {
+        max_pending_peers: 2,
+        ..lonely(5)
+    };
+    let node_rng = rand_chacha::ChaCha20Rng::seed_from_u64(8);
+    let mut node = Node::new(key, config, node_rng, Instant::ZERO, 1_700_000_000);
+    let now = Instant::from_millis(10);
+    let from = |i: usize| addr_of(100 + i);
+    let actions =
+        |node: &mut Node<_>| std::iter::from_fn(|| node.poll_action()).collect::<Vec<_>>();
+    let displaced = |node: &Node<_>| {
+        node.stats()
+            .handshakes
+            .get(&HandshakeOutcome::Displaced)
+            .copied()
+    };
+
+    let a = node.handle_accept(now, from(0)).expect("a free slot");
+    let b = node.handle_accept(now, from(1)).expect("a free slot");
+    // b proves a key: a real peer's auth.
+    let auth =
+        Handshake::initiator(&NodeSecretKey::generate(&mut rng), &public, &mut rng).take_output();
+    assert_eq!(node.handle_read(now, b, &auth), auth.len());
+    assert!(
+        actions(&mut node).contains(&Action::Write { conn: b }),
+        "b gets its ack and Hello"
+    );
+
+    // Full: the newcomer takes a's slot, never b's.
+    let c = node
+        .handle_accept(now, from(2))
+        .expect("room made by displacing a");
+    assert_eq!(actions(&mut node), vec![Action::Close { conn: a }]);
+    assert_eq!(displaced(&node), Some(1));
+    // And then c's, the only unproven one left.
+    let d = node
+        .handle_accept(now, from(3))
+        .expect("room made by displacing c");
+    assert_eq!(actions(&mut node), vec![Action::Close { conn: c }]);
+    assert_eq!(displaced(&node), Some(2));
+    assert!(!node.outbound(b).is_empty(), "b is untouched");
+
+    // Once every pending connection has proved a key, a newcomer is refused.
+    let auth =
+        Handshake::initiator(&NodeSecretKey::generate(&mut rng), &public, &mut rng).take_output();
+    assert_eq!(node.handle_read(now, d, &auth), auth.len());
+    let _ = actions(&mut node);
+    assert_eq!(
+        node.handle_accept(now, from(4)),
+        Err(RefuseReason::TooManyPending)
+    );
+    assert_eq!(actions(&mut node), vec![]);
+    assert_eq!(displaced(&node), Some(2));
+    assert_eq!(
+        node.stats().refused.get(&RefuseReason::TooManyPending),
+        Some(&1)
+    );
+}

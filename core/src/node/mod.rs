@@ -358,6 +358,15 @@ impl<R: CryptoRng> Node<R> {
     }
 
     /// The listener accepted a connection from `remote`. `Err`: close it at once.
+    ///
+    /// When all [`max_pending_peers`](NodeConfig::max_pending_peers) inbound slots are taken,
+    /// the oldest inbound connection that has not completed its RLPx handshake is displaced
+    /// (an [`Action::Close`] follows, counted as [`HandshakeOutcome::Displaced`]) to make
+    /// room; only when every pending connection has proved its key is the new one refused.
+    /// Connections that open and send nothing therefore cannot lock legitimate peers out for
+    /// the handshake timeout. geth instead stops accepting while its slots are full, which
+    /// leaves it open to exactly that; a real peer's auth arrives within a round trip of its
+    /// connect, so it is displaced only if the slots turn over entirely in that time.
     pub fn handle_accept(
         &mut self,
         now: Instant,
@@ -369,7 +378,11 @@ impl<R: CryptoRng> Node<R> {
             .values()
             .filter(|c| c.direction == Direction::Inbound && c.peer.is_none())
             .count();
-        let refusal = if pending >= self.config.max_pending_peers {
+        let mut displace = None;
+        if pending >= self.config.max_pending_peers {
+            displace = self.oldest_unproven_inbound();
+        }
+        let refusal = if pending >= self.config.max_pending_peers && displace.is_none() {
             Some(RefuseReason::TooManyPending)
         } else if self
             .config
@@ -386,6 +399,14 @@ impl<R: CryptoRng> Node<R> {
         if let Some(r) = refusal {
             *self.stats.refused.entry(r).or_default() += 1;
             return Err(r);
+        }
+        if let Some(old) = displace {
+            *self
+                .stats
+                .handshakes
+                .entry(HandshakeOutcome::Displaced)
+                .or_default() += 1;
+            self.remove_conn(old, true);
         }
         let session =
             Session::recipient(self.session_config.clone(), &self.key, now, &mut self.rng);
@@ -791,6 +812,20 @@ impl<R: CryptoRng> Node<R> {
             *self.stats.dials.entry(outcome).or_default() += 1;
             self.remove_conn(conn, tell_driver);
         }
+    }
+
+    /// The oldest inbound connection still in its RLPx handshake (no key proved yet).
+    fn oldest_unproven_inbound(&self) -> Option<ConnId> {
+        // Connection ids grow with time, so the map's order is age.
+        self.conns
+            .iter()
+            .find(|(_, c)| {
+                c.direction == Direction::Inbound
+                    && c.remote.is_none()
+                    && c.peer.is_none()
+                    && matches!(c.state, ConnState::Open(_))
+            })
+            .map(|(id, _)| *id)
     }
 
     fn is_trusted(&self, id: &NodeId) -> bool {

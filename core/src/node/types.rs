@@ -116,7 +116,8 @@ pub enum NodeEvent {
 /// Why an inbound connection was closed before its handshake began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RefuseReason {
-    /// MaxPendingPeers inbound handshakes are already running.
+    /// MaxPendingPeers inbound handshakes are already running, and each has completed its
+    /// RLPx handshake (otherwise the oldest that has not is displaced instead).
     TooManyPending,
     /// The source address is outside NetRestrict.
     NetRestrict,
@@ -153,6 +154,10 @@ pub enum HandshakeOutcome {
     ProtocolError,
     /// The connection dropped.
     ConnectionLost,
+    /// An inbound connection closed before it completed its RLPx handshake, to make room for
+    /// a newer one when every MaxPendingPeers slot was taken (see
+    /// [`Node::handle_accept`](super::Node::handle_accept)).
+    Displaced,
 }
 
 /// How a dial ended.
