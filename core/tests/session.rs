@@ -385,6 +385,66 @@ fn a_peer_that_never_sends_hello_is_dropped_after_the_read_timeout() {
     assert_eq!(peer.received.last(), Some(&(1, vec![0xc1, 0x0b])));
 }
 
+/// ethereumjs compresses every message after Hello except its own Disconnect, which it writes
+/// as a bare RLP integer (found by the interop tests, tests/INTEROP.md). It is read as the
+/// reason it gives, like the compressed forms; a Disconnect that is neither is no reason.
+#[test]
+fn an_uncompressed_disconnect_after_hello_gives_its_reason() {
+    let remote = |reason| Closed {
+        initiator: Side::Remote,
+        reason,
+        error: None,
+    };
+    for (seed, compressed, payload, reason) in [
+        (40, false, &[0x08][..], DisconnectReason::ClientQuitting),
+        (41, false, &[0x80][..], DisconnectReason::Requested),
+        (42, false, &[0xc1, 0x03][..], DisconnectReason::UselessPeer),
+        (43, true, &[0x04][..], DisconnectReason::TooManyPeers),
+        (
+            44,
+            true,
+            &[0xc1, 0x10][..],
+            DisconnectReason::SubprotocolError,
+        ),
+    ] {
+        let mut peer = RawPeer::connect(three_protocols(), seed);
+        peer.send_hello(5, &[("eth", 68)]);
+        assert!(matches!(peer.events[0], SessionEvent::Established(_)));
+        peer.codec.set_snappy(compressed);
+        peer.send(1, payload);
+        assert_eq!(peer.closed(), Some(&remote(Some(reason))), "{payload:x?}");
+    }
+    let mut peer = RawPeer::connect(three_protocols(), 45);
+    peer.send_hello(5, &[("eth", 68)]);
+    peer.codec.set_snappy(false);
+    peer.send(1, &[0xc1, 0xc0, 0x01]);
+    assert_eq!(
+        peer.closed(),
+        Some(&Closed {
+            initiator: Side::Remote,
+            reason: None,
+            error: Some(SessionError::InvalidDisconnect),
+        })
+    );
+    // Other messages get no such leeway: an uncompressed Ping breaks the stream.
+    let mut peer = RawPeer::connect(three_protocols(), 46);
+    peer.send_hello(5, &[("eth", 68)]);
+    peer.codec.set_snappy(false);
+    peer.send(2, &[0xc0]);
+    assert!(
+        matches!(
+            peer.closed(),
+            Some(Closed {
+                initiator: Side::Local,
+                reason: Some(DisconnectReason::BreachOfProtocol),
+                error: Some(SessionError::Frame(_)),
+            })
+        ),
+        "{:?}",
+        peer.closed()
+    );
+}
+
 #[test]
 fn an_established_peer_that_goes_silent_is_dropped_after_30_seconds() {
     let mut peer = RawPeer::connect(three_protocols(), 8);

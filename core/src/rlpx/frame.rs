@@ -24,6 +24,9 @@ pub const MAX_UNCOMPRESSED_SIZE: usize = 0xff_ffff;
 const MAX_SNAPPY_EXPANSION: usize = 22;
 /// Length of the encrypted header and of each MAC.
 const BLOCK: usize = 16;
+/// The devp2p Disconnect message id, the one message [`FrameCodec::decode`] also takes
+/// uncompressed when snappy is on.
+const DISCONNECT_ID: u64 = 0x01;
 /// Header data: `rlp([capability-id = 0, context-id = 0])`, which receivers ignore.
 const HEADER_DATA: [u8; 3] = [0xc2, 0x80, 0x80];
 /// Buffers that grew beyond this for one large frame are released after it, so an idle
@@ -323,6 +326,11 @@ impl FrameCodec {
     /// Reads from `input` until one frame is complete or the input is used up. Returns the
     /// number of bytes consumed and the frame, if one completed. Bytes after a completed frame
     /// are not consumed: call again with the rest.
+    ///
+    /// With snappy on, a Disconnect (id 0x01) whose payload does not decompress is handed out
+    /// as it came: ethereumjs sends its Disconnect uncompressed after Hello, and reth reads
+    /// both forms. No uncompressed reason (a bare integer or a one-item list) is valid snappy,
+    /// so the two cannot be confused; the session decodes the reason or rejects the payload.
     pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Frame<'_>>), FrameError> {
         let mut consumed = 0;
         if matches!(self.read_state, ReadState::Header) {
@@ -379,34 +387,47 @@ impl FrameCodec {
                 }),
             ));
         }
-        let compressed = &self.plain[id_len..];
-        let claimed =
-            snap::raw::decompress_len(compressed).map_err(|e| FrameError::Snappy(e.to_string()));
-        let claimed = match claimed {
-            Ok(c) => c,
-            Err(e) => return Err(self.fail(e)),
-        };
-        let limit = self
-            .max_message_size
-            .min(compressed.len().saturating_mul(MAX_SNAPPY_EXPANSION));
-        if claimed > limit {
-            return Err(self.fail(FrameError::MessageTooLarge {
-                size: claimed,
-                limit,
-            }));
-        }
-        self.scratch.clear();
-        self.scratch.resize(claimed, 0);
-        match self.decoder.decompress(compressed, &mut self.scratch) {
-            Ok(n) if n == claimed => Ok((
+        match self.decompress(id_len) {
+            Ok(n) => Ok((
                 consumed,
                 Some(Frame {
                     id,
                     payload: &self.scratch[..n],
                 }),
             )),
-            Ok(_) => Err(self.fail(FrameError::Snappy("length mismatch".into()))),
-            Err(e) => Err(self.fail(FrameError::Snappy(e.to_string()))),
+            // Not snappy, or claiming more than its bytes can expand to: taken as it came.
+            Err(_) if id == DISCONNECT_ID => Ok((
+                consumed,
+                Some(Frame {
+                    id,
+                    payload: &self.plain[id_len..],
+                }),
+            )),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Decompresses the payload of the frame in `self.plain` (after its `id_len`-byte message
+    /// id) into `self.scratch`; returns its length.
+    fn decompress(&mut self, id_len: usize) -> Result<usize, FrameError> {
+        let compressed = &self.plain[id_len..];
+        let claimed =
+            snap::raw::decompress_len(compressed).map_err(|e| FrameError::Snappy(e.to_string()))?;
+        let limit = self
+            .max_message_size
+            .min(compressed.len().saturating_mul(MAX_SNAPPY_EXPANSION));
+        if claimed > limit {
+            return Err(FrameError::MessageTooLarge {
+                size: claimed,
+                limit,
+            });
+        }
+        self.scratch.clear();
+        self.scratch.resize(claimed, 0);
+        match self.decoder.decompress(compressed, &mut self.scratch) {
+            Ok(n) if n == claimed => Ok(n),
+            Ok(_) => Err(FrameError::Snappy("length mismatch".into())),
+            Err(e) => Err(FrameError::Snappy(e.to_string())),
         }
     }
 
