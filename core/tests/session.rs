@@ -445,6 +445,46 @@ fn an_uncompressed_disconnect_after_hello_gives_its_reason() {
     );
 }
 
+/// After our Disconnect has drained, the connection stays open until the peer closes its end
+/// (or the linger ends), and what the peer still sends is read and dropped. Closing at once
+/// would reset the connection under a Pong that crosses the Disconnect, and a peer writing
+/// that Pong could lose the reason (ethereumjs does, tests/INTEROP.md).
+#[test]
+fn after_our_disconnect_the_connection_stays_open_until_the_peer_closes_it() {
+    for (seed, peer_closes) in [(50, true), (51, false)] {
+        let mut peer = RawPeer::connect(three_protocols(), seed);
+        peer.send_hello(5, &[("eth", 68)]);
+        let start = peer.now;
+        peer.session
+            .disconnect(start, DisconnectReason::TooManyPeers);
+        peer.collect();
+        assert_eq!(peer.received.last(), Some(&(1, vec![0xc1, 0x04])));
+        assert!(peer.session.outbound().is_empty(), "drained");
+        assert!(!peer.session.is_finished(), "still open for the peer");
+        let received = peer.received.len();
+        peer.send(3, &[0xc0]);
+        peer.send(2, &[0xc0]);
+        assert_eq!(peer.received.len(), received, "no answer to a late Ping");
+        assert_eq!(
+            peer.events
+                .iter()
+                .filter(|e| matches!(e, SessionEvent::Closed(_)))
+                .count(),
+            1
+        );
+        if peer_closes {
+            peer.session.handle_eof(start + Duration::from_millis(10));
+            assert!(peer.session.is_finished());
+        } else {
+            peer.advance_to(start + Duration::from_millis(999));
+            assert!(!peer.session.is_finished());
+            peer.advance_to(start + Duration::from_secs(1));
+            assert!(peer.session.is_finished(), "closed at the linger's end");
+        }
+        assert_eq!(peer.session.poll_timeout(), None);
+    }
+}
+
 #[test]
 fn an_established_peer_that_goes_silent_is_dropped_after_30_seconds() {
     let mut peer = RawPeer::connect(three_protocols(), 8);

@@ -61,8 +61,12 @@ pub const FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const FRAME_WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often we Ping an established peer (geth `pingInterval`).
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
-/// How long a Disconnect we sent may take to drain before the connection is closed anyway
-/// (geth `discWriteTimeout`).
+/// How long a connection is kept after we send a Disconnect (geth `discWriteTimeout` bounds
+/// the write alone). It ends sooner when the peer closes its end, which it does once it has
+/// read the Disconnect; until then whatever it sends is read and discarded. Closing at once
+/// instead, as geth does, resets the connection if the peer's bytes arrive after our close
+/// (a Pong crossing the Disconnect), and a peer that is writing then may never read the
+/// reason: ethereumjs drops the connection on the failed write (tests/INTEROP.md).
 pub const DISCONNECT_LINGER: Duration = Duration::from_secs(1);
 /// Default cap on bytes queued for one peer: one maximal frame fits.
 pub const DEFAULT_MAX_OUTBOUND_QUEUE: usize = 16 * 1024 * 1024 + 1024;
@@ -151,7 +155,8 @@ enum Phase {
         remote: NodePublicKey,
         caps: Vec<SharedCapability>,
     },
-    /// We sent a Disconnect and wait for it to drain.
+    /// We sent a Disconnect; we wait for it to drain and for the peer to close (see
+    /// [`DISCONNECT_LINGER`]).
     Closing { linger_until: Instant },
     /// Over: the driver should close the connection.
     Closed,
@@ -365,7 +370,7 @@ impl Session {
             let n = match &mut self.phase {
                 // Until admitted, bytes wait with the driver.
                 Phase::Closed | Phase::Authenticated { .. } => break,
-                // Our Disconnect is draining: whatever the peer still sends is moot.
+                // We sent a Disconnect: whatever the peer still sends is moot.
                 Phase::Closing { .. } => data.len() - used,
                 Phase::Handshake(_) => self.read_handshake(&data[used..]),
                 Phase::Hello { .. } | Phase::Active { .. } => self.read_frames(&data[used..]),
@@ -385,10 +390,8 @@ impl Session {
         let n = self.out.advance(n);
         self.bytes_out += n as u64;
         if self.out.is_empty() {
+            // A drained Disconnect still waits for the peer to close (DISCONNECT_LINGER).
             self.write_progress = None;
-            if matches!(self.phase, Phase::Closing { .. }) {
-                self.phase = Phase::Closed;
-            }
         } else if n > 0 {
             self.write_progress = Some(self.now);
         }
@@ -766,7 +769,8 @@ impl Session {
     }
 
     /// Ends the session: sends `reason` when we end it and a frame can be sent, reports
-    /// [`SessionEvent::Closed`], and lingers until the Disconnect drains.
+    /// [`SessionEvent::Closed`], and lingers until the Disconnect drains and the peer closes
+    /// (at most [`DISCONNECT_LINGER`]).
     fn close(
         &mut self,
         initiator: Side,
