@@ -75,3 +75,28 @@ fn a_static_peer_connects_exchanges_a_message_and_hears_client_quitting() {
         }
     }
 }
+
+/// With a data directory, the node database is written while the node runs, at the
+/// configured interval, not only at shutdown: a node that is killed keeps what it learnt.
+#[test]
+fn the_node_database_is_saved_while_the_node_runs() {
+    let dir = std::env::temp_dir().join(format!("devp2p-mio-smoke-db-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut c = config();
+    c.node.no_discovery = false;
+    c.data_dir = Some(dir.clone());
+    c.db_save_interval = Some(Duration::from_millis(200));
+    let mut runner = Runner::new().unwrap();
+    runner.add(c).unwrap();
+    let file = devp2p_mio::common::NodeDbFile::in_dir(&dir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !file.path().exists() {
+        assert!(Instant::now() < deadline, "no periodic save within 10 s");
+        runner
+            .turn(Some(Duration::from_millis(50)), &mut |_, _, _| {})
+            .unwrap();
+    }
+    assert!(runner.drivers().iter().all(|d| !d.is_finished()));
+    assert!(file.try_load().unwrap().is_some(), "a whole, loadable file");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,7 +11,8 @@
 //!   database.
 //! - **Randomness**: a ChaCha20 stream seeded once from the OS at start.
 //! - **Key and database**: see [`DriverConfig`]: the node key from a file (created on first
-//!   start) and the node database in a data directory, saved every 5 minutes and at shutdown.
+//!   start) and the node database in a data directory, saved at shutdown and every 5 minutes
+//!   (`DriverConfig::db_save_interval`).
 //! - **Shutdown**: [`NodeHandle::shutdown`] (or dropping every handle) sends
 //!   Disconnect(ClientQuitting) to every peer, waits for the Disconnects to drain, and saves
 //!   the node database.

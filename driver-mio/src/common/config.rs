@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use devp2p_core::node::NodeConfig;
 use devp2p_core::NodeSecretKey;
@@ -43,7 +44,16 @@ pub struct DriverConfig {
     pub key: KeySource,
     /// Where the node key (by default) and the node database live; `None`: nothing is kept.
     pub data_dir: Option<PathBuf>,
+    /// How often the node database is saved while the node runs (it is saved at shutdown
+    /// too), so that a crash or a kill loses at most this much; `None`:
+    /// [`NODE_DB_SAVE_INTERVAL`](crate::common::engine::NODE_DB_SAVE_INTERVAL). Raised to
+    /// [`MIN_DB_SAVE_INTERVAL`] if shorter.
+    pub db_save_interval: Option<Duration>,
 }
+
+/// The shortest [`DriverConfig::db_save_interval`] honoured: saving is a file write and a
+/// sync, not something to do on every turn of the loop.
+pub const MIN_DB_SAVE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Why a driver did not start.
 #[derive(Debug)]

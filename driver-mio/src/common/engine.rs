@@ -28,7 +28,7 @@ use devp2p_core::Instant;
 use rand_chacha::ChaCha20Rng;
 
 use crate::common::clock::Clock;
-use crate::common::config::{prepare, DriverConfig, Prepared, StartError};
+use crate::common::config::{prepare, DriverConfig, Prepared, StartError, MIN_DB_SAVE_INTERVAL};
 use crate::common::nodedb_file::NodeDbFile;
 
 /// Bytes read from one socket per read call.
@@ -48,7 +48,8 @@ pub const MAX_BACKLOG_EVENTS: usize = 65_536;
 /// the core lingers at most `DISCONNECT_LINGER` (1 s) per session; the rest is slack.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the node database is written while the node runs, so a crash loses little
-/// (our choice; geth writes through to LevelDB).
+/// (our choice; geth writes through to LevelDB); [`DriverConfig::db_save_interval`] changes
+/// it.
 pub const NODE_DB_SAVE_INTERVAL: Duration = Duration::from_secs(300);
 /// Datagrams read per readiness before the connections get their turn (fairness under a UDP
 /// flood); the rest are read on the next turn.
@@ -177,6 +178,7 @@ pub struct Engine<S> {
     /// Datagrams waiting for the UDP socket to become writable.
     unsent: std::collections::VecDeque<(SocketAddr, Vec<u8>)>,
     db_file: Option<NodeDbFile>,
+    save_interval: Duration,
     next_save: Instant,
     shutdown_deadline: Option<Instant>,
     stats: DriverStats,
@@ -193,6 +195,10 @@ pub struct Sockets {
 impl<S: Stream> Engine<S> {
     /// Prepares key, database and sockets (see [`prepare`]) and starts the node.
     pub fn start(config: DriverConfig) -> Result<(Self, Sockets), StartError> {
+        let save_interval = config
+            .db_save_interval
+            .unwrap_or(NODE_DB_SAVE_INTERVAL)
+            .max(MIN_DB_SAVE_INTERVAL);
         let Prepared {
             key,
             node,
@@ -215,7 +221,8 @@ impl<S: Stream> Engine<S> {
             received: Box::new([0; MAX_PACKET_SIZE + 1]),
             unsent: std::collections::VecDeque::new(),
             db_file,
-            next_save: now + NODE_DB_SAVE_INTERVAL,
+            save_interval,
+            next_save: now + save_interval,
             shutdown_deadline: None,
             stats: DriverStats::default(),
         };
@@ -529,7 +536,7 @@ impl<S: Stream> Engine<S> {
             self.flush(io);
         }
         if self.db_file.is_some() && self.next_save <= now && !self.is_shutting_down() {
-            self.next_save = now + NODE_DB_SAVE_INTERVAL;
+            self.next_save = now + self.save_interval;
             self.save_db();
         }
     }

@@ -77,6 +77,7 @@ impl NodeArgs {
                 (None, None) => KeySource::Default,
             },
             data_dir: self.datadir.clone(),
+            ..DriverConfig::default()
         }
     }
 }
