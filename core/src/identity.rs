@@ -168,6 +168,29 @@ impl NodePublicKey {
             .map_err(|_| KeyError::InvalidSignature)?;
         Ok(Self::from_secp(key))
     }
+
+    /// [`NodePublicKey::recover`] under `scheme`.
+    pub fn recover_with(
+        scheme: SignatureScheme,
+        signature: &[u8],
+        digest: &[u8; 32],
+    ) -> Result<Self, KeyError> {
+        match scheme {
+            SignatureScheme::Secp256k1 => Self::recover(signature, digest),
+            SignatureScheme::InsecureSimulation => {
+                if signature.len() != RECOVERABLE_SIGNATURE_LEN {
+                    return Err(KeyError::WrongLength {
+                        expected: RECOVERABLE_SIGNATURE_LEN,
+                        got: signature.len(),
+                    });
+                }
+                if signature[PUBLIC_KEY_LEN] != SIMULATED_SIGNATURE_MARKER {
+                    return Err(KeyError::InvalidSignature);
+                }
+                Self::from_raw(&signature[..PUBLIC_KEY_LEN])
+            }
+        }
+    }
 }
 
 impl PartialEq for NodePublicKey {
@@ -205,11 +228,30 @@ impl fmt::Debug for NodePublicKey {
     }
 }
 
+/// How discovery packets are signed, and how their signer is recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SignatureScheme {
+    /// ECDSA over secp256k1, as on the wire of every client.
+    #[default]
+    Secp256k1,
+    /// **Insecure, for simulations only.** The "signature" is the signer's public key and a
+    /// marker byte; it proves nothing. A secp256k1 signature costs tens of microseconds, a
+    /// whole network of nodes pinging each other for a virtual hour needs tens of millions of
+    /// them, and a simulation of honest nodes learns nothing from real ones. Nodes using it
+    /// reject real signatures and real nodes reject theirs, so the two never mix.
+    InsecureSimulation,
+}
+
+/// The last byte of a [`SignatureScheme::InsecureSimulation`] signature (a real one ends in
+/// a recovery id, 0..=3).
+pub const SIMULATED_SIGNATURE_MARKER: u8 = 0x5a;
+
 /// A node's long-lived secret key together with its public key, computed once.
 #[derive(Clone)]
 pub struct NodeSecretKey {
     secret: secp256k1::SecretKey,
     public: NodePublicKey,
+    scheme: SignatureScheme,
 }
 
 impl NodeSecretKey {
@@ -241,7 +283,24 @@ impl NodeSecretKey {
     /// Wraps a secp256k1 secret key, deriving its public key.
     pub fn from_secp(secret: secp256k1::SecretKey) -> Self {
         let public = NodePublicKey::from_secp(secp256k1::PublicKey::from_secret_key(&secret));
-        Self { secret, public }
+        Self {
+            secret,
+            public,
+            scheme: SignatureScheme::Secp256k1,
+        }
+    }
+
+    /// The same key, signing discovery packets with `scheme`. Only a simulation has reason
+    /// to pick [`SignatureScheme::InsecureSimulation`]; see its warning.
+    pub fn with_signature_scheme(mut self, scheme: SignatureScheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    /// How [`NodeSecretKey::sign_recoverable`] signs (and how a node with this key recovers
+    /// signers).
+    pub fn signature_scheme(&self) -> SignatureScheme {
+        self.scheme
     }
 
     /// Draws a fresh key from the injected entropy source.
@@ -269,9 +328,18 @@ impl NodeSecretKey {
         &self.secret
     }
 
-    /// Signs a 32-byte digest, returning `r || s || v` (v in {0, 1}), deterministic (RFC 6979).
+    /// Signs a 32-byte digest, returning `r || s || v` (v in {0, 1}), deterministic (RFC 6979);
+    /// under [`SignatureScheme::InsecureSimulation`], the public key and the marker byte.
     pub fn sign_recoverable(&self, digest: &[u8; 32]) -> [u8; RECOVERABLE_SIGNATURE_LEN] {
-        sign_recoverable(&self.secret, digest)
+        match self.scheme {
+            SignatureScheme::Secp256k1 => sign_recoverable(&self.secret, digest),
+            SignatureScheme::InsecureSimulation => {
+                let mut sig = [0u8; RECOVERABLE_SIGNATURE_LEN];
+                sig[..PUBLIC_KEY_LEN].copy_from_slice(self.public.raw());
+                sig[PUBLIC_KEY_LEN] = SIMULATED_SIGNATURE_MARKER;
+                sig
+            }
+        }
     }
 }
 

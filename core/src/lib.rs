@@ -98,7 +98,7 @@ pub mod time;
 
 pub use enode::{Enode, EnodeError, Host};
 pub use enr::{Enr, EnrBuilder, EnrError};
-pub use identity::{KeyError, NodeId, NodePublicKey, NodeSecretKey};
+pub use identity::{KeyError, NodeId, NodePublicKey, NodeSecretKey, SignatureScheme};
 pub use time::Instant;
 
 /// The README's code blocks, compiled and run as doctests so the README stays true.

@@ -209,7 +209,7 @@ impl<R: CryptoRng> Discovery<R> {
     pub fn handle_datagram(&mut self, now: Instant, unix_secs: u64, from: SocketAddr, data: &[u8]) {
         self.advance_clock(now, unix_secs);
         let from = SocketAddr::new(super::netutil::canonical_ip(from.ip()), from.port());
-        let decoded = match wire::decode(data) {
+        let decoded = match wire::decode_with(data, self.key.signature_scheme()) {
             Ok(d) => d,
             Err(e) => {
                 self.count_drop(drop_reason_for(&e));

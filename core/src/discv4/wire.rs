@@ -14,7 +14,7 @@ use rlp::{DecoderError, RlpStream};
 
 use crate::enr::rlp_items::{bytes, is_data, list_items, split_item, uint};
 use crate::enr::{Enr, EnrError};
-use crate::identity::{KeyError, NodePublicKey, NodeSecretKey, PUBLIC_KEY_LEN};
+use crate::identity::{KeyError, NodePublicKey, NodeSecretKey, SignatureScheme, PUBLIC_KEY_LEN};
 use crate::keccak::{keccak256, keccak256_concat};
 
 /// Largest datagram (discv4 spec "Maximum packet size"; geth `maxPacketSize`).
@@ -314,6 +314,12 @@ fn append_endpoint(s: &mut RlpStream, e: &Endpoint) {
 /// Checks the hash and signature of a datagram and decodes its packet. Expiration is *not*
 /// checked here (see [`is_expired`]); the caller knows the time.
 pub fn decode(datagram: &[u8]) -> Result<Decoded, WireError> {
+    decode_with(datagram, SignatureScheme::Secp256k1)
+}
+
+/// [`decode`], recovering the signer under `scheme` (a simulation's nodes use
+/// [`SignatureScheme::InsecureSimulation`]).
+pub fn decode_with(datagram: &[u8], scheme: SignatureScheme) -> Result<Decoded, WireError> {
     if datagram.len() < MIN_PACKET_SIZE {
         return Err(WireError::TooSmall);
     }
@@ -325,8 +331,8 @@ pub fn decode(datagram: &[u8]) -> Result<Decoded, WireError> {
         return Err(WireError::BadHash);
     }
     let (sig, sigdata) = rest.split_at(65);
-    let sender =
-        NodePublicKey::recover(sig, &keccak256(sigdata)).map_err(WireError::BadSignature)?;
+    let sender = NodePublicKey::recover_with(scheme, sig, &keccak256(sigdata))
+        .map_err(WireError::BadSignature)?;
     let ty = sigdata[0];
     let body = &sigdata[1..];
     // Bytes after the packet's list are ignored (EIP-8).
@@ -366,7 +372,7 @@ pub fn decode(datagram: &[u8]) -> Result<Decoded, WireError> {
         ptype::ENR_RESPONSE => {
             let request_hash = fixed(field(&el, 0, "request-hash")?, "request-hash")?;
             let (record, rest) =
-                Enr::decode_prefix(field(&el, 1, "record")?).map_err(WireError::Enr)?;
+                Enr::decode_prefix(field(&el, 1, "record")?, scheme).map_err(WireError::Enr)?;
             debug_assert!(rest.is_empty(), "list_items yields whole items");
             Packet::EnrResponse(EnrResponse {
                 request_hash,

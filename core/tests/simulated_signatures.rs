@@ -1,0 +1,50 @@
+//! The insecure simulation signature scheme: cheap, self-consistent, and never mixed up with
+//! real secp256k1 signatures in either direction.
+
+use devp2p_core::discv4::wire::{self, Endpoint, Packet, Ping, WireError};
+use devp2p_core::{NodeSecretKey, SignatureScheme};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+fn ping() -> Packet {
+    let e = Endpoint {
+        ip: Some("11.0.0.1".parse().unwrap()),
+        udp: 30303,
+        tcp: 30303,
+    };
+    Packet::Ping(Ping {
+        version: 4,
+        from: e.clone(),
+        to: e,
+        expiration: 1_900_000_000,
+        enr_seq: Some(1),
+    })
+}
+
+#[test]
+fn simulated_packets_recover_their_signer_only_under_the_simulated_scheme() {
+    let key = NodeSecretKey::generate(&mut ChaCha20Rng::seed_from_u64(1))
+        .with_signature_scheme(SignatureScheme::InsecureSimulation);
+    let (bytes, hash) = wire::encode(&ping(), &key);
+    let d = wire::decode_with(&bytes, SignatureScheme::InsecureSimulation).unwrap();
+    assert_eq!(d.sender, *key.public());
+    assert_eq!(d.hash, hash);
+    assert_eq!(d.packet, ping());
+    // A real node refuses it: the last signature byte is no recovery id.
+    assert!(matches!(
+        wire::decode(&bytes),
+        Err(WireError::BadSignature(_))
+    ));
+}
+
+#[test]
+fn simulated_nodes_refuse_real_signatures() {
+    let key = NodeSecretKey::generate(&mut ChaCha20Rng::seed_from_u64(2));
+    assert_eq!(key.signature_scheme(), SignatureScheme::Secp256k1);
+    let (bytes, _) = wire::encode(&ping(), &key);
+    assert_eq!(wire::decode(&bytes).unwrap().sender, *key.public());
+    assert!(matches!(
+        wire::decode_with(&bytes, SignatureScheme::InsecureSimulation),
+        Err(WireError::BadSignature(_))
+    ));
+}
