@@ -14,7 +14,7 @@ fn ping() -> Packet {
     };
     Packet::Ping(Ping {
         version: 4,
-        from: e.clone(),
+        from: e,
         to: e,
         expiration: 1_900_000_000,
         enr_seq: Some(1),
