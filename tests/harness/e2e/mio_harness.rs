@@ -6,11 +6,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use devp2p_core::discv4::NodeDbSnapshot;
-use devp2p_core::node::PeerInfo;
+use devp2p_core::node::{Node, PeerInfo};
 use devp2p_core::session::DisconnectReason;
-use devp2p_core::{Enode, NodeId};
-use devp2p_mio::common::{DriverConfig, ShutdownReport};
+use devp2p_core::{Enode, Instant as CoreInstant, NodeId};
+use devp2p_mio::common::{DriverConfig, DriverStats, ShutdownReport};
 use devp2p_mio::{Remote, Runner};
+use rand_chacha::ChaCha20Rng;
 
 use super::{wait_for, EventLog, Harness};
 
@@ -153,5 +154,17 @@ impl Harness for MioHarness {
             report.is_some()
         });
         report.expect("waited for it")
+    }
+
+    fn command<T: Send + 'static>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Node<ChaCha20Rng>, CoreInstant) -> T + Send + 'static,
+    ) -> T {
+        self.call(move |r| r.driver_mut(i).expect("node exists").command(f))
+    }
+
+    fn driver_stats(&mut self, i: usize) -> DriverStats {
+        self.call(move |r| r.driver(i).expect("node exists").stats().clone())
     }
 }

@@ -16,10 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use devp2p_core::discv4::NodeDbSnapshot;
-use devp2p_core::node::{NodeConfig, NodeEvent, PeerInfo};
+use devp2p_core::node::{Node, NodeConfig, NodeEvent, PeerInfo};
 use devp2p_core::session::{DisconnectReason, Protocol, SessionConfig};
-use devp2p_core::{Enode, NodeId};
-use devp2p_mio::common::{DriverConfig, ShutdownReport};
+use devp2p_core::{Enode, Instant as CoreInstant, NodeId};
+use devp2p_mio::common::{DriverConfig, DriverStats, ShutdownReport};
+use rand_chacha::ChaCha20Rng;
 
 pub use mio_harness::MioHarness;
 pub use tokio_harness::TokioHarness;
@@ -79,6 +80,15 @@ pub trait Harness {
     fn db_snapshot(&mut self, i: usize) -> NodeDbSnapshot;
     /// Shuts node `i` down gracefully and waits for the report.
     fn shutdown(&mut self, i: usize) -> ShutdownReport;
+    /// Runs `f` on node `i`'s core node inside its driver (any query, or a command such as a
+    /// send that must not wait for queue room), then lets the node act on it.
+    fn command<T: Send + 'static>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Node<ChaCha20Rng>, CoreInstant) -> T + Send + 'static,
+    ) -> T;
+    /// Node `i`'s driver counters.
+    fn driver_stats(&mut self, i: usize) -> DriverStats;
 
     /// Node `i`'s id.
     fn id(&self, i: usize) -> NodeId {

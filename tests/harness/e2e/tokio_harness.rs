@@ -1,11 +1,12 @@
 //! [`Harness`] over devp2p-tokio: each node a task on a two-thread runtime.
 
 use devp2p_core::discv4::NodeDbSnapshot;
-use devp2p_core::node::PeerInfo;
+use devp2p_core::node::{Node, PeerInfo};
 use devp2p_core::session::DisconnectReason;
-use devp2p_core::{Enode, NodeId};
-use devp2p_mio::common::{DriverConfig, ShutdownReport};
+use devp2p_core::{Enode, Instant as CoreInstant, NodeId};
+use devp2p_mio::common::{DriverConfig, DriverStats, ShutdownReport};
 use devp2p_tokio::NodeHandle;
+use rand_chacha::ChaCha20Rng;
 
 use super::{EventLog, Harness};
 
@@ -129,5 +130,22 @@ impl Harness for TokioHarness {
             let _ = self.runtime.block_on(f);
         }
         report
+    }
+
+    fn command<T: Send + 'static>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Node<ChaCha20Rng>, CoreInstant) -> T + Send + 'static,
+    ) -> T {
+        self.runtime
+            .block_on(self.nodes[i].call(f))
+            .expect("node running")
+    }
+
+    fn driver_stats(&mut self, i: usize) -> DriverStats {
+        self.runtime
+            .block_on(self.nodes[i].info())
+            .expect("node running")
+            .driver
     }
 }
