@@ -5,3 +5,5 @@
 //! uses it (`#[path = "../harness/e2e/mod.rs"] mod e2e;`), not into this library: the
 //! library is what the `devp2p` command line links, so it must not depend on the drivers.
 #![forbid(unsafe_code)]
+
+pub mod sim;
