@@ -196,3 +196,55 @@ fn a_small_localnet_converges_on_both_drivers() {
         );
     }
 }
+
+#[test]
+fn sim_prints_recall_and_a_digest_that_the_same_command_repeats() {
+    let args = [
+        "sim",
+        "--nodes",
+        "60",
+        "--seed",
+        "5",
+        "--duration",
+        "3m",
+        "--json",
+    ];
+    let runs: Vec<serde_json::Value> = (0..2)
+        .map(|_| {
+            let out = devp2p(&args);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            json(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .collect();
+    let digest = runs[0]["digest"].as_str().expect("a digest");
+    assert_eq!(digest.len(), 64);
+    assert_eq!(runs[1]["digest"].as_str(), Some(digest));
+    let recall = runs[0]["recall"].as_f64().expect("a recall");
+    assert!(recall >= 0.95, "60 nodes after 3 minutes: recall {recall}");
+    assert_eq!(runs[0]["nodes"], 60);
+    let other = devp2p(&[
+        "sim",
+        "--nodes",
+        "60",
+        "--seed",
+        "6",
+        "--duration",
+        "3m",
+        "--json",
+    ]);
+    let other = json(String::from_utf8_lossy(&other.stdout).trim());
+    assert_ne!(
+        other["digest"].as_str(),
+        Some(digest),
+        "another seed, another digest"
+    );
+
+    let text = devp2p(&["sim", "--nodes", "60", "--seed", "5", "--duration", "3m"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("digest       {digest}")), "{text}");
+    assert!(text.contains("recall"), "{text}");
+}

@@ -63,6 +63,8 @@ pub struct RunReport {
     pub stats: SimStats,
     /// Running nodes at the end.
     pub nodes_up: usize,
+    /// Trace records hashed.
+    pub trace_records: u64,
     /// The trace digest.
     pub digest: [u8; 32],
 }
@@ -106,6 +108,7 @@ pub fn run(config: &RunConfig, mut progress: impl FnMut(&Sim)) -> RunReport {
         recall,
         stats: sim.stats().clone(),
         nodes_up: (0..sim.len()).filter(|&i| sim.is_up(i)).count(),
+        trace_records: sim.trace_records(),
         digest: sim.digest(),
     }
 }

@@ -10,6 +10,7 @@ mod localnet;
 mod node;
 mod output;
 mod rlpx;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,10 @@ enum Command {
     /// Starts N nodes on 127.0.0.1 in this process (the first is the bootnode) and checks that
     /// every node finds every other through discovery and holds a session. Exits 0 only then.
     Localnet(localnet::LocalnetArgs),
+    /// Simulates a whole network of nodes in this process under virtual time, from one
+    /// seed: prints table fill, lookup recall, messages per node and the trace digest (the
+    /// same command always prints the same digest).
+    Sim(sim::SimArgs),
 }
 
 #[derive(Subcommand)]
@@ -217,5 +222,6 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
         }) => discv4::crawl(bootnodes.0, timeout, out.as_deref()).await,
         Command::Node(a) => node::run(a).await,
         Command::Localnet(a) => localnet::run(a).await,
+        Command::Sim(a) => sim::run_sim(a),
     }
 }

@@ -1,0 +1,175 @@
+//! `devp2p sim`: a whole network of unmodified nodes in this process under virtual time (the
+//! simulation of devp2p-tests). Prints convergence statistics and the trace digest; the same
+//! command prints the same digest every time.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use devp2p_tests::sim::run::{run, RunConfig, RunReport, CONVERGED_RECALL};
+
+use crate::args::parse_duration;
+use crate::Failure;
+
+/// Most nodes one simulation runs (memory grows by about 100 KiB per node).
+pub const MAX_NODES: usize = 100_000;
+
+#[derive(clap::Args)]
+pub struct SimArgs {
+    /// Nodes in the network, 3 of them bootnodes.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(4..=MAX_NODES as u64))]
+    nodes: u64,
+    /// The seed: keys, latencies, losses, churn, every random draw.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Virtual time to simulate (e.g. 10m, 1h).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    duration: Duration,
+    /// Probability that a datagram is lost (0..1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    loss: f64,
+    /// Share of the nodes that crash and restart from their saved database, again and again
+    /// (up 10 minutes and down 2 on average).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    churn: f64,
+    /// Peers each node keeps (0: discovery only). Sessions use real RLPx handshakes, whose
+    /// elliptic-curve work makes large networks much slower.
+    #[arg(long, default_value_t = 0)]
+    peers: usize,
+    /// Random-target lookups in the final recall measurement.
+    #[arg(long, default_value_t = 100)]
+    lookups: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+    }
+}
+
+/// Peak resident memory of this process in KiB (Linux), if known.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+pub fn run_sim(a: SimArgs) -> Result<ExitCode, Failure> {
+    let config = RunConfig {
+        nodes: a.nodes as usize,
+        seed: a.seed,
+        duration: a.duration,
+        loss: a.loss,
+        churn: a.churn,
+        peers: a.peers,
+        lookups: a.lookups,
+    };
+    let started = Instant::now();
+    let json = a.json;
+    let report = run(&config, |sim| {
+        if !json {
+            let fill = sim.table_fill(0..sim.len());
+            eprint!(
+                "\r  {:.0} s virtual, {:.1} s wall, tables {:.1} on average, {} messages   ",
+                sim.elapsed().as_secs_f64(),
+                started.elapsed().as_secs_f64(),
+                fill.mean,
+                sim.stats().messages()
+            );
+            let _ = std::io::stderr().flush();
+        }
+    });
+    if !json {
+        eprintln!();
+    }
+    let wall = started.elapsed();
+    let peak = peak_rss_kib();
+    if json {
+        println!("{}", to_json(&config, &report, wall, peak));
+    } else {
+        print_text(&config, &report, wall, peak);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn to_json(c: &RunConfig, r: &RunReport, wall: Duration, peak: Option<u64>) -> serde_json::Value {
+    serde_json::json!({
+        "nodes": c.nodes,
+        "seed": c.seed,
+        "loss": c.loss,
+        "churn": c.churn,
+        "peers": c.peers,
+        "virtual_secs": r.virtual_time.as_secs_f64(),
+        "wall_secs": wall.as_secs_f64(),
+        "speedup": r.virtual_time.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+        "converged_after_secs": r.converged_at.map(|d| d.as_secs()),
+        "recall": r.recall.mean,
+        "recall_min": r.recall.min,
+        "lookups": r.recall.lookups,
+        "lookups_finished": r.recall.finished,
+        "table_fill": { "min": r.table_fill.min, "mean": r.table_fill.mean, "max": r.table_fill.max },
+        "nodes_up": r.nodes_up,
+        "messages": r.stats.messages(),
+        "messages_per_node": r.messages_per_node(),
+        "datagrams_sent": r.stats.datagrams_sent,
+        "datagrams_lost": r.stats.datagrams_lost,
+        "stream_writes": r.stats.stream_writes,
+        "connections": r.stats.connections,
+        "crashes": r.stats.crashes,
+        "restarts": r.stats.restarts,
+        "trace_records": r.trace_records,
+        "peak_rss_kib": peak,
+        "digest": r.digest_hex(),
+    })
+}
+
+fn print_text(c: &RunConfig, r: &RunReport, wall: Duration, peak: Option<u64>) {
+    let v = r.virtual_time.as_secs_f64();
+    println!(
+        "network      {} nodes ({} up at the end), seed {}, loss {}, churn {}, peers {}",
+        c.nodes, r.nodes_up, c.seed, c.loss, c.churn, c.peers
+    );
+    println!(
+        "time         {:.0} s virtual in {:.2} s wall ({:.0}x real time)",
+        v,
+        wall.as_secs_f64(),
+        v / wall.as_secs_f64().max(1e-9)
+    );
+    match r.converged_at {
+        Some(t) => println!(
+            "converged    after {} s (probe recall >= {CONVERGED_RECALL})",
+            t.as_secs()
+        ),
+        None => println!("converged    no probe reached recall {CONVERGED_RECALL}"),
+    }
+    println!(
+        "tables       min {} / mean {:.1} / max {} nodes",
+        r.table_fill.min, r.table_fill.mean, r.table_fill.max
+    );
+    println!(
+        "recall       {:.3} mean, {:.3} worst, {} of {} lookups finished",
+        r.recall.mean, r.recall.min, r.recall.finished, r.recall.lookups
+    );
+    println!(
+        "messages     {} ({:.0} per node): {} datagrams ({} lost), {} stream writes",
+        r.stats.messages(),
+        r.messages_per_node(),
+        r.stats.datagrams_sent,
+        r.stats.datagrams_lost,
+        r.stats.stream_writes
+    );
+    if c.churn > 0.0 {
+        println!(
+            "churn        {} crashes, {} restarts",
+            r.stats.crashes, r.stats.restarts
+        );
+    }
+    if let Some(kib) = peak {
+        println!("memory       {:.0} MiB peak resident", kib as f64 / 1024.0);
+    }
+    println!("digest       {}", r.digest_hex());
+}
