@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use devp2p_core::discv4::Node as DiscNode;
-use devp2p_core::node::{HandshakeOutcome, NodeEvent};
+use devp2p_core::node::{HandshakeOutcome, NodeEvent, DEFAULT_MAX_PENDING_PEERS};
 use devp2p_core::session::{Capability, SendError, SessionError, TimeoutKind};
 use devp2p_core::{Enode, NodeId};
 use devp2p_mio::common::{DriverConfig, NodeDbFile};
@@ -119,6 +119,17 @@ fn idle_connections_do_not_block_a_legitimate_peer(h: &mut impl Harness) {
     assert!(
         took < LIMIT,
         "{}: the legitimate handshake took {took:?} (limit {LIMIT:?})",
+        h.driver()
+    );
+    // The idle connections did fill every pending slot: the newer ones displaced the older.
+    let displaced = stats
+        .handshakes
+        .get(&HandshakeOutcome::Displaced)
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        displaced >= (IDLE - DEFAULT_MAX_PENDING_PEERS) as u64,
+        "{}: only {displaced} displaced",
         h.driver()
     );
     drop(idle);
