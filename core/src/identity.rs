@@ -57,12 +57,13 @@ impl fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
-/// A node's public key, validated to lie on the curve, kept both as the 64 wire bytes and in
-/// parsed form so neither is recomputed.
+/// A node's public key, validated to lie on the curve, kept as the 64 wire bytes, in parsed
+/// form and as its node id, so none is recomputed (discovery asks for ids constantly).
 #[derive(Clone, Copy)]
 pub struct NodePublicKey {
     raw: [u8; PUBLIC_KEY_LEN],
     key: secp256k1::PublicKey,
+    id: NodeId,
 }
 
 impl NodePublicKey {
@@ -77,7 +78,11 @@ impl NodePublicKey {
         full[1..].copy_from_slice(&raw);
         let key = secp256k1::PublicKey::from_byte_array_uncompressed(full)
             .map_err(|_| KeyError::NotOnCurve)?;
-        Ok(Self { raw, key })
+        Ok(Self {
+            raw,
+            key,
+            id: NodeId(keccak256(&raw)),
+        })
     }
 
     /// Parses the 65-byte uncompressed SEC1 form (0x04 || X || Y).
@@ -123,7 +128,11 @@ impl NodePublicKey {
         let full = key.serialize_uncompressed();
         let mut raw = [0u8; PUBLIC_KEY_LEN];
         raw.copy_from_slice(&full[1..]);
-        Self { raw, key }
+        Self {
+            raw,
+            key,
+            id: NodeId(keccak256(&raw)),
+        }
     }
 
     /// The raw64 wire form.
@@ -148,7 +157,7 @@ impl NodePublicKey {
 
     /// The node id: Keccak-256 of the raw64 form.
     pub fn id(&self) -> NodeId {
-        NodeId(keccak256(&self.raw))
+        self.id
     }
 
     /// Recovers the key that made a recoverable signature `r || s || v` over a 32-byte digest.

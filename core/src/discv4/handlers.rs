@@ -86,11 +86,10 @@ impl<R: CryptoRng> Discovery<R> {
             return;
         }
         let target = NodeId::of_target(&req.target);
-        let closest = self
+        let relayable: Vec<Neighbor> = self
             .table
-            .closest(&target, BUCKET_SIZE, self.config.prefer_live);
-        let relayable: Vec<Neighbor> = closest
-            .iter()
+            .closest_refs(&target, BUCKET_SIZE, self.config.prefer_live)
+            .into_iter()
             .filter(|n| check_relay_ip(&from.ip(), &n.ip()).is_ok())
             .map(Node::to_neighbor)
             .collect();

@@ -430,14 +430,29 @@ impl Table {
     /// The `n` nodes closest to `target`, nearest first. With `prefer_live`, only live nodes
     /// are considered whenever the table has any (geth `preferLive`, PROTOCOL.md §7.6).
     pub fn closest(&self, target: &NodeId, n: usize, prefer_live: bool) -> Vec<Node> {
+        self.closest_refs(target, n, prefer_live)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// [`Table::closest`] without copying the nodes (a FindNode answer needs only their
+    /// endpoints and keys, not their records).
+    pub(crate) fn closest_refs(&self, target: &NodeId, n: usize, prefer_live: bool) -> Vec<&Node> {
         let any_live = prefer_live && self.entries().any(|e| e.live);
         let mut nodes: Vec<&Node> = self
             .entries()
             .filter(|e| !any_live || e.live)
             .map(|e| &e.node)
             .collect();
-        nodes.sort_by(|a, b| target.distance_cmp(&a.id(), &b.id()));
-        nodes.into_iter().take(n).cloned().collect()
+        let by_distance = |a: &&Node, b: &&Node| target.distance_cmp(&a.id(), &b.id());
+        if nodes.len() > n && n > 0 {
+            nodes.select_nth_unstable_by(n - 1, by_distance);
+            nodes.truncate(n);
+        }
+        nodes.sort_by(by_distance);
+        nodes.truncate(n);
+        nodes
     }
 
     /// Checks the structural invariants; used by tests and fuzzers.
