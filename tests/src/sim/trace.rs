@@ -1,9 +1,13 @@
 //! The observable trace of a run, hashed as it happens: every datagram, connection, stream
 //! write and node event, in the order the simulation processes them. Two runs with the same
 //! digest did the same things at the same virtual times.
+//!
+//! The running hash is a fast 128-bit multiply-rotate mix (every byte of every datagram
+//! passes through it, and Keccak there would cost a large share of the run); the digest is
+//! Keccak-256 of its final state. It detects change; it is not meant to resist an adversary.
 
 use devp2p_core::discv4::Event as DiscoveryEvent;
-use devp2p_core::keccak::Keccak256;
+use devp2p_core::keccak::keccak256;
 use devp2p_core::node::NodeEvent;
 use devp2p_core::Instant;
 
@@ -37,20 +41,13 @@ pub enum Record {
     Lookup = 12,
 }
 
-/// A running Keccak-256 over the trace.
-#[derive(Debug, Clone)]
+/// A running hash over the trace.
+#[derive(Debug, Clone, Default)]
 pub struct Trace {
-    sponge: Keccak256,
+    a: u64,
+    b: u64,
+    bytes: u64,
     records: u64,
-}
-
-impl Default for Trace {
-    fn default() -> Self {
-        Self {
-            sponge: Keccak256::new(),
-            records: 0,
-        }
-    }
 }
 
 impl Trace {
@@ -63,9 +60,30 @@ impl Trace {
         head[17..25].copy_from_slice(&a.to_le_bytes());
         head[25..33].copy_from_slice(&b.to_le_bytes());
         head[33..41].copy_from_slice(&(data.len() as u64).to_le_bytes());
-        self.sponge.update(&head);
-        self.sponge.update(data);
+        self.update(&head);
+        self.update(data);
         self.records += 1;
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        let mut words = data.chunks_exact(8);
+        for w in &mut words {
+            self.mix(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(w) ^ (rest.len() as u64) << 56);
+        }
+        self.bytes += data.len() as u64;
+    }
+
+    fn mix(&mut self, w: u64) {
+        self.a = (self.a ^ w)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
+        self.b = (self.b.rotate_left(23) ^ w).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ self.a;
     }
 
     /// Hashes a node event in a compact form (kind and the ids involved).
@@ -122,6 +140,11 @@ impl Trace {
 
     /// The digest of everything recorded so far.
     pub fn digest(&self) -> [u8; 32] {
-        self.sponge.digest()
+        let mut state = [0u8; 32];
+        state[..8].copy_from_slice(&self.a.to_le_bytes());
+        state[8..16].copy_from_slice(&self.b.to_le_bytes());
+        state[16..24].copy_from_slice(&self.bytes.to_le_bytes());
+        state[24..].copy_from_slice(&self.records.to_le_bytes());
+        keccak256(&state)
     }
 }
