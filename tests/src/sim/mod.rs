@@ -308,6 +308,19 @@ struct StreamEnd {
     inbox: Vec<u8>,
 }
 
+impl StreamEnd {
+    fn new(peer: usize, peer_inc: u32, peer_conn: ConnId, now: Instant) -> Self {
+        Self {
+            peer,
+            peer_inc,
+            peer_conn,
+            tail: now,
+            broken: false,
+            inbox: Vec::new(),
+        }
+    }
+}
+
 struct Slot {
     key: NodeSecretKey,
     addr: SocketAddr,
@@ -621,20 +634,7 @@ impl Sim {
         slot.dialing.clear();
         let conns = std::mem::take(&mut slot.conns);
         for conn in conns {
-            if let Some(end) = self.streams.remove(&(i, conn)) {
-                if !end.broken && !self.cut(i, end.peer) {
-                    let at = self.now + self.latency(i, end.peer);
-                    let at = at.max(end.tail);
-                    self.push(
-                        at,
-                        Kind::Closed {
-                            to: end.peer,
-                            inc: end.peer_inc,
-                            conn: end.peer_conn,
-                        },
-                    );
-                }
-            }
+            self.close_end(i, conn);
         }
     }
 
@@ -940,28 +940,10 @@ impl Sim {
         };
         self.stats.connections += 1;
         let to_inc = self.slots[to].inc;
-        self.streams.insert(
-            (from, conn),
-            StreamEnd {
-                peer: to,
-                peer_inc: to_inc,
-                peer_conn: jc,
-                tail: now,
-                broken: false,
-                inbox: Vec::new(),
-            },
-        );
-        self.streams.insert(
-            (to, jc),
-            StreamEnd {
-                peer: from,
-                peer_inc: inc,
-                peer_conn: conn,
-                tail: now,
-                broken: false,
-                inbox: Vec::new(),
-            },
-        );
+        self.streams
+            .insert((from, conn), StreamEnd::new(to, to_inc, jc, now));
+        self.streams
+            .insert((to, jc), StreamEnd::new(from, inc, conn, now));
         self.slots[from].dialing.remove(&conn);
         self.slots[from].conns.insert(conn);
         self.slots[to].conns.insert(jc);
@@ -1005,6 +987,23 @@ impl Sim {
         buf.drain(..offset);
         if let Some(end) = self.streams.get_mut(&(to, conn)) {
             end.inbox = buf;
+        }
+    }
+
+    /// Forgets node `i`'s end of `conn` and lets the peer see the close (FIN or RST), after
+    /// whatever `i` wrote before it and unless a partition swallows it.
+    fn close_end(&mut self, i: usize, conn: ConnId) {
+        let Some(end) = self.streams.remove(&(i, conn)) else {
+            return;
+        };
+        if !end.broken && !self.cut(i, end.peer) {
+            let at = (self.now + self.latency(i, end.peer)).max(end.tail);
+            let closed = Kind::Closed {
+                to: end.peer,
+                inc: end.peer_inc,
+                conn: end.peer_conn,
+            };
+            self.push(at, closed);
         }
     }
 
@@ -1081,19 +1080,7 @@ impl Sim {
                 Action::Close { conn } => {
                     self.slots[i].dialing.remove(&conn);
                     self.slots[i].conns.remove(&conn);
-                    if let Some(end) = self.streams.remove(&(i, conn)) {
-                        if !end.broken && !self.cut(i, end.peer) {
-                            let at = (now + self.latency(i, end.peer)).max(end.tail);
-                            self.push(
-                                at,
-                                Kind::Closed {
-                                    to: end.peer,
-                                    inc: end.peer_inc,
-                                    conn: end.peer_conn,
-                                },
-                            );
-                        }
-                    }
+                    self.close_end(i, conn);
                 }
             }
         }
