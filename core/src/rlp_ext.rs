@@ -159,6 +159,49 @@ pub fn read_uint_prefix(bytes: &[u8]) -> Result<(u64, usize), DecoderError> {
     }
 }
 
+/// Appends the RLP encoding of a byte string to `out`.
+pub fn encode_bytes(value: &[u8], out: &mut Vec<u8>) {
+    match value {
+        [b] if *b < 0x80 => out.push(*b),
+        _ => {
+            encode_header(0x80, value.len(), out);
+            out.extend_from_slice(value);
+        }
+    }
+}
+
+/// Appends a string (`base` 0x80) or list (`base` 0xc0) header for a payload of `len` bytes.
+fn encode_header(base: u8, len: usize, out: &mut Vec<u8>) {
+    if len < 56 {
+        out.push(base + len as u8);
+    } else {
+        let be = (len as u64).to_be_bytes();
+        let skip = ((len as u64).leading_zeros() / 8) as usize;
+        out.push(base + 55 + (8 - skip) as u8);
+        out.extend_from_slice(&be[skip..]);
+    }
+}
+
+/// Starts an RLP list in `out`, to be closed by [`end_list`] once its items are appended;
+/// returns where it starts.
+pub fn begin_list(out: &mut Vec<u8>) -> usize {
+    out.push(0xc0);
+    out.len() - 1
+}
+
+/// Closes the list begun at `start`: writes its header, moving the items along when the
+/// header needs more than one byte.
+pub fn end_list(out: &mut Vec<u8>, start: usize) {
+    let len = out.len() - start - 1;
+    if len < 56 {
+        out[start] = 0xc0 + len as u8;
+        return;
+    }
+    let mut header = Vec::with_capacity(9);
+    encode_header(0xc0, len, &mut header);
+    out.splice(start..start + 1, header);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +215,27 @@ mod tests {
                 && out.len() == uint_len(v)
                 && read_uint_prefix(&out) == Ok((v, out.len()))
                 && uint(&Rlp::new(&out)) == Ok(v)
+        }
+
+        fn list_and_bytes_encoding_matches_the_rlp_crate(items: Vec<Vec<u8>>, nest: bool) -> bool {
+            let mut ours = Vec::new();
+            let outer = begin_list(&mut ours);
+            let mut theirs = rlp::RlpStream::new_list(items.len() + usize::from(nest));
+            for i in &items {
+                encode_bytes(i, &mut ours);
+                theirs.append(&&i[..]);
+            }
+            if nest {
+                let inner = begin_list(&mut ours);
+                theirs.begin_list(items.len());
+                for i in &items {
+                    encode_bytes(i, &mut ours);
+                    theirs.append(&&i[..]);
+                }
+                end_list(&mut ours, inner);
+            }
+            end_list(&mut ours, outer);
+            ours == theirs.out().to_vec()
         }
     }
 
@@ -214,3 +278,4 @@ mod tests {
         assert!(exact_item(&[0xc2, 0x01, 0x02, 0xff]).is_err());
     }
 }
+

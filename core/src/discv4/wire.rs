@@ -10,12 +10,13 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use rlp::{DecoderError, RlpStream};
+use rlp::DecoderError;
 
 use crate::enr::rlp_items::{bytes, is_data, list_items, split_item, uint};
 use crate::enr::{Enr, EnrError};
 use crate::identity::{KeyError, NodePublicKey, NodeSecretKey, SignatureScheme, PUBLIC_KEY_LEN};
-use crate::keccak::{keccak256, keccak256_concat};
+use crate::keccak::keccak256;
+use crate::rlp_ext::{begin_list, encode_bytes, encode_uint, end_list};
 
 /// Largest datagram (discv4 spec "Maximum packet size"; geth `maxPacketSize`).
 pub const MAX_PACKET_SIZE: usize = 1280;
@@ -236,83 +237,83 @@ pub fn is_expired(expiration: u64, unix_secs: u64) -> bool {
 
 /// Encodes and signs `packet` with `key`; returns the datagram and its hash.
 pub fn encode(packet: &Packet, key: &NodeSecretKey) -> (Vec<u8>, [u8; 32]) {
-    let mut s = RlpStream::new();
+    // Written in place: header space, type byte, then the RLP list; the signature and hash
+    // are filled in last. One allocation per packet (this runs for every datagram sent).
+    let capacity = match packet {
+        Packet::Neighbors(_) | Packet::EnrResponse(_) => MAX_PACKET_SIZE,
+        _ => 192,
+    };
+    let mut out = Vec::with_capacity(capacity);
+    out.resize(HEAD_SIZE, 0);
+    out.push(packet.type_byte());
+    let list = begin_list(&mut out);
     match packet {
         Packet::Ping(p) => {
-            s.begin_list(4 + usize::from(p.enr_seq.is_some()));
-            s.append(&p.version);
-            append_endpoint(&mut s, &p.from);
-            append_endpoint(&mut s, &p.to);
-            s.append(&p.expiration);
+            encode_uint(p.version, &mut out);
+            append_endpoint(&mut out, &p.from);
+            append_endpoint(&mut out, &p.to);
+            encode_uint(p.expiration, &mut out);
             if let Some(seq) = p.enr_seq {
-                s.append(&seq);
+                encode_uint(seq, &mut out);
             }
         }
         Packet::Pong(p) => {
-            s.begin_list(3 + usize::from(p.enr_seq.is_some()));
-            append_endpoint(&mut s, &p.to);
-            s.append(&&p.ping_hash[..]);
-            s.append(&p.expiration);
+            append_endpoint(&mut out, &p.to);
+            encode_bytes(&p.ping_hash, &mut out);
+            encode_uint(p.expiration, &mut out);
             if let Some(seq) = p.enr_seq {
-                s.append(&seq);
+                encode_uint(seq, &mut out);
             }
         }
         Packet::FindNode(p) => {
-            s.begin_list(2);
-            s.append(&&p.target[..]);
-            s.append(&p.expiration);
+            encode_bytes(&p.target, &mut out);
+            encode_uint(p.expiration, &mut out);
         }
         Packet::Neighbors(p) => {
-            s.begin_list(2);
-            s.begin_list(p.nodes.len());
+            let nodes = begin_list(&mut out);
             for n in &p.nodes {
-                s.begin_list(4);
-                append_ip(&mut s, n.endpoint.ip);
-                s.append(&n.endpoint.udp);
-                s.append(&n.endpoint.tcp);
-                s.append(&&n.key[..]);
+                let node = begin_list(&mut out);
+                append_ip(&mut out, n.endpoint.ip);
+                encode_uint(n.endpoint.udp.into(), &mut out);
+                encode_uint(n.endpoint.tcp.into(), &mut out);
+                encode_bytes(&n.key, &mut out);
+                end_list(&mut out, node);
             }
-            s.append(&p.expiration);
+            end_list(&mut out, nodes);
+            encode_uint(p.expiration, &mut out);
         }
-        Packet::EnrRequest(p) => {
-            s.begin_list(1);
-            s.append(&p.expiration);
-        }
+        Packet::EnrRequest(p) => encode_uint(p.expiration, &mut out),
         Packet::EnrResponse(p) => {
-            s.begin_list(2);
-            s.append(&&p.request_hash[..]);
-            s.append_raw(p.record.as_bytes(), 1);
+            encode_bytes(&p.request_hash, &mut out);
+            out.extend_from_slice(p.record.as_bytes());
         }
     }
-    let body = s.out();
-    let ty = [packet.type_byte()];
+    end_list(&mut out, list);
     let sig = match key.signature_scheme() {
-        SignatureScheme::Secp256k1 => key.sign_recoverable(&keccak256_concat(&[&ty, &body])),
+        SignatureScheme::Secp256k1 => key.sign_recoverable(&keccak256(&out[HEAD_SIZE..])),
         // The simulated scheme signs nothing: skip hashing what it would have signed.
         SignatureScheme::InsecureSimulation => key.sign_recoverable(&[0; 32]),
     };
-    let hash = keccak256_concat(&[&sig, &ty, &body]);
-    let mut out = Vec::with_capacity(HEAD_SIZE + 1 + body.len());
-    out.extend_from_slice(&hash);
-    out.extend_from_slice(&sig);
-    out.push(ty[0]);
-    out.extend_from_slice(&body);
+    out[32..HEAD_SIZE].copy_from_slice(&sig);
+    let hash = keccak256(&out[32..]);
+    out[..32].copy_from_slice(&hash);
     (out, hash)
 }
 
-fn append_ip(s: &mut RlpStream, ip: Option<IpAddr>) {
+fn append_ip(out: &mut Vec<u8>, ip: Option<IpAddr>) {
     match ip {
-        Some(IpAddr::V4(v4)) => s.append(&&v4.octets()[..]),
-        Some(IpAddr::V6(v6)) => s.append(&&v6.octets()[..]),
-        None => s.append_empty_data(),
-    };
+        Some(IpAddr::V4(v4)) => encode_bytes(&v4.octets(), out),
+        Some(IpAddr::V6(v6)) => encode_bytes(&v6.octets(), out),
+        None => out.push(0x80),
+    }
 }
 
-fn append_endpoint(s: &mut RlpStream, e: &Endpoint) {
-    s.begin_list(3);
-    append_ip(s, e.ip);
-    s.append(&e.udp);
-    s.append(&e.tcp);
+fn append_endpoint(out: &mut Vec<u8>, e: &Endpoint) {
+    let list = begin_list(out);
+    append_ip(out, e.ip);
+    encode_uint(e.udp.into(), out);
+    encode_uint(e.tcp.into(), out);
+    end_list(out, list);
 }
 
 /// Checks the hash and signature of a datagram and decodes its packet. Expiration is *not*
