@@ -278,4 +278,3 @@ mod tests {
         assert!(exact_item(&[0xc2, 0x01, 0x02, 0xff]).is_err());
     }
 }
-

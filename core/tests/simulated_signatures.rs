@@ -30,9 +30,11 @@ fn simulated_packets_recover_their_signer_only_under_the_simulated_scheme() {
     assert_eq!(d.sender, *key.public());
     assert_eq!(d.hash, hash);
     assert_eq!(d.packet, ping());
-    // A real node refuses it: the last signature byte is no recovery id.
+    // A real node refuses it: the head is no Keccak hash, and with one it would still be
+    // refused, as the last signature byte is no recovery id.
+    assert!(matches!(wire::decode(&bytes), Err(WireError::BadHash)));
     assert!(matches!(
-        wire::decode(&bytes),
+        wire::decode(&rehashed(&bytes, SignatureScheme::Secp256k1)),
         Err(WireError::BadSignature(_))
     ));
 }
@@ -45,6 +47,20 @@ fn simulated_nodes_refuse_real_signatures() {
     assert_eq!(wire::decode(&bytes).unwrap().sender, *key.public());
     assert!(matches!(
         wire::decode_with(&bytes, SignatureScheme::InsecureSimulation),
+        Err(WireError::BadHash)
+    ));
+    // Even with the checksum a simulated node expects, the signature is refused.
+    let forged = rehashed(&bytes, SignatureScheme::InsecureSimulation);
+    assert!(matches!(
+        wire::decode_with(&forged, SignatureScheme::InsecureSimulation),
         Err(WireError::BadSignature(_))
     ));
+}
+
+/// `bytes` with the head hash that `scheme` checks.
+fn rehashed(bytes: &[u8], scheme: SignatureScheme) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let h = wire::packet_hash(scheme, &out[32..]);
+    out[..32].copy_from_slice(&h);
+    out
 }
