@@ -22,11 +22,11 @@
 //! address by [`Sim::add_node`].
 
 pub mod link;
+pub mod queue;
 pub mod run;
 pub mod trace;
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -40,6 +40,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 pub use link::LinkConfig;
+use queue::EventQueue;
 use trace::{Record, Trace};
 
 /// Wall-clock seconds (for packet expirations) at virtual time zero.
@@ -270,30 +271,6 @@ enum Kind {
     },
 }
 
-#[derive(Debug)]
-struct Entry {
-    at: Instant,
-    seq: u64,
-    kind: Kind,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
 /// One end of a simulated TCP connection, keyed by (node, conn).
 #[derive(Debug)]
 struct StreamEnd {
@@ -346,8 +323,7 @@ pub struct Sim {
     slots: Vec<Slot>,
     by_addr: HashMap<SocketAddr, usize>,
     bootnodes: Vec<Enode>,
-    queue: BinaryHeap<Reverse<Entry>>,
-    seq: u64,
+    queue: EventQueue<Kind>,
     streams: HashMap<(usize, ConnId), StreamEnd>,
     /// Partition group of each node; nodes talk only within their group.
     groups: Option<Vec<u32>>,
@@ -379,8 +355,7 @@ impl Sim {
             slots: Vec::new(),
             by_addr: HashMap::new(),
             bootnodes: Vec::new(),
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: EventQueue::new(START),
             streams: HashMap::new(),
             groups: None,
             rng: ChaCha20Rng::from_seed(derive(config.seed, "network", 0, 0)),
@@ -582,13 +557,9 @@ impl Sim {
 
     /// Runs until virtual time `until` (everything due at or before it happens).
     pub fn run_until(&mut self, until: Instant) {
-        while let Some(Reverse(e)) = self.queue.peek() {
-            if e.at > until {
-                break;
-            }
-            let Reverse(e) = self.queue.pop().expect("peeked");
-            self.now = self.now.max(e.at);
-            self.process(e.kind);
+        while let Some((at, kind)) = self.queue.pop_until(until) {
+            self.now = self.now.max(at);
+            self.process(kind);
         }
         self.now = self.now.max(until);
     }
@@ -732,12 +703,7 @@ impl Sim {
     }
 
     fn push(&mut self, at: Instant, kind: Kind) {
-        self.seq += 1;
-        self.queue.push(Reverse(Entry {
-            at,
-            seq: self.seq,
-            kind,
-        }));
+        self.queue.push(at, kind);
     }
 
     fn cut(&self, a: usize, b: usize) -> bool {
