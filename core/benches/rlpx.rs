@@ -154,7 +154,7 @@ fn bench_handshake(cfg: &Config, rng: &mut ChaCha20Rng) {
         black_box((init.into_outcome().unwrap(), resp.into_outcome().unwrap()));
     };
     let mut r2 = ChaCha20Rng::seed_from_u64(2);
-    let peer = *b.public().secp();
+    let peer = b.public().secp();
     let floor = || {
         let mut keys = [secp256k1::SecretKey::from_secret_bytes([1; 32]).unwrap(); 4];
         for k in keys.iter_mut() {

@@ -57,12 +57,13 @@ impl fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
-/// A node's public key, validated to lie on the curve, kept as the 64 wire bytes, in parsed
-/// form and as its node id, so none is recomputed (discovery asks for ids constantly).
+/// A node's public key, validated to lie on the curve, kept as the 64 wire bytes and as its
+/// node id, so neither is recomputed (discovery asks for ids constantly). The parsed point is
+/// rebuilt on the rare occasions it is needed (ECDH, encryption, verification), which keeps
+/// this small: tables and databases hold many.
 #[derive(Clone, Copy)]
 pub struct NodePublicKey {
     raw: [u8; PUBLIC_KEY_LEN],
-    key: secp256k1::PublicKey,
     id: NodeId,
 }
 
@@ -76,11 +77,10 @@ impl NodePublicKey {
         let mut full = [0u8; 65];
         full[0] = 0x04;
         full[1..].copy_from_slice(&raw);
-        let key = secp256k1::PublicKey::from_byte_array_uncompressed(full)
+        secp256k1::PublicKey::from_byte_array_uncompressed(full)
             .map_err(|_| KeyError::NotOnCurve)?;
         Ok(Self {
             raw,
-            key,
             id: NodeId(keccak256(&raw)),
         })
     }
@@ -130,7 +130,6 @@ impl NodePublicKey {
         raw.copy_from_slice(&full[1..]);
         Self {
             raw,
-            key,
             id: NodeId(keccak256(&raw)),
         }
     }
@@ -142,17 +141,24 @@ impl NodePublicKey {
 
     /// The 65-byte uncompressed form (0x04 || X || Y).
     pub fn uncompressed(&self) -> [u8; 65] {
-        self.key.serialize_uncompressed()
+        let mut full = [0u8; 65];
+        full[0] = 0x04;
+        full[1..].copy_from_slice(&self.raw);
+        full
     }
 
-    /// The 33-byte compressed form.
+    /// The 33-byte compressed form: 0x02 or 0x03 by the parity of Y, then X.
     pub fn compressed(&self) -> [u8; 33] {
-        self.key.serialize()
+        let mut c = [0u8; 33];
+        c[0] = 0x02 | (self.raw[PUBLIC_KEY_LEN - 1] & 1);
+        c[1..].copy_from_slice(&self.raw[..32]);
+        c
     }
 
-    /// The parsed secp256k1 key.
-    pub fn secp(&self) -> &secp256k1::PublicKey {
-        &self.key
+    /// The parsed secp256k1 point.
+    pub fn secp(&self) -> secp256k1::PublicKey {
+        secp256k1::PublicKey::from_byte_array_uncompressed(self.uncompressed())
+            .expect("every constructor checks the key is on the curve")
     }
 
     /// The node id: Keccak-256 of the raw64 form.
@@ -461,6 +467,21 @@ mod tests {
 
     fn id(b: [u8; 32]) -> NodeId {
         NodeId(b)
+    }
+
+    quickcheck! {
+        /// The SEC1 forms built from the raw bytes are the ones libsecp256k1 serialises, and
+        /// parse back to the same key.
+        fn sec1_forms_match_libsecp256k1(seed: u64) -> bool {
+            use rand_core::SeedableRng;
+            let k = NodeSecretKey::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed));
+            let p = k.public();
+            let point = secp256k1::PublicKey::from_secret_key(k.secp());
+            p.compressed() == point.serialize()
+                && p.uncompressed() == point.serialize_uncompressed()
+                && p.secp() == point
+                && NodePublicKey::from_compressed(&p.compressed()).as_ref() == Ok(p)
+        }
     }
 
     #[test]

@@ -45,6 +45,8 @@ enum LookupKind {
 pub struct Discovery<R> {
     pub(super) key: NodeSecretKey,
     pub(super) local_record: Enr,
+    /// The `from` endpoint of our Pings, as `local_record` advertises it.
+    local_endpoint: Endpoint,
     pub(super) config: Config,
     pub(super) rng: R,
     pub(super) table: Table,
@@ -90,6 +92,7 @@ impl<R: CryptoRng> Discovery<R> {
         let table = Table::new(key.id());
         Discovery {
             key,
+            local_endpoint: advertised_endpoint(&local_record),
             local_record,
             config,
             rng,
@@ -132,6 +135,7 @@ impl<R: CryptoRng> Discovery<R> {
     /// Replaces our record (it must be signed with our key and carry a higher seq).
     pub fn set_local_record(&mut self, record: Enr) {
         if record.node_id() == self.key.id() && record.seq() > self.local_record.seq() {
+            self.local_endpoint = advertised_endpoint(&record);
             self.local_record = record;
         }
     }
@@ -375,18 +379,7 @@ impl<R: CryptoRng> Discovery<R> {
 
     /// Sends a Ping to `node` and waits for its Pong.
     pub(super) fn send_ping(&mut self, node: &Node, purpose: Purpose) {
-        let from = match self.local_record.udp_endpoint() {
-            Some(addr) => Endpoint {
-                ip: Some(addr.ip()),
-                udp: addr.port(),
-                tcp: self.local_record.tcp_endpoint().map_or(0, |a| a.port()),
-            },
-            None => Endpoint {
-                ip: None,
-                udp: 0,
-                tcp: 0,
-            },
-        };
+        let from = self.local_endpoint;
         let ping = Packet::Ping(Ping {
             version: PING_VERSION,
             from,
@@ -680,5 +673,22 @@ fn drop_reason_for(e: &wire::WireError) -> DropReason {
         W::UnknownType(_) => DropReason::UnknownType,
         W::Enr(_) => DropReason::BadRecord,
         W::Rlp(_) | W::MissingField(_) | W::BadField(_) | W::BadEnrSeq => DropReason::Malformed,
+    }
+}
+
+/// The endpoint `record` advertises, as the `from` of a Ping: its UDP endpoint with its TCP
+/// port, or nothing at all.
+fn advertised_endpoint(record: &Enr) -> Endpoint {
+    match record.udp_endpoint() {
+        Some(addr) => Endpoint {
+            ip: Some(addr.ip()),
+            udp: addr.port(),
+            tcp: record.tcp_endpoint().map_or(0, |a| a.port()),
+        },
+        None => Endpoint {
+            ip: None,
+            udp: 0,
+            tcp: 0,
+        },
     }
 }

@@ -130,7 +130,38 @@ pub enum RevalidationFailure {
 struct Bucket {
     entries: Vec<TableEntry>,
     replacements: Vec<Node>,
-    ips: BTreeMap<Subnet24, usize>,
+    ips: SubnetCounts,
+}
+
+/// Nodes per /24 among one bucket's entries and replacements: at most 26 subnets, where a
+/// short list beats a map.
+#[derive(Debug, Clone, Default)]
+struct SubnetCounts(Vec<(Subnet24, usize)>);
+
+impl SubnetCounts {
+    fn get(&self, s: &Subnet24) -> usize {
+        self.0.iter().find(|(k, _)| k == s).map_or(0, |(_, c)| *c)
+    }
+
+    fn up(&mut self, s: Subnet24) {
+        match self.0.iter_mut().find(|(k, _)| *k == s) {
+            Some((_, c)) => *c += 1,
+            None => self.0.push((s, 1)),
+        }
+    }
+
+    fn down(&mut self, s: Subnet24) {
+        if let Some(i) = self.0.iter().position(|(k, _)| *k == s) {
+            self.0[i].1 -= 1;
+            if self.0[i].1 == 0 {
+                self.0.swap_remove(i);
+            }
+        }
+    }
+
+    fn to_map(&self) -> BTreeMap<Subnet24, usize> {
+        self.0.iter().copied().collect()
+    }
 }
 
 /// The routing table of one node.
@@ -322,12 +353,12 @@ impl Table {
         }
         let s = Subnet24::of(&ip);
         let in_table = self.ips.get(&s).copied().unwrap_or(0);
-        let in_bucket = self.buckets[bi].ips.get(&s).copied().unwrap_or(0);
+        let in_bucket = self.buckets[bi].ips.get(&s);
         if in_table >= TABLE_IP_LIMIT || in_bucket >= BUCKET_IP_LIMIT {
             return false;
         }
         count_up(&mut self.ips, s);
-        count_up(&mut self.buckets[bi].ips, s);
+        self.buckets[bi].ips.up(s);
         true
     }
 
@@ -338,7 +369,7 @@ impl Table {
         }
         let s = Subnet24::of(&ip);
         count_down(&mut self.ips, s);
-        count_down(&mut self.buckets[bi].ips, s);
+        self.buckets[bi].ips.down(s);
     }
 
     /// Removes `id` from its bucket and moves a random replacement into the freed slot.
@@ -376,15 +407,13 @@ impl Table {
         rng: &mut R,
         skip: impl Fn(&NodeId) -> bool,
     ) -> Option<&Node> {
-        let candidates: Vec<&Node> = self
-            .entries()
-            .filter(|e| e.list == list && !skip(&e.node.id()))
-            .map(|e| &e.node)
-            .collect();
-        if candidates.is_empty() {
+        let candidate = |e: &&TableEntry| e.list == list && !skip(&e.node.id());
+        let n = self.entries().filter(candidate).count();
+        if n == 0 {
             return None;
         }
-        Some(candidates[(rng.next_u64() % candidates.len() as u64) as usize])
+        let pick = (rng.next_u64() % n as u64) as usize;
+        self.entries().filter(candidate).nth(pick).map(|e| &e.node)
     }
 
     fn entry_mut(&mut self, id: &NodeId) -> Option<&mut TableEntry> {
@@ -490,7 +519,7 @@ impl Table {
             if bucket_ips.values().any(|&c| c > BUCKET_IP_LIMIT) {
                 return Err(format!("bucket {i} over its subnet limit"));
             }
-            if bucket_ips != b.ips {
+            if bucket_ips != b.ips.to_map() {
                 return Err(format!("bucket {i} subnet counts drifted"));
             }
         }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use secp256k1::Message;
@@ -17,9 +18,21 @@ const MAX_TEXT_LEN: usize = TEXT_PREFIX.len() + MAX_RECORD_SIZE.div_ceil(3) * 4;
 
 /// A node record whose "v4" signature has been verified.
 ///
-/// Two records are equal when their encodings are equal.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Enr {
+/// Two records are equal when their encodings are equal. A record is immutable and shared:
+/// cloning one (a table entry, the node database and an event may all hold it) copies a
+/// pointer.
+#[derive(Clone)]
+pub struct Enr(Arc<EnrInner>);
+
+impl PartialEq for Enr {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.raw == other.0.raw
+    }
+}
+
+impl Eq for Enr {}
+
+struct EnrInner {
     raw: Vec<u8>,
     seq: u64,
     signature: Vec<u8>,
@@ -87,13 +100,13 @@ impl Enr {
             content.extend_from_slice(e);
         }
         let public_key = verify_v4(&pairs, signature, &content, scheme)?;
-        let enr = Enr {
+        let enr = Enr(Arc::new(EnrInner {
             raw: item.to_vec(),
             seq,
             signature: signature.to_vec(),
             pairs,
             public_key,
-        };
+        }));
         Ok((enr, rest))
     }
 
@@ -105,51 +118,55 @@ impl Enr {
         pairs: Vec<(Vec<u8>, Vec<u8>)>,
         public_key: NodePublicKey,
     ) -> Enr {
-        Enr {
+        Enr(Arc::new(EnrInner {
             raw,
             seq,
             signature,
             pairs,
             public_key,
-        }
+        }))
     }
 
     /// The RLP encoding.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.raw
+        &self.0.raw
     }
 
     /// The sequence number.
     pub fn seq(&self) -> u64 {
-        self.seq
+        self.0.seq
     }
 
     /// The 64-byte `r || s` signature.
     pub fn signature(&self) -> &[u8] {
-        &self.signature
+        &self.0.signature
     }
 
     /// The signer's public key (the `secp256k1` entry).
     pub fn public_key(&self) -> &NodePublicKey {
-        &self.public_key
+        &self.0.public_key
     }
 
     /// The node id: Keccak-256 of the raw64 public key.
     pub fn node_id(&self) -> NodeId {
-        self.public_key.id()
+        self.0.public_key.id()
     }
 
     /// The raw RLP value stored under `key`, if any.
     pub fn get_raw(&self, key: &[u8]) -> Option<&[u8]> {
-        self.pairs
+        self.0
+            .pairs
             .binary_search_by(|(k, _)| k.as_slice().cmp(key))
             .ok()
-            .map(|i| self.pairs[i].1.as_slice())
+            .map(|i| self.0.pairs[i].1.as_slice())
     }
 
     /// All keys with their raw RLP values, in ascending key order.
     pub fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
+        self.0
+            .pairs
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
     }
 
     /// The `ip` entry, if present and 4 bytes.
@@ -224,8 +241,8 @@ impl Enr {
     /// A builder holding this record's entries with the sequence number one higher, for
     /// re-signing after a change (EIP-778: every change needs a higher seq).
     pub fn to_builder(&self) -> EnrBuilder {
-        let mut b = EnrBuilder::new().seq(self.seq.saturating_add(1));
-        for (k, v) in &self.pairs {
+        let mut b = EnrBuilder::new().seq(self.0.seq.saturating_add(1));
+        for (k, v) in &self.0.pairs {
             b = b.raw_unchecked(k.clone(), v.clone());
         }
         b
@@ -286,7 +303,7 @@ fn verify_v4(
     secp256k1::ecdsa::verify(
         &sig,
         Message::from_digest(keccak256(content)),
-        public_key.secp(),
+        &public_key.secp(),
     )
     .map_err(|_| EnrError::InvalidSignature)?;
     Ok(public_key)
@@ -296,13 +313,13 @@ impl fmt::Display for Enr {
     /// The text form: `enr:` and the unpadded base64url encoding.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(TEXT_PREFIX)?;
-        f.write_str(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.raw))
+        f.write_str(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.0.raw))
     }
 }
 
 impl fmt::Debug for Enr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Enr({:?}, seq {}, {})", self.node_id(), self.seq, self)
+        write!(f, "Enr({:?}, seq {}, {})", self.node_id(), self.0.seq, self)
     }
 }
 

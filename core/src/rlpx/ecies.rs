@@ -88,7 +88,7 @@ pub fn encrypt_with(
     out: &mut Vec<u8>,
 ) {
     let ephemeral_pub = secp256k1::PublicKey::from_secret_key(ephemeral);
-    let (ke, km) = derive_keys(&ecdh_x(recipient.secp(), ephemeral));
+    let (ke, km) = derive_keys(&ecdh_x(&recipient.secp(), ephemeral));
     let start = out.len();
     out.reserve(ECIES_OVERHEAD + plaintext.len());
     out.extend_from_slice(&ephemeral_pub.serialize_uncompressed());
@@ -116,7 +116,7 @@ pub fn decrypt(
     }
     let ephemeral = NodePublicKey::from_uncompressed(&message[..PUBKEY_LEN])
         .map_err(|_| EciesError::InvalidEphemeralKey)?;
-    let (ke, km) = derive_keys(&ecdh_x(ephemeral.secp(), secret));
+    let (ke, km) = derive_keys(&ecdh_x(&ephemeral.secp(), secret));
     let body_end = message.len() - TAG_LEN;
     let iv_and_ct = &message[PUBKEY_LEN..body_end];
     tag(&km, iv_and_ct, shared_mac_data)

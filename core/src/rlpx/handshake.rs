@@ -268,7 +268,7 @@ pub fn decode_auth(local: &NodeSecretKey, packet: &[u8]) -> Result<AuthMessage, 
             (sig, key, nonce, version, None)
         }
     };
-    let static_shared = ecdh_x(initiator_key.secp(), local.secp());
+    let static_shared = ecdh_x(&initiator_key.secp(), local.secp());
     let signed = xor32(&static_shared, &nonce);
     let initiator_ephemeral =
         NodePublicKey::recover(&sig, &signed).map_err(|_| HandshakeError::InvalidSignature)?;
@@ -424,7 +424,7 @@ impl Handshake {
         remote: &NodePublicKey,
         rnd: HandshakeRandomness,
     ) -> Self {
-        let static_shared = ecdh_x(remote.secp(), local.secp());
+        let static_shared = ecdh_x(&remote.secp(), local.secp());
         let sig = sign_recoverable(&rnd.ephemeral_key, &xor32(&static_shared, &rnd.nonce));
         let body = rlp_bytes_list(&[&sig, local.public().raw(), &rnd.nonce], HANDSHAKE_VERSION);
         let auth = seal_eip8(remote, &body, &rnd);

@@ -40,7 +40,7 @@ impl Secrets {
         auth: &[u8],
         ack: &[u8],
     ) -> Self {
-        let ephemeral_key = ecdh_x(remote_ephemeral.secp(), own_ephemeral);
+        let ephemeral_key = ecdh_x(&remote_ephemeral.secp(), own_ephemeral);
         let nonce_hash = keccak256_concat(&[recipient_nonce, initiator_nonce]);
         let shared_secret = keccak256_concat(&[&ephemeral_key, &nonce_hash]);
         let aes_secret = keccak256_concat(&[&ephemeral_key, &shared_secret]);
