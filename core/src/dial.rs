@@ -259,6 +259,9 @@ impl Dialer {
 
     /// Offers a node that discovery found. Kept in a bounded queue until a slot frees up.
     pub fn add_candidate(&mut self, target: DialTarget) {
+        if self.config.max_dial_peers == 0 {
+            return; // no dynamic dials (NoDial, or MaxPeers 0): nothing would ever take it
+        }
         if self.candidates.len() >= MAX_DIAL_CANDIDATES {
             self.candidates.pop_front();
         }

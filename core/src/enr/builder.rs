@@ -128,12 +128,6 @@ impl EnrBuilder {
         if raw.len() > MAX_RECORD_SIZE {
             return Err(EnrError::TooLarge { size: raw.len() });
         }
-        Ok(Enr::from_verified_parts(
-            raw,
-            self.seq,
-            signature.to_vec(),
-            pairs.into_iter().collect(),
-            *key.public(),
-        ))
+        Enr::from_signed(&raw)
     }
 }

@@ -35,10 +35,28 @@ impl Eq for Enr {}
 struct EnrInner {
     raw: Vec<u8>,
     seq: u64,
-    signature: Vec<u8>,
-    /// Sorted, unique keys with their values as raw RLP items.
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Where the signature lies in `raw`.
+    signature: Span,
+    /// Sorted, unique keys with their values as raw RLP items, as spans of `raw` (one
+    /// allocation per record instead of two per entry).
+    pairs: Vec<(Span, Span)>,
     public_key: NodePublicKey,
+}
+
+/// A byte range of a record's encoding (records are at most 300 bytes).
+#[derive(Clone, Copy)]
+struct Span(u16, u16);
+
+impl Span {
+    /// The span of `part`, a subslice of `whole`.
+    fn of(whole: &[u8], part: &[u8]) -> Span {
+        let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+        Span(start as u16, (start + part.len()) as u16)
+    }
+
+    fn get(self, raw: &[u8]) -> &[u8] {
+        &raw[usize::from(self.0)..usize::from(self.1)]
+    }
 }
 
 impl Enr {
@@ -64,6 +82,15 @@ impl Enr {
         input: &[u8],
         scheme: SignatureScheme,
     ) -> Result<(Enr, &[u8]), EnrError> {
+        Self::decode_item(input, scheme == SignatureScheme::Secp256k1)
+    }
+
+    /// A record the builder has just signed: decoded without checking our own signature.
+    pub(crate) fn from_signed(raw: &[u8]) -> Result<Enr, EnrError> {
+        Ok(Self::decode_item(raw, false)?.0)
+    }
+
+    fn decode_item(input: &[u8], verify: bool) -> Result<(Enr, &[u8]), EnrError> {
         let (item, rest) = split_item(input)?;
         if item.len() > MAX_RECORD_SIZE {
             return Err(EnrError::TooLarge { size: item.len() });
@@ -78,11 +105,11 @@ impl Enr {
         if kv.len() % 2 != 0 {
             return Err(EnrError::DanglingKey);
         }
-        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(kv.len() / 2);
+        let mut pairs: Vec<(&[u8], &[u8])> = Vec::with_capacity(kv.len() / 2);
         for chunk in kv.chunks_exact(2) {
             let key = bytes(chunk[0])?;
             if let Some((prev, _)) = pairs.last() {
-                match prev.as_slice().cmp(key) {
+                match (*prev).cmp(key) {
                     std::cmp::Ordering::Less => {}
                     std::cmp::Ordering::Equal => return Err(EnrError::DuplicateKey(key.to_vec())),
                     std::cmp::Ordering::Greater => {
@@ -90,41 +117,20 @@ impl Enr {
                     }
                 }
             }
-            pairs.push((key.to_vec(), chunk[1].to_vec()));
+            pairs.push((key, chunk[1]));
         }
-        // The signed content is the record list without its first element.
-        let content_payload: usize = elems[1..].iter().map(|e| e.len()).sum();
-        let mut content = Vec::with_capacity(content_payload + 3);
-        push_list_header(&mut content, content_payload);
-        for e in &elems[1..] {
-            content.extend_from_slice(e);
-        }
-        let public_key = verify_v4(&pairs, signature, &content, scheme)?;
+        let public_key = verify_v4(&pairs, signature, &elems[1..], verify)?;
         let enr = Enr(Arc::new(EnrInner {
             raw: item.to_vec(),
             seq,
-            signature: signature.to_vec(),
-            pairs,
+            signature: Span::of(item, signature),
+            pairs: pairs
+                .iter()
+                .map(|(k, v)| (Span::of(item, k), Span::of(item, v)))
+                .collect(),
             public_key,
         }));
         Ok((enr, rest))
-    }
-
-    /// Assembles a record from parts the builder has already signed and checked.
-    pub(crate) fn from_verified_parts(
-        raw: Vec<u8>,
-        seq: u64,
-        signature: Vec<u8>,
-        pairs: Vec<(Vec<u8>, Vec<u8>)>,
-        public_key: NodePublicKey,
-    ) -> Enr {
-        Enr(Arc::new(EnrInner {
-            raw,
-            seq,
-            signature,
-            pairs,
-            public_key,
-        }))
     }
 
     /// The RLP encoding.
@@ -139,7 +145,7 @@ impl Enr {
 
     /// The 64-byte `r || s` signature.
     pub fn signature(&self) -> &[u8] {
-        &self.0.signature
+        self.0.signature.get(&self.0.raw)
     }
 
     /// The signer's public key (the `secp256k1` entry).
@@ -154,19 +160,21 @@ impl Enr {
 
     /// The raw RLP value stored under `key`, if any.
     pub fn get_raw(&self, key: &[u8]) -> Option<&[u8]> {
+        let raw = &self.0.raw;
         self.0
             .pairs
-            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            .binary_search_by(|(k, _)| k.get(raw).cmp(key))
             .ok()
-            .map(|i| self.0.pairs[i].1.as_slice())
+            .map(|i| self.0.pairs[i].1.get(raw))
     }
 
     /// All keys with their raw RLP values, in ascending key order.
     pub fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let raw = &self.0.raw;
         self.0
             .pairs
             .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .map(move |(k, v)| (k.get(raw), v.get(raw)))
     }
 
     /// The `ip` entry, if present and 4 bytes.
@@ -242,8 +250,8 @@ impl Enr {
     /// re-signing after a change (EIP-778: every change needs a higher seq).
     pub fn to_builder(&self) -> EnrBuilder {
         let mut b = EnrBuilder::new().seq(self.0.seq.saturating_add(1));
-        for (k, v) in &self.0.pairs {
-            b = b.raw_unchecked(k.clone(), v.clone());
+        for (k, v) in self.pairs() {
+            b = b.raw_unchecked(k.to_vec(), v.to_vec());
         }
         b
     }
@@ -268,16 +276,16 @@ fn ip_rank(ip: &IpAddr) -> u8 {
 
 /// Checks the "v4" identity scheme and returns the signer's key.
 fn verify_v4(
-    pairs: &[(Vec<u8>, Vec<u8>)],
+    pairs: &[(&[u8], &[u8])],
     signature: &[u8],
-    content: &[u8],
-    signatures: SignatureScheme,
+    content_items: &[&[u8]],
+    verify: bool,
 ) -> Result<NodePublicKey, EnrError> {
     let find = |key: &[u8]| {
         pairs
-            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            .binary_search_by(|(k, _)| (*k).cmp(key))
             .ok()
-            .map(|i| pairs[i].1.as_slice())
+            .map(|i| pairs[i].1)
     };
     let scheme = bytes(find(b"id").ok_or(EnrError::MissingScheme)?)?;
     if scheme != b"v4" {
@@ -294,15 +302,22 @@ fn verify_v4(
     if signature.len() != V4_SIGNATURE_LEN {
         return Err(EnrError::InvalidSignature);
     }
-    if signatures == SignatureScheme::InsecureSimulation {
+    if !verify {
         return Ok(public_key);
+    }
+    // The signed content is the record list without its first element.
+    let content_payload: usize = content_items.iter().map(|e| e.len()).sum();
+    let mut content = Vec::with_capacity(content_payload + 3);
+    push_list_header(&mut content, content_payload);
+    for e in content_items {
+        content.extend_from_slice(e);
     }
     let sig = secp256k1::ecdsa::Signature::from_compact(signature)
         .map_err(|_| EnrError::InvalidSignature)?;
     // libsecp256k1 verification rejects high-s signatures, as geth's ENR verifier does.
     secp256k1::ecdsa::verify(
         &sig,
-        Message::from_digest(keccak256(content)),
+        Message::from_digest(keccak256(&content)),
         &public_key.secp(),
     )
     .map_err(|_| EnrError::InvalidSignature)?;
