@@ -5,6 +5,7 @@
 //! every malformation, and they never allocate more than one slice per input byte.
 
 use rlp::{DecoderError, PayloadInfo};
+use smallvec::SmallVec;
 
 /// Splits the first RLP item off `input`, returning `(item, rest)`.
 pub(crate) fn split_item(input: &[u8]) -> Result<(&[u8], &[u8]), DecoderError> {
@@ -35,10 +36,11 @@ pub(crate) fn list_payload(item: &[u8]) -> Result<&[u8], DecoderError> {
         .ok_or(DecoderError::RlpIsTooShort)
 }
 
-/// The raw elements of a list item, each a complete RLP item.
-pub(crate) fn list_items(item: &[u8]) -> Result<Vec<&[u8]>, DecoderError> {
+/// The raw elements of a list item, each a complete RLP item. Up to 8 without allocating
+/// (every discovery packet list and endpoint, and most records).
+pub(crate) fn list_items(item: &[u8]) -> Result<SmallVec<[&[u8]; 8]>, DecoderError> {
     let mut payload = list_payload(item)?;
-    let mut out = Vec::new();
+    let mut out = SmallVec::new();
     while !payload.is_empty() {
         let (elem, rest) = split_item(payload)?;
         out.push(elem);
@@ -100,7 +102,9 @@ mod tests {
         // [1, 2, "abc"] with the string cut short.
         assert!(list_items(&[0xc6, 0x01, 0x02, 0x83, b'a', b'b']).is_err());
         assert_eq!(
-            list_items(&[0xc5, 0x01, 0x02, 0x82, b'a', b'b']).unwrap(),
+            list_items(&[0xc5, 0x01, 0x02, 0x82, b'a', b'b'])
+                .unwrap()
+                .to_vec(),
             vec![&[1u8][..], &[2u8][..], &[0x82, b'a', b'b'][..]]
         );
     }
