@@ -420,7 +420,8 @@ pub fn decode_with(datagram: &[u8], scheme: SignatureScheme) -> Result<Decoded, 
         ptype::ENR_RESPONSE => {
             let request_hash = fixed(field(&el, 0, "request-hash")?, "request-hash")?;
             let (record, rest) =
-                Enr::decode_prefix(field(&el, 1, "record")?, scheme).map_err(WireError::Enr)?;
+                Enr::decode_prefix(field(&el, 1, "record")?, scheme, Some(&sender))
+                    .map_err(WireError::Enr)?;
             debug_assert!(rest.is_empty(), "list_items yields whole items");
             Packet::EnrResponse(EnrResponse {
                 request_hash,

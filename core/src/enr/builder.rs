@@ -128,6 +128,6 @@ impl EnrBuilder {
         if raw.len() > MAX_RECORD_SIZE {
             return Err(EnrError::TooLarge { size: raw.len() });
         }
-        Enr::from_signed(&raw)
+        Enr::from_signed(&raw, key.public())
     }
 }

@@ -67,7 +67,7 @@ impl Enr {
 
     /// Decodes and verifies the RLP encoding of a record; nothing may follow it.
     pub fn decode(input: &[u8]) -> Result<Enr, EnrError> {
-        let (enr, rest) = Self::decode_prefix(input, SignatureScheme::Secp256k1)?;
+        let (enr, rest) = Self::decode_prefix(input, SignatureScheme::Secp256k1, None)?;
         if !rest.is_empty() {
             return Err(EnrError::TrailingBytes);
         }
@@ -78,19 +78,28 @@ impl Enr {
     /// Under [`SignatureScheme::InsecureSimulation`] everything is checked except the ECDSA
     /// signature itself (a simulation's records are real, but checking them is its largest
     /// cost and proves nothing among honest simulated nodes).
-    pub(crate) fn decode_prefix(
-        input: &[u8],
+    ///
+    /// `signer`, when given, is the key the record is expected to carry (an ENRResponse's
+    /// sender): if its `secp256k1` entry is that key, the key is taken as is rather than
+    /// decompressed and hashed again. Any other key is parsed as usual.
+    pub(crate) fn decode_prefix<'a>(
+        input: &'a [u8],
         scheme: SignatureScheme,
-    ) -> Result<(Enr, &[u8]), EnrError> {
-        Self::decode_item(input, scheme == SignatureScheme::Secp256k1)
+        signer: Option<&NodePublicKey>,
+    ) -> Result<(Enr, &'a [u8]), EnrError> {
+        Self::decode_item(input, scheme == SignatureScheme::Secp256k1, signer)
     }
 
     /// A record the builder has just signed: decoded without checking our own signature.
-    pub(crate) fn from_signed(raw: &[u8]) -> Result<Enr, EnrError> {
-        Ok(Self::decode_item(raw, false)?.0)
+    pub(crate) fn from_signed(raw: &[u8], signer: &NodePublicKey) -> Result<Enr, EnrError> {
+        Ok(Self::decode_item(raw, false, Some(signer))?.0)
     }
 
-    fn decode_item(input: &[u8], verify: bool) -> Result<(Enr, &[u8]), EnrError> {
+    fn decode_item<'a>(
+        input: &'a [u8],
+        verify: bool,
+        signer: Option<&NodePublicKey>,
+    ) -> Result<(Enr, &'a [u8]), EnrError> {
         let (item, rest) = split_item(input)?;
         if item.len() > MAX_RECORD_SIZE {
             return Err(EnrError::TooLarge { size: item.len() });
@@ -119,7 +128,7 @@ impl Enr {
             }
             pairs.push((key, chunk[1]));
         }
-        let public_key = verify_v4(&pairs, signature, &elems[1..], verify)?;
+        let public_key = verify_v4(&pairs, signature, &elems[1..], verify, signer)?;
         let enr = Enr(Arc::new(EnrInner {
             raw: item.to_vec(),
             seq,
@@ -280,6 +289,7 @@ fn verify_v4(
     signature: &[u8],
     content_items: &[&[u8]],
     verify: bool,
+    signer: Option<&NodePublicKey>,
 ) -> Result<NodePublicKey, EnrError> {
     let find = |key: &[u8]| {
         pairs
@@ -297,8 +307,11 @@ fn verify_v4(
             got: 0,
         },
     ))?;
-    let public_key =
-        NodePublicKey::from_compressed(bytes(key_item)?).map_err(EnrError::InvalidPublicKey)?;
+    let compressed = bytes(key_item)?;
+    let public_key = match signer {
+        Some(k) if compressed == k.compressed() => *k,
+        _ => NodePublicKey::from_compressed(compressed).map_err(EnrError::InvalidPublicKey)?,
+    };
     if signature.len() != V4_SIGNATURE_LEN {
         return Err(EnrError::InvalidSignature);
     }

@@ -7,7 +7,7 @@ use rlp::RlpStream;
 use secp256k1::Message;
 
 use super::*;
-use crate::identity::NodeSecretKey;
+use crate::identity::{NodeSecretKey, SignatureScheme};
 use crate::keccak::keccak256;
 
 fn key() -> NodeSecretKey {
@@ -216,5 +216,37 @@ quickcheck! {
         list.extend_from_slice(&data);
         let _ = Enr::decode(&list);
         true
+    }
+}
+
+#[test]
+fn the_expected_signer_short_cuts_only_its_own_key() {
+    let k = key();
+    let other =
+        NodeSecretKey::from_hex("49a7b37aa6f6645917e7b807e9d1c00d4fa71f18343b0d4122a4d2df64dd6fee")
+            .unwrap();
+    let rec = Enr::builder()
+        .ip4(Ipv4Addr::new(10, 0, 0, 1))
+        .udp4(30303)
+        .sign(&k)
+        .unwrap();
+    let bytes = rec.as_bytes();
+    for scheme in [
+        SignatureScheme::Secp256k1,
+        SignatureScheme::InsecureSimulation,
+    ] {
+        for hint in [None, Some(k.public()), Some(other.public())] {
+            let (d, rest) = Enr::decode_prefix(bytes, scheme, hint).unwrap();
+            assert!(rest.is_empty());
+            assert_eq!(d, rec);
+            assert_eq!(d.public_key(), k.public(), "hint {hint:?}");
+            assert_eq!(d.node_id(), k.id());
+        }
+    }
+    // A forged signature still fails under the real scheme, hint or not.
+    let mut forged = bytes.to_vec();
+    forged[5] ^= 1;
+    for hint in [None, Some(k.public())] {
+        assert!(Enr::decode_prefix(&forged, SignatureScheme::Secp256k1, hint).is_err());
     }
 }
