@@ -5,7 +5,9 @@
 //! whole state out as a [`NodeDbSnapshot`] and takes one back at start-up; the file format is
 //! the driver's business.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use foldhash::fast::FixedState;
 use std::net::IpAddr;
 
 use super::config::{DB_NODE_EXPIRATION_SECS, SEED_MAX_AGE_SECS};
@@ -53,7 +55,9 @@ pub struct NodeDbSnapshot {
 /// The in-memory node database.
 #[derive(Debug, Clone, Default)]
 pub struct NodeDb {
-    endpoints: BTreeMap<(NodeId, IpAddr), EndpointRecord>,
+    /// Looked up for every packet, so hashed; keyed with a secret seed, because anyone can
+    /// create entries (a Ping is enough) and choose their ids.
+    endpoints: HashMap<(NodeId, IpAddr), EndpointRecord, FixedState>,
     nodes: BTreeMap<NodeId, Node>,
 }
 
@@ -63,9 +67,23 @@ impl NodeDb {
         Self::default()
     }
 
+    /// An empty database whose hash tables are keyed with `seed`, which should be secret
+    /// (discovery derives it from the node key).
+    pub fn with_hash_seed(seed: u64) -> Self {
+        NodeDb {
+            endpoints: HashMap::with_hasher(FixedState::with_seed(seed)),
+            nodes: BTreeMap::new(),
+        }
+    }
+
     /// Loads a snapshot, discarding what has expired by `unix_secs`.
     pub fn from_snapshot(snapshot: NodeDbSnapshot, unix_secs: u64) -> Self {
-        let mut db = NodeDb::new();
+        Self::from_snapshot_seeded(snapshot, unix_secs, 0)
+    }
+
+    /// [`NodeDb::from_snapshot`] into tables keyed with `seed` (see [`NodeDb::with_hash_seed`]).
+    pub fn from_snapshot_seeded(snapshot: NodeDbSnapshot, unix_secs: u64, seed: u64) -> Self {
+        let mut db = NodeDb::with_hash_seed(seed);
         for e in snapshot.endpoints.into_iter().take(MAX_DB_ENDPOINTS) {
             db.endpoints.insert((e.id, e.ip), e.record);
         }
@@ -80,11 +98,15 @@ impl NodeDb {
     pub fn snapshot(&self) -> NodeDbSnapshot {
         NodeDbSnapshot {
             nodes: self.nodes.values().cloned().collect(),
-            endpoints: self
-                .endpoints
-                .iter()
-                .map(|(&(id, ip), &record)| EndpointSnapshot { id, ip, record })
-                .collect(),
+            endpoints: {
+                let mut e: Vec<EndpointSnapshot> = self
+                    .endpoints
+                    .iter()
+                    .map(|(&(id, ip), &record)| EndpointSnapshot { id, ip, record })
+                    .collect();
+                e.sort_by(|a, b| (a.id, a.ip).cmp(&(b.id, b.ip)));
+                e
+            },
         }
     }
 
@@ -147,14 +169,8 @@ impl NodeDb {
     pub fn expire(&mut self, unix_secs: u64) {
         let cutoff = unix_secs.saturating_sub(DB_NODE_EXPIRATION_SECS);
         self.endpoints.retain(|_, r| r.last_pong_received > cutoff);
-        let endpoints = &self.endpoints;
-        self.nodes.retain(|id, _| {
-            endpoints
-                .range((*id, IpAddr::from([0u8; 4]))..)
-                .take_while(|((eid, _), _)| eid == id)
-                .next()
-                .is_some()
-        });
+        let known: BTreeSet<NodeId> = self.endpoints.keys().map(|(id, _)| *id).collect();
+        self.nodes.retain(|id, _| known.contains(id));
     }
 
     /// Number of (node, IP) entries.

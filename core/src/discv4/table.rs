@@ -4,7 +4,9 @@
 //! The table is a plain data structure: it never sends anything and never reads a clock.
 //! [`super::Discovery`] decides when to ping whom and reports the outcome back here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use foldhash::fast::FixedState;
 
 use rand_core::CryptoRng;
 
@@ -169,7 +171,9 @@ impl SubnetCounts {
 pub struct Table {
     local: NodeId,
     buckets: Vec<Bucket>,
-    ips: BTreeMap<Subnet24, usize>,
+    /// Nodes per /24 in the whole table. Hashed with a fixed seed: only subnets already in
+    /// the table are keys (at most 17 x 26), so nobody can flood it.
+    ips: HashMap<Subnet24, usize, FixedState>,
 }
 
 /// Which bucket holds `id` in the table of `local`; `None` for `local` itself.
@@ -182,11 +186,11 @@ pub fn bucket_index(local: &NodeId, id: &NodeId) -> Option<usize> {
     }
 }
 
-fn count_up(set: &mut BTreeMap<Subnet24, usize>, s: Subnet24) {
+fn count_up(set: &mut HashMap<Subnet24, usize, FixedState>, s: Subnet24) {
     *set.entry(s).or_default() += 1;
 }
 
-fn count_down(set: &mut BTreeMap<Subnet24, usize>, s: Subnet24) {
+fn count_down(set: &mut HashMap<Subnet24, usize, FixedState>, s: Subnet24) {
     if let Some(c) = set.get_mut(&s) {
         *c -= 1;
         if *c == 0 {
@@ -201,7 +205,7 @@ impl Table {
         Table {
             local,
             buckets: vec![Bucket::default(); N_BUCKETS],
-            ips: BTreeMap::new(),
+            ips: HashMap::default(),
         }
     }
 
@@ -512,8 +516,8 @@ impl Table {
                     return Err(format!("{:?} in wrong bucket {i}", n.id()));
                 }
                 if !is_lan(&n.ip()) {
-                    count_up(&mut bucket_ips, Subnet24::of(&n.ip()));
-                    count_up(&mut table_ips, Subnet24::of(&n.ip()));
+                    *bucket_ips.entry(Subnet24::of(&n.ip())).or_default() += 1;
+                    *table_ips.entry(Subnet24::of(&n.ip())).or_default() += 1;
                 }
             }
             if bucket_ips.values().any(|&c| c > BUCKET_IP_LIMIT) {
@@ -526,7 +530,7 @@ impl Table {
         if table_ips.values().any(|&c| c > TABLE_IP_LIMIT) {
             return Err("table over its subnet limit".into());
         }
-        if table_ips != self.ips {
+        if table_ips != self.ips.iter().map(|(k, v)| (*k, *v)).collect() {
             return Err("table subnet counts drifted".into());
         }
         Ok(())
