@@ -104,7 +104,7 @@ impl NodeDb {
                     .iter()
                     .map(|(&(id, ip), &record)| EndpointSnapshot { id, ip, record })
                     .collect();
-                e.sort_by(|a, b| (a.id, a.ip).cmp(&(b.id, b.ip)));
+                e.sort_by_key(|x| (x.id, x.ip));
                 e
             },
         }
