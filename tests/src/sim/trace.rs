@@ -53,15 +53,33 @@ pub struct Trace {
 impl Trace {
     /// Hashes one record: its kind, the virtual time, the node, two numbers and some bytes.
     pub fn record(&mut self, kind: Record, at: Instant, node: usize, a: u64, b: u64, data: &[u8]) {
+        self.record_parts(kind, at, node, a, b, &[data]);
+    }
+
+    /// [`Trace::record`] with the bytes in pieces, hashed as if concatenated; every piece but
+    /// the last must be a multiple of 8 bytes long (ids are), which makes that so.
+    fn record_parts(
+        &mut self,
+        kind: Record,
+        at: Instant,
+        node: usize,
+        a: u64,
+        b: u64,
+        parts: &[&[u8]],
+    ) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         let mut head = [0u8; 1 + 8 * 5];
         head[0] = kind as u8;
         head[1..9].copy_from_slice(&at.as_millis().to_le_bytes());
         head[9..17].copy_from_slice(&(node as u64).to_le_bytes());
         head[17..25].copy_from_slice(&a.to_le_bytes());
         head[25..33].copy_from_slice(&b.to_le_bytes());
-        head[33..41].copy_from_slice(&(data.len() as u64).to_le_bytes());
+        head[33..41].copy_from_slice(&(len as u64).to_le_bytes());
         self.update(&head);
-        self.update(data);
+        for (i, p) in parts.iter().enumerate() {
+            debug_assert!(i + 1 == parts.len() || p.len() % 8 == 0);
+            self.update(p);
+        }
         self.records += 1;
     }
 
@@ -88,49 +106,45 @@ impl Trace {
 
     /// Hashes a node event in a compact form (kind and the ids involved).
     pub fn event(&mut self, at: Instant, node: usize, event: &NodeEvent) {
-        let (tag, a, bytes): (u64, u64, Vec<u8>) = match event {
-            NodeEvent::PeerAdded(p) => (1, p.direction as u64, p.id.0.to_vec()),
+        let mut rec = |tag: u64, a: u64, parts: &[&[u8]]| {
+            self.record_parts(Record::Event, at, node, tag, a, parts)
+        };
+        match event {
+            NodeEvent::PeerAdded(p) => rec(1, p.direction as u64, &[&p.id.0]),
             NodeEvent::PeerRemoved {
                 id,
                 initiator,
                 reason,
                 ..
-            } => (
+            } => rec(
                 2,
                 (*initiator as u64) << 8 | reason.map_or(0xff, |r| u64::from(r.code())),
-                id.0.to_vec(),
+                &[&id.0],
             ),
             NodeEvent::Message {
                 peer,
                 protocol,
                 code,
                 payload,
-            } => {
-                let mut b = peer.0.to_vec();
-                b.extend_from_slice(payload);
-                (3, (*protocol as u64) << 32 | *code, b)
-            }
+            } => rec(3, (*protocol as u64) << 32 | *code, &[&peer.0, payload]),
             NodeEvent::Discovery(e) => match &**e {
-                DiscoveryEvent::NodeAdded(n) => (4, 0, n.id().0.to_vec()),
-                DiscoveryEvent::NodeRemoved(id) => (5, 0, id.0.to_vec()),
-                DiscoveryEvent::NodeSeen(n) => (6, 0, n.id().0.to_vec()),
+                DiscoveryEvent::NodeAdded(n) => rec(4, 0, &[&n.id().0]),
+                DiscoveryEvent::NodeRemoved(id) => rec(5, 0, &[&id.0]),
+                DiscoveryEvent::NodeSeen(n) => rec(6, 0, &[&n.id().0]),
                 DiscoveryEvent::LookupFinished { id, nodes, .. } => {
-                    let mut b = Vec::with_capacity(nodes.len() * 32);
-                    for n in nodes {
-                        b.extend_from_slice(&n.id().0);
-                    }
-                    (7, id.0, b)
+                    let ids: Vec<[u8; 32]> = nodes.iter().map(|n| n.id().0).collect();
+                    let parts: Vec<&[u8]> = ids.iter().map(|i| &i[..]).collect();
+                    rec(7, id.0, &parts)
                 }
-                DiscoveryEvent::Bootstrapped => (8, 0, Vec::new()),
+                DiscoveryEvent::Bootstrapped => rec(8, 0, &[]),
                 DiscoveryEvent::ClockSkewSuspected {
                     consecutive_timeouts,
-                } => (9, u64::from(*consecutive_timeouts), Vec::new()),
+                } => rec(9, u64::from(*consecutive_timeouts), &[]),
                 // The enum may grow; anything new still counts as "an event happened".
                 #[allow(unreachable_patterns)]
-                _ => (10, 0, Vec::new()),
+                _ => rec(10, 0, &[]),
             },
-        };
-        self.record(Record::Event, at, node, tag, a, &bytes);
+        }
     }
 
     /// Records hashed so far.
