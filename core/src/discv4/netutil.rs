@@ -118,10 +118,13 @@ impl Subnet24 {
     /// The subnet of `ip`.
     pub fn of(ip: &IpAddr) -> Self {
         let (v6, o) = match ip {
-            IpAddr::V4(v4) => (false, v4.octets().to_vec()),
+            IpAddr::V4(v4) => (false, v4.octets()),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => (false, v4.octets().to_vec()),
-                None => (true, v6.octets().to_vec()),
+                Some(v4) => (false, v4.octets()),
+                None => {
+                    let o = v6.octets();
+                    (true, [o[0], o[1], o[2], o[3]])
+                }
             },
         };
         Subnet24 {
