@@ -252,8 +252,10 @@ pub enum SignatureScheme {
     /// **Insecure, for simulations only.** The "signature" is the signer's public key and a
     /// marker byte; it proves nothing. A secp256k1 signature costs tens of microseconds, a
     /// whole network of nodes pinging each other for a virtual hour needs tens of millions of
-    /// them, and a simulation of honest nodes learns nothing from real ones. Nodes using it
-    /// reject real signatures and real nodes reject theirs, so the two never mix.
+    /// them, and a simulation of honest nodes learns nothing from real ones. For the same
+    /// reason a datagram's head is a fast checksum instead of Keccak-256
+    /// ([`crate::discv4::wire::packet_hash`]) and record signatures go unchecked. Nodes using
+    /// it reject real packets and real nodes reject theirs, so the two never mix.
     InsecureSimulation,
 }
 
