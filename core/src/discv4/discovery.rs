@@ -501,7 +501,7 @@ impl<R: CryptoRng> Discovery<R> {
         let busy = &self.revalidating;
         let Some(node) = self
             .table
-            .pick_for_revalidation(list, &mut self.rng, |id| busy.contains(id))
+            .pick_for_revalidation(list, &mut self.rng, busy)
             .cloned()
         else {
             return;

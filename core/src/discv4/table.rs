@@ -4,7 +4,7 @@
 //! The table is a plain data structure: it never sends anything and never reads a clock.
 //! [`super::Discovery`] decides when to ping whom and reports the outcome back here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use foldhash::fast::FixedState;
 
@@ -133,6 +133,92 @@ struct Bucket {
     entries: Vec<TableEntry>,
     replacements: Vec<Node>,
     ips: SubnetCounts,
+    /// The first 8 bytes of each entry's id, in `entries` order, and of each replacement's:
+    /// finding a node reads one or two cache lines instead of every entry (with thousands of
+    /// nodes in one process, the entries are rarely in cache).
+    keys: Vec<u64>,
+    replacement_keys: Vec<u64>,
+    /// Bit `i` set: entry `i` is on the fast revalidation list.
+    fast: u32,
+}
+
+/// The first 8 bytes of an id: enough to skip every non-matching entry.
+fn key_of(id: &NodeId) -> u64 {
+    u64::from_le_bytes(id.0[..8].try_into().expect("8 bytes"))
+}
+
+impl Bucket {
+    fn find(&self, id: &NodeId) -> Option<usize> {
+        let k = key_of(id);
+        (0..self.keys.len()).find(|&i| self.keys[i] == k && self.entries[i].node.id() == *id)
+    }
+
+    fn find_replacement(&self, id: &NodeId) -> Option<usize> {
+        let k = key_of(id);
+        (0..self.replacement_keys.len())
+            .find(|&i| self.replacement_keys[i] == k && self.replacements[i].id() == *id)
+    }
+
+    fn push_entry(&mut self, e: TableEntry) {
+        self.keys.push(key_of(&e.node.id()));
+        if e.list == RevalidationList::Fast {
+            self.fast |= 1 << self.entries.len();
+        }
+        self.entries.push(e);
+    }
+
+    fn remove_entry(&mut self, i: usize) -> TableEntry {
+        self.keys.remove(i);
+        let below = self.fast & ((1u32 << i) - 1);
+        self.fast = below | ((self.fast >> (i + 1)) << i);
+        self.entries.remove(i)
+    }
+
+    fn set_list(&mut self, i: usize, list: RevalidationList) {
+        self.entries[i].list = list;
+        match list {
+            RevalidationList::Fast => self.fast |= 1 << i,
+            RevalidationList::Slow => self.fast &= !(1 << i),
+        }
+    }
+
+    /// Entries on `list`, as a bit mask.
+    fn mask(&self, list: RevalidationList) -> u32 {
+        match list {
+            RevalidationList::Fast => self.fast,
+            RevalidationList::Slow => !self.fast & ((1u32 << self.entries.len()) - 1),
+        }
+    }
+
+    fn push_front_replacement(&mut self, node: Node) {
+        self.replacement_keys.insert(0, key_of(&node.id()));
+        self.replacements.insert(0, node);
+    }
+
+    fn remove_replacement(&mut self, i: usize) -> Node {
+        self.replacement_keys.remove(i);
+        self.replacements.remove(i)
+    }
+
+    /// Whether the index matches the entries (for [`Table::check_invariants`]).
+    fn index_consistent(&self) -> bool {
+        let fast = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.list == RevalidationList::Fast)
+            .fold(0u32, |m, (i, _)| m | 1 << i);
+        self.keys
+            .iter()
+            .copied()
+            .eq(self.entries.iter().map(|e| key_of(&e.node.id())))
+            && self
+                .replacement_keys
+                .iter()
+                .copied()
+                .eq(self.replacements.iter().map(|n| key_of(&n.id())))
+            && fast == self.fast
+    }
 }
 
 /// Nodes per /24 among one bucket's entries and replacements: at most 26 subnets, where a
@@ -244,7 +330,7 @@ impl Table {
     /// The entry for `id`, if it is in a bucket.
     pub fn get(&self, id: &NodeId) -> Option<&TableEntry> {
         let b = &self.buckets[bucket_index(&self.local, id)?];
-        b.entries.iter().find(|e| e.node.id() == *id)
+        b.find(id).map(|i| &b.entries[i])
     }
 
     /// Whether `id` is in a bucket.
@@ -277,11 +363,7 @@ impl Table {
             return AddOutcome::Rejected(AddRejection::UnspecifiedIp);
         }
         let id = node.id();
-        if let Some(pos) = self.buckets[bi]
-            .entries
-            .iter()
-            .position(|e| e.node.id() == id)
-        {
+        if let Some(pos) = self.buckets[bi].find(&id) {
             let current = &self.buckets[bi].entries[pos].node;
             if !inbound && node.seq() <= current.seq() {
                 return AddOutcome::Unchanged;
@@ -295,18 +377,14 @@ impl Table {
             return self.add_replacement(bi, node);
         }
         // Leaving the replacement list releases its subnet slot before the new check.
-        if let Some(rpos) = self.buckets[bi]
-            .replacements
-            .iter()
-            .position(|r| r.id() == id)
-        {
-            let old = self.buckets[bi].replacements.remove(rpos);
+        if let Some(rpos) = self.buckets[bi].find_replacement(&id) {
+            let old = self.buckets[bi].remove_replacement(rpos);
             self.release_ip(bi, &old);
         }
         if !self.claim_ip(bi, &node) {
             return AddOutcome::Rejected(AddRejection::IpLimit);
         }
-        self.buckets[bi].entries.push(TableEntry::new(node, now));
+        self.buckets[bi].push_entry(TableEntry::new(node, now));
         AddOutcome::Added
     }
 
@@ -321,31 +399,26 @@ impl Table {
             }
         }
         let endpoint_changed = !old.same_endpoint(&node);
-        let e = &mut self.buckets[bi].entries[pos];
-        e.node = node;
+        let b = &mut self.buckets[bi];
+        b.entries[pos].node = node;
         if endpoint_changed {
-            e.live = false;
-            e.list = RevalidationList::Fast;
+            b.entries[pos].live = false;
+            b.set_list(pos, RevalidationList::Fast);
         }
         AddOutcome::Updated { endpoint_changed }
     }
 
     fn add_replacement(&mut self, bi: usize, node: Node) -> AddOutcome {
-        if self.buckets[bi]
-            .replacements
-            .iter()
-            .any(|r| r.id() == node.id())
-        {
+        if self.buckets[bi].find_replacement(&node.id()).is_some() {
             return AddOutcome::Unchanged;
         }
         if !self.claim_ip(bi, &node) {
             return AddOutcome::Rejected(AddRejection::IpLimit);
         }
-        self.buckets[bi].replacements.insert(0, node);
+        self.buckets[bi].push_front_replacement(node);
         if self.buckets[bi].replacements.len() > MAX_REPLACEMENTS {
-            if let Some(dropped) = self.buckets[bi].replacements.pop() {
-                self.release_ip(bi, &dropped);
-            }
+            let dropped = self.buckets[bi].remove_replacement(MAX_REPLACEMENTS);
+            self.release_ip(bi, &dropped);
         }
         AddOutcome::Replacement
     }
@@ -385,11 +458,8 @@ impl Table {
         rng: &mut R,
     ) -> Option<(Node, Option<Node>)> {
         let bi = bucket_index(&self.local, id)?;
-        let pos = self.buckets[bi]
-            .entries
-            .iter()
-            .position(|e| e.node.id() == *id)?;
-        let removed = self.buckets[bi].entries.remove(pos).node;
+        let pos = self.buckets[bi].find(id)?;
+        let removed = self.buckets[bi].remove_entry(pos).node;
         self.release_ip(bi, &removed);
         let b = &mut self.buckets[bi];
         let promoted = if b.replacements.is_empty() {
@@ -397,44 +467,63 @@ impl Table {
         } else {
             let i = (rng.next_u64() % b.replacements.len() as u64) as usize;
             // The replacement's subnet slot is already counted; it just changes lists.
-            let r = b.replacements.remove(i);
-            b.entries.push(TableEntry::new(r.clone(), now));
+            let r = b.remove_replacement(i);
+            b.push_entry(TableEntry::new(r.clone(), now));
             Some(r)
         };
         Some((removed, promoted))
     }
 
-    /// A random node on `list` for which `skip` is false, or `None` if there is none.
+    /// A random node on `list` that is not in `busy`, or `None` if there is none: the
+    /// `k`-th such node in [`Table::entries`] order, `k` drawn uniformly.
     pub fn pick_for_revalidation<R: CryptoRng + ?Sized>(
         &self,
         list: RevalidationList,
         rng: &mut R,
-        skip: impl Fn(&NodeId) -> bool,
+        busy: &BTreeSet<NodeId>,
     ) -> Option<&Node> {
-        let candidate = |e: &&TableEntry| e.list == list && !skip(&e.node.id());
-        let n = self.entries().filter(candidate).count();
+        // Work on the bit masks; only the few busy nodes are looked up.
+        let mut masks: [u32; N_BUCKETS] = std::array::from_fn(|i| self.buckets[i].mask(list));
+        for id in busy {
+            if let Some(bi) = bucket_index(&self.local, id) {
+                if let Some(pos) = self.buckets[bi].find(id) {
+                    masks[bi] &= !(1 << pos);
+                }
+            }
+        }
+        let n: u32 = masks.iter().map(|m| m.count_ones()).sum();
         if n == 0 {
             return None;
         }
-        let pick = (rng.next_u64() % n as u64) as usize;
-        self.entries().filter(candidate).nth(pick).map(|e| &e.node)
+        let mut pick = (rng.next_u64() % u64::from(n)) as u32;
+        for (bi, mut m) in masks.into_iter().enumerate() {
+            let c = m.count_ones();
+            if pick >= c {
+                pick -= c;
+                continue;
+            }
+            for _ in 0..pick {
+                m &= m - 1; // drop the lowest set bit
+            }
+            return Some(&self.buckets[bi].entries[m.trailing_zeros() as usize].node);
+        }
+        None
     }
 
-    fn entry_mut(&mut self, id: &NodeId) -> Option<&mut TableEntry> {
+    fn entry_pos(&self, id: &NodeId) -> Option<(usize, usize)> {
         let bi = bucket_index(&self.local, id)?;
-        self.buckets[bi]
-            .entries
-            .iter_mut()
-            .find(|e| e.node.id() == *id)
+        Some((bi, self.buckets[bi].find(id)?))
     }
 
     /// Records a revalidation Pong: one more check, live, onto the slow list. Returns the
     /// updated entry.
     pub fn revalidation_succeeded(&mut self, id: &NodeId) -> Option<&TableEntry> {
-        let e = self.entry_mut(id)?;
+        let (bi, pos) = self.entry_pos(id)?;
+        let b = &mut self.buckets[bi];
+        b.set_list(pos, RevalidationList::Slow);
+        let e = &mut b.entries[pos];
         e.liveness_checks = e.liveness_checks.saturating_add(1);
         e.live = true;
-        e.list = RevalidationList::Slow;
         Some(e)
     }
 
@@ -446,11 +535,13 @@ impl Table {
         now: Instant,
         rng: &mut R,
     ) -> Option<RevalidationFailure> {
-        let e = self.entry_mut(id)?;
+        let (bi, pos) = self.entry_pos(id)?;
+        let b = &mut self.buckets[bi];
+        let e = &mut b.entries[pos];
         e.liveness_checks /= 3;
         if e.liveness_checks > 0 {
             e.live = false;
-            e.list = RevalidationList::Fast;
+            b.set_list(pos, RevalidationList::Fast);
             return Some(RevalidationFailure::Demoted);
         }
         let (removed, promoted) = self.remove(id, now, rng)?;
@@ -522,6 +613,9 @@ impl Table {
             }
             if bucket_ips.values().any(|&c| c > BUCKET_IP_LIMIT) {
                 return Err(format!("bucket {i} over its subnet limit"));
+            }
+            if !b.index_consistent() {
+                return Err(format!("bucket {i} index drifted"));
             }
             if bucket_ips != b.ips.to_map() {
                 return Err(format!("bucket {i} subnet counts drifted"));

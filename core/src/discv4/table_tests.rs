@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use quickcheck::{quickcheck, Arbitrary, Gen};
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{Rng, SeedableRng};
 
 use super::*;
 use crate::discv4::netutil::v4;
@@ -285,7 +285,11 @@ quickcheck! {
         let mut t = Table::new(me.id());
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let keys = pool();
-        for op in ops {
+        let mut busy = std::collections::BTreeSet::new();
+        for (i, op) in ops.into_iter().enumerate() {
+            if let Op::Pass(k) | Op::Fail(k) = op {
+                busy.insert(keys[k].id()); // a node with a revalidation in flight
+            }
             match op {
                 Op::Found(k, n) => { t.add_found(node(keys[k], ip_for(k, n)), t0()); }
                 Op::Inbound(k, n) => { t.add_inbound(node(keys[k], ip_for(k, n)), t0()); }
@@ -296,6 +300,22 @@ quickcheck! {
             if let Err(e) = t.check_invariants() {
                 eprintln!("{e}");
                 return false;
+            }
+            // The pick is the k-th eligible entry in table order, k uniform.
+            for list in [RevalidationList::Fast, RevalidationList::Slow] {
+                let draw = ChaCha20Rng::seed_from_u64(seed ^ i as u64);
+                let got = t.pick_for_revalidation(list, &mut draw.clone(), &busy).map(Node::id);
+                let eligible: Vec<NodeId> = t
+                    .entries()
+                    .filter(|e| e.revalidation_list() == list && !busy.contains(&e.node().id()))
+                    .map(|e| e.node().id())
+                    .collect();
+                let want = (!eligible.is_empty()).then(|| {
+                    eligible[(draw.clone().next_u64() % eligible.len() as u64) as usize]
+                });
+                if got != want {
+                    return false;
+                }
             }
         }
         // Also never self, even if offered.
