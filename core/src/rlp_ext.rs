@@ -170,6 +170,11 @@ pub fn encode_bytes(value: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Appends the RLP list header for a payload of `len` bytes.
+pub fn encode_list_header(len: usize, out: &mut Vec<u8>) {
+    encode_header(0xc0, len, out);
+}
+
 /// Appends a string (`base` 0x80) or list (`base` 0xc0) header for a payload of `len` bytes.
 fn encode_header(base: u8, len: usize, out: &mut Vec<u8>) {
     if len < 56 {
@@ -198,7 +203,7 @@ pub fn end_list(out: &mut Vec<u8>, start: usize) {
         return;
     }
     let mut header = Vec::with_capacity(9);
-    encode_header(0xc0, len, &mut header);
+    encode_list_header(len, &mut header);
     out.splice(start..start + 1, header);
 }
 
@@ -276,5 +281,19 @@ mod tests {
         assert!(leading_list(&[0xc3, 0x01, 0x02]).is_err());
         assert!(leading_list(&[0x82, 0x01, 0x02]).is_err());
         assert!(exact_item(&[0xc2, 0x01, 0x02, 0xff]).is_err());
+    }
+
+    #[test]
+    fn list_headers_match_the_rlp_crate() {
+        for len in [0usize, 1, 55, 56, 255, 256, 70_000] {
+            let mut ours = Vec::new();
+            encode_list_header(len, &mut ours);
+            let mut s = rlp::RlpStream::new();
+            s.begin_unbounded_list();
+            s.append_raw(&vec![0x01; len], len);
+            s.finalize_unbounded_list();
+            let theirs = s.out();
+            assert_eq!(&theirs[..ours.len()], &ours[..], "len {len}");
+        }
     }
 }

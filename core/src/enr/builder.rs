@@ -6,10 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use rlp::RlpStream;
 use secp256k1::Message;
 
-use super::rlp_items::{push_list_header, split_item};
+use super::rlp_items::split_item;
 use super::{Enr, EnrError, MAX_RECORD_SIZE};
 use crate::identity::NodeSecretKey;
 use crate::keccak::keccak256;
+use crate::rlp_ext::encode_list_header;
 
 /// Collects entries for a record and signs it with the "v4" scheme.
 ///
@@ -112,7 +113,7 @@ impl EnrBuilder {
         }
         let payload = payload.out();
         let mut content = Vec::with_capacity(payload.len() + 3);
-        push_list_header(&mut content, payload.len());
+        encode_list_header(payload.len(), &mut content);
         content.extend_from_slice(&payload);
 
         let digest = keccak256(&content);
@@ -122,7 +123,7 @@ impl EnrBuilder {
         let mut sig_item = Vec::with_capacity(66);
         sig_item.extend_from_slice(&rlp::encode(&&signature[..]));
         let mut raw = Vec::with_capacity(sig_item.len() + payload.len() + 3);
-        push_list_header(&mut raw, sig_item.len() + payload.len());
+        encode_list_header(sig_item.len() + payload.len(), &mut raw);
         raw.extend_from_slice(&sig_item);
         raw.extend_from_slice(&payload);
         if raw.len() > MAX_RECORD_SIZE {

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use base64::Engine as _;
 use secp256k1::Message;
 
-use super::rlp_items::{bytes, list_items, push_list_header, split_item, uint};
+use super::rlp_items::{bytes, list_items, split_item, uint};
 use super::{EnrBuilder, EnrError, MAX_RECORD_SIZE, TEXT_PREFIX, V4_SIGNATURE_LEN};
 use crate::identity::{NodeId, NodePublicKey, SignatureScheme};
 use crate::keccak::keccak256;
+use crate::rlp_ext::encode_list_header;
 
 /// Longest `enr:` text that can hold a [`MAX_RECORD_SIZE`] record (4 characters per 3 bytes).
 const MAX_TEXT_LEN: usize = TEXT_PREFIX.len() + MAX_RECORD_SIZE.div_ceil(3) * 4;
@@ -321,7 +322,7 @@ fn verify_v4(
     // The signed content is the record list without its first element.
     let content_payload: usize = content_items.iter().map(|e| e.len()).sum();
     let mut content = Vec::with_capacity(content_payload + 3);
-    push_list_header(&mut content, content_payload);
+    encode_list_header(content_payload, &mut content);
     for e in content_items {
         content.extend_from_slice(e);
     }

@@ -81,18 +81,6 @@ pub(crate) fn is_data(item: &[u8]) -> bool {
     matches!(item.first(), Some(&b) if b < 0xc0)
 }
 
-/// Appends the RLP list header for a payload of `len` bytes.
-pub(crate) fn push_list_header(out: &mut Vec<u8>, len: usize) {
-    if len <= 55 {
-        out.push(0xc0 + len as u8);
-    } else {
-        let be = (len as u64).to_be_bytes();
-        let skip = be.iter().take_while(|&&b| b == 0).count();
-        out.push(0xf7 + (8 - skip) as u8);
-        out.extend_from_slice(&be[skip..]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,19 +112,5 @@ mod tests {
         );
         // Length prefixes in long form for short strings are non-minimal.
         assert!(split_item(&[0xb8, 0x02, 0x01, 0x02]).is_err());
-    }
-
-    #[test]
-    fn list_headers_match_the_rlp_crate() {
-        for len in [0usize, 1, 55, 56, 255, 256, 70_000] {
-            let mut ours = Vec::new();
-            push_list_header(&mut ours, len);
-            let mut s = rlp::RlpStream::new();
-            s.begin_unbounded_list();
-            s.append_raw(&vec![0x01; len], len);
-            s.finalize_unbounded_list();
-            let theirs = s.out();
-            assert_eq!(&theirs[..ours.len()], &ours[..], "len {len}");
-        }
     }
 }
