@@ -87,6 +87,7 @@ pub mod dial;
 pub mod discv4;
 pub mod enode;
 pub mod enr;
+pub mod fastmix;
 pub mod identity;
 pub mod keccak;
 pub mod netlist;

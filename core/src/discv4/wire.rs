@@ -14,6 +14,7 @@ use rlp::DecoderError;
 
 use crate::enr::rlp_items::{bytes, is_data, list_items, split_item, uint};
 use crate::enr::{Enr, EnrError};
+use crate::fastmix::Mix128;
 use crate::identity::{KeyError, NodePublicKey, NodeSecretKey, SignatureScheme, PUBLIC_KEY_LEN};
 use crate::keccak::keccak256;
 use crate::rlp_ext::{begin_list, encode_bytes, encode_uint, end_list};
@@ -310,27 +311,21 @@ pub fn packet_hash(scheme: SignatureScheme, rest: &[u8]) -> [u8; 32] {
     }
 }
 
-/// A 256-bit multiply-rotate checksum: detects accidental change, resists nobody.
+/// A 256-bit checksum from a [`Mix128`]: detects accidental change, resists nobody.
 fn simulated_checksum(data: &[u8]) -> [u8; 32] {
-    const K1: u64 = 0x9E37_79B9_7F4A_7C15;
-    const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-    let (mut a, mut b) = (0x243F_6A88_85A3_08D3u64, 0x1319_8A2E_0370_7344u64);
-    let mut mix = |w: u64| {
-        a = (a ^ w).wrapping_mul(K1).rotate_left(29);
-        b = (b.rotate_left(23) ^ w).wrapping_mul(K2) ^ a;
-    };
+    let mut m = Mix128::new(0x243F_6A88_85A3_08D3, 0x1319_8A2E_0370_7344);
     let mut words = data.chunks_exact(8);
     for w in &mut words {
-        mix(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        m.mix(u64::from_le_bytes(w.try_into().expect("8 bytes")));
     }
     let mut last = [0u8; 8];
     last[..words.remainder().len()].copy_from_slice(words.remainder());
-    mix(u64::from_le_bytes(last) ^ data.len() as u64);
+    m.mix(u64::from_le_bytes(last) ^ data.len() as u64);
     // Spread the 128-bit state over 32 bytes (splitmix64 finaliser).
     let mut out = [0u8; 32];
-    let mut s = a;
+    let mut s = m.a;
     for chunk in out.chunks_exact_mut(8) {
-        s = s.wrapping_add(b | 1).wrapping_add(K1);
+        s = s.wrapping_add(m.b | 1).wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = s;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

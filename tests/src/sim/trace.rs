@@ -2,11 +2,12 @@
 //! write and node event, in the order the simulation processes them. Two runs with the same
 //! digest did the same things at the same virtual times.
 //!
-//! The running hash is a fast 128-bit multiply-rotate mix (every byte of every datagram
+//! The running hash is a fast 128-bit multiply-rotate mix ([`Mix128`]; every byte of every datagram
 //! passes through it, and Keccak there would cost a large share of the run); the digest is
 //! Keccak-256 of its final state. It detects change; it is not meant to resist an adversary.
 
 use devp2p_core::discv4::Event as DiscoveryEvent;
+use devp2p_core::fastmix::Mix128;
 use devp2p_core::keccak::keccak256;
 use devp2p_core::node::NodeEvent;
 use devp2p_core::Instant;
@@ -44,8 +45,7 @@ pub enum Record {
 /// A running hash over the trace.
 #[derive(Debug, Clone, Default)]
 pub struct Trace {
-    a: u64,
-    b: u64,
+    mix: Mix128,
     bytes: u64,
     records: u64,
 }
@@ -98,10 +98,7 @@ impl Trace {
     }
 
     fn mix(&mut self, w: u64) {
-        self.a = (self.a ^ w)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .rotate_left(29);
-        self.b = (self.b.rotate_left(23) ^ w).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ self.a;
+        self.mix.mix(w);
     }
 
     /// Hashes a node event in a compact form (kind and the ids involved).
@@ -155,8 +152,8 @@ impl Trace {
     /// The digest of everything recorded so far.
     pub fn digest(&self) -> [u8; 32] {
         let mut state = [0u8; 32];
-        state[..8].copy_from_slice(&self.a.to_le_bytes());
-        state[8..16].copy_from_slice(&self.b.to_le_bytes());
+        state[..8].copy_from_slice(&self.mix.a.to_le_bytes());
+        state[8..16].copy_from_slice(&self.mix.b.to_le_bytes());
         state[16..24].copy_from_slice(&self.bytes.to_le_bytes());
         state[24..].copy_from_slice(&self.records.to_le_bytes());
         keccak256(&state)
