@@ -29,9 +29,13 @@ pub const DEFAULT_MAX_PENDING_MESSAGES: usize = 8 * 1024 * 1024;
 pub struct NodeConfig {
     /// Sessions: client id, protocols, timeouts, limits.
     pub session: SessionConfig,
-    /// The TCP and UDP port we listen on and the IP we advertise (an unspecified IP is
-    /// advertised as 127.0.0.1).
+    /// The TCP and UDP address we listen on. Its IP is also the one advertised unless
+    /// [`advertised_ip`](Self::advertised_ip) says otherwise.
     pub listen: SocketAddr,
+    /// The IP put in our enode URL and record (for a node behind NAT, or one listening on
+    /// `0.0.0.0`). `None`: the listen IP, or 127.0.0.1 when that is unspecified (geth's
+    /// fallback too), which only nodes on this machine can reach.
+    pub advertised_ip: Option<IpAddr>,
     /// Peers at most.
     pub max_peers: usize,
     /// Inbound handshakes and dials in flight at most.
@@ -64,6 +68,7 @@ impl Default for NodeConfig {
         Self {
             session: SessionConfig::default(),
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 30303),
+            advertised_ip: None,
             max_peers: DEFAULT_MAX_PEERS,
             max_pending_peers: DEFAULT_MAX_PENDING_PEERS,
             dial_ratio: 0,
@@ -81,9 +86,12 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
-    /// The IP we advertise.
-    pub fn advertised_ip(&self) -> IpAddr {
-        if self.listen.ip().is_unspecified() {
+    /// The IP we advertise: [`advertised_ip`](Self::advertised_ip) if set, else the listen
+    /// IP, else (listening on an unspecified address) 127.0.0.1.
+    pub fn ip_to_advertise(&self) -> IpAddr {
+        if let Some(ip) = self.advertised_ip {
+            ip
+        } else if self.listen.ip().is_unspecified() {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         } else {
             self.listen.ip()

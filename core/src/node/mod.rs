@@ -135,7 +135,7 @@ impl<R: CryptoRng> Node<R> {
     ) -> Self {
         let mut session = config.session.clone();
         session.manual_admission = true;
-        let ip = config.advertised_ip();
+        let ip = config.ip_to_advertise();
         let port = config.listen.port();
         let discovery = (!config.no_discovery).then(|| {
             let record = Enr::builder()
@@ -219,7 +219,7 @@ impl<R: CryptoRng> Node<R> {
     /// Our enode URL.
     pub fn local_enode(&self) -> Enode {
         let port = self.config.listen.port();
-        Enode::new(*self.key.public(), self.config.advertised_ip(), port, port)
+        Enode::new(*self.key.public(), self.config.ip_to_advertise(), port, port)
     }
 
     /// Our signed record, when discovery runs.
