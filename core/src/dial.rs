@@ -212,6 +212,11 @@ impl Dialer {
         self.statics.get(id).map(|s| s.target.public_key)
     }
 
+    /// The address of static node `id`, if it has one.
+    pub fn static_addr(&self, id: &NodeId) -> Option<SocketAddr> {
+        self.statics.get(id).and_then(|s| s.target.addr)
+    }
+
     /// How often each skip reason occurred.
     pub fn skipped(&self) -> &BTreeMap<SkipReason, u64> {
         &self.skipped
@@ -300,6 +305,14 @@ impl Dialer {
             && !self.resolves.contains(id)
         {
             self.resolves.push_back(*id);
+        }
+    }
+
+    /// A lookup for static node `id`'s address found nothing: it is looked up again once
+    /// [`DIAL_HISTORY_EXPIRATION`] has passed, like a failed dial.
+    pub fn resolve_failed(&mut self, id: &NodeId, now: Instant) {
+        if self.statics.contains_key(id) {
+            self.history.insert(*id, now + DIAL_HISTORY_EXPIRATION);
         }
     }
 

@@ -22,7 +22,7 @@
 //! ```
 //! use std::collections::BTreeMap;
 //! use devp2p_core::node::{Action, ConnId, Node, NodeConfig, NodeEvent};
-//! use devp2p_core::session::{Protocol, SessionConfig};
+//! use devp2p_core::session::{Protocol, ProtocolId, SessionConfig};
 //! use devp2p_core::{Instant, NodeSecretKey};
 //! use rand_core::SeedableRng;
 //!
@@ -69,7 +69,7 @@
 //!     }
 //!     while let Some(e) = a.poll_event() {
 //!         if let NodeEvent::PeerAdded(peer) = e {
-//!             a.send(now, &peer.id, 0, 1, b"hi").unwrap();
+//!             a.send(now, &peer.id, ProtocolId::new(0), 1, b"hi").unwrap();
 //!         }
 //!     }
 //!     while let Some(e) = b.poll_event() {

@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::net::{addr_of, Net};
-use devp2p_core::dial::SkipReason;
-use devp2p_core::node::{Direction, HandshakeOutcome, NodeConfig, NodeEvent, RefuseReason};
-use devp2p_core::session::{DisconnectReason, Protocol, SessionConfig, Side};
+use devp2p_core::node::{
+    ConnectError, Direction, HandshakeOutcome, NodeConfig, NodeEvent, RefuseReason, Undialable,
+};
+use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId, SessionConfig, Side};
 
 fn config(max_peers: usize) -> NodeConfig {
     NodeConfig {
@@ -111,13 +112,13 @@ fn peers_exchange_messages_through_the_node_api() {
     let a = net.nodes[0].local_id();
     let now = net.now;
     net.nodes[0]
-        .send(now, &b, 0, 3, b"hello over devp2p")
+        .send(now, &b, ProtocolId::new(0), 3, b"hello over devp2p")
         .unwrap();
     net.drain(0);
     net.run_for(Duration::from_secs(1));
     assert!(net.events[1].iter().any(|e| matches!(
         e,
-        NodeEvent::Message { peer, protocol: 0, code: 3, payload } if *peer == a && payload == b"hello over devp2p"
+        NodeEvent::Message { peer, protocol, code: 3, payload } if protocol.index() == 0 && *peer == a && payload == b"hello over devp2p"
     )));
     let info = &net.nodes[1].peers()[0];
     assert_eq!(
@@ -250,15 +251,18 @@ fn net_restrict_holds_for_dials_and_for_inbound_connections() {
     net.run_for(Duration::from_secs(5));
     let ids: Vec<_> = net.nodes[2].peers().into_iter().map(|p| p.id).collect();
     assert_eq!(ids, vec![net.nodes[1].local_id()]);
-    let s = net.nodes[2].stats();
+    // The static node outside NetRestrict is reported as undialable at start.
+    let blocked = net.nodes[0].local_id();
     assert!(
-        s.dials_skipped
-            .get(&SkipReason::NetRestrict)
-            .copied()
-            .unwrap_or(0)
-            >= 1,
-        "{s:?}"
+        net.events[2].iter().any(|e| matches!(
+            e,
+            NodeEvent::ConnectionFailed(f) if f.remote.map(|k| k.id()) == Some(blocked)
+                && f.error == ConnectError::NotDialable(Undialable::NetRestrict)
+        )),
+        "{:?}",
+        net.events[2]
     );
+    let s = net.nodes[2].stats();
     assert_eq!(s.refused.get(&RefuseReason::NetRestrict), Some(&1));
 }
 
@@ -271,8 +275,8 @@ fn simultaneous_dials_between_two_nodes_end_in_one_shared_connection() {
         let (e0, e1) = (net.enode(0), net.enode(1));
         let now = net.now;
         // Both dial each other in the same instant.
-        net.nodes[0].add_static(now, &e1);
-        net.nodes[1].add_static(now, &e0);
+        net.nodes[0].add_static(now, &e1).unwrap();
+        net.nodes[1].add_static(now, &e0).unwrap();
         net.drain(0);
         net.drain(1);
         net.run_for(Duration::from_secs(5));
@@ -364,4 +368,216 @@ fn a_full_set_of_pending_slots_makes_room_by_displacing_the_oldest_unproven_conn
         node.stats().refused.get(&RefuseReason::TooManyPending),
         Some(&1)
     );
+}
+
+/// The failures node `i` reported, as (remote id, error).
+fn failures(net: &Net, i: usize) -> Vec<(Option<devp2p_core::NodeId>, ConnectError)> {
+    net.events[i]
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::ConnectionFailed(f) => Some((f.remote.map(|k| k.id()), f.error.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_static_peer_on_a_closed_port_is_reported_as_a_failed_dial_with_the_os_error() {
+    let mut net = Net::new();
+    net.add(50, lonely(5));
+    let mut ghost = net.enode(0);
+    // Same key, an address nobody listens on.
+    ghost.host = Some(devp2p_core::Host::Ip("127.0.9.9".parse().unwrap()));
+    let i = net.add(
+        51,
+        NodeConfig {
+            static_nodes: vec![ghost.clone()],
+            ..lonely(5)
+        },
+    );
+    net.run_for(Duration::from_secs(1));
+    let f = net.events[i]
+        .iter()
+        .find_map(|e| match e {
+            NodeEvent::ConnectionFailed(f) => Some(f.clone()),
+            _ => None,
+        })
+        .expect("a failure event");
+    assert_eq!(f.remote.map(|k| k.id()), Some(ghost.id()));
+    assert_eq!(f.addr, ghost.tcp_addr());
+    assert_eq!(f.dial, Some(devp2p_core::dial::DialKind::Static));
+    assert!(f.is_configured_peer());
+    assert!(
+        matches!(
+            &f.error,
+            ConnectError::Tcp {
+                kind: std::io::ErrorKind::ConnectionRefused,
+                ..
+            }
+        ),
+        "{f}"
+    );
+    assert!(f.to_string().contains("127.0.9.9:30303"), "{f}");
+}
+
+#[test]
+fn a_static_peer_with_a_stale_key_fails_during_the_rlpx_handshake_and_says_why() {
+    let mut net = Net::new();
+    net.add(52, lonely(5));
+    // Node 0's address, another node's key.
+    let mut stale = Net::new();
+    stale.add(99, lonely(5));
+    let mut enode = stale.enode(0);
+    enode.host = net.enode(0).host;
+    let i = net.add(
+        53,
+        NodeConfig {
+            static_nodes: vec![enode.clone()],
+            ..lonely(5)
+        },
+    );
+    net.run_for(Duration::from_secs(1));
+    let f = failures(&net, i);
+    assert!(
+        f.contains(&(Some(enode.id()), ConnectError::ClosedDuringHandshake)),
+        "{f:?}"
+    );
+    assert!(ConnectError::ClosedDuringHandshake
+        .to_string()
+        .contains("does not hold the key"));
+    // The node dialled saw an auth it could not decrypt, from nobody it knows.
+    assert!(
+        failures(&net, 0)
+            .iter()
+            .any(|(who, e)| who.is_none() && matches!(e, ConnectError::Rlpx(_))),
+        "{:?}",
+        failures(&net, 0)
+    );
+}
+
+#[test]
+fn no_shared_capability_is_reported_on_both_sides_with_what_the_other_offered() {
+    let mut net = Net::new();
+    net.add(54, lonely(5));
+    let other = NodeConfig {
+        session: SessionConfig {
+            protocols: vec![Protocol::new("other", 2, 1)],
+            ..SessionConfig::default()
+        },
+        static_nodes: vec![net.enode(0)],
+        ..lonely(5)
+    };
+    let i = net.add(55, other);
+    net.run_for(Duration::from_secs(1));
+    for (node, remote) in [(0, i), (i, 0)] {
+        let f = failures(&net, node);
+        let remote_id = net.nodes[remote].local_id();
+        assert!(
+            f.iter().any(|(who, e)| *who == Some(remote_id)
+                && match e {
+                    ConnectError::Refused {
+                        reason: DisconnectReason::UselessPeer,
+                        error: Some(e),
+                    } => e.to_string().contains("offers"),
+                    ConnectError::RemoteDisconnected(Some(DisconnectReason::UselessPeer)) => true,
+                    _ => false,
+                }),
+            "node {node}: {f:?}"
+        );
+    }
+}
+
+#[test]
+fn statics_that_can_never_be_dialled_are_refused_by_add_static_and_reported_at_start() {
+    let mut net = Net::new();
+    net.add(56, lonely(5));
+    let target = net.enode(0);
+    // max_peers 0: this node dials nobody.
+    let i = net.add(
+        57,
+        NodeConfig {
+            static_nodes: vec![target.clone()],
+            ..lonely(0)
+        },
+    );
+    assert_eq!(
+        failures(&net, i),
+        vec![(
+            Some(target.id()),
+            ConnectError::NotDialable(Undialable::DialingOff)
+        )]
+    );
+    let now = net.now;
+    assert_eq!(
+        net.nodes[i].add_static(now, &target),
+        Err(Undialable::DialingOff)
+    );
+
+    let j = net.add(58, lonely(5));
+    let mut dns = target.clone();
+    dns.host = Some(devp2p_core::Host::Dns("node.example".into()));
+    assert!(matches!(
+        net.nodes[j].add_static(now, &dns),
+        Err(Undialable::DnsName(h)) if h == "node.example"
+    ));
+    let mut keyless = target.clone();
+    keyless.host = None;
+    // Without discovery nothing can find its address.
+    assert_eq!(
+        net.nodes[j].add_static(now, &keyless),
+        Err(Undialable::NoAddress)
+    );
+    let own = net.enode(j);
+    assert_eq!(net.nodes[j].add_static(now, &own), Err(Undialable::IsSelf));
+    assert_eq!(net.nodes[j].add_static(now, &target), Ok(()));
+}
+
+#[test]
+fn a_send_refused_for_a_full_queue_is_followed_by_writable_for_that_peer() {
+    let small = |peers| NodeConfig {
+        session: SessionConfig {
+            protocols: vec![Protocol::new("test", 1, 4)],
+            max_outbound_queue: 16 * 1024,
+            ..SessionConfig::default()
+        },
+        ..lonely(peers)
+    };
+    let mut net = Net::new();
+    net.add(59, small(5));
+    net.add(
+        60,
+        NodeConfig {
+            static_nodes: vec![net.enode(0)],
+            ..small(5)
+        },
+    );
+    net.run_for(Duration::from_secs(1));
+    let b = net.nodes[1].local_id();
+    let now = net.now;
+    let p = ProtocolId::new(0);
+    let payload: Vec<u8> = (0..6000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let mut refused = false;
+    for _ in 0..10 {
+        match net.nodes[0].send(now, &b, p, 1, &payload) {
+            Ok(()) => {}
+            Err(devp2p_core::session::SendError::QueueFull { .. }) => {
+                refused = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused, "the queue filled");
+    net.drain(0);
+    net.run_for(Duration::from_millis(100));
+    assert!(
+        net.events[0]
+            .iter()
+            .any(|e| matches!(e, NodeEvent::Writable { peer } if *peer == b)),
+        "{:?}",
+        net.events[0]
+    );
+    net.nodes[0].send(net.now, &b, p, 1, &payload).unwrap();
 }

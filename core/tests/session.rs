@@ -8,9 +8,11 @@ use std::time::Duration;
 use common::pair::Pair;
 use common::raw_peer::RawPeer;
 use common::{hx, vector};
+use devp2p_core::rlpx::{MAX_FRAME_SIZE, MAX_MESSAGE_SIZE, MAX_UNCOMPRESSED_SIZE};
 use devp2p_core::session::{
-    Capability, Closed, DisconnectReason, Hello, HelloError, Protocol, SendError, SessionConfig,
-    SessionError, SessionEvent, Side, TimeoutKind, P2P_VERSION,
+    Capability, Closed, DisconnectReason, Hello, HelloError, Protocol, ProtocolId, SendError,
+    SessionConfig, SessionError, SessionEvent, Side, SizeLimit, TimeoutKind, CONTROL_RESERVE,
+    P2P_VERSION, PING_INTERVAL,
 };
 use quickcheck::{quickcheck, TestResult};
 
@@ -55,8 +57,12 @@ fn sessions_establish_and_talk_on_three_subprotocols_at_once() {
         (1, 0, vec![0u8; 70_000]),
         (2, 2, b"zzz".to_vec()),
     ] {
-        p.a.session.send(now, proto, code, &payload).unwrap();
-        p.b.session.send(now, proto, code, &payload).unwrap();
+        p.a.session
+            .send(now, ProtocolId::new(proto), code, &payload)
+            .unwrap();
+        p.b.session
+            .send(now, ProtocolId::new(proto), code, &payload)
+            .unwrap();
     }
     p.drive();
     for end in [&p.a, &p.b] {
@@ -73,12 +79,14 @@ fn sessions_establish_and_talk_on_three_subprotocols_at_once() {
         p.a.session.bytes_in_out()
     );
     assert_eq!(
-        p.a.session.send(now, 1, 8, b""),
+        p.a.session.send(now, ProtocolId::new(1), 8, b""),
         Err(SendError::CodeOutOfRange { code: 8, length: 8 })
     );
     assert_eq!(
-        p.a.session.send(now, 7, 0, b""),
-        Err(SendError::NotNegotiated { protocol: 7 })
+        p.a.session.send(now, ProtocolId::new(7), 0, b""),
+        Err(SendError::NotNegotiated {
+            protocol: ProtocolId::new(7)
+        })
     );
 }
 
@@ -274,7 +282,9 @@ fn malformed_or_unacceptable_hellos_are_rejected_with_the_right_reason() {
         peer.closed(),
         Some(&local_closed(
             DisconnectReason::UselessPeer,
-            SessionError::NoSharedCapability
+            SessionError::NoSharedCapability {
+                remote: vec![Capability::new("foo", 3), Capability::new("bar", 2)]
+            }
         ))
     );
     assert_eq!(
@@ -512,7 +522,9 @@ fn a_peer_that_stops_reading_is_dropped_after_the_write_timeout() {
     p.establish();
     p.b.reads = false;
     let now = p.now;
-    p.a.session.send(now, 0, 1, &[1u8; 1000]).unwrap();
+    p.a.session
+        .send(now, ProtocolId::new(0), 1, &[1u8; 1000])
+        .unwrap();
     p.run_for(Duration::from_secs(21));
     assert_eq!(
         p.a.closed(),
@@ -566,8 +578,21 @@ fn a_ping_flood_from_a_peer_that_never_reads_is_bounded_by_the_queue_limit() {
     ));
 }
 
+/// Bytes no compressor can shrink (xorshift).
+fn incompressible(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 #[test]
-fn send_refuses_beyond_the_queue_limit_and_recovers_after_writes() {
+fn a_full_queue_refuses_with_the_room_needed_announces_writable_and_then_takes_the_message() {
     let config = || SessionConfig {
         max_outbound_queue: 10_000,
         ..three_protocols()
@@ -576,24 +601,161 @@ fn send_refuses_beyond_the_queue_limit_and_recovers_after_writes() {
     p.establish();
     let now = p.now;
     // Incompressible, so snappy cannot shrink it under the limit.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let big: Vec<u8> = (0..6000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    p.a.session.send(now, 0, 1, &big).unwrap();
-    assert!(matches!(
-        p.a.session.send(now, 0, 1, &big),
-        Err(SendError::QueueFull { limit: 10_000, .. })
-    ));
+    let big = incompressible(6000, 0);
+    p.a.session.send(now, ProtocolId::new(0), 1, &big).unwrap();
+    let Err(SendError::QueueFull {
+        queued,
+        limit,
+        needed,
+    }) = p.a.session.send(now, ProtocolId::new(0), 1, &big)
+    else {
+        panic!("the second message does not fit beside the first")
+    };
+    assert_eq!(limit, 10_000 - CONTROL_RESERVE);
+    assert!(
+        queued + needed > limit && needed <= limit,
+        "{queued} {needed}"
+    );
     p.drive();
-    p.a.session.send(now, 0, 1, &big).unwrap();
+    assert!(
+        p.a.events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Writable)),
+        "{:?}",
+        p.a.events
+    );
+    p.a.session.send(now, ProtocolId::new(0), 1, &big).unwrap();
     p.drive();
     assert_eq!(p.b.messages().len(), 2);
+    let writable =
+        p.a.events
+            .iter()
+            .filter(|e| matches!(e, SessionEvent::Writable));
+    assert_eq!(writable.count(), 1, "once per refusal");
+}
+
+#[test]
+fn messages_up_to_the_documented_maximum_arrive_whatever_their_content() {
+    let mut p = Pair::new(three_protocols(), three_protocols(), 22);
+    p.establish();
+    let now = p.now;
+    let cases = [
+        // The largest payload that always fits, incompressible, with a one-byte id...
+        (0, incompressible(MAX_MESSAGE_SIZE, 1)),
+        // ...and with the largest message id this session has (zzz's last code: 43).
+        (2, incompressible(MAX_MESSAGE_SIZE, 2)),
+        // The largest message at all, when it compresses.
+        (1, vec![7u8; MAX_UNCOMPRESSED_SIZE]),
+        (1, Vec::new()),
+        (1, vec![1]),
+    ];
+    for (proto, payload) in &cases {
+        let code = if *proto == 2 { 2 } else { 0 };
+        p.a.session
+            .send(now, ProtocolId::new(*proto), code, payload)
+            .unwrap_or_else(|e| panic!("{} bytes: {e}", payload.len()));
+        p.drive();
+    }
+    let got = p.b.messages();
+    assert_eq!(got.len(), cases.len());
+    for ((proto, payload), (gp, _, gpayload)) in cases.iter().zip(&got) {
+        assert_eq!(gp, proto);
+        assert!(
+            gpayload == payload,
+            "{} bytes arrived altered",
+            payload.len()
+        );
+    }
+}
+
+#[test]
+fn messages_that_can_never_be_sent_are_refused_at_once_naming_the_limit() {
+    let mut p = Pair::new(three_protocols(), three_protocols(), 23);
+    p.establish();
+    let now = p.now;
+    let eth = ProtocolId::new(0);
+    // One byte over what a peer decompresses, compressible or not, and far over it.
+    for len in [MAX_UNCOMPRESSED_SIZE + 1, 20 * 1024 * 1024] {
+        let e = p.a.session.send(now, eth, 0, &vec![0u8; len]).unwrap_err();
+        assert_eq!(
+            e,
+            SendError::TooLarge {
+                size: len,
+                limit: MAX_UNCOMPRESSED_SIZE,
+                kind: SizeLimit::Message
+            }
+        );
+        assert!(e.to_string().contains(&MAX_MESSAGE_SIZE.to_string()), "{e}");
+    }
+    // Within the message limit, but it does not compress into one frame.
+    let e =
+        p.a.session
+            .send(now, eth, 0, &incompressible(MAX_UNCOMPRESSED_SIZE, 3))
+            .unwrap_err();
+    assert!(
+        matches!(e, SendError::TooLarge { kind: SizeLimit::Frame, limit, size } if limit == MAX_FRAME_SIZE && size > limit),
+        "{e:?}"
+    );
+    // Nothing was queued by the refusals: the session carries on.
+    assert!(p.a.session.outbound().is_empty());
+    p.a.session.send(now, eth, 0, b"after").unwrap();
+    p.drive();
+    assert_eq!(p.b.messages().len(), 1);
+
+    // A frame larger than the whole configured queue can never be queued either.
+    let small = || SessionConfig {
+        max_outbound_queue: 8 * 1024,
+        ..three_protocols()
+    };
+    let mut p = Pair::new(small(), small(), 24);
+    p.establish();
+    let e =
+        p.a.session
+            .send(p.now, eth, 0, &incompressible(10_000, 4))
+            .unwrap_err();
+    assert!(
+        matches!(e, SendError::TooLarge { kind: SizeLimit::Queue, limit, .. } if limit == 8 * 1024 - CONTROL_RESERVE),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_queue_the_application_filled_still_takes_the_pong_it_owes() {
+    let config = || SessionConfig {
+        max_outbound_queue: 10_000,
+        ..three_protocols()
+    };
+    let mut p = Pair::new(config(), config(), 25);
+    p.establish();
+    let now = p.now;
+    // Fill the application's part of a's queue as far as it goes, without writing.
+    let mut sent = 0;
+    for len in [4000, 4000, 500, 200, 100, 50, 20, 10, 1, 0] {
+        while p
+            .a
+            .session
+            .send(now, ProtocolId::new(0), 1, &incompressible(len, 5))
+            .is_ok()
+        {
+            sent += 1;
+        }
+    }
+    assert!(p.a.session.outbound().len() > 10_000 - CONTROL_RESERVE - 64);
+    // b reads nothing for a while but pings (its keepalive): a must queue the Pong, and its
+    // own Ping, although its application filled the queue.
+    p.b.reads = false;
+    p.run_until(now + PING_INTERVAL + Duration::from_secs(1));
+    assert!(
+        p.a.events
+            .iter()
+            .all(|e| !matches!(e, SessionEvent::Closed(_))),
+        "{:?}",
+        p.a.events
+    );
+    p.b.reads = true;
+    p.drive();
+    assert!(p.a.session.is_established() && p.b.session.is_established());
+    assert_eq!(p.b.messages().len(), sent);
 }
 
 /// Runs a fixed conversation with the given chunk sizes and returns both sides' events.
@@ -605,11 +767,13 @@ fn conversation(chunks: Vec<usize>) -> (Vec<SessionEvent>, Vec<SessionEvent>) {
     for i in 0..5u8 {
         let _ = p.a.session.send(
             now,
-            usize::from(i % 3),
+            ProtocolId::new(usize::from(i % 3)),
             u64::from(i),
             &vec![i; 100 * usize::from(i) + 1],
         );
-        let _ = p.b.session.send(now, usize::from(i % 3), 0, &[i; 3]);
+        let _ =
+            p.b.session
+                .send(now, ProtocolId::new(usize::from(i % 3)), 0, &[i; 3]);
     }
     p.drive();
     p.a.session

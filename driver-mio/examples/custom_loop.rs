@@ -67,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut buf = [0u8; 512];
     while !node.is_finished() {
         if Instant::now() >= stop_at {
-            node.begin_shutdown();
+            node.shutdown();
         }
         let until_stop = stop_at.saturating_duration_since(Instant::now());
         let wait = node.timeout().map_or(until_stop, |t| t.min(until_stop));
@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if event.token() == STATUS {
                 // Our own socket: answer every datagram waiting.
                 while let Ok((_, from)) = status.recv_from(&mut buf) {
-                    let table = node.node().discovery().map_or(0, |d| d.table().len());
+                    let table = node.table().len();
                     let line = format!("peers={} table={}\n", node.peers().len(), table);
                     let _ = status.send_to(line.as_bytes(), from);
                 }

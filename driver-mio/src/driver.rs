@@ -8,15 +8,17 @@ use std::time::Duration;
 
 use crate::common::engine::{backlog_bytes, ACCEPT_ERROR_BACKOFF};
 use crate::common::{
-    Backlog, DriverConfig, DriverStats, Engine, Io, ShutdownReport, StartError, Stream,
+    AddStaticError, Backlog, DriverConfig, Engine, Io, LogTarget, LookupError, SendFailure,
+    ShutdownReport, StartError, Stats, Stopped, Stream,
 };
-use devp2p_core::discv4::LookupId;
-use devp2p_core::node::{ConnId, Node, NodeEvent, PeerInfo};
-use devp2p_core::session::{DisconnectReason, SendError};
-use devp2p_core::{Enode, Enr, Instant, NodeId};
+use devp2p_core::discv4::{LookupId, Node as DiscNode, NodeDbSnapshot};
+use devp2p_core::node::{ConnId, NodeEvent, PeerInfo};
+#[cfg(doc)]
+use devp2p_core::session::SendError;
+use devp2p_core::session::{DisconnectReason, ProtocolId};
+use devp2p_core::{Enode, Enr, NodeId, NodePublicKey};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
-use rand_chacha::ChaCha20Rng;
 
 /// Tokens a driver needs at least: its UDP socket, its listener, and one connection.
 pub const MIN_TOKENS: usize = 3;
@@ -161,6 +163,7 @@ pub struct Driver {
     accept_ready: bool,
     accept_paused_until: Option<std::time::Instant>,
     finished: Option<ShutdownReport>,
+    listen: SocketAddr,
 }
 
 impl Driver {
@@ -182,7 +185,8 @@ impl Driver {
             )));
         }
         let registry = registry.try_clone().map_err(StartError::Io)?;
-        let (engine, sockets) = Engine::<MioStream>::start(config)?;
+        let (engine, sockets) = Engine::<MioStream>::start(config, LogTarget::Mio)?;
+        let listen = sockets.listener.local_addr().map_err(StartError::Io)?;
         let udp_token = Token(tokens.start);
         let listener_token = Token(tokens.start + 1);
         let mut listener = TcpListener::from_std(sockets.listener);
@@ -221,6 +225,7 @@ impl Driver {
             accept_ready: false,
             accept_paused_until: None,
             finished: None,
+            listen,
         };
         driver.engine.flush(&mut driver.io);
         Ok(driver)
@@ -315,64 +320,102 @@ impl Driver {
 
     // ---- commands --------------------------------------------------------------------------
 
-    /// Runs `f` on the node (any command it offers) and lets the node act on it.
-    pub fn command<T>(&mut self, f: impl FnOnce(&mut Node<ChaCha20Rng>, Instant) -> T) -> T {
-        self.engine.command(&mut self.io, f)
-    }
-
-    /// Sends message `code` of protocol `protocol` (its index in the session config) to
-    /// `peer`. `QueueFull` means: try again after the driver has written (next turn).
+    /// Sends message `code` of `protocol` to `peer` (`code` counts from the protocol's first
+    /// message; see [`ProtocolId`]). The message is queued at once or refused:
+    /// [`SendError::QueueFull`] inside [`SendFailure::Refused`] means the peer's queue has no
+    /// room now, and a [`NodeEvent::Writable`] for the peer follows once it has: send again
+    /// then. [`SendError::TooLarge`] means it can never be sent (every payload up to
+    /// [`MAX_MESSAGE_SIZE`](devp2p_core::rlpx::MAX_MESSAGE_SIZE) bytes can).
     pub fn send(
         &mut self,
         peer: &NodeId,
-        protocol: usize,
+        protocol: ProtocolId,
         code: u64,
         payload: &[u8],
-    ) -> Result<(), SendError> {
-        self.command(|n, now| n.send(now, peer, protocol, code, payload))
+    ) -> Result<(), SendFailure> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, now| {
+                n.send(now, peer, protocol, code, payload)
+            })
+            .map_err(SendFailure::Refused)
     }
 
     /// Disconnects `peer` with `reason`.
     pub fn disconnect(&mut self, peer: &NodeId, reason: DisconnectReason) {
-        self.command(|n, now| n.disconnect(now, peer, reason))
+        self.engine
+            .command(&mut self.io, |n, now| n.disconnect(now, peer, reason))
     }
 
-    /// Adds a static peer: kept connected, redialled after drops.
-    pub fn add_static(&mut self, node: &Enode) {
-        self.command(|n, now| n.add_static(now, node))
+    /// Adds a static peer: kept connected, redialled after drops. Refused when the node can
+    /// never dial it; a dial that fails later is a [`NodeEvent::ConnectionFailed`].
+    pub fn add_static(&mut self, node: &Enode) -> Result<(), AddStaticError> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, now| n.add_static(now, node))
+            .map_err(AddStaticError::Undialable)
     }
 
     /// Removes a static peer (an existing connection stays).
     pub fn remove_static(&mut self, id: &NodeId) {
-        self.command(|n, _| n.remove_static(id))
+        self.engine
+            .command(&mut self.io, |n, _| n.remove_static(id))
     }
 
     /// Trusts `id`: admitted past the peer limits.
-    pub fn add_trusted(&mut self, id: NodeId) {
-        self.command(|n, _| n.add_trusted(id))
+    pub fn add_trusted(&mut self, id: &NodeId) {
+        self.engine.command(&mut self.io, |n, _| n.add_trusted(*id))
     }
 
     /// Stops trusting `id`.
     pub fn remove_trusted(&mut self, id: &NodeId) {
-        self.command(|n, _| n.remove_trusted(id))
+        self.engine
+            .command(&mut self.io, |n, _| n.remove_trusted(id))
     }
 
-    /// Starts a lookup for the 64-byte key `target`; the result arrives as a
-    /// `NodeEvent::Discovery` holding `LookupFinished` with this id. `None` without discovery.
-    pub fn start_lookup(&mut self, target: [u8; 64]) -> Option<LookupId> {
-        self.command(|n, now| n.start_lookup(now, target))
+    /// Starts a lookup for the nodes closest to `target`; the result arrives as a
+    /// [`NodeEvent::Discovery`] holding a `LookupFinished` with the returned id.
+    pub fn lookup(&mut self, target: &NodePublicKey) -> Result<LookupId, LookupError> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, now| n.lookup(now, target))
+            .ok_or(LookupError::NoDiscovery)
+    }
+
+    /// Starts a lookup for a random target (a crawler's walk); reported like
+    /// [`lookup`](Self::lookup).
+    pub fn lookup_random(&mut self) -> Result<LookupId, LookupError> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, now| n.lookup_random(now))
+            .ok_or(LookupError::NoDiscovery)
     }
 
     // ---- getters ---------------------------------------------------------------------------
 
-    /// The node, for queries (peers, stats, discovery table, node database).
-    pub fn node(&self) -> &Node<ChaCha20Rng> {
-        self.engine.node()
-    }
-
     /// The connected peers.
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.engine.node().peers()
+    }
+
+    /// The nodes in the discovery table (empty without discovery).
+    pub fn table(&self) -> Vec<DiscNode> {
+        self.engine.table()
+    }
+
+    /// The node's counters and the driver's.
+    pub fn stats(&self) -> Stats {
+        self.engine.all_stats()
+    }
+
+    /// The node database as it would be saved now.
+    pub fn db_snapshot(&self) -> NodeDbSnapshot {
+        self.engine.db_snapshot()
+    }
+
+    /// Our node id.
+    pub fn local_id(&self) -> NodeId {
+        self.engine.node().local_id()
     }
 
     /// Our enode URL (with the port actually bound).
@@ -381,20 +424,22 @@ impl Driver {
     }
 
     /// Our signed record (`None` without discovery).
-    pub fn local_enr(&self) -> Option<&Enr> {
-        self.engine.node().local_enr()
+    pub fn local_enr(&self) -> Option<Enr> {
+        self.engine.node().local_enr().cloned()
     }
 
-    /// The driver's own counters.
-    pub fn stats(&self) -> &DriverStats {
-        self.engine.stats()
+    /// The address TCP and UDP are bound to.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
     }
 
     // ---- shutdown --------------------------------------------------------------------------
 
     /// Starts a graceful shutdown: Disconnect(ClientQuitting) to every peer, no new
-    /// connections. Keep driving until [`is_finished`](Self::is_finished).
-    pub fn begin_shutdown(&mut self) {
+    /// connections. Keep driving until [`is_finished`](Self::is_finished), then
+    /// [`shutdown_report`](Self::shutdown_report) says what happened (the tokio driver's
+    /// `shutdown` waits for the same report).
+    pub fn shutdown(&mut self) {
         self.engine.begin_shutdown(&mut self.io);
         self.finish_if_drained();
     }
@@ -427,6 +472,14 @@ impl Driver {
     }
 
     // ---- internals -------------------------------------------------------------------------
+
+    fn running(&self) -> Result<(), Stopped> {
+        if self.finished.is_some() {
+            Err(Stopped)
+        } else {
+            Ok(())
+        }
+    }
 
     fn read_datagrams(&mut self) {
         self.udp_ready = self.engine.on_udp_readable(&mut self.io);

@@ -13,7 +13,7 @@
 //! 4. take [`Driver::poll_event`] until `None`;
 //! 5. issue commands whenever you like ([`Driver::send`], [`Driver::add_static`], …).
 //!
-//! To stop: [`Driver::begin_shutdown`] (Disconnect(ClientQuitting) to every peer), keep
+//! To stop: [`Driver::shutdown`] (Disconnect(ClientQuitting) to every peer), keep
 //! turning the loop until [`Driver::is_finished`] (the node database is saved then).
 //!
 //! Node key, node database, time and randomness are handled as in every driver (see
@@ -48,7 +48,7 @@
 //!         let _ = event;
 //!     }
 //! }
-//! node.begin_shutdown();
+//! node.shutdown();
 //! while !node.is_finished() {
 //!     poll.poll(&mut events, node.timeout())?;
 //!     for event in &events { node.handle_event(event); }
@@ -59,12 +59,20 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// What both drivers share: the engine between sockets and a node, start-up, key and
+/// database files. **Not part of the public API** (no semver promise): it is public only so
+/// that `devp2p-tokio` and the `devp2p` tool can use it. Applications use the items
+/// re-exported at the crate root.
+#[doc(hidden)]
 pub mod common;
 mod driver;
 mod runner;
 
 pub use crate::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
-pub use crate::common::{DriverConfig, DriverStats, KeySource, ShutdownReport, StartError};
+pub use crate::common::{
+    AddStaticError, DriverConfig, DriverStats, KeySource, LookupError, SendFailure, ShutdownReport,
+    StartError, Stats, Stopped,
+};
 pub use driver::{Driver, MioStream, MIN_TOKENS};
 pub use runner::{
     run, Remote, RunError, Runner, RunnerGone, EVENTS_PER_POLL, TOKENS_PER_DRIVER, WAKER_TOKEN,

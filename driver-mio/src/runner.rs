@@ -170,7 +170,7 @@ impl Runner {
         }
         if self.stop.load(Ordering::SeqCst) {
             for d in &mut self.drivers {
-                d.begin_shutdown();
+                d.shutdown();
             }
             self.drain(on_event);
         }
@@ -188,7 +188,7 @@ impl Runner {
     }
 
     /// Runs until every node has shut down: after [`Remote::stop`], or after each node's own
-    /// [`Driver::begin_shutdown`] (from `on_event`, say). Returns each node's report.
+    /// [`Driver::shutdown`] (from `on_event`, say). Returns each node's report.
     pub fn run(
         &mut self,
         mut on_event: impl FnMut(usize, &mut Driver, NodeEvent),
@@ -205,7 +205,7 @@ impl Runner {
 }
 
 /// Runs one node on its own `Poll` until it shuts down (after `remote.stop()` from another
-/// thread, or [`Driver::begin_shutdown`] from `on_event`); `started` is called once with the
+/// thread, or [`Driver::shutdown`] from `on_event`); `started` is called once with the
 /// driver (to print its enode, say) and a [`Remote`].
 pub fn run(
     config: DriverConfig,

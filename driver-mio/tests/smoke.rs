@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use devp2p_core::node::{NodeConfig, NodeEvent};
-use devp2p_core::session::{DisconnectReason, Protocol, SessionConfig, Side};
+use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId, SessionConfig, Side};
 use devp2p_mio::{DriverConfig, Runner};
 
 fn config() -> DriverConfig {
@@ -28,7 +28,7 @@ fn a_static_peer_connects_exchanges_a_message_and_hears_client_quitting() {
     let a = runner.add(config()).unwrap();
     let b = runner.add(config()).unwrap();
     let a_enode = runner.driver(a).unwrap().local_enode();
-    runner.driver_mut(b).unwrap().add_static(&a_enode);
+    runner.driver_mut(b).unwrap().add_static(&a_enode).unwrap();
     let mut log: Vec<(usize, NodeEvent)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut sent = false;
@@ -38,7 +38,7 @@ fn a_static_peer_connects_exchanges_a_message_and_hears_client_quitting() {
         runner
             .turn(Some(Duration::from_millis(50)), &mut |i, d, e| {
                 if let (true, NodeEvent::PeerAdded(p)) = (i == b && !sent, &e) {
-                    d.send(&p.id, 0, 1, b"ping").unwrap();
+                    d.send(&p.id, ProtocolId::new(0), 1, b"ping").unwrap();
                     sent = true;
                 }
                 log.push((i, e));
@@ -49,7 +49,7 @@ fn a_static_peer_connects_exchanges_a_message_and_hears_client_quitting() {
                 && matches!(e, NodeEvent::Message { payload, code: 1, .. } if payload == b"ping")
         });
         if got && !shut {
-            runner.driver_mut(a).unwrap().begin_shutdown();
+            runner.driver_mut(a).unwrap().shutdown();
             shut = true;
         }
         let removed = log.iter().find_map(|(i, e)| match e {
@@ -99,4 +99,69 @@ fn the_node_database_is_saved_while_the_node_runs() {
     assert!(runner.drivers().iter().all(|d| !d.is_finished()));
     assert!(file.try_load().unwrap().is_some(), "a whole, loadable file");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The contract an application relies on with mio: a send refused for a full queue is
+/// followed by a `Writable` event for that peer, and a send then succeeds; nobody polls.
+/// Two messages of the largest always-accepted size: the queue holds one at a time.
+#[test]
+fn a_full_queue_is_announced_writable_and_two_maximal_messages_arrive() {
+    use devp2p_core::rlpx::MAX_MESSAGE_SIZE;
+    use devp2p_core::session::SendError;
+    use devp2p_mio::SendFailure;
+
+    let mut runner = Runner::new().unwrap();
+    let a = runner.add(config()).unwrap();
+    let b = runner.add(config()).unwrap();
+    let a_enode = runner.driver(a).unwrap().local_enode();
+    runner.driver_mut(b).unwrap().add_static(&a_enode).unwrap();
+    let p = ProtocolId::new(0);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let big: Vec<u8> = (0..MAX_MESSAGE_SIZE)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let (mut sent, mut refused, mut writable, mut got) = (0, 0, 0, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut connected = false;
+    while got.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "sent {sent}, refused {refused}, writable {writable}, got {}",
+            got.len()
+        );
+        let mut resend = false;
+        runner
+            .turn(Some(Duration::from_millis(50)), &mut |i, _, e| match e {
+                NodeEvent::PeerAdded(_) if i == b => connected = true,
+                NodeEvent::Writable { peer } if i == b && peer == a_enode.id() => {
+                    writable += 1;
+                    resend = true;
+                }
+                NodeEvent::Message { payload, .. } if i == a => got.push(payload),
+                _ => {}
+            })
+            .unwrap();
+        // Send on connecting, and again only when told the peer is writable.
+        if (connected && sent == 0 && refused == 0) || resend {
+            let d = runner.driver_mut(b).unwrap();
+            while sent < 2 {
+                match d.send(&a_enode.id(), p, 1, &big) {
+                    Ok(()) => sent += 1,
+                    Err(SendFailure::Refused(SendError::QueueFull { needed, .. })) => {
+                        assert!(needed > MAX_MESSAGE_SIZE);
+                        refused += 1;
+                        break;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+    }
+    assert_eq!((sent, refused, writable), (2, 1, 1));
+    assert!(got.iter().all(|m| *m == big), "altered");
 }

@@ -4,11 +4,14 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use devp2p_core::discv4::Node as DiscNode;
-use devp2p_core::node::{Node, NodeStats, PeerInfo};
-use devp2p_core::session::{DisconnectReason, SendError};
-use devp2p_core::{Enode, Enr, Instant, NodeId};
-use devp2p_mio::common::{DriverStats, Engine, ShutdownReport};
+use devp2p_core::discv4::{Node as DiscNode, NodeDbSnapshot};
+use devp2p_core::node::{Node, PeerInfo, Undialable};
+use devp2p_core::rlpx::MAX_UNCOMPRESSED_SIZE;
+use devp2p_core::session::{DisconnectReason, ProtocolId, SendError, SizeLimit};
+use devp2p_core::{Enode, Enr, Instant, NodeId, NodePublicKey};
+use devp2p_mio::common::{
+    AddStaticError, Engine, LookupError, SendFailure, ShutdownReport, Stats, Stopped,
+};
 use rand_chacha::ChaCha20Rng;
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,96 +30,16 @@ pub(crate) enum Command {
     Call(Job),
     Send {
         peer: NodeId,
-        protocol: usize,
+        protocol: ProtocolId,
         code: u64,
         payload: Vec<u8>,
         reply: Reply,
     },
     Lookup {
-        target: [u8; 64],
+        target: Option<NodePublicKey>,
         reply: oneshot::Sender<Vec<DiscNode>>,
     },
     Shutdown(oneshot::Sender<ShutdownReport>),
-}
-
-/// The node task has stopped (shut down, or all its handles were dropped).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stopped;
-
-impl fmt::Display for Stopped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the node has stopped")
-    }
-}
-
-impl std::error::Error for Stopped {}
-
-/// Why [`NodeHandle::send`] did not queue a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendFailure {
-    /// The node has stopped.
-    Stopped,
-    /// The node refused it (not connected, protocol not negotiated, code out of range, too
-    /// large).
-    Refused(SendError),
-    /// The peer's outbound queue is full and this many `send`s to it already wait for room
-    /// (`MAX_PARKED_SENDS_PER_PEER`; posts are bounded by bytes instead).
-    TooManyWaiting {
-        /// The peer.
-        peer: NodeId,
-        /// Sends waiting.
-        waiting: usize,
-    },
-}
-
-impl fmt::Display for SendFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendFailure::Stopped => Stopped.fmt(f),
-            SendFailure::Refused(e) => write!(f, "send refused: {e}"),
-            SendFailure::TooManyWaiting { peer, waiting } => write!(
-                f,
-                "outbound queue to {peer} is full and {waiting} sends already wait for room"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SendFailure {}
-
-/// Why [`NodeHandle::lookup`] returned nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LookupError {
-    /// The node has stopped.
-    Stopped,
-    /// The node runs without discovery.
-    NoDiscovery,
-}
-
-impl fmt::Display for LookupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LookupError::Stopped => Stopped.fmt(f),
-            LookupError::NoDiscovery => f.write_str("the node runs without discovery"),
-        }
-    }
-}
-
-impl std::error::Error for LookupError {}
-
-/// A snapshot of the node's state.
-#[derive(Debug, Clone)]
-pub struct NodeInfo {
-    /// Connected peers.
-    pub peers: Vec<PeerInfo>,
-    /// The discovery table's nodes (empty without discovery).
-    pub table: Vec<DiscNode>,
-    /// The node's counters.
-    pub stats: NodeStats,
-    /// The driver's counters.
-    pub driver: DriverStats,
-    /// Posted messages the node refused (see [`NodeHandle::post`]).
-    pub posts_dropped: u64,
 }
 
 pub(crate) struct Fixed {
@@ -143,19 +66,19 @@ impl fmt::Debug for NodeHandle {
 }
 
 impl NodeHandle {
-    /// Our enode URL (with the port actually bound).
-    pub fn local_enode(&self) -> &Enode {
-        &self.fixed.enode
-    }
-
-    /// Our signed record (`None` without discovery).
-    pub fn local_enr(&self) -> Option<&Enr> {
-        self.fixed.enr.as_ref()
-    }
-
     /// Our node id.
     pub fn local_id(&self) -> NodeId {
         self.fixed.enode.id()
+    }
+
+    /// Our enode URL (with the port actually bound).
+    pub fn local_enode(&self) -> Enode {
+        self.fixed.enode.clone()
+    }
+
+    /// Our signed record (`None` without discovery).
+    pub fn local_enr(&self) -> Option<Enr> {
+        self.fixed.enr.clone()
     }
 
     /// The address TCP and UDP are bound to.
@@ -163,16 +86,22 @@ impl NodeHandle {
         self.fixed.listen
     }
 
-    /// Runs `f` on the node inside its task (any command or query the node offers), then lets
-    /// the node act on it.
-    pub async fn call<T: Send + 'static>(
+    /// Runs `f` on the node inside its task, then lets the node act on it.
+    async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Node<ChaCha20Rng>, Instant) -> T + Send + 'static,
     ) -> Result<T, Stopped> {
+        self.query(move |engine, io| engine.command(io, f)).await
+    }
+
+    /// Runs `f` on the engine inside the node task and returns what it returns.
+    async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine<TokioStream>, &mut TokioIo) -> T + Send + 'static,
+    ) -> Result<T, Stopped> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |engine, io| {
-            let out = engine.command(io, f);
-            let _ = tx.send(out);
+            let _ = tx.send(f(engine, io));
         });
         self.commands
             .send(Command::Call(job))
@@ -181,23 +110,27 @@ impl NodeHandle {
         rx.await.map_err(|_| Stopped)
     }
 
-    /// Sends message `code` of protocol `protocol` (its index in the session config) to
-    /// `peer`. When the peer's outbound queue is full, waits until it has room, so awaiting
-    /// each send paces the sender to the connection.
+    /// Sends message `code` of `protocol` to `peer` (`code` counts from the protocol's first
+    /// message; see [`ProtocolId`]), and returns once the node has queued it. When the peer's
+    /// outbound queue is full it waits until there is room, so awaiting each send paces the
+    /// sender to the connection. A message that can never be sent is refused at once with
+    /// [`SendError::TooLarge`] (every payload up to
+    /// [`MAX_MESSAGE_SIZE`](devp2p_core::rlpx::MAX_MESSAGE_SIZE) bytes can be).
     pub async fn send(
         &self,
-        peer: NodeId,
-        protocol: usize,
+        peer: &NodeId,
+        protocol: ProtocolId,
         code: u64,
-        payload: Vec<u8>,
+        payload: &[u8],
     ) -> Result<(), SendFailure> {
+        refuse_oversized(payload)?;
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Send {
-                peer,
+                peer: *peer,
                 protocol,
                 code,
-                payload,
+                payload: payload.to_vec(),
                 reply: Reply::Caller(reply),
             })
             .await
@@ -209,16 +142,21 @@ impl NodeHandle {
     /// soon as the message is on its way, so a sender can keep many in flight (1 KiB
     /// messages go several times faster than awaiting each `send`). Order with other
     /// `send`s and `post`s from the same caller is kept. It waits only while
-    /// [`MAX_POSTED_BYTES`] of posted messages are still on their way. A message the node
-    /// refuses (the peer left, say) is dropped and counted in [`NodeInfo::posts_dropped`];
-    /// the application hears of a departed peer through `PeerRemoved`.
+    /// [`MAX_POSTED_BYTES`] of posted messages are still on their way.
+    ///
+    /// A payload larger than any peer accepts is refused at once. A message the node refuses
+    /// later (the peer left, say, or it does not compress into one frame) is dropped, logged
+    /// at warn level with the peer and the reason, and counted in
+    /// [`DriverStats::posts_dropped`](crate::DriverStats::posts_dropped); the application
+    /// also hears of a departed peer through `PeerRemoved`.
     pub async fn post(
         &self,
-        peer: NodeId,
-        protocol: usize,
+        peer: &NodeId,
+        protocol: ProtocolId,
         code: u64,
-        payload: Vec<u8>,
-    ) -> Result<(), Stopped> {
+        payload: &[u8],
+    ) -> Result<(), SendFailure> {
+        refuse_oversized(payload)?;
         let weight = payload.len().clamp(POST_MIN_WEIGHT, MAX_POSTED_BYTES);
         let weight = u32::try_from(weight).unwrap_or(u32::MAX);
         let permit = self
@@ -227,42 +165,80 @@ impl NodeHandle {
             .clone()
             .acquire_many_owned(weight)
             .await
-            .map_err(|_| Stopped)?;
+            .map_err(|_| SendFailure::Stopped)?;
         self.commands
             .send(Command::Send {
-                peer,
+                peer: *peer,
                 protocol,
                 code,
-                payload,
+                payload: payload.to_vec(),
                 reply: Reply::Posted(permit),
             })
             .await
-            .map_err(|_| Stopped)
+            .map_err(|_| SendFailure::Stopped)
+    }
+
+    /// Sends like [`send`](Self::send) if the peer's outbound queue has room now, and never
+    /// waits for room: a full queue is [`SendError::QueueFull`] inside
+    /// [`SendFailure::Refused`], and the event stream then carries a
+    /// [`NodeEvent::Writable`](devp2p_core::node::NodeEvent::Writable) for the peer once it
+    /// has room (the same contract as `devp2p_mio::Driver::send`). While `send`s or `post`s
+    /// to that peer wait for room, it is refused with [`SendFailure::TooManyWaiting`] so they
+    /// keep their place, and the same `Writable` follows.
+    pub async fn try_send(
+        &self,
+        peer: &NodeId,
+        protocol: ProtocolId,
+        code: u64,
+        payload: &[u8],
+    ) -> Result<(), SendFailure> {
+        refuse_oversized(payload)?;
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Send {
+                peer: *peer,
+                protocol,
+                code,
+                payload: payload.to_vec(),
+                reply: Reply::Try(reply),
+            })
+            .await
+            .map_err(|_| SendFailure::Stopped)?;
+        rx.await.map_err(|_| SendFailure::Stopped)?
     }
 
     /// Disconnects `peer` with `reason`.
-    pub async fn disconnect(&self, peer: NodeId, reason: DisconnectReason) -> Result<(), Stopped> {
+    pub async fn disconnect(&self, peer: &NodeId, reason: DisconnectReason) -> Result<(), Stopped> {
+        let peer = *peer;
         self.call(move |n, now| n.disconnect(now, &peer, reason))
             .await
     }
 
-    /// Adds a static peer: kept connected, redialled after drops.
-    pub async fn add_static(&self, node: Enode) -> Result<(), Stopped> {
-        self.call(move |n, now| n.add_static(now, &node)).await
+    /// Adds a static peer: kept connected, redialled after drops. Refused when the node can
+    /// never dial it; a dial that fails later is a
+    /// [`NodeEvent::ConnectionFailed`](devp2p_core::node::NodeEvent::ConnectionFailed).
+    pub async fn add_static(&self, node: &Enode) -> Result<(), AddStaticError> {
+        let node = node.clone();
+        self.call(move |n, now| n.add_static(now, &node))
+            .await?
+            .map_err(|e: Undialable| AddStaticError::Undialable(e))
     }
 
     /// Removes a static peer (an existing connection stays).
-    pub async fn remove_static(&self, id: NodeId) -> Result<(), Stopped> {
+    pub async fn remove_static(&self, id: &NodeId) -> Result<(), Stopped> {
+        let id = *id;
         self.call(move |n, _| n.remove_static(&id)).await
     }
 
     /// Trusts `id`: admitted past the peer limits.
-    pub async fn add_trusted(&self, id: NodeId) -> Result<(), Stopped> {
+    pub async fn add_trusted(&self, id: &NodeId) -> Result<(), Stopped> {
+        let id = *id;
         self.call(move |n, _| n.add_trusted(id)).await
     }
 
     /// Stops trusting `id`.
-    pub async fn remove_trusted(&self, id: NodeId) -> Result<(), Stopped> {
+    pub async fn remove_trusted(&self, id: &NodeId) -> Result<(), Stopped> {
+        let id = *id;
         self.call(move |n, _| n.remove_trusted(&id)).await
     }
 
@@ -271,33 +247,41 @@ impl NodeHandle {
         self.call(|n, _| n.peers()).await
     }
 
-    /// Peers, table, counters.
-    pub async fn info(&self) -> Result<NodeInfo, Stopped> {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |engine, io| {
-            let n = engine.node();
-            let table = n
-                .discovery()
-                .map(|d| d.table().entries().map(|e| e.node().clone()).collect())
-                .unwrap_or_default();
-            let _ = tx.send(NodeInfo {
-                peers: n.peers(),
-                table,
-                stats: n.stats(),
-                driver: engine.stats().clone(),
-                posts_dropped: io.posts_dropped,
-            });
-        });
-        self.commands
-            .send(Command::Call(job))
-            .await
-            .map_err(|_| Stopped)?;
-        rx.await.map_err(|_| Stopped)
+    /// The nodes in the discovery table (empty without discovery).
+    pub async fn table(&self) -> Result<Vec<DiscNode>, Stopped> {
+        self.query(|engine, _| engine.table()).await
     }
 
-    /// Runs a discovery lookup for the 64-byte public key `target` and returns the closest
-    /// nodes found, nearest first.
-    pub async fn lookup(&self, target: [u8; 64]) -> Result<Vec<DiscNode>, LookupError> {
+    /// The node's counters and the driver's.
+    pub async fn stats(&self) -> Result<Stats, Stopped> {
+        self.query(|engine, io| {
+            let mut stats = engine.all_stats();
+            stats.driver.posts_dropped = io.posts_dropped;
+            stats
+        })
+        .await
+    }
+
+    /// The node database as it would be saved now.
+    pub async fn db_snapshot(&self) -> Result<NodeDbSnapshot, Stopped> {
+        self.query(|engine, _| engine.db_snapshot()).await
+    }
+
+    /// Runs a discovery lookup for the nodes closest to `target` and returns them, nearest
+    /// first.
+    pub async fn lookup(&self, target: &NodePublicKey) -> Result<Vec<DiscNode>, LookupError> {
+        self.run_lookup(Some(*target)).await
+    }
+
+    /// Runs a lookup for a random target (a crawler's walk) and returns what it found.
+    pub async fn lookup_random(&self) -> Result<Vec<DiscNode>, LookupError> {
+        self.run_lookup(None).await
+    }
+
+    async fn run_lookup(
+        &self,
+        target: Option<NodePublicKey>,
+    ) -> Result<Vec<DiscNode>, LookupError> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Lookup { target, reply })
@@ -330,6 +314,18 @@ impl NodeHandle {
     }
 }
 
+/// Refuses, before it is copied or queued, a payload larger than any peer decompresses.
+fn refuse_oversized(payload: &[u8]) -> Result<(), SendFailure> {
+    if payload.len() > MAX_UNCOMPRESSED_SIZE {
+        return Err(SendFailure::Refused(SendError::TooLarge {
+            size: payload.len(),
+            limit: MAX_UNCOMPRESSED_SIZE,
+            kind: SizeLimit::Message,
+        }));
+    }
+    Ok(())
+}
+
 /// Runs one command in the node task; a shutdown request starts the shutdown and its reply
 /// waits in `shutdown_waiters` for the report.
 pub(crate) fn execute(
@@ -350,20 +346,23 @@ pub(crate) fn execute(
             if let Some(q) = io.parked.get_mut(&peer) {
                 // Earlier sends to this peer wait for room: keep the order.
                 // Posts are bounded by their byte budget instead.
-                if q.len() >= MAX_PARKED_SENDS_PER_PEER && matches!(reply, Reply::Caller(_)) {
-                    let waiting = q.len();
-                    reply.finish(
-                        io,
-                        &peer,
-                        Err(SendFailure::TooManyWaiting { peer, waiting }),
-                    );
-                } else {
-                    q.push_back(ParkedSend {
+                let waiting = q.len();
+                match reply {
+                    Reply::Try(_) => {
+                        io.try_blocked.insert(peer);
+                        let e = SendFailure::TooManyWaiting { peer, waiting };
+                        reply.finish(io, &peer, Err(e));
+                    }
+                    Reply::Caller(_) if waiting >= MAX_PARKED_SENDS_PER_PEER => {
+                        let e = SendFailure::TooManyWaiting { peer, waiting };
+                        reply.finish(io, &peer, Err(e));
+                    }
+                    _ => q.push_back(ParkedSend {
                         protocol,
                         code,
                         payload,
                         reply,
-                    });
+                    }),
                 }
                 return;
             }
@@ -371,7 +370,12 @@ pub(crate) fn execute(
             // small messages leaves in few writes.
             let now = engine.clock().now();
             match engine.node_mut().send(now, &peer, protocol, code, &payload) {
+                Err(e @ SendError::QueueFull { .. }) if matches!(reply, Reply::Try(_)) => {
+                    io.try_blocked.insert(peer);
+                    reply.finish(io, &peer, Err(SendFailure::Refused(e)));
+                }
                 Err(SendError::QueueFull { .. }) => {
+                    // Retried when the node says the peer is writable again.
                     io.parked.entry(peer).or_default().push_back(ParkedSend {
                         protocol,
                         code,
@@ -384,7 +388,12 @@ pub(crate) fn execute(
         }
         Command::Lookup { target, reply } => {
             let now = engine.clock().now();
-            if let Some(id) = engine.node_mut().start_lookup(now, target) {
+            let node = engine.node_mut();
+            let id = match target {
+                Some(t) => node.lookup(now, &t),
+                None => node.lookup_random(now),
+            };
+            if let Some(id) = id {
                 io.lookups.insert(id, reply);
             }
             engine.flush(io);

@@ -20,7 +20,7 @@
 //!
 //! ```no_run
 //! use devp2p_core::node::{NodeConfig, NodeEvent};
-//! use devp2p_core::session::{Protocol, SessionConfig};
+//! use devp2p_core::session::{Protocol, ProtocolId, SessionConfig};
 //! use devp2p_tokio::{spawn, DriverConfig};
 //!
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,7 +37,7 @@
 //! println!("listening as {}", node.local_enode());
 //! while let Some(event) = events.recv().await {
 //!     if let NodeEvent::PeerAdded(peer) = event {
-//!         node.send(peer.id, 0, 1, b"hello".to_vec()).await?;
+//!         node.send(&peer.id, ProtocolId::new(0), 1, b"hello").await?;
 //!     }
 //! }
 //! # Ok(()) }
@@ -52,12 +52,13 @@ mod task;
 use std::sync::Arc;
 
 pub use devp2p_mio::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
-use devp2p_mio::common::Engine;
-pub use devp2p_mio::common::{DriverConfig, DriverStats, KeySource, ShutdownReport, StartError};
-pub use events::EventStream;
-pub use handle::{
-    LookupError, NodeHandle, NodeInfo, SendFailure, Stopped, MAX_POSTED_BYTES, POST_MIN_WEIGHT,
+pub use devp2p_mio::common::{
+    AddStaticError, DriverConfig, DriverStats, KeySource, LookupError, SendFailure, ShutdownReport,
+    StartError, Stats, Stopped,
 };
+use devp2p_mio::common::{Engine, LogTarget};
+pub use events::EventStream;
+pub use handle::{NodeHandle, MAX_POSTED_BYTES, POST_MIN_WEIGHT};
 pub use task::{ACCEPTS_PER_TURN, COMMANDS_PER_TURN, MAX_PARKED_SENDS_PER_PEER};
 
 /// Commands from handles waiting for the node task; senders wait beyond it (backpressure on
@@ -74,7 +75,7 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
         ))
     })?;
     let _guard = runtime.enter();
-    let (engine, sockets) = Engine::<task::TokioStream>::start(config)?;
+    let (engine, sockets) = Engine::<task::TokioStream>::start(config, LogTarget::Tokio)?;
     let listener = tokio::net::TcpListener::from_std(sockets.listener).map_err(StartError::Io)?;
     let udp = sockets
         .udp
@@ -98,6 +99,8 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
         events: event_tx,
         lookups: Default::default(),
         parked: Default::default(),
+        writable: Default::default(),
+        try_blocked: Default::default(),
         posts_dropped: 0,
         accept_paused_until: None,
     };

@@ -2,14 +2,14 @@
 //! every connection's readiness, finished dials, commands from handles and the node's
 //! deadline, and hands each to the shared [`Engine`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
 use devp2p_core::discv4::{Event as DiscoveryEvent, LookupId, Node as DiscNode};
 use devp2p_core::node::{ConnId, NodeEvent, DIAL_TIMEOUT};
-use devp2p_core::session::SendError;
+use devp2p_core::session::{ProtocolId, SendError};
 use devp2p_core::NodeId;
 use devp2p_mio::common::engine::ACCEPT_ERROR_BACKOFF;
 use devp2p_mio::common::{Backlog, Engine, Io, ShutdownReport, Stream};
@@ -17,7 +17,8 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::events::EventSender;
-use crate::handle::{Command, SendFailure};
+use crate::handle::Command;
+use devp2p_mio::common::SendFailure;
 
 /// Commands from handles executed per turn before the sockets get theirs.
 pub const COMMANDS_PER_TURN: usize = 64;
@@ -49,6 +50,8 @@ impl Stream for TokioStream {
 pub(crate) enum Reply {
     /// A `send` caller, waiting.
     Caller(oneshot::Sender<Result<(), SendFailure>>),
+    /// A `try_send` caller: answered at once, never parked.
+    Try(oneshot::Sender<Result<(), SendFailure>>),
     /// A `post`: nobody waits; the permit returns its bytes to the post budget when dropped,
     /// and a failure is counted.
     Posted(tokio::sync::OwnedSemaphorePermit),
@@ -57,13 +60,13 @@ pub(crate) enum Reply {
 impl Reply {
     pub(crate) fn finish(self, io: &mut TokioIo, peer: &NodeId, r: Result<(), SendFailure>) {
         match self {
-            Reply::Caller(tx) => {
+            Reply::Caller(tx) | Reply::Try(tx) => {
                 let _ = tx.send(r);
             }
             Reply::Posted(_permit) => {
                 if let Err(e) = r {
                     io.posts_dropped += 1;
-                    tracing::debug!(%peer, error = %e, "posted message dropped");
+                    tracing::warn!(%peer, error = %e, "a posted message was dropped");
                 }
             }
         }
@@ -71,7 +74,7 @@ impl Reply {
 }
 
 pub(crate) struct ParkedSend {
-    pub(crate) protocol: usize,
+    pub(crate) protocol: ProtocolId,
     pub(crate) code: u64,
     pub(crate) payload: Vec<u8>,
     pub(crate) reply: Reply,
@@ -85,6 +88,10 @@ pub(crate) struct TokioIo {
     pub(crate) events: EventSender,
     pub(crate) lookups: BTreeMap<LookupId, oneshot::Sender<Vec<DiscNode>>>,
     pub(crate) parked: BTreeMap<NodeId, VecDeque<ParkedSend>>,
+    /// Peers the node said are writable again since the parked sends were last retried.
+    pub(crate) writable: BTreeSet<NodeId>,
+    /// Peers a `try_send` found full: the application hears when they are writable again.
+    pub(crate) try_blocked: BTreeSet<NodeId>,
     /// Posted messages the node refused (peer gone, protocol not negotiated…).
     pub(crate) posts_dropped: u64,
     pub(crate) accept_paused_until: Option<tokio::time::Instant>,
@@ -136,9 +143,19 @@ impl Io for TokioIo {
                 }
             }
             NodeEvent::PeerRemoved { id, .. } => {
+                self.writable.remove(id);
+                self.try_blocked.remove(id);
                 for p in self.parked.remove(id).into_iter().flatten() {
                     let e = Err(SendFailure::Refused(SendError::NotEstablished));
                     p.reply.finish(self, id, e);
+                }
+            }
+            // Parked sends are retried by the task; the application hears of it only when
+            // one of its `try_send`s met the full queue (`send` waits, `post` parks).
+            NodeEvent::Writable { peer } => {
+                self.writable.insert(*peer);
+                if !self.try_blocked.remove(peer) {
+                    return;
                 }
             }
             _ => {}
@@ -300,18 +317,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Offers sends that waited for queue room again, in order per peer; drains the node once
-/// at the end.
+/// Offers sends that waited for queue room again, in order, to the peers the node said have
+/// room now; drains the node once at the end.
 fn retry_parked(engine: &mut Engine<TokioStream>, io: &mut TokioIo) {
-    if io.parked.is_empty() {
+    if io.writable.is_empty() {
         return;
     }
-    retry_parked_undrained(engine, io);
-    engine.flush(io);
-}
-
-fn retry_parked_undrained(engine: &mut Engine<TokioStream>, io: &mut TokioIo) {
-    let peers: Vec<NodeId> = io.parked.keys().copied().collect();
+    let peers = std::mem::take(&mut io.writable);
     for peer in peers {
         while let Some(queue) = io.parked.get_mut(&peer) {
             let Some(p) = queue.front() else {
@@ -340,4 +352,5 @@ fn retry_parked_undrained(engine: &mut Engine<TokioStream>, io: &mut TokioIo) {
             }
         }
     }
+    engine.flush(io);
 }

@@ -4,8 +4,11 @@
 use std::time::Duration;
 
 use devp2p_core::node::{NodeConfig, NodeEvent};
-use devp2p_core::session::{DisconnectReason, Protocol, SessionConfig, Side};
+use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId, SessionConfig, Side};
 use devp2p_tokio::{spawn, DriverConfig, EventStream};
+
+/// The one protocol the test nodes speak.
+const P: ProtocolId = ProtocolId::new(0);
 
 fn config() -> DriverConfig {
     DriverConfig {
@@ -42,10 +45,10 @@ async fn next_matching(
 async fn a_static_peer_connects_exchanges_a_message_and_hears_client_quitting() {
     let (a, mut a_events) = spawn(config()).unwrap();
     let (b, mut b_events) = spawn(config()).unwrap();
-    b.add_static(a.local_enode().clone()).await.unwrap();
+    b.add_static(&a.local_enode()).await.unwrap();
     next_matching(&mut a_events, |e| matches!(e, NodeEvent::PeerAdded(_))).await;
     next_matching(&mut b_events, |e| matches!(e, NodeEvent::PeerAdded(_))).await;
-    b.send(a.local_id(), 0, 1, b"ping".to_vec()).await.unwrap();
+    b.send(&a.local_id(), P, 1, b"ping").await.unwrap();
     let got = next_matching(&mut a_events, |e| matches!(e, NodeEvent::Message { .. })).await;
     assert!(matches!(got, NodeEvent::Message { payload, code: 1, .. } if payload == b"ping"));
     let report = a.shutdown().await.unwrap();
@@ -89,13 +92,13 @@ async fn posted_messages_arrive_in_order_and_refused_ones_are_counted() {
     let mut small = config();
     small.node.session.max_outbound_queue = 8 * 1024;
     let (b, mut b_events) = spawn(small).unwrap();
-    b.add_static(a.local_enode().clone()).await.unwrap();
+    b.add_static(&a.local_enode()).await.unwrap();
     next_matching(&mut b_events, |e| matches!(e, NodeEvent::PeerAdded(_))).await;
     let n = 3 * devp2p_tokio::MAX_PARKED_SENDS_PER_PEER as u32;
     for i in 0..n {
         let mut p = i.to_be_bytes().to_vec();
         p.resize(256, 0);
-        b.post(a.local_id(), 0, 1, p).await.unwrap();
+        b.post(&a.local_id(), P, 1, &p).await.unwrap();
     }
     for i in 0..n {
         let e = next_matching(&mut a_events, |e| matches!(e, NodeEvent::Message { .. })).await;
@@ -104,8 +107,67 @@ async fn posted_messages_arrive_in_order_and_refused_ones_are_counted() {
             "message {i}: {e:?}"
         );
     }
-    assert_eq!(b.info().await.unwrap().posts_dropped, 0);
+    assert_eq!(b.stats().await.unwrap().driver.posts_dropped, 0);
     // Nobody with this id is connected: the node refuses it, nobody waits, it is counted.
-    b.post(b.local_id(), 0, 1, vec![1]).await.unwrap();
-    assert_eq!(b.info().await.unwrap().posts_dropped, 1);
+    b.post(&b.local_id(), P, 1, &[1]).await.unwrap();
+    assert_eq!(b.stats().await.unwrap().driver.posts_dropped, 1);
+}
+
+/// `post` around the size limits: what no peer accepts is refused at once; what the node
+/// refuses later (it does not compress into a frame) is counted, not lost silently; the
+/// largest always-accepted messages arrive, in order with the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_around_the_size_limits_arrive_or_are_refused_and_counted() {
+    use devp2p_core::rlpx::{MAX_MESSAGE_SIZE, MAX_UNCOMPRESSED_SIZE};
+    use devp2p_core::session::{SendError, SizeLimit};
+    use devp2p_tokio::SendFailure;
+
+    let (a, mut a_events) = spawn(config()).unwrap();
+    let (b, mut b_events) = spawn(config()).unwrap();
+    b.add_static(&a.local_enode()).await.unwrap();
+    next_matching(&mut b_events, |e| matches!(e, NodeEvent::PeerAdded(_))).await;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = |len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    let to = a.local_id();
+    for len in [MAX_UNCOMPRESSED_SIZE + 1, 20 * 1024 * 1024] {
+        let e = b.post(&to, P, 1, &vec![0; len]).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SendFailure::Refused(SendError::TooLarge {
+                    kind: SizeLimit::Message,
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+    }
+    let first = noise(MAX_MESSAGE_SIZE);
+    let second = noise(MAX_MESSAGE_SIZE);
+    b.post(&to, P, 1, &first).await.unwrap();
+    // Within the message limit but it cannot fit a frame: the node refuses it later.
+    b.post(&to, P, 1, &noise(MAX_UNCOMPRESSED_SIZE))
+        .await
+        .unwrap();
+    b.post(&to, P, 1, &second).await.unwrap();
+    b.post(&to, P, 1, b"last").await.unwrap();
+    for want in [&first[..], &second[..], b"last"] {
+        let e = tokio::time::timeout(
+            Duration::from_secs(60),
+            next_matching(&mut a_events, |e| matches!(e, NodeEvent::Message { .. })),
+        )
+        .await
+        .expect("the posted messages arrive");
+        assert!(matches!(&e, NodeEvent::Message { payload, .. } if payload == want));
+    }
+    assert_eq!(b.stats().await.unwrap().driver.posts_dropped, 1);
 }

@@ -10,7 +10,9 @@ use devp2p_core::discv4::{Node as DiscNode, Table};
 use devp2p_core::keccak::keccak256_concat;
 use devp2p_core::node::{Node, NodeConfig};
 use devp2p_core::rlpx::FrameCodec;
-use devp2p_core::session::{DisconnectReason, Protocol, Session, SessionConfig, SessionEvent};
+use devp2p_core::session::{
+    DisconnectReason, Protocol, ProtocolId, Session, SessionConfig, SessionEvent,
+};
 use devp2p_core::{Instant, NodeSecretKey};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -120,7 +122,12 @@ pub fn session(data: &[u8]) {
                 code,
                 payload,
             } => {
-                let _ = s.send(now, usize::from(protocol % 3), u64::from(code), &payload);
+                let _ = s.send(
+                    now,
+                    ProtocolId::new(usize::from(protocol % 3)),
+                    u64::from(code),
+                    &payload,
+                );
             }
             SessionOp::Disconnect(r) => s.disconnect(now, DisconnectReason::from_code(r)),
             SessionOp::Written(n) => s.handle_written(now, usize::from(n)),
@@ -131,7 +138,7 @@ pub fn session(data: &[u8]) {
             let n = s.handle_read(now, &wire[pos..]);
             while let Some(e) = s.poll_event() {
                 if let SessionEvent::Message { protocol, code, .. } = e {
-                    assert!(protocol < 2 && code < 17);
+                    assert!(protocol.index() < 2 && code < 17);
                 }
             }
             if n == 0 {
@@ -276,7 +283,11 @@ pub fn node(data: &[u8]) {
             }
             NodeOp::ConnectFailed { conn } => {
                 if let Some(c) = pick(conn, &conns) {
-                    n.handle_connect_failed(now, c);
+                    n.handle_connect_failed(
+                        now,
+                        c,
+                        &std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                    );
                 }
             }
             NodeOp::Read { conn, data } => {
@@ -307,12 +318,13 @@ pub fn node(data: &[u8]) {
             } => {
                 let peers = n.peers();
                 if let Some(p) = peers.get(usize::from(peer) % peers.len().max(1)) {
-                    let _ = n.send(now, &p.id, 0, u64::from(code), &payload);
+                    let _ = n.send(now, &p.id, ProtocolId::new(0), u64::from(code), &payload);
                 }
             }
             NodeOp::AddStatic { key } => {
                 let k = &key_pool()[usize::from(key) % key_pool().len()];
-                n.add_static(
+                // Refusals (ourselves, say) are part of what is fuzzed.
+                let _ = n.add_static(
                     now,
                     &devp2p_core::Enode::new(*k.public(), addr(key).ip(), 30303, 30303),
                 );

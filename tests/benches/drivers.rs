@@ -21,9 +21,8 @@ use std::time::{Duration, Instant};
 use devp2p_core::keccak::Keccak256;
 use devp2p_core::node::{NodeConfig, NodeEvent};
 use devp2p_core::rlpx::{FrameCodec, Secrets};
-use devp2p_core::session::{Protocol, SendError, SessionConfig};
-use devp2p_mio::common::DriverConfig;
-use devp2p_mio::Runner;
+use devp2p_core::session::{Protocol, ProtocolId, SendError, SessionConfig};
+use devp2p_mio::{DriverConfig, Runner, SendFailure};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -35,6 +34,8 @@ const ROUNDS: usize = 7;
 const QUICK_ROUNDS: usize = 3;
 /// Longest a driver round may take before the bench gives up on it.
 const ROUND_LIMIT: Duration = Duration::from_secs(60);
+/// The one protocol the benchmark nodes speak.
+const P: ProtocolId = ProtocolId::new(0);
 
 fn payloads(size: usize, count: usize, rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
     // A handful of distinct random (incompressible) payloads, reused.
@@ -108,7 +109,7 @@ fn tokio_round(
     rt.block_on(async {
         let (a, mut a_events) = devp2p_tokio::spawn(config()).expect("node a");
         let (b, mut b_events) = devp2p_tokio::spawn(config()).expect("node b");
-        b.add_static(a.local_enode().clone()).await.expect("b runs");
+        b.add_static(&a.local_enode()).await.expect("b runs");
         loop {
             match b_events.recv().await {
                 Some(NodeEvent::PeerAdded(_)) => break,
@@ -131,15 +132,15 @@ fn tokio_round(
         });
         let to = a.local_id();
         for i in 0..count {
-            let payload = msgs[i % msgs.len()].clone();
+            let payload = &msgs[i % msgs.len()];
             if pipelined {
-                b.post(to, 0, 0, payload).await.expect("post");
+                b.post(&to, P, 0, payload).await.expect("post");
             } else {
-                b.send(to, 0, 0, payload).await.expect("send");
+                b.send(&to, P, 0, payload).await.expect("send");
             }
         }
         let Ok(done) = tokio::time::timeout(ROUND_LIMIT, receiver).await else {
-            let dropped = b.info().await.map(|i| i.posts_dropped);
+            let dropped = b.stats().await.map(|s| s.driver.posts_dropped);
             panic!("tokio round over {ROUND_LIMIT:?} (posts dropped: {dropped:?})");
         };
         let (got, _events) = done.expect("receiver task");
@@ -158,7 +159,10 @@ fn mio_round(msgs: &[Vec<u8>], count: usize) -> f64 {
     let b = r.add(config()).expect("node b");
     let a_enode = r.driver(a).expect("a").local_enode();
     let to = a_enode.id();
-    r.driver_mut(b).expect("b").add_static(&a_enode);
+    r.driver_mut(b)
+        .expect("b")
+        .add_static(&a_enode)
+        .expect("dialable");
     let mut connected = false;
     while !connected {
         r.turn(Some(Duration::from_millis(10)), &mut |i, _, e| {
@@ -173,9 +177,9 @@ fn mio_round(msgs: &[Vec<u8>], count: usize) -> f64 {
         assert!(start.elapsed() < ROUND_LIMIT, "mio round over the limit");
         let d = r.driver_mut(b).expect("b");
         while sent < count {
-            match d.send(&to, 0, 0, &msgs[sent % msgs.len()]) {
+            match d.send(&to, P, 0, &msgs[sent % msgs.len()]) {
                 Ok(()) => sent += 1,
-                Err(SendError::QueueFull { .. }) => break,
+                Err(SendFailure::Refused(SendError::QueueFull { .. })) => break,
                 Err(e) => panic!("send: {e}"),
             }
         }

@@ -31,4 +31,5 @@ both_drivers!(
     eight_nodes_bootstrap_from_one_and_find_each_other,
     shutdown_is_clean_on_both_sides_with_reasons,
     restart_seeds_from_the_saved_database,
+    messages_around_every_size_limit_arrive_or_are_refused_at_once,
 );

@@ -273,13 +273,15 @@ fn they_hang_up(
 fn our_node_dials_ethereumjs(h: &mut impl Harness) {
     let mut js = EjsPeer::start(&["--rlpx"]);
     let a = h.start(rlpx_config());
-    h.add_static(a, parse_enode(js.enode()));
+    h.add_static(a, parse_enode(js.enode()))
+        .expect("a dialable static peer");
     wait_connected(h, a, &js, 1, Direction::Outbound);
     ping_pong(h, a, &mut js);
     we_hang_up(h, a, &js, 1, DisconnectReason::TooManyPeers);
 
     let b = h.start(rlpx_config());
-    h.add_static(b, parse_enode(js.enode()));
+    h.add_static(b, parse_enode(js.enode()))
+        .expect("a dialable static peer");
     wait_connected(h, b, &js, 1, Direction::Outbound);
     ping_pong(h, b, &mut js);
     they_hang_up(h, b, &mut js, 1, DisconnectReason::Requested);
@@ -312,7 +314,8 @@ fn ethereumjs_requires_a_shared_capability(h: &mut impl Harness) {
     c.node.session.protocols.clear();
     let a = h.start(c);
     let pk = pubkey(h, a);
-    h.add_static(a, parse_enode(js.enode()));
+    h.add_static(a, parse_enode(js.enode()))
+        .expect("a dialable static peer");
     let sent = js.wait_for("ethereumjs to refuse our node", WAIT, |e| {
         is(e, "sent", &pk) && e["msg"] == "DISCONNECT"
     });

@@ -54,10 +54,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use devp2p_core::node::{NodeConfig, NodeEvent};
-use devp2p_core::session::{Protocol, SendError, SessionConfig};
+use devp2p_core::session::{Protocol, ProtocolId, SendError, SessionConfig};
 use devp2p_core::{Enode, NodeId};
-use devp2p_mio::common::DriverConfig;
-use devp2p_mio::Runner;
+use devp2p_mio::{DriverConfig, Runner, SendFailure};
+
+/// The one protocol the load test speaks.
+const P: ProtocolId = ProtocolId::new(0);
 
 /// Set in the child process that runs one driver's load.
 const CHILD: &str = "DEVP2P_LOAD_CHILD";
@@ -210,7 +212,7 @@ impl Tally {
                 id, error, reason, ..
             } => self.fail(format!("peer {id} left ({reason:?}, {error:?})")),
             NodeEvent::Message { peer, payload, .. } => self.message(peer, &payload),
-            NodeEvent::Discovery(_) => {}
+            _ => {}
         }
     }
 
@@ -357,7 +359,7 @@ fn run_tokio(size: Size) -> Report {
         let mut senders = Vec::with_capacity(size.sessions);
         for client in 0..size.sessions as u64 {
             let (node, mut events) =
-                devp2p_tokio::spawn(client_config(size, hub.local_enode())).expect("a client");
+                devp2p_tokio::spawn(client_config(size, &hub.local_enode())).expect("a client");
             let (gate, go, filler) = (start_gate.clone(), go.clone(), filler.clone());
             senders.push(tokio::spawn(async move {
                 loop {
@@ -376,7 +378,7 @@ fn run_tokio(size: Size) -> Report {
                     wait.await;
                 }
                 for seq in 0..size.messages {
-                    node.send(hub_id, 0, 0, payload(&filler, client, seq))
+                    node.send(&hub_id, P, 0, &payload(&filler, client, seq))
                         .await
                         .map_err(|e| format!("client {client}, message {seq}: {e}"))?;
                 }
@@ -521,9 +523,9 @@ fn run_mio(size: Size) -> Report {
         for (i, sent) in sent.iter_mut().enumerate() {
             let d = runner.driver_mut(i).expect("a client");
             while *sent < size.messages {
-                match d.send(&hub_id, 0, 0, &payload(&filler, i as u64, *sent)) {
+                match d.send(&hub_id, P, 0, &payload(&filler, i as u64, *sent)) {
                     Ok(()) => *sent += 1,
-                    Err(SendError::QueueFull { .. }) => break,
+                    Err(SendFailure::Refused(SendError::QueueFull { .. })) => break,
                     Err(e) => fail(format!("client {i}, message {sent}: {e}")),
                 }
             }

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use rand_core::CryptoRng;
 
 use super::config::INBOUND_THROTTLE_TIME;
-use super::types::{DialOutcome, Direction, HandshakeOutcome, NodeEvent, PeerInfo};
+use super::types::{
+    ConnectError, ConnectionFailure, DialOutcome, Direction, HandshakeOutcome, NodeEvent, PeerInfo,
+};
 use super::{ConnId, ConnState, Node};
 use crate::discv4::netutil::is_lan;
 use crate::identity::{NodeId, NodePublicKey};
@@ -104,7 +106,7 @@ impl<R: CryptoRng> Node<R> {
         Ok(None)
     }
 
-    fn dialer_max(&self) -> usize {
+    pub(super) fn dialer_max(&self) -> usize {
         crate::dial::max_dialed_peers(
             self.config.max_peers,
             self.config.dial_ratio,
@@ -129,6 +131,7 @@ impl<R: CryptoRng> Node<R> {
         let now = self.now;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.remote = Some(id);
+            c.remote_key = Some(remote);
         }
         match self.check_admission(conn, id) {
             Ok(rival) => {
@@ -146,11 +149,7 @@ impl<R: CryptoRng> Node<R> {
                 }
             }
             Err(reason) => {
-                *self
-                    .stats
-                    .handshakes
-                    .entry(HandshakeOutcome::Refused(reason))
-                    .or_default() += 1;
+                // Counted and reported when the session closes (`on_closed`).
                 let c = self.conns.get_mut(&conn).expect("pumped connection exists");
                 if let ConnState::Open(s) = &mut c.state {
                     s.disconnect(now, reason);
@@ -165,11 +164,6 @@ impl<R: CryptoRng> Node<R> {
         let rival = match self.check_admission(conn, id) {
             Ok(r) => r,
             Err(reason) => {
-                *self
-                    .stats
-                    .handshakes
-                    .entry(HandshakeOutcome::Refused(reason))
-                    .or_default() += 1;
                 if let Some(ConnState::Open(s)) = self.conns.get_mut(&conn).map(|c| &mut c.state) {
                     s.disconnect(now, reason);
                 }
@@ -194,6 +188,7 @@ impl<R: CryptoRng> Node<R> {
             is_static,
             bytes_in: 0,
             bytes_out: 0,
+            queued: 0,
             connected_since: now,
         };
         c.peer = Some(info.clone());
@@ -256,30 +251,10 @@ impl<R: CryptoRng> Node<R> {
                 });
             }
             None => {
-                // Never became a peer: count why, and free the dial or the inbound slot.
-                let refused = matches!(
-                    closed,
-                    Closed {
-                        initiator: Side::Local,
-                        error: None,
-                        ..
-                    }
-                );
-                if !refused {
-                    let outcome = match (&closed.initiator, &closed.error) {
-                        (Side::Remote, None)
-                        | (Side::Remote, Some(SessionError::InvalidDisconnect)) => {
-                            HandshakeOutcome::RemoteDisconnected
-                        }
-                        (_, Some(SessionError::Handshake(_))) => HandshakeOutcome::RlpxFailed,
-                        (_, Some(SessionError::Timeout(_))) => HandshakeOutcome::TimedOut,
-                        (_, Some(SessionError::ConnectionClosed)) => {
-                            HandshakeOutcome::ConnectionLost
-                        }
-                        _ => HandshakeOutcome::ProtocolError,
-                    };
-                    *self.stats.handshakes.entry(outcome).or_default() += 1;
-                }
+                // Never became a peer: free the dial or the inbound slot, count why, and tell.
+                let error = connect_error(remote.is_some(), closed);
+                let addr = c.addr;
+                let remote_key = c.remote_key.or(dial.map(|(k, _)| k));
                 if let Some((key, _)) = dial {
                     *self
                         .stats
@@ -291,7 +266,41 @@ impl<R: CryptoRng> Node<R> {
                 if let (Direction::Inbound, Some(id)) = (direction, remote) {
                     self.dialer.set_inbound_pending(id, false);
                 }
+                let trusted = remote_key.is_some_and(|k| self.is_trusted(&k.id()));
+                self.fail(ConnectionFailure {
+                    conn: Some(conn),
+                    direction,
+                    addr: Some(addr),
+                    remote: remote_key,
+                    dial: dial.map(|(_, kind)| kind),
+                    trusted,
+                    error,
+                });
             }
         }
+    }
+}
+
+/// Why a connection that never became a peer ended; `proved` when the RLPx handshake had
+/// proved the remote's key.
+fn connect_error(proved: bool, closed: Closed) -> ConnectError {
+    match (closed.initiator, closed.reason, closed.error) {
+        (Side::Local, Some(DisconnectReason::ClientQuitting), None) => ConnectError::ShuttingDown,
+        (
+            Side::Local,
+            Some(reason),
+            error @ (None | Some(SessionError::NoSharedCapability { .. })),
+        ) => ConnectError::Refused { reason, error },
+        (Side::Remote, reason, None | Some(SessionError::InvalidDisconnect)) => {
+            ConnectError::RemoteDisconnected(reason)
+        }
+        (_, _, Some(SessionError::Handshake(e))) => ConnectError::Rlpx(e),
+        (_, _, Some(SessionError::Timeout(k))) => ConnectError::Timeout(k),
+        (_, _, Some(SessionError::ConnectionClosed)) if !proved => {
+            ConnectError::ClosedDuringHandshake
+        }
+        (_, _, Some(SessionError::ConnectionClosed)) => ConnectError::ConnectionLost,
+        (_, _, Some(e)) => ConnectError::Protocol(e),
+        (Side::Local, None, None) => ConnectError::ConnectionLost,
     }
 }

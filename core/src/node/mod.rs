@@ -60,10 +60,12 @@ use crate::discv4::{
     Config as DiscoveryConfig, Discovery, Event as DiscoveryEvent, LookupId, Node as DiscNode,
     NodeDbSnapshot,
 };
-use crate::enode::Enode;
+use crate::enode::{Enode, Host};
 use crate::enr::Enr;
 use crate::identity::{NodeId, NodePublicKey, NodeSecretKey};
-use crate::session::{DisconnectReason, SendError, Session, SessionConfig, SessionEvent};
+use crate::session::{
+    DisconnectReason, ProtocolId, SendError, Session, SessionConfig, SessionEvent,
+};
 use crate::time::Instant;
 
 enum ConnState {
@@ -83,6 +85,8 @@ struct Conn {
     admitted: bool,
     /// The remote's id, once the RLPx handshake proved it.
     remote: Option<NodeId>,
+    /// The key it proved.
+    remote_key: Option<NodePublicKey>,
     /// Set once the Hello exchange completed and the peer was added.
     peer: Option<PeerInfo>,
     /// Whether an [`Action::Write`] is outstanding.
@@ -176,13 +180,8 @@ impl<R: CryptoRng> Node<R> {
             max_active_dials: config.max_pending_peers,
             net_restrict: config.net_restrict.clone(),
         };
-        let mut dialer = Dialer::new(key.id(), dial_config);
-        for e in &config.static_nodes {
-            dialer.add_static(DialTarget {
-                public_key: e.public_key,
-                addr: e.tcp_addr(),
-            });
-        }
+        let dialer = Dialer::new(key.id(), dial_config);
+        let static_nodes = config.static_nodes.clone();
         let mut node = Self {
             trusted: config.trusted_nodes.iter().copied().collect(),
             session_config: Arc::new(session),
@@ -205,6 +204,19 @@ impl<R: CryptoRng> Node<R> {
             last_feed: None,
             resolving: BTreeMap::new(),
         };
+        for e in &static_nodes {
+            if let Err(u) = node.add_static_target(e) {
+                node.fail(ConnectionFailure {
+                    conn: None,
+                    direction: Direction::Outbound,
+                    addr: e.tcp_addr(),
+                    remote: Some(e.public_key),
+                    dial: Some(DialKind::Static),
+                    trusted: node.is_trusted(&e.id()),
+                    error: ConnectError::NotDialable(u),
+                });
+            }
+        }
         node.run_dialer();
         node
     }
@@ -219,7 +231,12 @@ impl<R: CryptoRng> Node<R> {
     /// Our enode URL.
     pub fn local_enode(&self) -> Enode {
         let port = self.config.listen.port();
-        Enode::new(*self.key.public(), self.config.ip_to_advertise(), port, port)
+        Enode::new(
+            *self.key.public(),
+            self.config.ip_to_advertise(),
+            port,
+            port,
+        )
     }
 
     /// Our signed record, when discovery runs.
@@ -241,6 +258,7 @@ impl<R: CryptoRng> Node<R> {
                 let mut info = conn.peer.clone()?;
                 if let ConnState::Open(s) = &conn.state {
                     (info.bytes_in, info.bytes_out) = s.bytes_in_out();
+                    info.queued = s.outbound().len();
                 }
                 Some(info)
             })
@@ -401,12 +419,17 @@ impl<R: CryptoRng> Node<R> {
             return Err(r);
         }
         if let Some(old) = displace {
-            *self
-                .stats
-                .handshakes
-                .entry(HandshakeOutcome::Displaced)
-                .or_default() += 1;
+            let addr = self.conns.get(&old).map(|c| c.addr);
             self.remove_conn(old, true);
+            self.fail(ConnectionFailure {
+                conn: Some(old),
+                direction: Direction::Inbound,
+                addr,
+                remote: None,
+                dial: None,
+                trusted: false,
+                error: ConnectError::Displaced,
+            });
         }
         let session =
             Session::recipient(self.session_config.clone(), &self.key, now, &mut self.rng);
@@ -439,12 +462,20 @@ impl<R: CryptoRng> Node<R> {
         self.pump(conn);
     }
 
-    /// The TCP connect of an [`Action::Dial`] failed.
-    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId) {
+    /// The TCP connect of an [`Action::Dial`] failed with `error`.
+    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId, error: &std::io::Error) {
         self.tick(now, self.unix_secs);
         if let Some(c) = self.conns.get(&conn) {
             if matches!(c.state, ConnState::Connecting { .. }) {
-                self.drop_dial(conn, DialOutcome::ConnectFailed, false);
+                let error = if error.kind() == std::io::ErrorKind::TimedOut {
+                    ConnectError::TcpTimeout
+                } else {
+                    ConnectError::Tcp {
+                        kind: error.kind(),
+                        message: error.to_string(),
+                    }
+                };
+                self.drop_dial(conn, error, false);
             }
         }
         self.run_dialer();
@@ -496,9 +527,14 @@ impl<R: CryptoRng> Node<R> {
                 // The socket is gone: forget the connection whatever the session says.
                 self.remove_conn(conn, false);
             }
-            Some(ConnState::Connecting { .. }) => {
-                self.drop_dial(conn, DialOutcome::ConnectFailed, false)
-            }
+            Some(ConnState::Connecting { .. }) => self.drop_dial(
+                conn,
+                ConnectError::Tcp {
+                    kind: std::io::ErrorKind::ConnectionAborted,
+                    message: "the connection closed while connecting".into(),
+                },
+                false,
+            ),
             None => {}
         }
         self.run_dialer();
@@ -525,7 +561,7 @@ impl<R: CryptoRng> Node<R> {
         for conn in due {
             match self.conns.get_mut(&conn).map(|c| &mut c.state) {
                 Some(ConnState::Connecting { .. }) => {
-                    self.drop_dial(conn, DialOutcome::ConnectTimeout, true)
+                    self.drop_dial(conn, ConnectError::TcpTimeout, true)
                 }
                 Some(ConnState::Open(s)) => {
                     s.handle_timeout(now);
@@ -539,12 +575,18 @@ impl<R: CryptoRng> Node<R> {
 
     // ---- application API -------------------------------------------------------------------
 
-    /// Sends message `code` of protocol `protocol` (index in the session config) to `peer`.
+    /// Sends message `code` of `protocol` to `peer`. `code` counts from the protocol's first
+    /// message; `protocol` names one of [`SessionConfig::protocols`] (see [`ProtocolId`]).
+    ///
+    /// Every payload up to [`MAX_MESSAGE_SIZE`](crate::rlpx::MAX_MESSAGE_SIZE) fits;
+    /// [`SendError::TooLarge`] refuses at once what never can. [`SendError::QueueFull`]
+    /// means the peer's queue has no room now: a [`NodeEvent::Writable`] for the peer follows
+    /// once it has, so send it again then.
     pub fn send(
         &mut self,
         now: Instant,
         peer: &NodeId,
-        protocol: usize,
+        protocol: ProtocolId,
         code: u64,
         payload: &[u8],
     ) -> Result<(), SendError> {
@@ -582,21 +624,48 @@ impl<R: CryptoRng> Node<R> {
                     self.pump(conn);
                 }
                 Some(ConnState::Connecting { .. }) => {
-                    self.drop_dial(conn, DialOutcome::ConnectFailed, true)
+                    self.drop_dial(conn, ConnectError::ShuttingDown, true)
                 }
                 None => {}
             }
         }
     }
 
-    /// Adds a static peer: kept connected, redialled after drops.
-    pub fn add_static(&mut self, now: Instant, node: &Enode) {
+    /// Adds a static peer: kept connected, redialled after drops. An enode without an
+    /// address (`enode://<key>`) is looked up by its key through discovery first. Refused
+    /// when the node could never be dialled (see [`Undialable`]); a dial that fails later
+    /// is reported as a [`NodeEvent::ConnectionFailed`].
+    pub fn add_static(&mut self, now: Instant, node: &Enode) -> Result<(), Undialable> {
         self.tick(now, self.unix_secs);
+        self.add_static_target(node)?;
+        self.run_dialer();
+        Ok(())
+    }
+
+    fn add_static_target(&mut self, node: &Enode) -> Result<(), Undialable> {
+        let addr = match &node.host {
+            Some(Host::Dns(name)) => return Err(Undialable::DnsName(name.clone())),
+            None if self.discovery.is_none() => return Err(Undialable::NoAddress),
+            None => None,
+            Some(Host::Ip(_)) if node.tcp_port == 0 => return Err(Undialable::NoPort),
+            Some(Host::Ip(_)) => node.tcp_addr(),
+        };
+        if node.id() == self.local_id() {
+            return Err(Undialable::IsSelf);
+        }
+        if self.dialer_max() == 0 {
+            return Err(Undialable::DialingOff);
+        }
+        if let (Some(n), Some(a)) = (&self.config.net_restrict, addr) {
+            if !n.contains(&a.ip()) {
+                return Err(Undialable::NetRestrict);
+            }
+        }
         self.dialer.add_static(DialTarget {
             public_key: node.public_key,
-            addr: node.tcp_addr(),
+            addr,
         });
-        self.run_dialer();
+        Ok(())
     }
 
     /// Removes a static peer (an existing connection stays).
@@ -614,12 +683,34 @@ impl<R: CryptoRng> Node<R> {
         self.trusted.remove(id);
     }
 
-    /// Starts a discovery lookup for `target` (a 64-byte public key); the result arrives as
-    /// [`NodeEvent::Discovery`] with a `LookupFinished`. `None` without discovery.
-    pub fn start_lookup(&mut self, now: Instant, target: [u8; 64]) -> Option<LookupId> {
+    /// Starts a discovery lookup for the nodes closest to `target`; the result arrives as
+    /// [`NodeEvent::Discovery`] holding a `LookupFinished` with the returned id. `None`
+    /// without discovery.
+    pub fn lookup(&mut self, now: Instant, target: &NodePublicKey) -> Option<LookupId> {
         self.tick(now, self.unix_secs);
         let unix = self.unix_secs;
-        let id = self.discovery.as_mut()?.start_lookup(now, unix, target);
+        let id = self
+            .discovery
+            .as_mut()?
+            .start_lookup(now, unix, *target.raw());
+        Some(id)
+    }
+
+    /// Starts a lookup for any 64-byte `target` (a discv4 target need not be a valid key:
+    /// simulations and crawlers pick them at random); reported like [`lookup`](Self::lookup).
+    pub fn lookup_target(&mut self, now: Instant, target: &[u8; 64]) -> Option<LookupId> {
+        self.tick(now, self.unix_secs);
+        let unix = self.unix_secs;
+        let id = self.discovery.as_mut()?.start_lookup(now, unix, *target);
+        Some(id)
+    }
+
+    /// Starts a lookup for a random target (what a crawler runs to walk the DHT); reported
+    /// like [`lookup`](Self::lookup).
+    pub fn lookup_random(&mut self, now: Instant) -> Option<LookupId> {
+        self.tick(now, self.unix_secs);
+        let unix = self.unix_secs;
+        let id = self.discovery.as_mut()?.start_random_lookup(now, unix);
         Some(id)
     }
 
@@ -648,6 +739,7 @@ impl<R: CryptoRng> Node<R> {
                 dial,
                 admitted: false,
                 remote: None,
+                remote_key: None,
                 peer: None,
                 write_signalled: false,
             },
@@ -718,9 +810,26 @@ impl<R: CryptoRng> Node<R> {
                         self.feeder = None;
                     }
                     if let Some(static_id) = self.resolving.remove(id) {
-                        if let Some(n) = nodes.iter().find(|n| n.id() == static_id) {
-                            self.dialer
-                                .update_static(&static_id, SocketAddr::new(n.ip(), n.tcp_port()));
+                        match nodes.iter().find(|n| n.id() == static_id) {
+                            Some(n) if n.tcp_port() != 0 => self
+                                .dialer
+                                .update_static(&static_id, SocketAddr::new(n.ip(), n.tcp_port())),
+                            // A static node with an address is dialled there again; one
+                            // without is reported, and looked up again later.
+                            _ if self.dialer.static_addr(&static_id).is_some() => {}
+                            _ => {
+                                let key = self.dialer.static_key(&static_id);
+                                self.dialer.resolve_failed(&static_id, self.now);
+                                self.fail(ConnectionFailure {
+                                    conn: None,
+                                    direction: Direction::Outbound,
+                                    addr: None,
+                                    remote: key,
+                                    dial: Some(DialKind::Static),
+                                    trusted: self.is_trusted(&static_id),
+                                    error: ConnectError::Unresolved,
+                                });
+                            }
                         }
                     }
                     for n in nodes {
@@ -775,6 +884,12 @@ impl<R: CryptoRng> Node<R> {
                         payload,
                     });
                 }
+                SessionEvent::Writable => {
+                    if let Some(peer) = self.conns.get(&conn).and_then(|c| c.peer.as_ref()) {
+                        let peer = peer.id;
+                        self.events.push_back(NodeEvent::Writable { peer });
+                    }
+                }
                 SessionEvent::Closed(closed) => self.on_closed(conn, closed),
             }
         }
@@ -804,14 +919,38 @@ impl<R: CryptoRng> Node<R> {
     }
 
     /// Ends a dial that never got a session.
-    fn drop_dial(&mut self, conn: ConnId, outcome: DialOutcome, tell_driver: bool) {
-        if let Some(c) = self.conns.get(&conn) {
-            if let Some((key, _)) = c.dial {
-                self.dialer.dial_failed(&key.id());
-            }
-            *self.stats.dials.entry(outcome).or_default() += 1;
-            self.remove_conn(conn, tell_driver);
+    fn drop_dial(&mut self, conn: ConnId, error: ConnectError, tell_driver: bool) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let outcome = match error {
+            ConnectError::TcpTimeout => DialOutcome::ConnectTimeout,
+            _ => DialOutcome::ConnectFailed,
+        };
+        let failure = ConnectionFailure {
+            conn: Some(conn),
+            direction: c.direction,
+            addr: Some(c.addr),
+            remote: c.dial.map(|(k, _)| k),
+            dial: c.dial.map(|(_, kind)| kind),
+            trusted: c.dial.is_some_and(|(k, _)| self.is_trusted(&k.id())),
+            error,
+        };
+        if let Some((key, _)) = c.dial {
+            self.dialer.dial_failed(&key.id());
         }
+        *self.stats.dials.entry(outcome).or_default() += 1;
+        self.remove_conn(conn, tell_driver);
+        self.fail(failure);
+    }
+
+    /// Counts a failed connection and tells the application.
+    fn fail(&mut self, failure: ConnectionFailure) {
+        if let Some(outcome) = failure.error.handshake_outcome() {
+            *self.stats.handshakes.entry(outcome).or_default() += 1;
+        }
+        self.events
+            .push_back(NodeEvent::ConnectionFailed(Box::new(failure)));
     }
 
     /// The oldest inbound connection still in its RLPx handshake (no key proved yet).

@@ -5,10 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::dial::SkipReason;
+use crate::dial::{DialKind, SkipReason};
 use crate::discv4::{DropReason, Event as DiscoveryEvent};
 use crate::identity::{NodeId, NodePublicKey};
-use crate::session::{DisconnectReason, SessionError, SharedCapability, Side};
+use crate::rlpx::HandshakeError;
+use crate::session::{
+    DisconnectReason, ProtocolId, SessionError, SharedCapability, Side, TimeoutKind,
+};
 use crate::time::Instant;
 
 /// A connection's handle, chosen by the node and unique for its lifetime.
@@ -30,7 +33,8 @@ pub enum Direction {
     Outbound,
 }
 
-/// Something the driver must do with its sockets.
+/// Something the driver must do with its sockets. Deliberately exhaustive: a driver must
+/// handle every action, so a new one is a compile error in a driver, not an ignored one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Open a TCP connection; report [`Node::handle_connected`](super::Node::handle_connected)
@@ -55,6 +59,7 @@ pub enum Action {
 
 /// Details of a connected peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PeerInfo {
     /// Node id.
     pub id: NodeId,
@@ -78,12 +83,17 @@ pub struct PeerInfo {
     pub bytes_in: u64,
     /// Bytes written to the connection.
     pub bytes_out: u64,
+    /// Bytes queued for the connection, not written yet.
+    pub queued: usize,
     /// When the Hello exchange completed.
     pub connected_since: Instant,
 }
 
 /// What the application hears from a node.
+///
+/// Events may be added in later versions: match with a `_ =>` arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NodeEvent {
     /// A peer passed every check and is ready for messages.
     PeerAdded(Box<PeerInfo>),
@@ -102,19 +112,245 @@ pub enum NodeEvent {
     Message {
         /// The sender.
         peer: NodeId,
-        /// Index of the protocol in the session config's protocol list.
-        protocol: usize,
-        /// Message code within the protocol.
+        /// The protocol (see [`ProtocolId`]).
+        protocol: ProtocolId,
+        /// Message code within the protocol, counted from its first message.
         code: u64,
         /// Payload.
         payload: Vec<u8>,
     },
+    /// A [`send`](super::Node::send) to `peer` was refused with
+    /// [`SendError::QueueFull`](crate::session::SendError::QueueFull), and its queue now
+    /// has room for that message: send again. Once per refusal.
+    Writable {
+        /// The peer.
+        peer: NodeId,
+    },
+    /// A connection, or a dial, ended before it became a peer: who, where, and why.
+    ConnectionFailed(Box<ConnectionFailure>),
     /// Something discovery reports (nodes added and removed, lookup results).
     Discovery(Box<DiscoveryEvent>),
 }
 
+/// A dial or an inbound connection that did not become a peer (see
+/// [`NodeEvent::ConnectionFailed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionFailure {
+    /// The connection, if one was opened.
+    pub conn: Option<ConnId>,
+    /// Who opened it (a dial not even started is [`Direction::Outbound`]).
+    pub direction: Direction,
+    /// The remote TCP address (for a dial not started: the one it would have used, if any).
+    pub addr: Option<SocketAddr>,
+    /// The remote's key: the one dialled, or the one an inbound connection proved.
+    pub remote: Option<NodePublicKey>,
+    /// For dials: why we dialled (a static peer, or a candidate from discovery).
+    pub dial: Option<DialKind>,
+    /// Whether the remote is a trusted peer.
+    pub trusted: bool,
+    /// What went wrong.
+    pub error: ConnectError,
+}
+
+impl ConnectionFailure {
+    /// Whether the application asked for this peer (a static or trusted one) rather than
+    /// discovery or a stranger: worth telling the operator about.
+    pub fn is_configured_peer(&self) -> bool {
+        self.trusted || self.dial == Some(DialKind::Static)
+    }
+}
+
+impl fmt::Display for ConnectionFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = match self.dial {
+            Some(DialKind::Static) => "static peer",
+            Some(DialKind::Dynamic) => "peer",
+            None if self.direction == Direction::Outbound => "peer",
+            None => "inbound connection",
+        };
+        f.write_str(if self.direction == Direction::Outbound {
+            "dial to "
+        } else {
+            ""
+        })?;
+        f.write_str(who)?;
+        if let Some(k) = &self.remote {
+            write!(f, " {}", k.id())?;
+        }
+        if let Some(a) = &self.addr {
+            write!(f, " at {a}")?;
+        }
+        write!(f, " failed: {}", self.error)
+    }
+}
+
+/// Why a connection failed before it became a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The node was not dialled: see the reason.
+    NotDialable(Undialable),
+    /// The TCP connect failed (refused, unreachable, …).
+    Tcp {
+        /// The OS error kind.
+        kind: std::io::ErrorKind,
+        /// What the OS said.
+        message: String,
+    },
+    /// The TCP connect took longer than [`DIAL_TIMEOUT`](super::DIAL_TIMEOUT).
+    TcpTimeout,
+    /// A lookup for a static node's key (it has no address) found no address.
+    Unresolved,
+    /// The connection closed during the RLPx handshake, before the remote proved any key.
+    /// For a dial this is what a node does when it does not hold the key dialled (a stale or
+    /// wrong enode), or when it is not an RLPx node.
+    ClosedDuringHandshake,
+    /// The RLPx handshake failed.
+    Rlpx(HandshakeError),
+    /// A deadline passed.
+    Timeout(TimeoutKind),
+    /// We refused the peer and told it this reason: a limit, a duplicate, ourselves, or no
+    /// shared capability (`error` then lists what it offered).
+    Refused {
+        /// The reason sent.
+        reason: DisconnectReason,
+        /// The detail, when there is one.
+        error: Option<SessionError>,
+    },
+    /// The remote disconnected before it became a peer (with its reason, if it sent one).
+    RemoteDisconnected(Option<DisconnectReason>),
+    /// The remote broke the protocol (a bad Hello or frame, an identity mismatch); we told
+    /// it so.
+    Protocol(SessionError),
+    /// The connection dropped after the RLPx handshake, before the Hello exchange ended.
+    ConnectionLost,
+    /// An inbound connection still in its RLPx handshake closed to make room for a newer one
+    /// (see [`HandshakeOutcome::Displaced`]).
+    Displaced,
+    /// The node shut down while the connection was being set up.
+    ShuttingDown,
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::NotDialable(u) => write!(f, "not dialled: {u}"),
+            ConnectError::Tcp { message, .. } => write!(f, "TCP connect failed: {message}"),
+            ConnectError::TcpTimeout => write!(
+                f,
+                "TCP connect timed out after {} s",
+                super::DIAL_TIMEOUT.as_secs()
+            ),
+            ConnectError::Unresolved => {
+                f.write_str("a discovery lookup for its key found no address; retrying later")
+            }
+            ConnectError::ClosedDuringHandshake => f.write_str(
+                "the connection closed during the RLPx handshake, before the remote proved a \
+                 key: a node does this when it does not hold the key dialled (is the enode \
+                 stale?), or it is not an RLPx node",
+            ),
+            ConnectError::Rlpx(e) => write!(f, "RLPx handshake failed: {e}"),
+            ConnectError::Timeout(k) => write!(f, "{}", SessionError::Timeout(*k)),
+            ConnectError::Refused {
+                reason,
+                error: Some(e),
+            } => write!(f, "refused ({reason}): {e}"),
+            ConnectError::Refused {
+                reason,
+                error: None,
+            } => write!(f, "refused: {reason}"),
+            ConnectError::RemoteDisconnected(Some(r)) => write!(f, "the remote disconnected: {r}"),
+            ConnectError::RemoteDisconnected(None) => {
+                f.write_str("the remote disconnected without a reason")
+            }
+            ConnectError::Protocol(e) => write!(f, "protocol error: {e}"),
+            ConnectError::ConnectionLost => {
+                f.write_str("the connection dropped before the Hello exchange ended")
+            }
+            ConnectError::Displaced => f.write_str(
+                "closed before its RLPx handshake completed, to make room for a newer inbound \
+                 connection",
+            ),
+            ConnectError::ShuttingDown => f.write_str("the node is shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl ConnectError {
+    /// How the handshake phase ended, for [`NodeStats::handshakes`]; `None` when there was
+    /// no session.
+    pub fn handshake_outcome(&self) -> Option<HandshakeOutcome> {
+        Some(match self {
+            ConnectError::NotDialable(_)
+            | ConnectError::Tcp { .. }
+            | ConnectError::TcpTimeout
+            | ConnectError::Unresolved => return None,
+            ConnectError::ShuttingDown => {
+                HandshakeOutcome::Refused(DisconnectReason::ClientQuitting)
+            }
+            ConnectError::ClosedDuringHandshake | ConnectError::ConnectionLost => {
+                HandshakeOutcome::ConnectionLost
+            }
+            ConnectError::Rlpx(_) => HandshakeOutcome::RlpxFailed,
+            ConnectError::Timeout(_) => HandshakeOutcome::TimedOut,
+            ConnectError::Refused { reason, .. } => HandshakeOutcome::Refused(*reason),
+            ConnectError::RemoteDisconnected(_) => HandshakeOutcome::RemoteDisconnected,
+            ConnectError::Protocol(_) => HandshakeOutcome::ProtocolError,
+            ConnectError::Displaced => HandshakeOutcome::Displaced,
+        })
+    }
+}
+
+/// Why a node cannot be dialled (from [`Node::add_static`](super::Node::add_static), or for a
+/// configured static node, in a [`NodeEvent::ConnectionFailed`] at start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Undialable {
+    /// Its enode names a DNS host, which this node does not resolve.
+    DnsName(String),
+    /// Its enode has no address (the key-only form) and discovery, which could find one,
+    /// is off.
+    NoAddress,
+    /// Its TCP port is 0.
+    NoPort,
+    /// This node dials nobody: `max_peers` is 0 or `no_dial` is set.
+    DialingOff,
+    /// It is this node.
+    IsSelf,
+    /// Its address is outside `net_restrict`.
+    NetRestrict,
+}
+
+impl fmt::Display for Undialable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Undialable::DnsName(h) => write!(
+                f,
+                "its enode names the DNS host {h:?}, which is not resolved here: give its IP \
+                 address"
+            ),
+            Undialable::NoAddress => f.write_str(
+                "its enode has no address, and without discovery none can be found: give \
+                 enode://<key>@<ip>:<port>",
+            ),
+            Undialable::NoPort => f.write_str("its TCP port is 0"),
+            Undialable::DialingOff => f.write_str(
+                "this node dials nobody (max_peers is 0, or no_dial is set): raise max_peers",
+            ),
+            Undialable::IsSelf => f.write_str("it is this node"),
+            Undialable::NetRestrict => f.write_str("its address is outside net_restrict"),
+        }
+    }
+}
+
+impl std::error::Error for Undialable {}
+
 /// Why an inbound connection was closed before its handshake began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum RefuseReason {
     /// MaxPendingPeers inbound handshakes are already running, and each has completed its
     /// RLPx handshake (otherwise the oldest that has not is displaced instead).
@@ -139,6 +375,7 @@ impl std::error::Error for RefuseReason {}
 
 /// How a connection's handshake phase ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum HandshakeOutcome {
     /// The peer was added.
     Established,
@@ -162,6 +399,7 @@ pub enum HandshakeOutcome {
 
 /// How a dial ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum DialOutcome {
     /// The TCP connect failed.
     ConnectFailed,
@@ -209,6 +447,7 @@ impl PacketKind {
 
 /// Counters: every dial skipped, connection refused and disconnect is counted by its reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NodeStats {
     /// Datagrams received, by type.
     pub packets_in: BTreeMap<PacketKind, u64>,

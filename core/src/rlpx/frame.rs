@@ -18,6 +18,19 @@ pub const MAX_FRAME_SIZE: usize = 0xff_ffff;
 /// Largest decompressed message we accept or compress (geth `errPlainMessageTooLarge`: one
 /// byte below the 16 MiB of EIP-706's text).
 pub const MAX_UNCOMPRESSED_SIZE: usize = 0xff_ffff;
+/// Longest RLP encoding of a message id (a `u64`: one prefix byte and eight bytes).
+const MAX_ID_LEN: usize = 9;
+/// Most bytes snappy adds to a payload that does not compress: [`FrameCodec::encode`] then
+/// writes it as one literal, behind a varint length and a literal tag of at most four bytes
+/// each for anything up to [`MAX_UNCOMPRESSED_SIZE`].
+const MAX_SNAPPY_OVERHEAD: usize = 8;
+/// Largest payload [`FrameCodec::encode`] always takes, whatever its content, its message id
+/// and whether snappy is on: 16,777,198 bytes. Payloads above it, up to
+/// [`MAX_UNCOMPRESSED_SIZE`], are taken when they compress enough to fit one frame.
+pub const MAX_MESSAGE_SIZE: usize = MAX_FRAME_SIZE - MAX_ID_LEN - MAX_SNAPPY_OVERHEAD;
+/// Bytes the largest frame takes on the wire: header and header MAC, the body padded to 16
+/// bytes, and the frame MAC (16,777,264 bytes).
+pub const MAX_FRAME_WIRE_LEN: usize = 2 * BLOCK + MAX_FRAME_SIZE.div_ceil(BLOCK) * BLOCK + BLOCK;
 /// The snappy block format cannot expand input by more than this factor (a 3-byte copy
 /// element yields at most 64 bytes), so a claimed length above it is a lie and is refused
 /// before anything is allocated for it.
@@ -148,6 +161,56 @@ fn padded(size: usize) -> usize {
     size.div_ceil(BLOCK) * BLOCK
 }
 
+/// Bytes of `n` as a snappy varint (the uncompressed length that starts a block).
+fn varint_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// Bytes of the tag of a snappy literal of `n > 0` bytes: one, plus one to four bytes of
+/// `n - 1` when it is 60 or more.
+fn literal_tag_len(n: usize) -> usize {
+    match n.saturating_sub(1) {
+        0..60 => 1,
+        60..0x100 => 2,
+        0x100..0x1_0000 => 3,
+        0x1_0000..0x100_0000 => 4,
+        _ => 5,
+    }
+}
+
+/// Bytes of a snappy block that holds `n` bytes as one literal.
+fn snappy_literal_len(n: usize) -> usize {
+    varint_len(n) + if n == 0 { 0 } else { literal_tag_len(n) } + n
+}
+
+/// Writes `payload` as a snappy block of one literal (snappy's format description, "Literals").
+fn write_snappy_literal(payload: &[u8], out: &mut Vec<u8>) {
+    let mut n = payload.len();
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    if payload.is_empty() {
+        return;
+    }
+    let m = payload.len() - 1;
+    let extra = literal_tag_len(payload.len()) - 1;
+    if extra == 0 {
+        out.push((m as u8) << 2);
+    } else {
+        // Tags 60..=63 say that 1..=4 little-endian bytes of `len - 1` follow.
+        out.push(((59 + extra) as u8) << 2);
+        out.extend_from_slice(&(m as u64).to_le_bytes()[..extra]);
+    }
+    out.extend_from_slice(payload);
+}
+
 enum ReadState {
     /// Waiting for the 32 bytes of header ciphertext and header MAC.
     Header,
@@ -181,8 +244,14 @@ pub struct FrameCodec {
     read_buf: Vec<u8>,
     /// The decrypted body of the last frame.
     plain: Vec<u8>,
-    /// Compression / decompression scratch space.
+    /// Decompression scratch space.
     scratch: Vec<u8>,
+    /// The compressed payload of the message last [`prepare`](FrameCodec::prepare)d, when
+    /// snappy is on; its frame is sealed by [`seal_prepared`](FrameCodec::seal_prepared).
+    compressed: Vec<u8>,
+    /// What `prepare` left for `seal_prepared`: the message id, the payload length, and
+    /// whether `compressed` holds its body.
+    prepared: Option<(u64, usize, bool)>,
     encoder: snap::raw::Encoder,
     decoder: snap::raw::Decoder,
 }
@@ -212,6 +281,8 @@ impl FrameCodec {
             read_buf: Vec::new(),
             plain: Vec::new(),
             scratch: Vec::new(),
+            compressed: Vec::new(),
+            prepared: None,
             encoder: snap::raw::Encoder::new(),
             decoder: snap::raw::Decoder::new(),
         }
@@ -245,34 +316,110 @@ impl FrameCodec {
         2 * BLOCK + padded(uint_len(id) + payload_len) + BLOCK
     }
 
+    /// The most bytes a frame carrying `payload_len` payload bytes with message id `id` can
+    /// take on the wire with the codec as it is (snappy on or off). The frame
+    /// [`encode`](Self::encode) writes is never larger.
+    pub fn max_frame_len(&self, id: u64, payload_len: usize) -> usize {
+        let body = if self.snappy {
+            snappy_literal_len(payload_len)
+        } else {
+            payload_len
+        };
+        Self::frame_len(id, body)
+    }
+
     /// Seals message `id` with `payload` (compressed first if snappy is on) into one frame
     /// appended to `out`. On error nothing is appended and the stream is unchanged.
+    ///
+    /// Every payload up to [`MAX_MESSAGE_SIZE`] fits; a larger one up to
+    /// [`MAX_UNCOMPRESSED_SIZE`] fits when it compresses to at most [`MAX_FRAME_SIZE`] bytes
+    /// with its id. A payload that snappy would make larger goes as one stored literal, which
+    /// every snappy decoder reads.
     pub fn encode(&mut self, id: u64, payload: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
-        if !self.snappy {
-            return self.seal(uint_len(id) + payload.len(), out, |out| {
-                encode_uint(id, out);
-                out.extend_from_slice(payload);
-            });
-        }
-        if payload.len() > MAX_UNCOMPRESSED_SIZE {
-            return Err(FrameError::MessageTooLarge {
-                size: payload.len(),
-                limit: MAX_UNCOMPRESSED_SIZE,
-            });
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.resize(snap::raw::max_compress_len(payload.len()), 0);
-        let result = match self.encoder.compress(payload, &mut scratch) {
-            Ok(n) => self.seal(uint_len(id) + n, out, |out| {
-                encode_uint(id, out);
-                out.extend_from_slice(&scratch[..n]);
-            }),
-            Err(e) => Err(FrameError::Snappy(e.to_string())),
+        self.prepare(id, payload)?;
+        self.seal_prepared(id, payload, out)
+    }
+
+    /// The first half of [`encode`](Self::encode): compresses `payload` (with snappy on),
+    /// checks the limits, and returns the bytes its frame will take on the wire, so a caller
+    /// can check room for exactly that before [`seal_prepared`](Self::seal_prepared) writes
+    /// it. The stream is unchanged until then; another `prepare` replaces this one.
+    pub(crate) fn prepare(&mut self, id: u64, payload: &[u8]) -> Result<usize, FrameError> {
+        self.prepared = None;
+        let body = if self.snappy {
+            if payload.len() > MAX_UNCOMPRESSED_SIZE {
+                return Err(FrameError::MessageTooLarge {
+                    size: payload.len(),
+                    limit: MAX_UNCOMPRESSED_SIZE,
+                });
+            }
+            self.compress(payload)?;
+            self.compressed.len()
+        } else {
+            payload.len()
         };
-        if scratch.capacity() <= RETAINED_BUFFER {
-            self.scratch = scratch;
+        let size = uint_len(id) + body;
+        if size > MAX_FRAME_SIZE {
+            self.release_compressed();
+            return Err(FrameError::FrameTooLarge {
+                size,
+                limit: MAX_FRAME_SIZE,
+            });
         }
+        self.prepared = Some((id, payload.len(), self.snappy));
+        Ok(Self::frame_len(id, body))
+    }
+
+    /// The second half of [`encode`](Self::encode): seals the message last
+    /// [`prepare`](Self::prepare)d, which must be `id` with this same `payload`, into one frame
+    /// appended to `out`. Without a matching `prepare` it prepares first.
+    pub(crate) fn seal_prepared(
+        &mut self,
+        id: u64,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), FrameError> {
+        if self.prepared.take() != Some((id, payload.len(), self.snappy)) {
+            self.prepare(id, payload)?;
+            self.prepared = None;
+        }
+        let compressed = std::mem::take(&mut self.compressed);
+        let body: &[u8] = if self.snappy { &compressed } else { payload };
+        let result = self.seal(uint_len(id) + body.len(), out, |out| {
+            encode_uint(id, out);
+            out.extend_from_slice(body);
+        });
+        self.compressed = compressed;
+        self.release_compressed();
         result
+    }
+
+    /// Compresses `payload` into `self.compressed`: snappy's output, or one stored literal
+    /// when that is shorter (a payload that does not compress).
+    fn compress(&mut self, payload: &[u8]) -> Result<(), FrameError> {
+        self.compressed.clear();
+        self.compressed
+            .resize(snap::raw::max_compress_len(payload.len()), 0);
+        let n = self
+            .encoder
+            .compress(payload, &mut self.compressed)
+            .map_err(|e| FrameError::Snappy(e.to_string()))?;
+        if n > snappy_literal_len(payload.len()) {
+            self.compressed.clear();
+            write_snappy_literal(payload, &mut self.compressed);
+        } else {
+            self.compressed.truncate(n);
+        }
+        Ok(())
+    }
+
+    /// Keeps the compression buffer for the next message unless one large message grew it.
+    fn release_compressed(&mut self) {
+        if self.compressed.capacity() > RETAINED_BUFFER {
+            self.compressed = Vec::new();
+        } else {
+            self.compressed.clear();
+        }
     }
 
     /// Seals `frame_data` (message id and payload, already encoded and compressed as the
@@ -471,5 +618,30 @@ impl FrameCodec {
         self.plain.truncate(frame_size);
         self.read_buf.clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_literal_of_any_length_decodes_with_snappy_and_has_the_length_we_count() {
+        // Each boundary where the varint or the literal tag grows a byte.
+        for n in [
+            0, 1, 59, 60, 61, 127, 128, 256, 257, 16_383, 16_384, 65_536, 65_537,
+        ] {
+            let payload: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+            let mut block = Vec::new();
+            write_snappy_literal(&payload, &mut block);
+            assert_eq!(block.len(), snappy_literal_len(n), "length {n}");
+            let decoded = snap::raw::Decoder::new().decompress_vec(&block).unwrap();
+            assert!(decoded == payload, "length {n}");
+        }
+        let big = vec![0xabu8; MAX_UNCOMPRESSED_SIZE];
+        let mut block = Vec::new();
+        write_snappy_literal(&big, &mut block);
+        assert_eq!(block.len() - big.len(), MAX_SNAPPY_OVERHEAD);
+        assert!(snap::raw::Decoder::new().decompress_vec(&block).unwrap() == big);
     }
 }

@@ -6,7 +6,10 @@ pub mod frame;
 pub mod handshake;
 pub mod secrets;
 
-pub use frame::{Frame, FrameCodec, FrameError, MAX_FRAME_SIZE, MAX_UNCOMPRESSED_SIZE};
+pub use frame::{
+    Frame, FrameCodec, FrameError, MAX_FRAME_SIZE, MAX_FRAME_WIRE_LEN, MAX_MESSAGE_SIZE,
+    MAX_UNCOMPRESSED_SIZE,
+};
 pub use handshake::{
     AckMessage, AuthMessage, Handshake, HandshakeError, HandshakeOutcome, HandshakeRandomness,
     MessageFormat, MAX_HANDSHAKE_SIZE,

@@ -6,6 +6,47 @@ use super::hello::Capability;
 /// reserved ids); sub-protocols are laid out from here (geth `baseProtocolLength`).
 pub const BASE_PROTOCOL_LENGTH: u64 = 16;
 
+/// One of the application's sub-protocols, as [`Session::send`](super::Session::send) and
+/// [`Node::send`](crate::node::Node::send) take it and as messages report it: the position of
+/// the protocol in [`SessionConfig::protocols`](super::SessionConfig::protocols). Get it from
+/// [`SessionConfig::add_protocol`](super::SessionConfig::add_protocol) or
+/// [`SessionConfig::protocol_id`](super::SessionConfig::protocol_id) rather than by
+/// counting, so that a message goes to the protocol it was written for.
+///
+/// Message codes are relative to the protocol: code 0 is the protocol's first message
+/// (`Status` in eth), whatever wire id the session gave the protocol (the wire id is the
+/// code plus the protocol's offset, which capability negotiation decides per session).
+///
+/// ```
+/// use devp2p_core::session::{Protocol, SessionConfig};
+///
+/// let mut config = SessionConfig::default();
+/// let eth = config.add_protocol(Protocol::new("eth", 68, 17));
+/// let snap = config.add_protocol(Protocol::new("snap", 1, 8));
+/// assert_eq!(config.protocol_id("snap", 1), Some(snap));
+/// assert_ne!(eth, snap);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProtocolId(usize);
+
+impl ProtocolId {
+    /// The protocol at position `index` of the protocol list.
+    pub const fn new(index: usize) -> Self {
+        Self(index)
+    }
+
+    /// Its position in the protocol list.
+    pub const fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ProtocolId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "protocol #{}", self.0)
+    }
+}
+
 /// A sub-protocol the application speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Protocol {
@@ -36,8 +77,8 @@ impl Protocol {
 /// A protocol both sides speak, with the message-id range it was given on this session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedCapability {
-    /// Index of the protocol in the application's protocol list.
-    pub protocol: usize,
+    /// The protocol in the application's protocol list.
+    pub protocol: ProtocolId,
     /// Its name.
     pub name: String,
     /// The negotiated version: the highest both sides speak.
@@ -83,7 +124,7 @@ pub fn match_protocols(local: &[Protocol], remote: &[Capability]) -> Vec<SharedC
             offset -= old.length;
         }
         result.push(SharedCapability {
-            protocol: index,
+            protocol: ProtocolId(index),
             name: proto.name.clone(),
             version: proto.version,
             offset,
@@ -204,7 +245,7 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!(
             (m[0].name.as_str(), m[0].version, m[0].offset, m[0].protocol),
-            ("eth", 70, 0x10, 1)
+            ("eth", 70, 0x10, ProtocolId(1))
         );
         assert_eq!(
             (

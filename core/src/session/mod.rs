@@ -40,14 +40,19 @@ use std::time::Duration;
 
 use rand_core::CryptoRng;
 
-pub use capability::{match_protocols, Protocol, SharedCapability, BASE_PROTOCOL_LENGTH};
+pub use capability::{
+    match_protocols, Protocol, ProtocolId, SharedCapability, BASE_PROTOCOL_LENGTH,
+};
 pub use disconnect::{DisconnectDecodeError, DisconnectReason};
 pub use hello::{Capability, Hello, HelloError, MAX_HELLO_SIZE, P2P_VERSION};
-pub use types::{Closed, Established, SendError, SessionError, SessionEvent, Side, TimeoutKind};
+pub use types::{
+    Closed, Established, SendError, SessionError, SessionEvent, Side, SizeLimit, TimeoutKind,
+};
 
 use crate::identity::{NodePublicKey, NodeSecretKey};
 use crate::rlpx::{
-    FrameCodec, FrameError, Handshake, Secrets, MAX_FRAME_SIZE, MAX_UNCOMPRESSED_SIZE,
+    FrameCodec, FrameError, Handshake, Secrets, MAX_FRAME_SIZE, MAX_FRAME_WIRE_LEN,
+    MAX_UNCOMPRESSED_SIZE,
 };
 use crate::time::Instant;
 use queue::OutboundQueue;
@@ -68,8 +73,12 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// (a Pong crossing the Disconnect), and a peer that is writing then may never read the
 /// reason: ethereumjs drops the connection on the failed write (tests/INTEROP.md).
 pub const DISCONNECT_LINGER: Duration = Duration::from_secs(1);
-/// Default cap on bytes queued for one peer: one maximal frame fits.
-pub const DEFAULT_MAX_OUTBOUND_QUEUE: usize = 16 * 1024 * 1024 + 1024;
+/// Bytes at the end of the outbound queue that only the base protocol may fill (Ping, Pong
+/// and Disconnect frames are 64 bytes each), so a queue the application filled with its own
+/// messages never ends the session over a Pong it owes the peer.
+pub const CONTROL_RESERVE: usize = 1024;
+/// Default cap on bytes queued for one peer: one maximal frame, and the control reserve.
+pub const DEFAULT_MAX_OUTBOUND_QUEUE: usize = MAX_FRAME_WIRE_LEN + CONTROL_RESERVE;
 /// Default cap on received message bytes waiting in [`Session::poll_event`] before
 /// [`Session::handle_read`] stops taking input.
 pub const DEFAULT_MAX_PENDING_INBOUND: usize = 1024 * 1024;
@@ -136,6 +145,23 @@ impl Default for SessionConfig {
     }
 }
 
+impl SessionConfig {
+    /// Appends `protocol` to [`protocols`](Self::protocols) and returns its id, which
+    /// messages of the protocol are sent with and reported under.
+    pub fn add_protocol(&mut self, protocol: Protocol) -> ProtocolId {
+        self.protocols.push(protocol);
+        ProtocolId::new(self.protocols.len() - 1)
+    }
+
+    /// The id of protocol `name` at `version`, if it is in [`protocols`](Self::protocols).
+    pub fn protocol_id(&self, name: &str, version: u64) -> Option<ProtocolId> {
+        self.protocols
+            .iter()
+            .position(|p| p.name == name && p.version == version)
+            .map(ProtocolId::new)
+    }
+}
+
 enum Phase {
     /// RLPx auth/ack in progress.
     Handshake(Box<Handshake>),
@@ -178,6 +204,9 @@ pub struct Session {
     next_ping: Instant,
     /// When the queued bytes last moved (or started waiting); `None` when nothing is queued.
     write_progress: Option<Instant>,
+    /// After a [`SendError::QueueFull`]: the queue room that message needed. Once writes
+    /// free that much, [`SessionEvent::Writable`] says so and this clears.
+    writable_at: Option<usize>,
     bytes_in: u64,
     bytes_out: u64,
 }
@@ -268,6 +297,7 @@ impl Session {
             last_read: now,
             next_ping: Instant::MAX,
             write_progress: None,
+            writable_at: None,
             bytes_in: 0,
             bytes_out: 0,
         }
@@ -395,6 +425,12 @@ impl Session {
         } else if n > 0 {
             self.write_progress = Some(self.now);
         }
+        if let Some(needed) = self.writable_at {
+            if self.out.has_room(needed, CONTROL_RESERVE) && self.is_established() {
+                self.writable_at = None;
+                self.events.push_back(SessionEvent::Writable);
+            }
+        }
     }
 
     /// Reports that the peer closed the connection (end of stream or a read/write error).
@@ -466,12 +502,17 @@ impl Session {
 
     // ---- commands --------------------------------------------------------------------------
 
-    /// Sends message `code` of protocol `protocol` (an index into
-    /// [`SessionConfig::protocols`]).
+    /// Sends message `code` of `protocol`: `code` counts from the protocol's first message
+    /// (see [`ProtocolId`]).
+    ///
+    /// A payload up to [`MAX_MESSAGE_SIZE`](crate::rlpx::MAX_MESSAGE_SIZE) always fits the
+    /// message and frame limits; [`SendError::TooLarge`] refuses, at once, what can never be
+    /// sent, and [`SendError::QueueFull`] what has to wait for room (a
+    /// [`SessionEvent::Writable`] follows once there is).
     pub fn send(
         &mut self,
         now: Instant,
-        protocol: usize,
+        protocol: ProtocolId,
         code: u64,
         payload: &[u8],
     ) -> Result<(), SendError> {
@@ -490,21 +531,42 @@ impl Session {
             });
         }
         let id = cap.offset + code;
-        let body = if codec.snappy() {
-            snap::raw::max_compress_len(payload.len())
-        } else {
-            payload.len()
-        };
-        if !self.out.has_room(FrameCodec::frame_len(id, body)) {
+        let limit = self
+            .config
+            .max_outbound_queue
+            .saturating_sub(CONTROL_RESERVE);
+        let needed = codec.prepare(id, payload).map_err(|e| match e {
+            FrameError::MessageTooLarge { size, limit } => SendError::TooLarge {
+                size,
+                limit,
+                kind: SizeLimit::Message,
+            },
+            FrameError::FrameTooLarge { size, limit } => SendError::TooLarge {
+                size,
+                limit,
+                kind: SizeLimit::Frame,
+            },
+            other => SendError::Codec(other),
+        })?;
+        if needed > limit {
+            return Err(SendError::TooLarge {
+                size: needed,
+                limit,
+                kind: SizeLimit::Queue,
+            });
+        }
+        if !self.out.has_room(needed, CONTROL_RESERVE) {
+            self.writable_at = Some(needed);
             return Err(SendError::QueueFull {
                 queued: self.out.len(),
-                limit: self.config.max_outbound_queue,
+                limit,
+                needed,
             });
         }
         let was_empty = self.out.is_empty();
         codec
-            .encode(id, payload, self.out.tail())
-            .map_err(SendError::TooLarge)?;
+            .seal_prepared(id, payload, self.out.tail())
+            .map_err(SendError::Codec)?;
         if was_empty {
             self.write_progress = Some(self.now);
         }
@@ -556,7 +618,7 @@ impl Session {
             Phase::Active { codec, .. } => codec,
             _ => return,
         };
-        if !self.out.has_room(FrameCodec::frame_len(id, 8)) {
+        if !self.out.has_room(FrameCodec::frame_len(id, 8), 0) {
             let (queued, limit) = (self.out.len(), self.config.max_outbound_queue);
             self.close(
                 Side::Local,
@@ -710,7 +772,9 @@ impl Session {
             return self.close(
                 Side::Local,
                 Some(DisconnectReason::UselessPeer),
-                Some(SessionError::NoSharedCapability),
+                Some(SessionError::NoSharedCapability {
+                    remote: hello.capabilities.clone(),
+                }),
             );
         }
         let Phase::Hello { codec, .. } = std::mem::replace(&mut self.phase, Phase::Closed) else {

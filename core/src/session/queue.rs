@@ -31,9 +31,9 @@ impl OutboundQueue {
         self.len() == 0
     }
 
-    /// Whether `extra` more bytes fit under the limit.
-    pub(crate) fn has_room(&self, extra: usize) -> bool {
-        self.len().saturating_add(extra) <= self.limit
+    /// Whether `extra` more bytes fit under the limit less `reserve`.
+    pub(crate) fn has_room(&self, extra: usize, reserve: usize) -> bool {
+        self.len().saturating_add(extra) <= self.limit.saturating_sub(reserve)
     }
 
     /// The bytes to write next.

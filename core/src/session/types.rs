@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use super::capability::SharedCapability;
+use super::capability::{ProtocolId, SharedCapability};
 use super::disconnect::DisconnectReason;
-use super::hello::{Hello, HelloError};
+use super::hello::{Capability, Hello, HelloError};
 use crate::identity::NodePublicKey;
 use crate::rlpx::{FrameError, HandshakeError};
 
@@ -49,7 +49,10 @@ pub enum SessionError {
     /// The Hello node id is not the key the RLPx handshake authenticated.
     UnexpectedIdentity,
     /// No capability in common.
-    NoSharedCapability,
+    NoSharedCapability {
+        /// What the peer offered in its Hello.
+        remote: Vec<Capability>,
+    },
     /// A message id outside the base protocol and every negotiated capability.
     MessageIdOutOfRange {
         /// The id.
@@ -81,7 +84,17 @@ impl fmt::Display for SessionError {
             SessionError::UnexpectedIdentity => {
                 f.write_str("Hello node id differs from the key the handshake authenticated")
             }
-            SessionError::NoSharedCapability => f.write_str("no capability in common"),
+            SessionError::NoSharedCapability { remote } if remote.is_empty() => {
+                f.write_str("no capability in common (the peer offers none)")
+            }
+            SessionError::NoSharedCapability { remote } => {
+                let offered: Vec<String> = remote.iter().map(|c| c.to_string()).collect();
+                write!(
+                    f,
+                    "no capability in common (the peer offers {})",
+                    offered.join(", ")
+                )
+            }
             SessionError::MessageIdOutOfRange { id } => {
                 write!(f, "message id 0x{id:x} outside every negotiated capability")
             }
@@ -121,7 +134,10 @@ pub struct Established {
 }
 
 /// Something the application should know.
+///
+/// Events may be added in later versions: match with a `_ =>` arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SessionEvent {
     /// The RLPx handshake proved the peer's key; the session waits for
     /// [`Session::admit`](super::Session::admit). Only with
@@ -134,26 +150,48 @@ pub enum SessionEvent {
     Established(Box<Established>),
     /// A sub-protocol message arrived.
     Message {
-        /// Index of the protocol in [`SessionConfig::protocols`](super::SessionConfig::protocols).
-        protocol: usize,
+        /// The protocol (its place in
+        /// [`SessionConfig::protocols`](super::SessionConfig::protocols)).
+        protocol: ProtocolId,
         /// Message code within the protocol (wire id minus the capability's offset).
         code: u64,
         /// The (decompressed) payload.
         payload: Vec<u8>,
     },
+    /// After a [`SendError::QueueFull`], the queue has drained enough for that message: send
+    /// again. Announced once per refusal.
+    Writable,
     /// The session ended. It is the last event.
     Closed(Closed),
 }
 
-/// Why [`Session::send`](super::Session::send) refused a message. The session itself is unaffected.
+/// Which limit a message was too large for (see [`SendError::TooLarge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SizeLimit {
+    /// The payload is over [`MAX_UNCOMPRESSED_SIZE`](crate::rlpx::MAX_UNCOMPRESSED_SIZE), the
+    /// most a peer decompresses (geth's limit too).
+    Message,
+    /// Message id and (compressed) payload are over
+    /// [`MAX_FRAME_SIZE`](crate::rlpx::MAX_FRAME_SIZE), the most one frame carries.
+    Frame,
+    /// Its frame is larger than the whole outbound queue
+    /// ([`SessionConfig::max_outbound_queue`](super::SessionConfig::max_outbound_queue) less
+    /// [`CONTROL_RESERVE`](super::CONTROL_RESERVE)).
+    Queue,
+}
+
+/// Why [`Session::send`](super::Session::send) refused a message. The session itself is
+/// unaffected.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     /// The session is not established yet, or no longer.
     NotEstablished,
     /// The peer did not agree to this protocol.
     NotNegotiated {
-        /// The protocol index.
-        protocol: usize,
+        /// The protocol.
+        protocol: ProtocolId,
     },
     /// The code is beyond the protocol's message count.
     CodeOutOfRange {
@@ -162,23 +200,40 @@ pub enum SendError {
         /// The protocol's message count.
         length: u64,
     },
-    /// The outbound queue has no room for the message; try again after the driver writes.
+    /// The outbound queue has no room for the message now. It will: try again once the
+    /// queue has drained by `needed` bytes, which a
+    /// [`SessionEvent::Writable`] announces.
     QueueFull {
         /// Bytes queued.
         queued: usize,
+        /// The limit for application messages.
+        limit: usize,
+        /// Queue room this message needs.
+        needed: usize,
+    },
+    /// The message can never be sent: it is larger than `limit`. Every payload up to
+    /// [`MAX_MESSAGE_SIZE`](crate::rlpx::MAX_MESSAGE_SIZE) bytes fits the message and frame
+    /// limits whatever its content; split anything larger.
+    TooLarge {
+        /// Its size as measured against the limit (payload bytes for
+        /// [`SizeLimit::Message`], frame bytes for the others).
+        size: usize,
         /// The limit.
         limit: usize,
+        /// Which limit.
+        kind: SizeLimit,
     },
-    /// The message is larger than a frame can carry.
-    TooLarge(FrameError),
+    /// The codec failed to compress the payload (not seen with the snappy encoder we use).
+    Codec(FrameError),
 }
 
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::rlpx::MAX_MESSAGE_SIZE;
         match self {
             SendError::NotEstablished => f.write_str("session not established"),
             SendError::NotNegotiated { protocol } => {
-                write!(f, "protocol #{protocol} not negotiated with this peer")
+                write!(f, "{protocol} not negotiated with this peer")
             }
             SendError::CodeOutOfRange { code, length } => {
                 write!(
@@ -186,10 +241,40 @@ impl fmt::Display for SendError {
                     "message code {code} out of range for a protocol of {length} messages"
                 )
             }
-            SendError::QueueFull { queued, limit } => {
-                write!(f, "outbound queue full ({queued} of {limit} bytes)")
-            }
-            SendError::TooLarge(e) => write!(f, "{e}"),
+            SendError::QueueFull {
+                queued,
+                limit,
+                needed,
+            } => write!(
+                f,
+                "outbound queue full ({queued} of {limit} bytes queued, this message needs \
+                 {needed}): retry once it drains"
+            ),
+            SendError::TooLarge {
+                size,
+                limit,
+                kind: SizeLimit::Message,
+            } => write!(
+                f,
+                "message of {size} bytes is over the {limit}-byte limit of a devp2p message \
+                 (any payload up to {MAX_MESSAGE_SIZE} bytes is sent; split larger ones)"
+            ),
+            SendError::TooLarge {
+                size,
+                limit,
+                kind: SizeLimit::Frame,
+            } => write!(
+                f,
+                "message takes {size} bytes of frame after compression, over the {limit}-byte \
+                 frame limit (any payload up to {MAX_MESSAGE_SIZE} bytes is sent; split larger \
+                 ones)"
+            ),
+            SendError::TooLarge { size, limit, .. } => write!(
+                f,
+                "message needs {size} bytes of outbound queue, more than the whole {limit}-byte \
+                 queue (raise SessionConfig::max_outbound_queue)"
+            ),
+            SendError::Codec(e) => write!(f, "encoding the message failed: {e}"),
         }
     }
 }

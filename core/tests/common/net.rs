@@ -130,7 +130,8 @@ impl Net {
                 Action::Dial { conn, addr } => {
                     let target = self.by_addr.get(&addr).copied().filter(|&j| !self.down[j]);
                     let Some(j) = target else {
-                        self.nodes[i].handle_connect_failed(now, conn);
+                        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                        self.nodes[i].handle_connect_failed(now, conn, &refused);
                         continue;
                     };
                     self.next_port += 1;
@@ -142,7 +143,11 @@ impl Net {
                             self.nodes[i].handle_connected(now, conn);
                             self.drain(j);
                         }
-                        Err(_) => self.nodes[i].handle_connect_failed(now, conn),
+                        Err(_) => {
+                            let refused =
+                                std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                            self.nodes[i].handle_connect_failed(now, conn, &refused)
+                        }
                     }
                 }
                 Action::Write { conn } => {

@@ -158,7 +158,7 @@ impl End {
                     protocol,
                     code,
                     payload,
-                } => Some((*protocol, *code, payload.clone())),
+                } => Some((protocol.index(), *code, payload.clone())),
                 _ => None,
             })
             .collect()

@@ -21,8 +21,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
-use devp2p_core::discv4::{Event as DiscoveryEvent, NodeDbSnapshot};
-use devp2p_core::node::{Action, ConnId, Node, NodeEvent};
+use devp2p_core::discv4::{Event as DiscoveryEvent, Node as DiscNode, NodeDbSnapshot};
+use devp2p_core::node::{Action, ConnId, ConnectionFailure, Node, NodeEvent, NodeStats};
 use devp2p_core::session::DisconnectReason;
 use devp2p_core::Instant;
 use rand_chacha::ChaCha20Rng;
@@ -64,6 +64,30 @@ pub const MAX_UNSENT_DATAGRAMS: usize = 1024;
 /// Unread input discarded from a socket before it is closed, so that closing sends FIN rather
 /// than RST and the peer still reads our Disconnect (bounded: it is only what has arrived).
 pub const CLOSE_DRAIN_LIMIT: usize = 256 * 1024;
+
+/// Whose name the engine's log lines carry: the driver's crate, which is the one a user
+/// filters on (`RUST_LOG=devp2p_tokio=debug`), not this shared module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    /// `devp2p_mio`.
+    Mio,
+    /// `devp2p_tokio`.
+    Tokio,
+}
+
+/// A `tracing` event under a [`LogTarget`] chosen at run time (a callsite's target must be a
+/// constant, so each target gets its own).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! log {
+    ($target:expr, $level:ident, $($arg:tt)+) => {
+        match $target {
+            $crate::common::engine::LogTarget::Mio => ::tracing::$level!(target: "devp2p_mio", $($arg)+),
+            $crate::common::engine::LogTarget::Tokio => ::tracing::$level!(target: "devp2p_tokio", $($arg)+),
+        }
+    };
+}
+pub use crate::log;
 
 /// A non-blocking TCP stream.
 pub trait Stream {
@@ -110,6 +134,7 @@ pub trait Io {
 
 /// Counters of what the driver did outside the node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DriverStats {
     /// Datagrams dropped because the UDP socket could not take them (queue full, or an
     /// error other than `WouldBlock`).
@@ -123,10 +148,24 @@ pub struct DriverStats {
     pub accepts_dropped: u64,
     /// Node database writes that failed.
     pub db_save_failures: u64,
+    /// Messages `devp2p_tokio::NodeHandle::post` handed over that the node then refused
+    /// (the peer left, say); each is also logged. Always 0 with mio, which has no `post`.
+    pub posts_dropped: u64,
 }
 
-/// What [`Engine::finish`] reports.
+/// Everything a driver counts: the node's counters and the driver's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Datagrams, handshakes, dials, refusals and disconnects, by kind and reason.
+    pub node: NodeStats,
+    /// What the driver did outside the node.
+    pub driver: DriverStats,
+}
+
+/// What a graceful shutdown did.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ShutdownReport {
     /// Connections still open when the shutdown timeout passed (closed without waiting).
     pub forced_closes: usize,
@@ -182,6 +221,7 @@ pub struct Engine<S> {
     next_save: Instant,
     shutdown_deadline: Option<Instant>,
     stats: DriverStats,
+    log: LogTarget,
 }
 
 /// The sockets a driver converts to its own types.
@@ -193,8 +233,9 @@ pub struct Sockets {
 }
 
 impl<S: Stream> Engine<S> {
-    /// Prepares key, database and sockets (see [`prepare`]) and starts the node.
-    pub fn start(config: DriverConfig) -> Result<(Self, Sockets), StartError> {
+    /// Prepares key, database and sockets (see [`prepare`]) and starts the node; its log
+    /// lines carry `log`'s name.
+    pub fn start(config: DriverConfig, log: LogTarget) -> Result<(Self, Sockets), StartError> {
         let save_interval = config
             .db_save_interval
             .unwrap_or(NODE_DB_SAVE_INTERVAL)
@@ -210,7 +251,7 @@ impl<S: Stream> Engine<S> {
         let clock = Clock::new();
         let now = clock.now();
         let node = Node::new(key, node, rng, now, clock.unix_secs());
-        tracing::info!(enode = %node.local_enode(), "node started");
+        log!(log, info, enode = %node.local_enode(), "node started");
         let engine = Engine {
             node,
             clock,
@@ -225,6 +266,7 @@ impl<S: Stream> Engine<S> {
             next_save: now + save_interval,
             shutdown_deadline: None,
             stats: DriverStats::default(),
+            log,
         };
         Ok((engine, Sockets { listener, udp }))
     }
@@ -251,6 +293,27 @@ impl<S: Stream> Engine<S> {
     /// Driver counters.
     pub fn stats(&self) -> &DriverStats {
         &self.stats
+    }
+
+    /// Driver counters, to update (the tokio driver counts dropped posts).
+    pub fn stats_mut(&mut self) -> &mut DriverStats {
+        &mut self.stats
+    }
+
+    /// The node's counters and the driver's.
+    pub fn all_stats(&self) -> Stats {
+        Stats {
+            node: self.node.stats(),
+            driver: self.stats.clone(),
+        }
+    }
+
+    /// The nodes in the discovery table (empty without discovery).
+    pub fn table(&self) -> Vec<DiscNode> {
+        self.node
+            .discovery()
+            .map(|d| d.table().entries().map(|e| e.node().clone()).collect())
+            .unwrap_or_default()
     }
 
     /// The node database file, when there is a data directory.
@@ -340,7 +403,7 @@ impl<S: Stream> Engine<S> {
                 Err(e) => {
                     // ICMP port-unreachable and the like surface here on some systems; the
                     // socket itself is fine, and more may be waiting.
-                    tracing::trace!(error = %e, "UDP receive error");
+                    log!(self.log, trace, error = %e, "UDP receive error");
                 }
             }
         }
@@ -356,18 +419,18 @@ impl<S: Stream> Engine<S> {
         let conn = match self.node.handle_accept(self.clock.now(), addr) {
             Ok(c) => c,
             Err(reason) => {
-                tracing::debug!(peer = %addr, %reason, "inbound connection refused");
+                log!(self.log, debug, peer = %addr, %reason, "inbound connection refused");
                 return;
             }
         };
         if let Err(e) = io.register(conn, &mut stream) {
-            tracing::warn!(peer = %addr, %conn, error = %e, "cannot watch an accepted connection; closing it");
+            log!(self.log, warn, peer = %addr, %conn, error = %e, "cannot watch an accepted connection; closing it");
             self.stats.accepts_dropped += 1;
             self.node.handle_closed(self.clock.now(), conn);
             self.flush(io);
             return;
         }
-        tracing::trace!(peer = %addr, %conn, "accepted");
+        log!(self.log, trace, peer = %addr, %conn, "accepted");
         self.conns.insert(
             conn,
             Conn {
@@ -391,7 +454,7 @@ impl<S: Stream> Engine<S> {
             return;
         }
         if let Err(e) = io.register(conn, &mut stream) {
-            tracing::debug!(peer = %c.addr, %conn, error = %e, "cannot watch a connected stream");
+            log!(self.log, debug, peer = %c.addr, %conn, error = %e, "cannot watch a connected stream");
             return self.on_connect_failed(io, conn, &e);
         }
         c.stream = Some(stream);
@@ -408,9 +471,10 @@ impl<S: Stream> Engine<S> {
         error: &io::Error,
     ) {
         if let Some(c) = self.conns.remove(&conn) {
-            tracing::debug!(peer = %c.addr, %conn, %error, "dial failed");
+            log!(self.log, debug, peer = %c.addr, %conn, %error, "dial failed");
             self.release(io, conn, c, false);
-            self.node.handle_connect_failed(self.clock.now(), conn);
+            self.node
+                .handle_connect_failed(self.clock.now(), conn, error);
             self.flush(io);
         }
     }
@@ -454,7 +518,7 @@ impl<S: Stream> Engine<S> {
             }
             match stream.try_read(&mut self.scratch) {
                 Ok(0) => {
-                    tracing::trace!(peer = %c.addr, %conn, "connection closed by the peer");
+                    log!(self.log, trace, peer = %c.addr, %conn, "connection closed by the peer");
                     self.lost(io, conn);
                     return;
                 }
@@ -496,7 +560,7 @@ impl<S: Stream> Engine<S> {
                 Ok(false) => return,
                 Ok(true) => {
                     c.phase = Phase::Open;
-                    tracing::trace!(peer = %c.addr, %conn, "connected");
+                    log!(self.log, trace, peer = %c.addr, %conn, "connected");
                     self.node.handle_connected(self.clock.now(), conn);
                     self.flush(io);
                 }
@@ -519,7 +583,7 @@ impl<S: Stream> Engine<S> {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) => {
                     self.stats.datagrams_dropped += 1;
-                    tracing::trace!(to = %to, error = %e, "datagram not sent");
+                    log!(self.log, trace, to = %to, error = %e, "datagram not sent");
                 }
                 Ok(_) => {}
             }
@@ -562,7 +626,12 @@ impl<S: Stream> Engine<S> {
             return;
         }
         let now = self.clock.now();
-        tracing::info!(peers = self.node.peer_count(), "shutting down");
+        log!(
+            self.log,
+            info,
+            peers = self.node.peer_count(),
+            "shutting down"
+        );
         self.shutdown_deadline = Some(now + SHUTDOWN_TIMEOUT);
         self.node
             .disconnect_all(now, DisconnectReason::ClientQuitting);
@@ -607,12 +676,12 @@ impl<S: Stream> Engine<S> {
         let snap = self.node.db_snapshot();
         Some(match file.save(&snap, self.clock.unix_secs()) {
             Ok(()) => {
-                tracing::debug!(path = %file.path().display(), nodes = snap.nodes.len(), "node database saved");
+                log!(self.log, debug, path = %file.path().display(), nodes = snap.nodes.len(), "node database saved");
                 Ok(file.path().to_path_buf())
             }
             Err(e) => {
                 self.stats.db_save_failures += 1;
-                tracing::warn!(path = %file.path().display(), error = %e, "saving the node database failed");
+                log!(self.log, warn, path = %file.path().display(), error = %e, "saving the node database failed");
                 Err(format!("{}: {e}", file.path().display()))
             }
         })
@@ -634,7 +703,7 @@ impl<S: Stream> Engine<S> {
                     Err(e) if e.kind() == ErrorKind::WouldBlock => self.queue_datagram(to, len),
                     Err(e) => {
                         self.stats.datagrams_dropped += 1;
-                        tracing::trace!(to = %to, error = %e, "datagram not sent");
+                        log!(self.log, trace, to = %to, error = %e, "datagram not sent");
                     }
                 }
             }
@@ -652,6 +721,9 @@ impl<S: Stream> Engine<S> {
             }
             while let Some(event) = self.node.poll_event() {
                 progress = true;
+                if let NodeEvent::ConnectionFailed(f) = &event {
+                    self.log_failure(f);
+                }
                 let full = io.backlog().events >= MAX_BACKLOG_EVENTS;
                 if full && droppable(&event) {
                     self.stats.events_dropped += 1;
@@ -662,6 +734,18 @@ impl<S: Stream> Engine<S> {
             if !progress {
                 return;
             }
+        }
+    }
+
+    /// A log line for a failed dial or handshake: at info for the peers the operator asked
+    /// for (static, trusted), at debug for discovered candidates and strangers.
+    fn log_failure(&self, f: &ConnectionFailure) {
+        let peer = f.remote.map(|k| k.id().to_string()).unwrap_or_default();
+        let addr = f.addr.map(|a| a.to_string()).unwrap_or_default();
+        if f.is_configured_peer() {
+            log!(self.log, info, %peer, %addr, error = %f.error, "{f}");
+        } else {
+            log!(self.log, debug, %peer, %addr, error = %f.error, "{f}");
         }
     }
 
@@ -681,7 +765,7 @@ impl<S: Stream> Engine<S> {
         };
         match result {
             Ok(stream) => {
-                tracing::trace!(peer = %addr, %conn, "dialling");
+                log!(self.log, trace, peer = %addr, %conn, "dialling");
                 self.conns.insert(
                     conn,
                     Conn {
@@ -698,8 +782,8 @@ impl<S: Stream> Engine<S> {
                 );
             }
             Err(e) => {
-                tracing::debug!(peer = %addr, %conn, error = %e, "dial failed at once");
-                self.node.handle_connect_failed(self.clock.now(), conn);
+                log!(self.log, debug, peer = %addr, %conn, error = %e, "dial failed at once");
+                self.node.handle_connect_failed(self.clock.now(), conn, &e);
             }
         }
     }
@@ -742,7 +826,7 @@ impl<S: Stream> Engine<S> {
         e: &io::Error,
     ) {
         if let Some(c) = self.conns.get(&conn) {
-            tracing::debug!(peer = %c.addr, %conn, error = %e, "{op} failed; closing the connection");
+            log!(self.log, debug, peer = %c.addr, %conn, error = %e, "{op} failed; closing the connection");
         }
         self.stats.socket_errors += 1;
         self.lost(io, conn);
@@ -772,7 +856,7 @@ impl<S: Stream> Engine<S> {
                 }
             }
             io.deregister(conn, &mut stream);
-            tracing::trace!(peer = %c.addr, %conn, "closed");
+            log!(self.log, trace, peer = %c.addr, %conn, "closed");
         }
     }
 }
@@ -782,9 +866,15 @@ fn backlog_full(io: &impl Io) -> bool {
 }
 
 /// Whether an event may be dropped when the application falls behind: discovery's table
-/// changes and sightings, but not a finished lookup.
+/// changes and sightings, and failed connections of strangers and discovered candidates
+/// (each is logged, and counted in the node's stats), but not a finished lookup or the
+/// failure of a static or trusted peer.
 fn droppable(event: &NodeEvent) -> bool {
-    matches!(event, NodeEvent::Discovery(d) if !matches!(d.as_ref(), DiscoveryEvent::LookupFinished { .. }))
+    match event {
+        NodeEvent::Discovery(d) => !matches!(d.as_ref(), DiscoveryEvent::LookupFinished { .. }),
+        NodeEvent::ConnectionFailed(f) => !f.is_configured_peer(),
+        _ => false,
+    }
 }
 
 /// What an event weighs in [`Backlog::bytes`]: its message payload, if it has one.
@@ -811,7 +901,7 @@ mod tests {
         }));
         let message = NodeEvent::Message {
             peer: NodeId::default(),
-            protocol: 0,
+            protocol: devp2p_core::session::ProtocolId::new(0),
             code: 0,
             payload: vec![1, 2, 3],
         };

@@ -12,6 +12,7 @@
 //!   warning and the node starts empty; writes go through a temporary file and a rename.
 //! - [`DriverConfig`] and [`prepare`]: start-up shared by both drivers.
 
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod engine;
@@ -20,9 +21,12 @@ pub mod fsutil;
 pub mod keyfile;
 pub mod nodedb_file;
 
+pub use api::{AddStaticError, LookupError, SendFailure, Stopped};
 pub use clock::Clock;
 pub use config::{prepare, DriverConfig, KeySource, Prepared, StartError};
-pub use engine::{Backlog, DriverStats, Engine, Interest, Io, ShutdownReport, Sockets, Stream};
+pub use engine::{
+    Backlog, DriverStats, Engine, Interest, Io, LogTarget, ShutdownReport, Sockets, Stats, Stream,
+};
 pub use entropy::os_seeded_rng;
 pub use nodedb_file::NodeDbFile;
 

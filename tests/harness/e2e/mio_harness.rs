@@ -6,12 +6,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use devp2p_core::discv4::NodeDbSnapshot;
-use devp2p_core::node::{Node, PeerInfo};
-use devp2p_core::session::DisconnectReason;
-use devp2p_core::{Enode, Instant as CoreInstant, NodeId};
-use devp2p_mio::common::{DriverConfig, DriverStats, ShutdownReport};
-use devp2p_mio::{Remote, Runner};
-use rand_chacha::ChaCha20Rng;
+use devp2p_core::node::PeerInfo;
+use devp2p_core::session::{DisconnectReason, ProtocolId, SendError};
+use devp2p_core::{Enode, NodeId};
+use devp2p_mio::{
+    AddStaticError, DriverConfig, Remote, Runner, SendFailure, ShutdownReport, Stats,
+};
 
 use super::{wait_for, EventLog, Harness};
 
@@ -19,6 +19,8 @@ use super::{wait_for, EventLog, Harness};
 const TURN: Duration = Duration::from_millis(20);
 /// How long a node shutdown may take (the drivers give Disconnects 3 s to drain).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+/// How long `send` retries a full queue, as tokio's `send` waits for room.
+const SEND_WAIT: Duration = Duration::from_secs(30);
 
 /// Nodes in one mio loop.
 pub struct MioHarness {
@@ -103,20 +105,43 @@ impl Harness for MioHarness {
         &mut self,
         i: usize,
         peer: NodeId,
-        protocol: usize,
+        protocol: ProtocolId,
         code: u64,
         payload: Vec<u8>,
     ) -> Result<(), String> {
+        // What an application does with mio: on QueueFull, send again once the peer is
+        // writable (here: poll for it, bounded).
+        let deadline = std::time::Instant::now() + SEND_WAIT;
+        loop {
+            let p = payload.clone();
+            match self.try_send(i, peer, protocol, code, p) {
+                Err(SendFailure::Refused(SendError::QueueFull { .. }))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                r => return r.map_err(|e| e.to_string()),
+            }
+        }
+    }
+
+    fn try_send(
+        &mut self,
+        i: usize,
+        peer: NodeId,
+        protocol: ProtocolId,
+        code: u64,
+        payload: Vec<u8>,
+    ) -> Result<(), SendFailure> {
         self.call(move |r| {
             r.driver_mut(i)
                 .expect("node exists")
                 .send(&peer, protocol, code, &payload)
-                .map_err(|e| e.to_string())
         })
     }
 
-    fn add_static(&mut self, i: usize, peer: Enode) {
-        self.call(move |r| r.driver_mut(i).expect("node exists").add_static(&peer));
+    fn add_static(&mut self, i: usize, peer: Enode) -> Result<(), AddStaticError> {
+        self.call(move |r| r.driver_mut(i).expect("node exists").add_static(&peer))
     }
 
     fn disconnect(&mut self, i: usize, peer: NodeId, reason: DisconnectReason) {
@@ -133,21 +158,17 @@ impl Harness for MioHarness {
 
     fn table(&mut self, i: usize) -> Vec<NodeId> {
         self.call(move |r| {
-            r.driver(i)
-                .expect("node exists")
-                .node()
-                .discovery()
-                .map(|d| d.table().entries().map(|e| e.node().id()).collect())
-                .unwrap_or_default()
+            let table = r.driver(i).expect("node exists").table();
+            table.iter().map(|n| n.id()).collect()
         })
     }
 
     fn db_snapshot(&mut self, i: usize) -> NodeDbSnapshot {
-        self.call(move |r| r.driver(i).expect("node exists").node().db_snapshot())
+        self.call(move |r| r.driver(i).expect("node exists").db_snapshot())
     }
 
     fn shutdown(&mut self, i: usize) -> ShutdownReport {
-        self.call(move |r| r.driver_mut(i).expect("node exists").begin_shutdown());
+        self.call(move |r| r.driver_mut(i).expect("node exists").shutdown());
         let mut report = None;
         wait_for("a mio node to finish its shutdown", SHUTDOWN_WAIT, || {
             report = self.call(move |r| r.driver(i).and_then(|d| d.shutdown_report().cloned()));
@@ -156,15 +177,7 @@ impl Harness for MioHarness {
         report.expect("waited for it")
     }
 
-    fn command<T: Send + 'static>(
-        &mut self,
-        i: usize,
-        f: impl FnOnce(&mut Node<ChaCha20Rng>, CoreInstant) -> T + Send + 'static,
-    ) -> T {
-        self.call(move |r| r.driver_mut(i).expect("node exists").command(f))
-    }
-
-    fn driver_stats(&mut self, i: usize) -> DriverStats {
-        self.call(move |r| r.driver(i).expect("node exists").stats().clone())
+    fn stats(&mut self, i: usize) -> Stats {
+        self.call(move |r| r.driver(i).expect("node exists").stats())
     }
 }

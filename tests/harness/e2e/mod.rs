@@ -16,11 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use devp2p_core::discv4::NodeDbSnapshot;
-use devp2p_core::node::{Node, NodeConfig, NodeEvent, PeerInfo};
-use devp2p_core::session::{DisconnectReason, Protocol, SessionConfig};
-use devp2p_core::{Enode, Instant as CoreInstant, NodeId};
-use devp2p_mio::common::{DriverConfig, DriverStats, ShutdownReport};
-use rand_chacha::ChaCha20Rng;
+use devp2p_core::node::{NodeConfig, NodeEvent, PeerInfo};
+use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId, SessionConfig};
+use devp2p_core::{Enode, NodeId};
+use devp2p_mio::{AddStaticError, DriverConfig, SendFailure, ShutdownReport, Stats};
 
 pub use mio_harness::MioHarness;
 pub use tokio_harness::TokioHarness;
@@ -59,17 +58,27 @@ pub trait Harness {
     fn enode(&self, i: usize) -> Enode;
     /// The events so far.
     fn log(&self) -> &EventLog;
-    /// Sends a message from node `i`.
+    /// Sends a message from node `i`, waiting for queue room (tokio), or retrying on
+    /// `Writable` (mio).
     fn send(
         &mut self,
         i: usize,
         peer: NodeId,
-        protocol: usize,
+        protocol: ProtocolId,
         code: u64,
         payload: Vec<u8>,
     ) -> Result<(), String>;
+    /// Sends a message from node `i` if the peer's queue has room now.
+    fn try_send(
+        &mut self,
+        i: usize,
+        peer: NodeId,
+        protocol: ProtocolId,
+        code: u64,
+        payload: Vec<u8>,
+    ) -> Result<(), SendFailure>;
     /// Makes node `i` keep `peer` connected.
-    fn add_static(&mut self, i: usize, peer: Enode);
+    fn add_static(&mut self, i: usize, peer: Enode) -> Result<(), AddStaticError>;
     /// Disconnects node `i` from `peer`.
     fn disconnect(&mut self, i: usize, peer: NodeId, reason: DisconnectReason);
     /// Node `i`'s peers.
@@ -80,15 +89,15 @@ pub trait Harness {
     fn db_snapshot(&mut self, i: usize) -> NodeDbSnapshot;
     /// Shuts node `i` down gracefully and waits for the report.
     fn shutdown(&mut self, i: usize) -> ShutdownReport;
-    /// Runs `f` on node `i`'s core node inside its driver (any query, or a command such as a
-    /// send that must not wait for queue room), then lets the node act on it.
-    fn command<T: Send + 'static>(
-        &mut self,
-        i: usize,
-        f: impl FnOnce(&mut Node<ChaCha20Rng>, CoreInstant) -> T + Send + 'static,
-    ) -> T;
-    /// Node `i`'s driver counters.
-    fn driver_stats(&mut self, i: usize) -> DriverStats;
+    /// Node `i`'s counters and its driver's.
+    fn stats(&mut self, i: usize) -> Stats;
+    /// Bytes node `i` has queued for `peer` (0 when it is not a peer).
+    fn queued(&mut self, i: usize, peer: NodeId) -> usize {
+        self.peers(i)
+            .into_iter()
+            .find(|p| p.id == peer)
+            .map_or(0, |p| p.queued)
+    }
 
     /// Node `i`'s id.
     fn id(&self, i: usize) -> NodeId {

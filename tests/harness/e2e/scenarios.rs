@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use devp2p_core::discv4::{Event as DiscoveryEvent, Node as DiscNode};
 use devp2p_core::node::{NodeEvent, PeerInfo};
-use devp2p_core::session::{DisconnectReason, Side};
+use devp2p_core::session::{DisconnectReason, ProtocolId, Side};
 use devp2p_core::NodeId;
 use devp2p_mio::common::{DriverConfig, NodeDbFile};
 
@@ -42,7 +42,7 @@ fn removed(h: &impl Harness, i: usize, peer: NodeId) -> Option<(Side, Option<Dis
 fn connected_pair(h: &mut impl Harness) -> (usize, usize) {
     let a = h.start(local_config(false));
     let b = h.start(local_config(false));
-    h.add_static(b, h.enode(a));
+    h.add_static(b, h.enode(a)).expect("a dialable static peer");
     let (ida, idb) = (h.id(a), h.id(b));
     wait_for(
         &format!("a static dial to connect both sides ({})", h.driver()),
@@ -78,10 +78,10 @@ pub fn two_nodes_exchange_messages_on_a_test_subprotocol(h: &mut impl Harness) {
         })
         .collect();
     for (i, p) in payloads.iter().enumerate() {
-        h.send(b, ida, 0, (i % 4) as u64, p.clone())
+        h.send(b, ida, ProtocolId::new(0), (i % 4) as u64, p.clone())
             .unwrap_or_else(|e| panic!("send {i} from b: {e}"));
     }
-    h.send(a, idb, 0, 3, b"reply".to_vec())
+    h.send(a, idb, ProtocolId::new(0), 3, b"reply".to_vec())
         .expect("send from a");
     let count = |ev: &[NodeEvent], from: NodeId| {
         ev.iter()
@@ -102,10 +102,10 @@ pub fn two_nodes_exchange_messages_on_a_test_subprotocol(h: &mut impl Harness) {
             .filter_map(|e| match e {
                 NodeEvent::Message {
                     peer,
-                    protocol: 0,
+                    protocol,
                     code,
                     payload,
-                } if *peer == idb => Some((*code, payload)),
+                } if *peer == idb && protocol.index() == 0 => Some((*code, payload)),
                 _ => None,
             })
             .collect();
@@ -170,7 +170,7 @@ pub fn eight_nodes_bootstrap_from_one_and_find_each_other(h: &mut impl Harness) 
 pub fn shutdown_is_clean_on_both_sides_with_reasons(h: &mut impl Harness) {
     let (a, b) = connected_pair(h);
     let c = h.start(local_config(false));
-    h.add_static(c, h.enode(a));
+    h.add_static(c, h.enode(a)).expect("a dialable static peer");
     let (ida, idb, idc) = (h.id(a), h.id(b), h.id(c));
     wait_for("c to connect to a", CONNECT_WAIT, || added(h, a, idc));
 
@@ -277,4 +277,100 @@ pub fn restart_seeds_from_the_saved_database(h: &mut impl Harness) {
         || h.table(second).contains(&boot_id) && h.peers(second).iter().any(|p| p.id == boot_id),
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bytes no compressor can shrink (xorshift), so each costs its full size on the wire.
+fn incompressible(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Messages at and around every size limit, snappy on (every session after Hello): each one
+/// up to the documented maximum arrives intact and in order, two maximal ones back to back
+/// included (the queue holds one at a time: the second waits for room); each one that can
+/// never be sent is refused at once, naming the limit, and the session carries on.
+pub fn messages_around_every_size_limit_arrive_or_are_refused_at_once(h: &mut impl Harness) {
+    use devp2p_core::rlpx::{MAX_FRAME_SIZE, MAX_MESSAGE_SIZE, MAX_UNCOMPRESSED_SIZE};
+    use devp2p_core::session::{SendError, SizeLimit};
+    use devp2p_mio::SendFailure;
+
+    let (a, b) = connected_pair(h);
+    let (ida, idb) = (h.id(a), h.id(b));
+    let p = ProtocolId::new(0);
+    let deliverable = [
+        incompressible(MAX_MESSAGE_SIZE, 1),
+        incompressible(MAX_MESSAGE_SIZE, 2),
+        vec![0x5a; MAX_UNCOMPRESSED_SIZE],
+        incompressible(MAX_MESSAGE_SIZE - 1, 3),
+        Vec::new(),
+    ];
+    for (i, m) in deliverable.iter().enumerate() {
+        h.send(b, ida, p, i as u64 % 4, m.clone())
+            .unwrap_or_else(|e| panic!("{}: {} bytes: {e}", h.driver(), m.len()));
+    }
+    let refusals = [
+        (
+            MAX_UNCOMPRESSED_SIZE + 1,
+            SizeLimit::Message,
+            MAX_UNCOMPRESSED_SIZE,
+        ),
+        (20 * 1024 * 1024, SizeLimit::Message, MAX_UNCOMPRESSED_SIZE),
+        (MAX_UNCOMPRESSED_SIZE, SizeLimit::Frame, MAX_FRAME_SIZE),
+    ];
+    for (len, kind, limit) in refusals {
+        let m = incompressible(len, 9);
+        let started = std::time::Instant::now();
+        let e = h.try_send(b, ida, p, 0, m.clone()).unwrap_err();
+        assert!(
+            matches!(&e, SendFailure::Refused(SendError::TooLarge { kind: k, limit: l, .. }) if *k == kind && *l == limit),
+            "{}: {len} bytes: {e:?}",
+            h.driver()
+        );
+        assert!(e.to_string().contains(&limit.to_string()), "{e}");
+        // The waiting send refuses it at once too: it never waits for room it cannot get.
+        let e = h.send(b, ida, p, 0, m).unwrap_err();
+        assert!(e.contains(&limit.to_string()), "{}: {e}", h.driver());
+        assert!(
+            started.elapsed() < CONNECT_WAIT,
+            "{}: refused late",
+            h.driver()
+        );
+    }
+    h.send(b, ida, p, 1, b"after the refusals".to_vec())
+        .expect("the session carries on");
+    let from_b = |ev: &[NodeEvent]| -> Vec<Vec<u8>> {
+        ev.iter()
+            .filter_map(|e| match e {
+                NodeEvent::Message { peer, payload, .. } if *peer == idb => Some(payload.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    wait_for(
+        &format!(
+            "{} large messages to arrive ({})",
+            deliverable.len() + 1,
+            h.driver()
+        ),
+        Duration::from_secs(60),
+        || h.log().with(a, |ev| from_b(ev).len()) == deliverable.len() + 1,
+    );
+    let got = h.log().with(a, from_b);
+    for (i, m) in deliverable.iter().enumerate() {
+        assert!(
+            got[i] == *m,
+            "{}: message {i} ({} bytes) altered",
+            h.driver(),
+            m.len()
+        );
+    }
+    assert_eq!(got[deliverable.len()], b"after the refusals");
+    assert!(h.peers(a).iter().any(|p| p.id == idb), "still connected");
 }

@@ -1,14 +1,15 @@
 //! [`Harness`] over devp2p-tokio: each node a task on a two-thread runtime.
 
 use devp2p_core::discv4::NodeDbSnapshot;
-use devp2p_core::node::{Node, PeerInfo};
-use devp2p_core::session::DisconnectReason;
-use devp2p_core::{Enode, Instant as CoreInstant, NodeId};
-use devp2p_mio::common::{DriverConfig, DriverStats, ShutdownReport};
-use devp2p_tokio::NodeHandle;
-use rand_chacha::ChaCha20Rng;
+use devp2p_core::node::PeerInfo;
+use devp2p_core::session::{DisconnectReason, ProtocolId};
+use devp2p_core::{Enode, NodeId};
+use devp2p_tokio::{AddStaticError, DriverConfig, NodeHandle, SendFailure, ShutdownReport, Stats};
 
 use super::{EventLog, Harness};
+
+/// How long `send` may wait for queue room before the test fails.
+const SEND_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Nodes as tokio tasks.
 pub struct TokioHarness {
@@ -67,7 +68,7 @@ impl Harness for TokioHarness {
     }
 
     fn enode(&self, i: usize) -> Enode {
-        self.nodes[i].local_enode().clone()
+        self.nodes[i].local_enode()
     }
 
     fn log(&self) -> &EventLog {
@@ -78,24 +79,40 @@ impl Harness for TokioHarness {
         &mut self,
         i: usize,
         peer: NodeId,
-        protocol: usize,
+        protocol: ProtocolId,
         code: u64,
         payload: Vec<u8>,
     ) -> Result<(), String> {
-        self.runtime
-            .block_on(self.nodes[i].send(peer, protocol, code, payload))
-            .map_err(|e| e.to_string())
+        let node = self.nodes[i].clone();
+        // A send that never returns fails the test instead of hanging it.
+        let send = async move {
+            tokio::time::timeout(SEND_WAIT, node.send(&peer, protocol, code, &payload)).await
+        };
+        match self.runtime.block_on(send) {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("send did not return within {SEND_WAIT:?}")),
+        }
     }
 
-    fn add_static(&mut self, i: usize, peer: Enode) {
+    fn try_send(
+        &mut self,
+        i: usize,
+        peer: NodeId,
+        protocol: ProtocolId,
+        code: u64,
+        payload: Vec<u8>,
+    ) -> Result<(), SendFailure> {
         self.runtime
-            .block_on(self.nodes[i].add_static(peer))
-            .expect("node running");
+            .block_on(self.nodes[i].try_send(&peer, protocol, code, &payload))
+    }
+
+    fn add_static(&mut self, i: usize, peer: Enode) -> Result<(), AddStaticError> {
+        self.runtime.block_on(self.nodes[i].add_static(&peer))
     }
 
     fn disconnect(&mut self, i: usize, peer: NodeId, reason: DisconnectReason) {
         self.runtime
-            .block_on(self.nodes[i].disconnect(peer, reason))
+            .block_on(self.nodes[i].disconnect(&peer, reason))
             .expect("node running");
     }
 
@@ -106,16 +123,16 @@ impl Harness for TokioHarness {
     }
 
     fn table(&mut self, i: usize) -> Vec<NodeId> {
-        let info = self
+        let table = self
             .runtime
-            .block_on(self.nodes[i].info())
+            .block_on(self.nodes[i].table())
             .expect("node running");
-        info.table.iter().map(|n| n.id()).collect()
+        table.iter().map(|n| n.id()).collect()
     }
 
     fn db_snapshot(&mut self, i: usize) -> NodeDbSnapshot {
         self.runtime
-            .block_on(self.nodes[i].call(|n, _| n.db_snapshot()))
+            .block_on(self.nodes[i].db_snapshot())
             .expect("node running")
     }
 
@@ -132,20 +149,9 @@ impl Harness for TokioHarness {
         report
     }
 
-    fn command<T: Send + 'static>(
-        &mut self,
-        i: usize,
-        f: impl FnOnce(&mut Node<ChaCha20Rng>, CoreInstant) -> T + Send + 'static,
-    ) -> T {
+    fn stats(&mut self, i: usize) -> Stats {
         self.runtime
-            .block_on(self.nodes[i].call(f))
+            .block_on(self.nodes[i].stats())
             .expect("node running")
-    }
-
-    fn driver_stats(&mut self, i: usize) -> DriverStats {
-        self.runtime
-            .block_on(self.nodes[i].info())
-            .expect("node running")
-            .driver
     }
 }

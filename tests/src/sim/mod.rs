@@ -628,7 +628,7 @@ impl Sim {
     /// [`Sim::lookup_result`]. `None` if the node is down or runs without discovery.
     pub fn start_lookup(&mut self, i: usize, target: [u8; 64]) -> Option<LookupId> {
         let now = self.now;
-        let id = self.slots[i].node.as_mut()?.start_lookup(now, target)?;
+        let id = self.slots[i].node.as_mut()?.lookup_target(now, &target)?;
         self.trace.record(Record::Lookup, now, i, id.0, 0, &target);
         self.lookups.insert((i, id), None);
         self.after(i);
@@ -830,7 +830,8 @@ impl Sim {
                 self.trace
                     .record(Record::ConnectFailed, now, node, conn.0, 0, &[]);
                 if let Some(n) = slot.node.as_mut() {
-                    n.handle_connect_failed(now, conn);
+                    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                    n.handle_connect_failed(now, conn, &refused);
                 }
                 self.after(node);
             }

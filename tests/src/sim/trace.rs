@@ -123,7 +123,11 @@ impl Trace {
                 protocol,
                 code,
                 payload,
-            } => rec(3, (*protocol as u64) << 32 | *code, &[&peer.0, payload]),
+            } => rec(
+                3,
+                (protocol.index() as u64) << 32 | *code,
+                &[&peer.0, payload],
+            ),
             NodeEvent::Discovery(e) => match &**e {
                 DiscoveryEvent::NodeAdded(n) => rec(4, 0, &[&n.id().0]),
                 DiscoveryEvent::NodeRemoved(id) => rec(5, 0, &[&id.0]),
@@ -141,6 +145,16 @@ impl Trace {
                 #[allow(unreachable_patterns)]
                 _ => rec(10, 0, &[]),
             },
+            NodeEvent::Writable { peer } => rec(11, 0, &[&peer.0]),
+            NodeEvent::ConnectionFailed(f) => {
+                let id = f.remote.map(|k| k.id().0).unwrap_or_default();
+                let conn = f.conn.map_or(u64::MAX, |c| c.0);
+                // The error's text names its kind and detail.
+                rec(12, conn, &[&id, f.error.to_string().as_bytes()])
+            }
+            // The enum may grow; anything new still counts as "an event happened".
+            #[allow(unreachable_patterns)]
+            _ => rec(13, 0, &[]),
         }
     }
 

@@ -17,7 +17,6 @@ use devp2p_core::discv4::{
 use devp2p_core::node::{NodeConfig, NodeEvent};
 use devp2p_core::{Enode, Enr, NodeId, NodeSecretKey};
 use devp2p_mio::common::{os_seeded_rng, Clock, DriverConfig};
-use rand_core::Rng;
 use serde_json::json;
 use tokio::net::UdpSocket;
 
@@ -252,22 +251,16 @@ pub async fn resolve(
 ) -> Result<ExitCode, Failure> {
     let (node, _events) = devp2p_tokio::spawn(discovery_only(bootnodes))?;
     let deadline = Instant::now() + timeout;
-    let target = *enode.public_key.raw();
     let wanted = enode.id();
     let mut found: Option<DiscNode> = None;
     while found.is_none() && Instant::now() < deadline {
         let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(nodes) = tokio::time::timeout(left, node.lookup(target)).await else {
+        let Ok(nodes) = tokio::time::timeout(left, node.lookup(&enode.public_key)).await else {
             break;
         };
         found = nodes?.into_iter().find(|n| n.id() == wanted);
         if found.is_none() {
-            found = node
-                .info()
-                .await?
-                .table
-                .into_iter()
-                .find(|n| n.id() == wanted);
+            found = node.table().await?.into_iter().find(|n| n.id() == wanted);
         }
     }
     let _ = node.shutdown().await;
@@ -307,13 +300,10 @@ pub async fn crawl(
     let mut lookups = tokio::task::JoinSet::new();
     for _ in 0..CRAWL_PARALLEL_LOOKUPS {
         let node = node.clone();
-        let mut rng = os_seeded_rng().map_err(|e| format!("reading OS entropy: {e}"))?;
         lookups.spawn(async move {
             let mut done = 0u64;
             while Instant::now() < deadline {
-                let mut target = [0u8; 64];
-                rng.fill_bytes(&mut target);
-                if node.lookup(target).await.is_err() {
+                if node.lookup_random().await.is_err() {
                     break;
                 }
                 done += 1;

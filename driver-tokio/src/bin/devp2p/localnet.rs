@@ -19,8 +19,7 @@ use devp2p_core::discv4::{Event as DiscoveryEvent, Node as DiscNode};
 use devp2p_core::node::{NodeConfig, NodeEvent, NodeStats};
 use devp2p_core::session::{Protocol, SessionConfig};
 use devp2p_core::{Enode, NodeId};
-use devp2p_mio::common::{os_seeded_rng, DriverConfig};
-use rand_core::Rng;
+use devp2p_mio::common::DriverConfig;
 
 use crate::args::{parse_duration, show, Driver};
 use crate::Failure;
@@ -256,7 +255,6 @@ async fn run_tokio(args: LocalnetArgs) -> Result<ExitCode, Failure> {
     let deadline = Instant::now() + args.duration;
     let mut ticker = tokio::time::interval(TICK);
     let mut statuses = Vec::new();
-    let mut rng = os_seeded_rng().map_err(|e| format!("reading OS entropy: {e}"))?;
     let mut next_lookups = Instant::now() + LOOKUP_EVERY;
     let mut lookups: Vec<Option<tokio::task::JoinHandle<()>>> = (0..n).map(|_| None).collect();
     loop {
@@ -266,25 +264,26 @@ async fn run_tokio(args: LocalnetArgs) -> Result<ExitCode, Failure> {
             for (i, s) in statuses.iter().enumerate() {
                 let busy = lookups[i].as_ref().is_some_and(|l| !l.is_finished());
                 if !busy && !complete(&all, s) {
-                    let mut target = [0u8; 64];
-                    rng.fill_bytes(&mut target);
                     let h = handles[i].clone();
                     lookups[i] = Some(tokio::spawn(async move {
-                        let _ = h.lookup(target).await;
+                        let _ = h.lookup_random().await;
                     }));
                 }
             }
         }
         statuses.clear();
         for (i, h) in handles.iter().enumerate() {
-            let info = h.info().await.map_err(|e| format!("node {i}: {e}"))?;
+            let stopped = |e| format!("node {i}: {e}");
+            let table = h.table().await.map_err(stopped)?;
+            let peers = h.peers().await.map_err(stopped)?;
+            let stats = h.stats().await.map_err(stopped)?;
             let seen_i = seen.lock().map(|s| s[i].clone()).unwrap_or_default();
             statuses.push(Status::new(
                 h.local_id(),
-                info.table.iter().map(DiscNode::id),
-                info.peers.len(),
+                table.iter().map(DiscNode::id),
+                peers.len(),
                 &seen_i,
-                info.stats,
+                stats.node,
             ));
         }
         progress.show(&all, &statuses);
@@ -313,11 +312,7 @@ fn run_mio(args: LocalnetArgs) -> Result<ExitCode, Failure> {
             boot = runner.driver(idx).map(|d| d.local_enode());
         }
     }
-    let all: Vec<NodeId> = runner
-        .drivers()
-        .iter()
-        .map(|d| d.node().local_id())
-        .collect();
+    let all: Vec<NodeId> = runner.drivers().iter().map(|d| d.local_id()).collect();
     eprintln!(
         "localnet: {n} nodes on 127.0.0.1 (mio driver, one Poll, one thread), bootnode {}",
         boot.map(|b| b.to_string()).unwrap_or_default()
@@ -327,17 +322,14 @@ fn run_mio(args: LocalnetArgs) -> Result<ExitCode, Failure> {
     let deadline = Instant::now() + args.duration;
     let mut next_tick = Instant::now() + TICK;
     let mut statuses: Vec<Status> = Vec::new();
-    let mut rng = os_seeded_rng().map_err(|e| format!("reading OS entropy: {e}"))?;
     let mut next_lookups = Instant::now() + LOOKUP_EVERY;
     loop {
         if Instant::now() >= next_lookups && statuses.len() == n {
             next_lookups += LOOKUP_EVERY;
             for (i, s) in statuses.iter().enumerate() {
                 if !complete(&all, s) {
-                    let mut target = [0u8; 64];
-                    rng.fill_bytes(&mut target);
                     if let Some(d) = runner.driver_mut(i) {
-                        d.start_lookup(target);
+                        let _ = d.lookup_random();
                     }
                 }
             }
@@ -353,17 +345,12 @@ fn run_mio(args: LocalnetArgs) -> Result<ExitCode, Failure> {
             .iter()
             .zip(&seen)
             .map(|(d, seen_i)| {
-                let node = d.node();
-                let table: Vec<NodeId> = node
-                    .discovery()
-                    .map(|disc| disc.table().entries().map(|e| e.node().id()).collect())
-                    .unwrap_or_default();
                 Status::new(
-                    node.local_id(),
-                    table.into_iter(),
-                    node.peer_count(),
+                    d.local_id(),
+                    d.table().iter().map(DiscNode::id),
+                    d.peers().len(),
                     seen_i,
-                    node.stats(),
+                    d.stats().node,
                 )
             })
             .collect();

@@ -158,7 +158,7 @@ pub async fn run(args: NodeArgs) -> Result<ExitCode, Failure> {
     match args.driver {
         Driver::Tokio => {
             let (node, mut events) = devp2p_tokio::spawn(config)?;
-            listening(node.local_enode(), node.local_enr(), json);
+            listening(&node.local_enode(), node.local_enr().as_ref(), json);
             let stop = stop_signal();
             tokio::pin!(stop);
             loop {
@@ -185,7 +185,7 @@ pub async fn run(args: NodeArgs) -> Result<ExitCode, Failure> {
                     devp2p_mio::run(
                         config,
                         |d, remote| {
-                            listening(&d.local_enode(), d.local_enr(), json);
+                            listening(&d.local_enode(), d.local_enr().as_ref(), json);
                             let _ = started_tx.send(remote);
                         },
                         |_, e| show(&e, json),

@@ -1,5 +1,6 @@
 //! How node events are shown: one JSON object per line (`--json`), or a log line.
 
+use devp2p_core::dial::DialKind;
 use devp2p_core::discv4::Event as DiscoveryEvent;
 use devp2p_core::node::{Direction, NodeEvent};
 use devp2p_core::session::Side;
@@ -67,7 +68,16 @@ pub fn event_json(e: &NodeEvent) -> Option<String> {
             ])),
             _ => None,
         },
-        NodeEvent::Message { .. } => None,
+        NodeEvent::ConnectionFailed(f) => Some(ordered(&[
+            ("event", json!("connection_failed")),
+            ("id", json!(f.remote.map(|k| k.id().to_string()))),
+            ("addr", json!(f.addr.map(|a| a.to_string()))),
+            ("direction", json!(direction(f.direction))),
+            ("static", json!(f.dial == Some(DialKind::Static))),
+            ("trusted", json!(f.trusted)),
+            ("error", json!(f.error.to_string())),
+        ])),
+        _ => None,
     }
 }
 
@@ -94,7 +104,9 @@ pub fn log_event(e: &NodeEvent) {
                 tracing::debug!(lookup = id.0, found = nodes.len(), "lookup finished");
             }
         }
-        NodeEvent::Message { .. } => {}
+        // Failed connections are logged by the driver itself (info for static and trusted
+        // peers, debug for the rest); messages and writability are the application's.
+        _ => {}
     }
 }
 

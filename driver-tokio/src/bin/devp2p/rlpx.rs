@@ -96,7 +96,7 @@ async fn exchange(enode: &Enode, caps: Vec<Protocol>) -> Result<(Established, Du
                     return Ok((*est, rtt));
                 }
                 SessionEvent::Closed(c) => return Err(describe(&c).into()),
-                SessionEvent::Authenticated { .. } | SessionEvent::Message { .. } => {}
+                _ => {}
             }
         }
         if s.is_finished() {
