@@ -28,7 +28,9 @@ use devp2p_core::Instant;
 use rand_chacha::ChaCha20Rng;
 
 use crate::common::clock::Clock;
-use crate::common::config::{prepare, DriverConfig, Prepared, StartError, MIN_DB_SAVE_INTERVAL};
+use crate::common::config::{
+    prepare, DataDirLock, DriverConfig, Prepared, StartError, MIN_DB_SAVE_INTERVAL,
+};
 use crate::common::nodedb_file::NodeDbFile;
 
 /// Bytes read from one socket per read call.
@@ -182,6 +184,8 @@ pub struct Engine<S> {
     next_save: Instant,
     shutdown_deadline: Option<Instant>,
     stats: DriverStats,
+    /// The data directory's lock, held as long as the engine (see [`prepare`]).
+    _data_dir_lock: Option<DataDirLock>,
 }
 
 /// The sockets a driver converts to its own types.
@@ -206,6 +210,7 @@ impl<S: Stream> Engine<S> {
             listener,
             udp,
             db_file,
+            lock,
         } = prepare(config)?;
         let clock = Clock::new();
         let now = clock.now();
@@ -225,6 +230,7 @@ impl<S: Stream> Engine<S> {
             next_save: now + save_interval,
             shutdown_deadline: None,
             stats: DriverStats::default(),
+            _data_dir_lock: lock,
         };
         Ok((engine, Sockets { listener, udp }))
     }

@@ -21,7 +21,7 @@ pub mod keyfile;
 pub mod nodedb_file;
 
 pub use clock::Clock;
-pub use config::{prepare, DriverConfig, KeySource, Prepared, StartError};
+pub use config::{prepare, DataDirLock, DriverConfig, KeySource, Prepared, StartError, Transport};
 pub use engine::{Backlog, DriverStats, Engine, Interest, Io, ShutdownReport, Sockets, Stream};
 pub use entropy::os_seeded_rng;
 pub use nodedb_file::NodeDbFile;
