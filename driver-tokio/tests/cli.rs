@@ -248,3 +248,310 @@ fn sim_prints_recall_and_a_digest_that_the_same_command_repeats() {
     assert!(text.contains(&format!("digest       {digest}")), "{text}");
     assert!(text.contains("recall"), "{text}");
 }
+
+/// A fresh directory for one test.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("devp2p-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A running `devp2p node --json …`: its first line read, stderr collected at the end.
+struct RunningNode {
+    child: std::process::Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    listening: serde_json::Value,
+}
+
+impl RunningNode {
+    fn start(args: &[&str]) -> RunningNode {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_devp2p"))
+            .arg("node")
+            .arg("--json")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting devp2p node");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = match lines.next() {
+            Some(Ok(l)) => l,
+            other => {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "{args:?}: no listening line ({other:?}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        };
+        let listening = json(&first);
+        assert_eq!(listening["event"], "listening");
+        RunningNode {
+            child,
+            lines,
+            listening,
+        }
+    }
+
+    fn enode(&self) -> String {
+        self.listening["enode"].as_str().unwrap().to_string()
+    }
+
+    /// SIGTERM, then the exit status and everything it wrote to stderr.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("sending SIGTERM");
+        assert!(killed.success());
+        for _ in self.lines.by_ref() {}
+        let out = self.child.wait_with_output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// Waits for a child at most `limit`; kills it and fails past that.
+fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_second_node_on_a_data_directory_in_use_is_refused_naming_it() {
+    let dir = temp_dir("lock");
+    let d = dir.to_str().unwrap();
+    for driver in ["tokio", "mio"] {
+        let first = RunningNode::start(&["--listen", "127.0.0.1:0", "--datadir", d]);
+        let second = devp2p(&[
+            "node",
+            "--listen",
+            "127.0.0.1:0",
+            "--datadir",
+            d,
+            "--driver",
+            driver,
+        ]);
+        let err = String::from_utf8_lossy(&second.stderr);
+        assert_eq!(second.status.code(), Some(1), "{driver}: {err}");
+        assert!(
+            err.contains(d) && err.contains("in use by another node"),
+            "{driver}: {err}"
+        );
+        let (status, _) = first.stop();
+        assert!(status.success());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn start_up_failures_say_what_is_wrong_and_create_no_key() {
+    let dir = temp_dir("startup");
+    // A --nodekey in a directory that does not exist: refused, nothing created.
+    let missing = dir.join("no-such-dir").join("nodekey");
+    let out = devp2p(&[
+        "node",
+        "--listen",
+        "127.0.0.1:0",
+        "--nodekey",
+        missing.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!dir.join("no-such-dir").exists(), "no directory is created");
+
+    // A --datadir that is a file.
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = devp2p(&[
+        "node",
+        "--listen",
+        "127.0.0.1:0",
+        "--datadir",
+        file.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is not a directory"), "{err}");
+
+    // A key file of 32 raw bytes: what it holds, what it must hold, how to convert it.
+    let raw = dir.join("raw.key");
+    std::fs::write(&raw, [0x11u8; 32]).unwrap();
+    let out = devp2p(&[
+        "node",
+        "--listen",
+        "127.0.0.1:0",
+        "--nodekey",
+        raw.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("32 raw bytes") && err.contains("64 hex characters") && err.contains("xxd"),
+        "{err}"
+    );
+
+    // A port in use: which socket, which address, and no key written in the data directory.
+    let node = RunningNode::start(&["--listen", "127.0.0.1:0"]);
+    let enode: devp2p_core::Enode = node.enode().parse().unwrap();
+    let addr = enode.tcp_addr().unwrap();
+    let data = dir.join("data");
+    let out = devp2p(&[
+        "node",
+        "--listen",
+        &addr.to_string(),
+        "--datadir",
+        data.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("could not bind TCP on {addr}")),
+        "{err}"
+    );
+    assert!(
+        !data.join("nodekey").exists(),
+        "a failed start writes no key"
+    );
+    let _ = node.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn node_warns_about_a_throwaway_identity_and_an_advertised_loopback() {
+    let node = RunningNode::start(&["--listen", "0.0.0.0:0"]);
+    assert!(node.enode().contains("@127.0.0.1:"), "{}", node.enode());
+    let (status, err) = node.stop();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("advertising 127.0.0.1") && err.contains("--nat extip:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("throwaway identity") && err.contains("--datadir"),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colour codes in a pipe: {err:?}"
+    );
+
+    let dir = temp_dir("nat");
+    let node = RunningNode::start(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--nat",
+        "extip:10.9.8.7",
+        "--datadir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(node.enode().contains("@10.9.8.7:"), "{}", node.enode());
+    let r: devp2p_core::Enr = node.listening["enr"].as_str().unwrap().parse().unwrap();
+    assert_eq!(r.ip4(), Some("10.9.8.7".parse().unwrap()));
+    let (status, err) = node.stop();
+    assert!(status.success(), "{err}");
+    assert!(!err.contains("advertising 127.0.0.1"), "{err}");
+    assert!(!err.contains("throwaway"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    for (nat, needle) in [
+        ("upnp", "not supported yet"),
+        ("pmp", "not supported yet"),
+        ("any", "not supported yet"),
+        ("extip:nonsense", "not an IP address"),
+        ("foo", "not a NAT setting"),
+    ] {
+        let out = devp2p(&["node", "--nat", nat]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{nat}: {err}");
+        assert!(
+            err.contains(needle) && err.contains("extip:IP"),
+            "{nat}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_corrupt_node_database_is_set_aside_without_overwriting_an_earlier_one() {
+    let dir = temp_dir("nodedb");
+    std::fs::write(dir.join("nodes.json.bad"), "the first bad one").unwrap();
+    std::fs::write(dir.join("nodes.json"), "{ not json").unwrap();
+    let node = RunningNode::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--datadir",
+        dir.to_str().unwrap(),
+    ]);
+    let (status, err) = node.stop();
+    assert!(status.success(), "{err}");
+    let aside = dir.join("nodes.json.bad.1");
+    assert!(
+        err.contains(&format!("moved it to {}", aside.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(aside).unwrap(), "{ not json");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("nodes.json.bad")).unwrap(),
+        "the first bad one"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_closed_stdout_ends_the_tool_quietly_not_with_a_panic() {
+    // `devp2p node --json | head -1`: the reader goes after the first line; the node's next
+    // line (a lookup, or a peer brought by a ping) finds stdout closed. It shuts down and
+    // exits 0.
+    for driver in ["tokio", "mio"] {
+        let node = RunningNode::start(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--caps",
+            "eth/68",
+            "--driver",
+            driver,
+        ]);
+        let enode = node.enode();
+        let RunningNode {
+            mut child, lines, ..
+        } = node;
+        drop(lines);
+        // It may be gone already (a lookup's line came first): the ping's result is no matter.
+        let _ = devp2p(&["rlpx", "ping", &enode, "--caps", "eth/68"]);
+        let status = wait_within(&mut child, Duration::from_secs(20));
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!err.contains("panicked"), "{driver}: {err}");
+        assert_eq!(status.code(), Some(0), "{driver}: {err}");
+    }
+    // Commands that print their result: stdout closed before they write a line.
+    for args in [&["key", "generate"][..], &["localnet", "--nodes", "2"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_devp2p"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let status = wait_within(&mut child, Duration::from_secs(30));
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(status.code(), Some(0), "{args:?}: {err}");
+    }
+}

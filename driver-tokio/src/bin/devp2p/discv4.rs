@@ -177,7 +177,7 @@ pub async fn ping(enode: &Enode, timeout: Duration, json: bool) -> Result<ExitCo
     let (pong, rtt) = probe.ping_until_pong(deadline).await?;
     let rtt_ms = (rtt.as_secs_f64() * 1e6).round() / 1e3;
     if json {
-        println!(
+        outln!(
             "{}",
             crate::output::ordered(&[
                 ("id", json!(enode.id().to_string())),
@@ -186,11 +186,11 @@ pub async fn ping(enode: &Enode, timeout: Duration, json: bool) -> Result<ExitCo
             ])
         );
     } else {
-        println!("id:      {}", enode.id());
-        println!("rtt:     {rtt_ms} ms");
+        outln!("id:      {}", enode.id());
+        outln!("rtt:     {rtt_ms} ms");
         match pong.enr_seq {
-            Some(s) => println!("enr seq: {s}"),
-            None => println!("enr seq: (not sent)"),
+            Some(s) => outln!("enr seq: {s}"),
+            None => outln!("enr seq: (not sent)"),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -214,7 +214,7 @@ pub async fn request_enr(enode: &Enode, timeout: Duration) -> Result<ExitCode, F
         while let Some(d) = probe.next(retry).await? {
             if let Packet::EnrResponse(r) = d.packet {
                 if asked.contains(&r.request_hash) {
-                    println!("{}", r.record);
+                    outln!("{}", r.record);
                     crate::enr::print_record(&r.record);
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -273,12 +273,12 @@ pub async fn resolve(
     let _ = node.shutdown().await;
     match found {
         Some(n) => {
-            println!(
+            outln!(
                 "{}",
                 Enode::new(*n.public_key(), n.ip(), n.tcp_port(), n.udp_port())
             );
             if let Some(r) = n.record() {
-                println!("{r}");
+                outln!("{r}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -408,7 +408,7 @@ pub async fn crawl(
         }
         None => {
             for c in nodes.values() {
-                println!("{}", c.enode);
+                outln!("{}", c.enode);
             }
         }
     }

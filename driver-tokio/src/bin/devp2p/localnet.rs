@@ -172,13 +172,21 @@ fn kib(b: u64) -> String {
 /// The final table and verdict; the exit status.
 fn report(all: &[NodeId], st: &[Status], took: Duration, driver: Driver) -> ExitCode {
     let others = all.len() - 1;
-    println!(
+    outln!(
         "{:>4}  {:<16}  {:>5}  {:>7}  {:>8}  {:>11}  {:>11}  {:>11}  {:>11}",
-        "node", "id", "table", "found", "sessions", "tcp in", "tcp out", "udp in", "udp out"
+        "node",
+        "id",
+        "table",
+        "found",
+        "sessions",
+        "tcp in",
+        "tcp out",
+        "udp in",
+        "udp out"
     );
     for (i, s) in st.iter().enumerate() {
         let id = s.id.to_string();
-        println!(
+        outln!(
             "{:>4}  {:<16}  {:>5}  {:>7}  {:>8}  {:>11}  {:>11}  {:>11}  {:>11}",
             i,
             &id[..16],
@@ -193,24 +201,24 @@ fn report(all: &[NodeId], st: &[Status], took: Duration, driver: Driver) -> Exit
     }
     let ok = converged(all, st);
     if ok {
-        println!(
+        outln!(
             "OK: every one of {} nodes ({driver:?} driver) found all {others} others through discovery and holds a session, after {:.1}s",
             all.len(),
             took.as_secs_f64()
         );
         ExitCode::SUCCESS
     } else {
-        println!("FAILED after {}:", show(took));
+        outln!("FAILED after {}:", show(took));
         for (i, s) in st.iter().enumerate() {
             let missing = all
                 .iter()
                 .filter(|id| **id != s.id && !s.found.contains(id))
                 .count();
             if missing > 0 {
-                println!("  node {i} did not find {missing} of the {others} others");
+                outln!("  node {i} did not find {missing} of the {others} others");
             }
             if s.sessions == 0 {
-                println!("  node {i} holds no session");
+                outln!("  node {i} holds no session");
             }
         }
         ExitCode::FAILURE

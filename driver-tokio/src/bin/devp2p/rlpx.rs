@@ -42,7 +42,7 @@ pub async fn ping(
     let caps: Vec<String> = h.capabilities.iter().map(|c| c.to_string()).collect();
     let rtt_ms = (rtt.as_secs_f64() * 1e6).round() / 1e3;
     if json {
-        println!(
+        outln!(
             "{}",
             crate::output::ordered(&[
                 ("id", json!(id.to_string())),
@@ -54,12 +54,12 @@ pub async fn ping(
             ])
         );
     } else {
-        println!("id:          {id}");
-        println!("client:      {}", h.client_id);
-        println!("version:     {}", h.protocol_version);
-        println!("caps:        {}", caps.join(", "));
-        println!("listen port: {}", h.listen_port);
-        println!("rtt:         {rtt_ms} ms (TCP connected to remote Hello)");
+        outln!("id:          {id}");
+        outln!("client:      {}", h.client_id);
+        outln!("version:     {}", h.protocol_version);
+        outln!("caps:        {}", caps.join(", "));
+        outln!("listen port: {}", h.listen_port);
+        outln!("rtt:         {rtt_ms} ms (TCP connected to remote Hello)");
     }
     Ok(ExitCode::SUCCESS)
 }
