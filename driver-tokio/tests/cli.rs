@@ -555,3 +555,163 @@ fn a_closed_stdout_ends_the_tool_quietly_not_with_a_panic() {
         assert_eq!(status.code(), Some(0), "{args:?}: {err}");
     }
 }
+
+/// `enode` with its key replaced by another valid one: the same address, the wrong node.
+fn with_wrong_key(enode: &str) -> (String, String) {
+    let real: devp2p_core::Enode = enode.parse().unwrap();
+    let other = devp2p_core::NodeSecretKey::from_bytes(&[7; 32]).unwrap();
+    let fake = devp2p_core::Enode::new(
+        *other.public(),
+        real.ip().unwrap(),
+        real.tcp_port,
+        real.udp_port,
+    );
+    (fake.to_string(), other.id().to_string())
+}
+
+#[test]
+fn probes_of_a_live_node_under_the_wrong_key_say_so() {
+    let node = RunningNode::start(&["--listen", "127.0.0.1:0", "--caps", "eth/68"]);
+    let enode = node.enode();
+    let real_id = enode
+        .parse::<devp2p_core::Enode>()
+        .unwrap()
+        .id()
+        .to_string();
+    let (fake, fake_id) = with_wrong_key(&enode);
+    let addr = fake.split('@').nth(1).unwrap().to_string();
+
+    for cmd in ["ping", "requestenr"] {
+        let out = devp2p(&["discv4", cmd, &fake, "--timeout", "1500ms"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert!(
+            err.contains(&format!(
+                "the node at {addr} answered, but as node {real_id}"
+            )) && err.contains(&format!("not {fake_id}"))
+                && err.contains("wrong or stale"),
+            "{cmd}: {err}"
+        );
+    }
+
+    let out = devp2p(&["rlpx", "ping", &fake, "--timeout", "3s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the node at {addr} closed the connection during the RLPx handshake, before its auth-ack"
+        )) && err.contains("stale or wrong"),
+        "{err}"
+    );
+
+    // No capability in common: both sides' capabilities in the message.
+    let out = devp2p(&["rlpx", "ping", &enode, "--caps", "snap/1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no capability in common")
+            && err.contains("the remote offers eth/68")
+            && err.contains("we offered snap/1"),
+        "{err}"
+    );
+    let _ = node.stop();
+}
+
+#[test]
+fn rlpx_ping_tells_a_silent_server_and_a_non_rlpx_server_from_a_node() {
+    let key = devp2p_core::NodeSecretKey::from_bytes(&[9; 32]).unwrap();
+    // A server that accepts and says nothing: the auth-ack never comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let enode = devp2p_core::Enode::new(
+        *key.public(),
+        silent_addr.ip(),
+        silent_addr.port(),
+        silent_addr.port(),
+    );
+    let out = devp2p(&["rlpx", "ping", &enode.to_string(), "--timeout", "500ms"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no RLPx auth-ack within 500ms"), "{err}");
+    drop(silent);
+
+    // An HTTP server: it answers our auth with an HTTP error and closes.
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http_addr = http.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut c, _)) = http.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let enode = devp2p_core::Enode::new(
+        *key.public(),
+        http_addr.ip(),
+        http_addr.port(),
+        http_addr.port(),
+    );
+    let out = devp2p(&["rlpx", "ping", &enode.to_string(), "--timeout", "5s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the server at {http_addr} does not speak RLPx (its reply is not an RLPx auth-ack"
+        )),
+        "{err}"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn discovery_without_an_answering_bootnode_fails_and_lists_the_bootnodes() {
+    // A UDP socket that never answers stands in for a dead bootnode.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    let key = devp2p_core::NodeSecretKey::from_bytes(&[5; 32]).unwrap();
+    let boot = devp2p_core::Enode::new(*key.public(), "127.0.0.1".parse().unwrap(), port, port)
+        .to_string();
+    let target = devp2p_core::Enode::new(
+        *devp2p_core::NodeSecretKey::from_bytes(&[6; 32])
+            .unwrap()
+            .public(),
+        "127.0.0.1".parse().unwrap(),
+        1,
+        1,
+    )
+    .to_string();
+    for args in [
+        &["discv4", "crawl", "--bootnodes", &boot, "--timeout", "2s"][..],
+        &[
+            "discv4",
+            "resolve",
+            &target,
+            "--bootnodes",
+            &boot,
+            "--timeout",
+            "2s",
+        ][..],
+    ] {
+        let out = devp2p(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("no bootnode answered within 2s") && err.contains(&boot),
+            "{args:?}: {err}"
+        );
+    }
+    drop(dead);
+
+    // A crawl that reaches a live node succeeds and lists it.
+    let node = RunningNode::start(&["--listen", "127.0.0.1:0"]);
+    let enode = node.enode();
+    let out = devp2p(&["discv4", "crawl", "--bootnodes", &enode, "--timeout", "2s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&enode),
+        "{err}"
+    );
+    let _ = node.stop();
+}
