@@ -28,6 +28,11 @@ fn bad_arguments_exit_2_with_a_message_naming_the_problem() {
         (&["localnet", "--nodes", "1"][..], "2..=256"),
         (&["localnet", "--duration", "5x"][..], "unit"),
         (&["node", "--caps", "eth"][..], "name/version"),
+        (&["node", "--caps", "eht/68"][..], "did you mean eth/68?"),
+        (
+            &["rlpx", "ping", "--caps", "eth/70", "enode://x"][..],
+            "known eth versions",
+        ),
         (&["node", "--nodekey-hex", "zz"][..], "64 hex"),
         (&["node", "--max-peers", "x3"][..], "--max-peers"),
         (&["discv4", "crawl"][..], "--bootnodes"),
@@ -83,6 +88,20 @@ fn a_generated_key_becomes_an_enode_and_a_record_that_decodes_verified() {
 
     let bad = devp2p(&["enr", "decode", "enr:AAAA"]);
     assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("expected an RLP list"), "{err}");
+    assert!(!err.contains("Rlp"), "no rlp crate names: {err}");
+
+    // The enode scheme in upper case reads as in geth.
+    let upper = enode.trim().replacen("enode://", "ENODE://", 1);
+    let decoded = devp2p(&["enr", "decode", &upper]);
+    assert!(
+        decoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    let text = String::from_utf8(decoded.stdout).unwrap();
+    assert!(text.contains("Host:        10.1.2.3"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -701,6 +720,14 @@ fn discovery_without_an_answering_bootnode_fails_and_lists_the_bootnodes() {
             "{args:?}: {err}"
         );
     }
+    // A ping nobody answers says how long it waited.
+    let out = devp2p(&["discv4", "ping", &boot, "--timeout", "500ms"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("no Pong from 127.0.0.1:{port} within 500ms")),
+        "{err}"
+    );
     drop(dead);
 
     // A crawl that reaches a live node succeeds and lists it.

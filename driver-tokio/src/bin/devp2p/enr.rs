@@ -8,7 +8,7 @@ use crate::Failure;
 
 pub fn decode(text: &str) -> Result<ExitCode, Failure> {
     let text = text.trim();
-    if text.starts_with("enode://") {
+    if devp2p_core::enode::has_enode_scheme(text) {
         let e: Enode = text
             .parse()
             .map_err(|e| format!("not a valid enode URL: {e}"))?;
@@ -23,9 +23,13 @@ pub fn decode(text: &str) -> Result<ExitCode, Failure> {
         outln!("Signature:   none (enode URLs are not signed)");
         return Ok(ExitCode::SUCCESS);
     }
-    let r: Enr = text
-        .parse()
-        .map_err(|e| format!("not a valid record: {e}"))?;
+    let r: Enr = text.parse().map_err(|e| {
+        format!(
+            "not a valid record: {e} (a record is `enr:` and the unpadded base64url of a \
+                 signed RLP list, as `devp2p key to-enr` prints; an enode URL starts with \
+                 `enode://`)"
+        )
+    })?;
     print_record(&r);
     Ok(ExitCode::SUCCESS)
 }
