@@ -217,6 +217,20 @@ fn a_small_localnet_converges_on_both_drivers() {
 }
 
 #[test]
+fn a_localnet_out_of_time_says_what_to_try() {
+    let out = devp2p(&["localnet", "--nodes", "4", "--duration", "100ms"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED"));
+    assert!(
+        err.contains(
+            "not every node found every other and holds a session within 100ms: try --duration 1s"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn sim_prints_recall_and_a_digest_that_the_same_command_repeats() {
     let args = [
         "sim",
