@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use devp2p_core::session::{
     Closed, DisconnectReason, Established, Protocol, Session, SessionConfig, SessionError,
-    SessionEvent, Side,
+    SessionEvent, Side, TimeoutKind,
 };
 use devp2p_core::{Enode, NodeSecretKey};
 use devp2p_mio::common::{os_seeded_rng, Clock};
@@ -65,10 +65,19 @@ pub async fn ping(
         .ok_or_else(|| format!("{enode} has no IP address"))?;
     let started = std::time::Instant::now();
     let mut progress = Progress::default();
-    let outcome = tokio::time::timeout(timeout, exchange(enode, caps.clone(), &mut progress)).await;
+    let outcome = tokio::time::timeout(
+        timeout,
+        exchange(enode, caps.clone(), timeout, &mut progress),
+    )
+    .await;
     let (est, rtt) = match outcome {
         Ok(Ok(r)) => r,
         Ok(Err(Failed::Other(e))) => return Err(format!("{addr}: {e}").into()),
+        // The session's own deadlines are the same --timeout: the same message.
+        Ok(Err(Failed::Closed(Closed {
+            error: Some(SessionError::Timeout(TimeoutKind::Handshake | TimeoutKind::Hello)),
+            ..
+        }))) => return Err(timeout_message(addr, &progress, timeout).into()),
         Ok(Err(Failed::Closed(c))) => {
             let left = timeout.saturating_sub(started.elapsed());
             return Err(closed_message(enode, &caps, &c, &progress, left)
@@ -195,7 +204,8 @@ async fn closed_message(
 /// second try is usually refused; the message then says so.)
 async fn remote_caps(enode: &Enode, time_left: Duration) -> Result<Vec<String>, String> {
     let mut progress = Progress::default();
-    match tokio::time::timeout(time_left, exchange(enode, Vec::new(), &mut progress)).await {
+    let probe = exchange(enode, Vec::new(), time_left, &mut progress);
+    match tokio::time::timeout(time_left, probe).await {
         Ok(Ok((est, _))) => Ok(est
             .hello
             .capabilities
@@ -214,6 +224,7 @@ async fn remote_caps(enode: &Enode, time_left: Duration) -> Result<Vec<String>, 
 async fn exchange(
     enode: &Enode,
     caps: Vec<Protocol>,
+    timeout: Duration,
     progress: &mut Progress,
 ) -> Result<(Established, Duration), Failed> {
     let addr = enode.tcp_addr().ok_or("no IP address".to_string())?;
@@ -229,6 +240,9 @@ async fn exchange(
         protocols: caps,
         // Held after the handshake so that we learn when the auth-ack came (then admitted).
         manual_admission: true,
+        // The user's --timeout rules each step, not the session's defaults (5 s, 30 s).
+        handshake_timeout: timeout,
+        read_timeout: timeout,
         ..SessionConfig::default()
     });
     let clock = Clock::new();
