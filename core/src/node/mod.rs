@@ -219,12 +219,7 @@ impl<R: CryptoRng> Node<R> {
     /// Our enode URL.
     pub fn local_enode(&self) -> Enode {
         let port = self.config.listen.port();
-        Enode::new(
-            *self.key.public(),
-            self.config.ip_to_advertise(),
-            port,
-            port,
-        )
+        Enode::new(*self.key.public(), self.config.ip_to_advertise(), port, port)
     }
 
     /// Our signed record, when discovery runs.
