@@ -184,8 +184,9 @@ pub struct Engine<S> {
     next_save: Instant,
     shutdown_deadline: Option<Instant>,
     stats: DriverStats,
-    /// The data directory's lock, held as long as the engine (see [`prepare`]).
-    _data_dir_lock: Option<DataDirLock>,
+    /// The data directory's lock (see [`prepare`]), released by [`finish`](Self::finish)
+    /// once the database is saved, or on drop.
+    data_dir_lock: Option<DataDirLock>,
 }
 
 /// The sockets a driver converts to its own types.
@@ -230,7 +231,7 @@ impl<S: Stream> Engine<S> {
             next_save: now + save_interval,
             shutdown_deadline: None,
             stats: DriverStats::default(),
-            _data_dir_lock: lock,
+            data_dir_lock: lock,
         };
         Ok((engine, Sockets { listener, udp }))
     }
@@ -594,6 +595,8 @@ impl<S: Stream> Engine<S> {
             Some(Err(e)) => (None, Some(e)),
             None => (None, None),
         };
+        // Saved: the directory is free for the next node (a finished driver may be kept).
+        self.data_dir_lock = None;
         ShutdownReport {
             forced_closes,
             db_saved,

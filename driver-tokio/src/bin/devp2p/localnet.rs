@@ -39,9 +39,9 @@ const LOOKUP_EVERY: Duration = Duration::from_secs(1);
 const DEFAULT_DURATION_BASE: Duration = Duration::from_secs(20);
 /// The default time limit's part per node. Convergence is paced by revalidation: a node
 /// serves a table entry in FindNode answers only once it has revalidated it (geth's rule),
-/// one entry every few seconds, and tables grow with the network. Measured on two cores:
-/// 48 nodes 30 s, 128 nodes 73-90 s, 256 nodes about 160 s (~0.65 s per node); one second
-/// per node leaves about 1.6x headroom at every size.
+/// one entry every few seconds, and tables grow with the network. Measured on two idle
+/// cores: 48 nodes 27-35 s, 128 nodes 61-90 s, 256 nodes 161-182 s (about 0.7 s per node);
+/// one second per node leaves at least 1.5x headroom at every size (less on a busy machine).
 const DEFAULT_DURATION_PER_NODE: Duration = Duration::from_secs(1);
 
 /// The default `--duration` for `nodes` nodes: 20 s + 1 s per node.
