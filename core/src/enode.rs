@@ -110,6 +110,21 @@ impl Enode {
     }
 }
 
+/// The URL scheme and separator, as we print it.
+const SCHEME: &str = "enode://";
+
+/// `s` without `prefix`, compared ignoring ASCII case.
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// Whether `s` starts with the enode scheme, in any case.
+pub fn has_enode_scheme(s: &str) -> bool {
+    strip_prefix_ignore_case(s, SCHEME).is_some()
+}
+
 fn parse_port(s: &str) -> Option<u16> {
     // u16::from_str accepts a leading '+'; a URL port is digits only.
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -138,9 +153,9 @@ impl FromStr for Enode {
     type Err = EnodeError;
 
     fn from_str(s: &str) -> Result<Self, EnodeError> {
-        let rest = s
-            .strip_prefix("enode://")
-            .ok_or(EnodeError::MissingScheme)?;
+        // The scheme is case-insensitive, as in geth (its URL parser lower-cases it, and its
+        // key-only pattern is case-insensitive): `ENODE://…` is the same URL.
+        let rest = strip_prefix_ignore_case(s, SCHEME).ok_or(EnodeError::MissingScheme)?;
         let (key_hex, addr) = match rest.split_once('@') {
             Some((k, a)) => (k, Some(a)),
             None => (rest, None),
@@ -204,7 +219,7 @@ impl FromStr for Enode {
 
 impl fmt::Display for Enode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "enode://{}", self.public_key)?;
+        write!(f, "{SCHEME}{}", self.public_key)?;
         if let Some(host) = &self.host {
             write!(f, "@{host}:{}", self.tcp_port)?;
             if self.udp_port != self.tcp_port {
@@ -212,5 +227,31 @@ impl fmt::Display for Enode {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "1dd9d65c4552b5eb43d5ad55a2ee3f56c6cbc1c64a5c8d659f51fcd51bace24351232b8d7821617d2b29b54b81cdefb9b3e9c37d7fd5f63270bcc9e1a6f6a439";
+
+    #[test]
+    fn the_scheme_is_case_insensitive_as_in_geth() {
+        let lower: Enode = format!("enode://{KEY}@10.3.58.6:30303").parse().unwrap();
+        for scheme in ["ENODE://", "Enode://", "eNoDe://"] {
+            let other: Enode = format!("{scheme}{KEY}@10.3.58.6:30303").parse().unwrap();
+            assert_eq!(other, lower, "{scheme}");
+            assert!(has_enode_scheme(&format!("{scheme}{KEY}")));
+        }
+        // Printed in the lower case, always.
+        assert!(lower.to_string().starts_with("enode://"));
+        for bad in ["enod://", "enode:/", "", "é", "enodé://"] {
+            assert_eq!(
+                format!("{bad}{KEY}@10.3.58.6:30303").parse::<Enode>(),
+                Err(EnodeError::MissingScheme),
+                "{bad}"
+            );
+        }
     }
 }

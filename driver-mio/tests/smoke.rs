@@ -165,3 +165,18 @@ fn a_full_queue_is_announced_writable_and_two_maximal_messages_arrive() {
     assert_eq!((sent, refused, writable), (2, 1, 1));
     assert!(got.iter().all(|m| *m == big), "altered");
 }
+
+/// A bootnode discovery could never reach is refused at start, naming it, as geth does.
+#[test]
+fn a_bootnode_without_an_ip_address_is_refused_at_start() {
+    let mut c = config();
+    c.node.no_discovery = false;
+    let key = "enode://a979fb575495b8d6db44f750317d0f4622bf4c2aa3365d6af7c284339968eef29b69ad0dce72a4d8db5ebb4968de0e3bec910127f134779fbcb0cb6d3331163c";
+    c.node.bootnodes = vec![format!("{key}@boot.example:30303").parse().unwrap()];
+    let poll = mio::Poll::new().unwrap();
+    let e = devp2p_mio::Driver::new(poll.registry(), 0..10, c)
+        .err()
+        .expect("refused");
+    assert!(matches!(e, devp2p_mio::StartError::Bootnode { .. }), "{e}");
+    assert!(e.to_string().contains("boot.example"), "{e}");
+}

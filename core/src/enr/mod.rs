@@ -71,7 +71,7 @@ impl fmt::Display for EnrError {
                     "record is {size} bytes, over the {MAX_RECORD_SIZE}-byte limit"
                 )
             }
-            EnrError::Rlp(e) => write!(f, "malformed record RLP: {e}"),
+            EnrError::Rlp(e) => write!(f, "malformed record RLP: {}", rlp_error_text(e)),
             EnrError::TrailingBytes => f.write_str("bytes after the record"),
             EnrError::TooFewElements => f.write_str("record lacks signature or sequence number"),
             EnrError::DanglingKey => f.write_str("record key without a value"),
@@ -93,6 +93,25 @@ impl std::error::Error for EnrError {}
 impl From<rlp::DecoderError> for EnrError {
     fn from(e: rlp::DecoderError) -> Self {
         EnrError::Rlp(e)
+    }
+}
+
+/// What an RLP decoding error means, in words: the rlp crate's own Display prints its
+/// variant names (`RlpExpectedToBeList`), which tell a user nothing.
+fn rlp_error_text(e: &rlp::DecoderError) -> &'static str {
+    use rlp::DecoderError as D;
+    match e {
+        D::RlpIsTooBig => "bytes follow the RLP item",
+        D::RlpIsTooShort => "the data ends before the RLP item does (truncated)",
+        D::RlpExpectedToBeList => "expected an RLP list, found a byte string",
+        D::RlpExpectedToBeData => "expected an RLP byte string, found a list",
+        D::RlpIncorrectListLen => "an RLP list has the wrong number of items",
+        D::RlpDataLenWithZeroPrefix => "an RLP string length has a leading zero byte",
+        D::RlpListLenWithZeroPrefix => "an RLP list length has a leading zero byte",
+        D::RlpInvalidIndirection => "non-canonical RLP (a longer encoding than needed)",
+        D::RlpInconsistentLengthAndData => "an RLP length disagrees with the data after it",
+        D::RlpInvalidLength => "an RLP length is out of range",
+        D::Custom(text) => text,
     }
 }
 

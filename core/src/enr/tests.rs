@@ -144,6 +144,22 @@ fn structural_damage_is_reported_by_kind() {
 }
 
 #[test]
+fn rlp_damage_reads_as_words_not_as_the_rlp_crates_variant_names() {
+    for (input, words) in [
+        (&[0x83, 1, 2, 3][..], "expected an RLP list"),
+        (&[][..], "truncated"),
+        (&[0xc4, 0x80, 0x01, 0x82, b'i'][..], "truncated"),
+    ] {
+        let text = Enr::decode(input).unwrap_err().to_string();
+        assert!(text.contains(words), "{input:?}: {text}");
+        assert!(!text.contains("Rlp"), "{input:?}: {text}");
+    }
+    // The text form too: `enr:AAAA` is three zero bytes.
+    let text = "enr:AAAA".parse::<Enr>().unwrap_err().to_string();
+    assert!(!text.contains("Rlp"), "{text}");
+}
+
+#[test]
 fn to_builder_keeps_unknown_entries_and_bumps_the_sequence_number() {
     let k = key();
     let first = Enr::builder()

@@ -28,7 +28,9 @@ use devp2p_core::Instant;
 use rand_chacha::ChaCha20Rng;
 
 use crate::common::clock::Clock;
-use crate::common::config::{prepare, DriverConfig, Prepared, StartError, MIN_DB_SAVE_INTERVAL};
+use crate::common::config::{
+    prepare, DataDirLock, DriverConfig, Prepared, StartError, MIN_DB_SAVE_INTERVAL,
+};
 use crate::common::nodedb_file::NodeDbFile;
 
 /// Bytes read from one socket per read call.
@@ -222,6 +224,9 @@ pub struct Engine<S> {
     shutdown_deadline: Option<Instant>,
     stats: DriverStats,
     log: LogTarget,
+    /// The data directory's lock (see [`prepare`]), released by [`finish`](Self::finish)
+    /// once the database is saved, or on drop.
+    data_dir_lock: Option<DataDirLock>,
 }
 
 /// The sockets a driver converts to its own types.
@@ -247,7 +252,8 @@ impl<S: Stream> Engine<S> {
             listener,
             udp,
             db_file,
-        } = prepare(config)?;
+            lock,
+        } = prepare(config, log)?;
         let clock = Clock::new();
         let now = clock.now();
         let node = Node::new(key, node, rng, now, clock.unix_secs());
@@ -267,6 +273,7 @@ impl<S: Stream> Engine<S> {
             shutdown_deadline: None,
             stats: DriverStats::default(),
             log,
+            data_dir_lock: lock,
         };
         Ok((engine, Sockets { listener, udp }))
     }
@@ -657,6 +664,8 @@ impl<S: Stream> Engine<S> {
             Some(Err(e)) => (None, Some(e)),
             None => (None, None),
         };
+        // Saved: the directory is free for the next node (a finished driver may be kept).
+        self.data_dir_lock = None;
         ShutdownReport {
             forced_closes,
             db_saved,

@@ -23,7 +23,7 @@ pub mod nodedb_file;
 
 pub use api::{AddStaticError, LookupError, SendFailure, Stopped};
 pub use clock::Clock;
-pub use config::{prepare, DriverConfig, KeySource, Prepared, StartError};
+pub use config::{prepare, DataDirLock, DriverConfig, KeySource, Prepared, StartError, Transport};
 pub use engine::{
     Backlog, DriverStats, Engine, Interest, Io, LogTarget, ShutdownReport, Sockets, Stats, Stream,
 };

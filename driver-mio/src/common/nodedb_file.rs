@@ -8,7 +8,8 @@
 //! ```
 //!
 //! A missing file is an empty start. A file that cannot be read, is not this format, or has
-//! another version is moved aside (to `<name>.bad`) with a warning, and the node starts empty:
+//! another version is moved aside (to `<name>.bad`, or `<name>.bad.1` … when that exists, see
+//! [`MAX_SET_ASIDE`]) with a warning naming where, and the node starts empty:
 //! the database only speeds up bootstrapping, so it is never worth failing over. Single entries
 //! that do not parse are skipped with a warning. Saving writes a temporary file and renames it.
 
@@ -21,6 +22,7 @@ use devp2p_core::discv4::{EndpointRecord, EndpointSnapshot, Node, NodeDbSnapshot
 use devp2p_core::{Enode, Enr, NodeId};
 use serde::{Deserialize, Serialize};
 
+use crate::common::engine::{log, LogTarget};
 use crate::common::fsutil::write_atomic;
 
 /// The `format` field: tells this file from any other JSON.
@@ -32,6 +34,10 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const MAX_FILE_SIZE: u64 = 64 * 1024 * 1024;
 /// The name of the file inside a data directory.
 pub const FILE_NAME: &str = "nodes.json";
+/// Unusable files kept side by side (`<name>.bad`, `<name>.bad.1`, …): enough to see a
+/// pattern in repeated corruption, few enough that a crash loop cannot fill the disk. Past
+/// it the last one is replaced.
+pub const MAX_SET_ASIDE: usize = 10;
 
 #[derive(Serialize, Deserialize)]
 struct FileV1 {
@@ -96,12 +102,22 @@ impl fmt::Display for LoadError {
 #[derive(Debug, Clone)]
 pub struct NodeDbFile {
     path: PathBuf,
+    log: LogTarget,
 }
 
 impl NodeDbFile {
     /// The file at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            log: LogTarget::Mio,
+        }
+    }
+
+    /// The same file, its warnings logged under `log`'s name.
+    pub fn with_log_target(mut self, log: LogTarget) -> Self {
+        self.log = log;
+        self
     }
 
     /// The file [`FILE_NAME`] in `data_dir`.
@@ -117,16 +133,17 @@ impl NodeDbFile {
     /// The saved snapshot; empty, with a warning, when the file is unusable (see the module
     /// docs). Never fails.
     pub fn load(&self) -> NodeDbSnapshot {
+        let log = self.log;
         match self.try_load() {
             Ok(Some((snap, skipped))) => {
                 if skipped > 0 {
-                    tracing::warn!(
+                    log!(log, warn,
                         path = %self.path.display(),
                         skipped,
                         "node database: skipped entries that do not parse"
                     );
                 }
-                tracing::debug!(
+                log!(log, debug,
                     path = %self.path.display(),
                     nodes = snap.nodes.len(),
                     endpoints = snap.endpoints.len(),
@@ -136,12 +153,21 @@ impl NodeDbFile {
             }
             Ok(None) => NodeDbSnapshot::default(),
             Err(e) => {
-                let aside = self.set_aside();
-                tracing::warn!(
-                    path = %self.path.display(),
-                    moved_to = %aside.as_deref().map_or("(could not move)".into(), |p| p.display().to_string()),
-                    "node database {e}; starting with an empty one"
-                );
+                match self.set_aside() {
+                    Ok(aside) => log!(log, warn,
+                        path = %self.path.display(),
+                        moved_to = %aside.display(),
+                        "node database {}: {e}; moved it to {} and starting with an empty one",
+                        self.path.display(),
+                        aside.display()
+                    ),
+                    Err(move_error) => log!(log, warn,
+                        path = %self.path.display(),
+                        "node database {}: {e}; could not move it aside ({move_error}), \
+                         starting with an empty one (it is overwritten at the next save)",
+                        self.path.display()
+                    ),
+                }
                 NodeDbSnapshot::default()
             }
         }
@@ -182,12 +208,31 @@ impl NodeDbFile {
         write_atomic(&self.path, &bytes, false)
     }
 
-    fn set_aside(&self) -> Option<PathBuf> {
-        let mut name = self.path.file_name()?.to_os_string();
-        name.push(".bad");
-        let aside = self.path.with_file_name(name);
-        std::fs::rename(&self.path, &aside).ok()?;
-        Some(aside)
+    /// The name the unusable file is moved to: the first of `<name>.bad`, `<name>.bad.1`, …
+    /// that does not exist yet, or the last of [`MAX_SET_ASIDE`] when all do.
+    fn aside_name(&self) -> io::Result<PathBuf> {
+        let name = self.path.file_name().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name")
+        })?;
+        let candidate = |i: usize| {
+            let mut n = name.to_os_string();
+            n.push(".bad");
+            if i > 0 {
+                n.push(format!(".{i}"));
+            }
+            self.path.with_file_name(n)
+        };
+        let last = candidate(MAX_SET_ASIDE - 1);
+        Ok((0..MAX_SET_ASIDE)
+            .map(candidate)
+            .find(|p| !p.exists())
+            .unwrap_or(last))
+    }
+
+    fn set_aside(&self) -> io::Result<PathBuf> {
+        let aside = self.aside_name()?;
+        std::fs::rename(&self.path, &aside)?;
+        Ok(aside)
     }
 }
 
@@ -318,16 +363,25 @@ mod tests {
         let f = NodeDbFile::in_dir(&dir);
         let future =
             format!(r#"{{"format":"{FORMAT_NAME}","version":99,"nodes":[],"endpoints":[]}}"#);
-        for content in [
+        let contents = [
             b"{ truncated".to_vec(),
             b"\xff\xfe garbage".to_vec(),
             br#"{"format":"something else","version":1}"#.to_vec(),
             future.into_bytes(),
-        ] {
-            std::fs::write(f.path(), &content).unwrap();
+        ];
+        for content in &contents {
+            std::fs::write(f.path(), content).unwrap();
             assert_eq!(f.load(), NodeDbSnapshot::default());
             assert!(!f.path().exists());
-            assert_eq!(std::fs::read(dir.join("nodes.json.bad")).unwrap(), content);
+        }
+        // Each one kept, none overwriting an earlier one.
+        assert_eq!(
+            std::fs::read(dir.join("nodes.json.bad")).unwrap(),
+            contents[0]
+        );
+        for (i, content) in contents.iter().enumerate().skip(1) {
+            let kept = dir.join(format!("nodes.json.bad.{i}"));
+            assert_eq!(&std::fs::read(kept).unwrap(), content);
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -345,6 +399,28 @@ mod tests {
         let (snap, skipped) = f.try_load().unwrap().unwrap();
         assert_eq!(skipped, 2);
         assert_eq!(snap.nodes, sample().nodes[..1]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn past_the_cap_the_last_set_aside_file_is_replaced_and_the_first_ones_kept() {
+        let dir = crate::common::testutil::temp_dir("nodedb-cap");
+        let f = NodeDbFile::in_dir(&dir);
+        for i in 0..MAX_SET_ASIDE + 2 {
+            std::fs::write(f.path(), format!("bad {i}")).unwrap();
+            assert_eq!(f.load(), NodeDbSnapshot::default());
+        }
+        let kept = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(kept, MAX_SET_ASIDE);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("nodes.json.bad")).unwrap(),
+            "bad 0"
+        );
+        let last = dir.join(format!("nodes.json.bad.{}", MAX_SET_ASIDE - 1));
+        assert_eq!(
+            std::fs::read_to_string(last).unwrap(),
+            format!("bad {}", MAX_SET_ASIDE + 1)
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -127,9 +127,9 @@ pub fn parse_caps(s: &str) -> Result<Caps, String> {
                 .iter()
                 .find(|(n, v, _)| *n == name && *v == version)
                 .map(|(_, _, l)| *l);
-            let length = length.or(known).ok_or_else(|| {
-                format!("unknown capability {spec}: give its message count as {spec}:N")
-            })?;
+            let length = length
+                .or(known)
+                .ok_or_else(|| unknown_cap(name, version, spec))?;
             if length == 0 {
                 return Err(format!("{cap:?}: a capability has at least one message"));
             }
@@ -137,6 +137,76 @@ pub fn parse_caps(s: &str) -> Result<Caps, String> {
         })
         .collect::<Result<_, _>>()
         .map(Caps)
+}
+
+/// An unknown capability name is taken for a typo of a known one within one edit (insert,
+/// delete, substitute, swap two neighbours) per this many characters, and at least one:
+/// `eht` for `eth` is one swap, while `shh` (two edits from `eth`) is another protocol.
+const CHARS_PER_TYPO: usize = 3;
+
+/// The message for a capability not in [`KNOWN_CAPS`]: a known name with another version
+/// lists that name's versions; a name near a known one suggests it.
+fn unknown_cap(name: &str, version: u64, spec: &str) -> String {
+    let versions = |n: &str| {
+        KNOWN_CAPS
+            .iter()
+            .filter(|(k, _, _)| *k == n)
+            .map(|(_, v, _)| v.to_string())
+            .collect::<Vec<_>>()
+    };
+    let known = versions(name);
+    let hint = if !known.is_empty() {
+        format!(" (known {name} versions: {})", known.join(", "))
+    } else {
+        let lower = name.to_ascii_lowercase();
+        let mut names: Vec<&str> = KNOWN_CAPS.iter().map(|(n, _, _)| *n).collect();
+        names.dedup();
+        names
+            .iter()
+            .map(|n| (edit_distance(&lower, n), *n))
+            .filter(|(d, _)| *d <= (lower.chars().count() / CHARS_PER_TYPO).max(1))
+            .min()
+            .map(|(_, n)| {
+                let v = versions(n);
+                let guess = if v.contains(&version.to_string()) {
+                    format!("{n}/{version}")
+                } else {
+                    format!("{n} ({})", v.join(", "))
+                };
+                format!(": did you mean {guess}?")
+            })
+            .unwrap_or_default()
+    };
+    format!(
+        "unknown capability {spec}{hint}; for one not built in, give its message count as {spec}:N"
+    )
+}
+
+/// Optimal-string-alignment distance: insertions, deletions, substitutions and swaps of two
+/// neighbouring characters, each one edit. Names are at most 8 characters, so the table is tiny.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// A secret key as 64 hex characters (with or without 0x).
@@ -171,5 +241,20 @@ mod tests {
         assert!(parse_caps("eth/x").is_err());
         assert!(parse_caps("toolongname/1:1").is_err());
         assert_eq!(parse_caps("").unwrap().0, vec![]);
+    }
+
+    #[test]
+    fn a_mistyped_capability_suggests_the_known_one() {
+        let e = parse_caps("eht/68").unwrap_err();
+        assert!(e.contains("did you mean eth/68?"), "{e}");
+        let e = parse_caps("snp/1").unwrap_err();
+        assert!(e.contains("did you mean snap/1?"), "{e}");
+        let e = parse_caps("eth/70").unwrap_err();
+        assert!(e.contains("known eth versions: 66, 67, 68, 69"), "{e}");
+        let e = parse_caps("shh/2").unwrap_err();
+        assert!(!e.contains("did you mean"), "nothing close to shh: {e}");
+        assert!(e.contains("shh/2:N"), "{e}");
+        assert_eq!(edit_distance("eht", "eth"), 1);
+        assert_eq!(edit_distance("", "eth"), 3);
     }
 }

@@ -38,6 +38,10 @@ struct Probe {
     local: SocketAddr,
     clock: Clock,
     buf: Vec<u8>,
+    /// The node id of valid packets from the remote's address signed by another key than the
+    /// enode's: the key in the enode is wrong or stale (reported if the right key never
+    /// answers).
+    answered_as: Option<NodeId>,
 }
 
 impl Probe {
@@ -65,6 +69,7 @@ impl Probe {
             local,
             clock: Clock::new(),
             buf: vec![0; MAX_PACKET_SIZE + 1],
+            answered_as: None,
         })
     }
 
@@ -124,6 +129,9 @@ impl Probe {
                 continue;
             };
             if d.sender != self.remote.public_key {
+                // The socket is connected: this came from the node's address, signed by
+                // another key. Keep waiting for the right key, in case both answer.
+                self.answered_as = Some(d.sender.id());
                 continue;
             }
             if let Some(exp) = d.packet.expiration() {
@@ -149,8 +157,27 @@ impl Probe {
         }
     }
 
+    /// The failure to report when the remote did not answer in time: the key mismatch if
+    /// another key answered from its address, else `otherwise`.
+    fn no_answer(&self, otherwise: String) -> Failure {
+        match self.answered_as {
+            Some(other) => format!(
+                "the node at {} answered, but as node {other}, not {}: the enode's key is \
+                 wrong or stale (use the id it answered as, e.g. from its current enode URL)",
+                self.remote_addr(),
+                self.remote.id()
+            )
+            .into(),
+            None => otherwise.into(),
+        }
+    }
+
     /// Pings until a Pong answers one of our Pings; returns it with the round-trip time.
-    async fn ping_until_pong(&mut self, deadline: Instant) -> Result<(Pong, Duration), Failure> {
+    async fn ping_until_pong(
+        &mut self,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(Pong, Duration), Failure> {
         let mut sent: Vec<([u8; 32], Instant)> = Vec::new();
         loop {
             let hash = self.ping().await?;
@@ -164,7 +191,13 @@ impl Probe {
                 }
             }
             if Instant::now() >= deadline {
-                return Err(format!("no Pong from {} in time", self.remote_addr()).into());
+                return Err(self.no_answer(format!(
+                    "no Pong from {} within {} (is the node up, and is its UDP port {} \
+                     reachable? try a longer --timeout)",
+                    self.remote_addr(),
+                    show(timeout),
+                    self.remote.udp_port
+                )));
             }
         }
     }
@@ -173,10 +206,10 @@ impl Probe {
 pub async fn ping(enode: &Enode, timeout: Duration, json: bool) -> Result<ExitCode, Failure> {
     let mut probe = Probe::new(enode).await?;
     let deadline = Instant::now() + timeout;
-    let (pong, rtt) = probe.ping_until_pong(deadline).await?;
+    let (pong, rtt) = probe.ping_until_pong(deadline, timeout).await?;
     let rtt_ms = (rtt.as_secs_f64() * 1e6).round() / 1e3;
     if json {
-        println!(
+        outln!(
             "{}",
             crate::output::ordered(&[
                 ("id", json!(enode.id().to_string())),
@@ -185,11 +218,11 @@ pub async fn ping(enode: &Enode, timeout: Duration, json: bool) -> Result<ExitCo
             ])
         );
     } else {
-        println!("id:      {}", enode.id());
-        println!("rtt:     {rtt_ms} ms");
+        outln!("id:      {}", enode.id());
+        outln!("rtt:     {rtt_ms} ms");
         match pong.enr_seq {
-            Some(s) => println!("enr seq: {s}"),
-            None => println!("enr seq: (not sent)"),
+            Some(s) => outln!("enr seq: {s}"),
+            None => outln!("enr seq: (not sent)"),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -198,7 +231,7 @@ pub async fn ping(enode: &Enode, timeout: Duration, json: bool) -> Result<ExitCo
 pub async fn request_enr(enode: &Enode, timeout: Duration) -> Result<ExitCode, Failure> {
     let mut probe = Probe::new(enode).await?;
     let deadline = Instant::now() + timeout;
-    probe.ping_until_pong(deadline).await?;
+    probe.ping_until_pong(deadline, timeout).await?;
     // The remote answers ENRRequest only once it holds our endpoint proof: it pings back, we
     // pong (inside `next`). Ask, and ask again every response timeout.
     let mut asked: Vec<[u8; 32]> = Vec::new();
@@ -213,13 +246,14 @@ pub async fn request_enr(enode: &Enode, timeout: Duration) -> Result<ExitCode, F
         while let Some(d) = probe.next(retry).await? {
             if let Packet::EnrResponse(r) = d.packet {
                 if asked.contains(&r.request_hash) {
-                    println!("{}", r.record);
+                    outln!("{}", r.record);
                     crate::enr::print_record(&r.record);
                     return Ok(ExitCode::SUCCESS);
                 }
             }
         }
         if Instant::now() >= deadline {
+            // The right key answered Ping: a key mismatch is not the story here.
             return Err(format!(
                 "no ENRResponse from {} within {} (it answered Ping)",
                 probe.remote_addr(),
@@ -228,6 +262,25 @@ pub async fn request_enr(enode: &Enode, timeout: Duration) -> Result<ExitCode, F
             .into());
         }
     }
+}
+
+/// Whether any node answered (a valid datagram arrived): only the bootnodes know our
+/// address at first, so none at all means none of them answered.
+async fn anyone_answered(node: &devp2p_tokio::NodeHandle) -> Result<bool, Failure> {
+    let stats = node.stats().await?.node;
+    Ok(stats.packets_in.values().sum::<u64>() > 0)
+}
+
+/// The failure when no bootnode answered, naming them.
+fn no_bootnode_answered(bootnodes: &[Enode], timeout: Duration) -> Failure {
+    let list: Vec<String> = bootnodes.iter().map(|b| format!("  {b}")).collect();
+    format!(
+        "no bootnode answered within {}; check that these are up, that their keys are \
+         current, and that their UDP ports are reachable from here:\n{}",
+        show(timeout),
+        list.join("\n")
+    )
+    .into()
 }
 
 /// A node that runs discovery only: it never dials and admits nobody.
@@ -249,7 +302,7 @@ pub async fn resolve(
     bootnodes: Vec<Enode>,
     timeout: Duration,
 ) -> Result<ExitCode, Failure> {
-    let (node, _events) = devp2p_tokio::spawn(discovery_only(bootnodes))?;
+    let (node, _events) = devp2p_tokio::spawn(discovery_only(bootnodes.clone()))?;
     let deadline = Instant::now() + timeout;
     let wanted = enode.id();
     let mut found: Option<DiscNode> = None;
@@ -263,20 +316,23 @@ pub async fn resolve(
             found = node.table().await?.into_iter().find(|n| n.id() == wanted);
         }
     }
+    let answered = anyone_answered(&node).await?;
     let _ = node.shutdown().await;
     match found {
         Some(n) => {
-            println!(
+            outln!(
                 "{}",
                 Enode::new(*n.public_key(), n.ip(), n.tcp_port(), n.udp_port())
             );
             if let Some(r) = n.record() {
-                println!("{r}");
+                outln!("{r}");
             }
             Ok(ExitCode::SUCCESS)
         }
+        None if !answered => Err(no_bootnode_answered(&bootnodes, timeout)),
         None => Err(format!(
-            "node {wanted} not found in the DHT within {}",
+            "node {wanted} not found in the DHT within {} (the bootnodes answered; the node \
+             may be offline, or a longer --timeout may find it)",
             show(timeout)
         )
         .into()),
@@ -294,7 +350,7 @@ pub async fn crawl(
     timeout: Duration,
     out: Option<&Path>,
 ) -> Result<ExitCode, Failure> {
-    let (node, mut events) = devp2p_tokio::spawn(discovery_only(bootnodes))?;
+    let (node, mut events) = devp2p_tokio::spawn(discovery_only(bootnodes.clone()))?;
     let started = Instant::now();
     let deadline = started + timeout;
     let mut lookups = tokio::task::JoinSet::new();
@@ -362,6 +418,7 @@ pub async fn crawl(
     if tty {
         eprintln!();
     }
+    let answered = anyone_answered(&node).await?;
     let _ = node.shutdown().await;
     let mut lookups_done = 0;
     while let Some(r) = lookups.join_next().await {
@@ -388,6 +445,11 @@ pub async fn crawl(
         lookups_done,
         show(timeout)
     );
+    if !answered {
+        // Nothing was reached: an empty result file would look like a crawl of an empty
+        // network.
+        return Err(no_bootnode_answered(&bootnodes, timeout));
+    }
     match out {
         Some(path) => {
             let mut bytes = serde_json::to_vec_pretty(&doc)?;
@@ -398,7 +460,7 @@ pub async fn crawl(
         }
         None => {
             for c in nodes.values() {
-                println!("{}", c.enode);
+                outln!("{}", c.enode);
             }
         }
     }

@@ -8,62 +8,66 @@ use crate::Failure;
 
 pub fn decode(text: &str) -> Result<ExitCode, Failure> {
     let text = text.trim();
-    if text.starts_with("enode://") {
+    if devp2p_core::enode::has_enode_scheme(text) {
         let e: Enode = text
             .parse()
             .map_err(|e| format!("not a valid enode URL: {e}"))?;
-        println!("Node ID:     {}", e.id());
-        println!("Public key:  {}", e.public_key);
+        outln!("Node ID:     {}", e.id());
+        outln!("Public key:  {}", e.public_key);
         match &e.host {
-            Some(h) => println!("Host:        {h}"),
-            None => println!("Host:        (none)"),
+            Some(h) => outln!("Host:        {h}"),
+            None => outln!("Host:        (none)"),
         }
-        println!("TCP:         {}", e.tcp_port);
-        println!("UDP:         {}", e.udp_port);
-        println!("Signature:   none (enode URLs are not signed)");
+        outln!("TCP:         {}", e.tcp_port);
+        outln!("UDP:         {}", e.udp_port);
+        outln!("Signature:   none (enode URLs are not signed)");
         return Ok(ExitCode::SUCCESS);
     }
-    let r: Enr = text
-        .parse()
-        .map_err(|e| format!("not a valid record: {e}"))?;
+    let r: Enr = text.parse().map_err(|e| {
+        format!(
+            "not a valid record: {e} (a record is `enr:` and the unpadded base64url of a \
+                 signed RLP list, as `devp2p key to-enr` prints; an enode URL starts with \
+                 `enode://`)"
+        )
+    })?;
     print_record(&r);
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prints a verified record, one field per line.
 pub fn print_record(r: &Enr) {
-    println!("Node ID:     {}", r.node_id());
-    println!(
+    outln!("Node ID:     {}", r.node_id());
+    outln!(
         "Public key:  {} (compressed {})",
         r.public_key(),
         hex::encode(r.public_key().compressed())
     );
-    println!(
+    outln!(
         "Signature:   {} (valid, scheme v4)",
         hex::encode(r.signature())
     );
-    println!("Seq:         {}", r.seq());
+    outln!("Seq:         {}", r.seq());
     if let Some(ip) = r.ip4() {
-        println!("IP:          {ip}");
+        outln!("IP:          {ip}");
     }
     if let Some(p) = r.tcp4() {
-        println!("TCP:         {p}");
+        outln!("TCP:         {p}");
     }
     if let Some(p) = r.udp4() {
-        println!("UDP:         {p}");
+        outln!("UDP:         {p}");
     }
     if let Some(ip) = r.ip6() {
         // tcp6/udp6 default to tcp/udp when absent (EIP-778), so they mean something only
         // beside an IPv6 address.
-        println!("IP6:         {ip}");
+        outln!("IP6:         {ip}");
         if let Some(p) = r.tcp6() {
-            println!("TCP6:        {p}");
+            outln!("TCP6:        {p}");
         }
         if let Some(p) = r.udp6() {
-            println!("UDP6:        {p}");
+            outln!("UDP6:        {p}");
         }
     }
-    println!("Pairs ({}):", r.pairs().count());
+    outln!("Pairs ({}):", r.pairs().count());
     for (k, v) in r.pairs() {
         let key = String::from_utf8_lossy(k);
         let shown = devp2p_core::rlp_ext::exact_item(v)
@@ -86,11 +90,11 @@ pub fn print_record(r: &Enr) {
             (_, Some(d)) => format!("0x{}", hex::encode(d)),
             (_, None) => format!("{} (raw RLP)", hex::encode(v)),
         };
-        println!("  {key:10} {value}");
+        outln!("  {key:10} {value}");
     }
     if let (Some(ip), Some(tcp)) = (r.ip(), r.tcp4().or(r.tcp6())) {
         let udp = r.udp4().or(r.udp6()).unwrap_or(tcp);
-        println!("Enode:       {}", Enode::new(*r.public_key(), ip, tcp, udp));
+        outln!("Enode:       {}", Enode::new(*r.public_key(), ip, tcp, udp));
     }
-    println!("Size:        {} bytes", r.as_bytes().len());
+    outln!("Size:        {} bytes", r.as_bytes().len());
 }

@@ -38,18 +38,18 @@ pub fn generate(out: Option<&Path>) -> Result<ExitCode, Failure> {
                 .into());
             }
             keyfile::save(path, &key)?;
-            println!("wrote {}", path.display());
-            println!("node id:    {}", key.id());
-            println!("public key: {}", key.public());
+            outln!("wrote {}", path.display());
+            outln!("node id:    {}", key.id());
+            outln!("public key: {}", key.public());
         }
-        None => println!("{}", hex::encode(key.to_bytes())),
+        None => outln!("{}", hex::encode(key.to_bytes())),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn to_enode(a: &AddressArgs) -> Result<ExitCode, Failure> {
     let key = keyfile::load(&a.file)?;
-    println!(
+    outln!(
         "{}",
         Enode::new(*key.public(), a.ip, a.tcp, a.udp.unwrap_or(a.tcp))
     );
@@ -67,6 +67,6 @@ pub fn to_enr(a: &AddressArgs, seq: u64) -> Result<ExitCode, Failure> {
     let record = builder
         .sign(&key)
         .map_err(|e| format!("signing the record: {e}"))?;
-    println!("{record}");
+    outln!("{record}");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,8 @@
 //! `devp2p localnet`: N nodes on 127.0.0.1 in this process, the first the bootnode of the
 //! rest. A live progress line while it runs; at the end a table per node. Exits 0 only if
 //! every node found every other through discovery and holds at least one session. It stops
-//! as soon as that holds, or after `--duration`.
+//! as soon as that holds, or after `--duration` (by default [`default_duration`]: 20 s and
+//! one more second per node).
 //!
 //! A node stops its own random lookups once its dial slots are full (as geth's does), which
 //! in networks of more than about 20 nodes can leave a node never hearing of a few others. So,
@@ -33,6 +34,20 @@ const TICK: Duration = Duration::from_millis(250);
 const LOG_EVERY: Duration = Duration::from_secs(2);
 /// How often a node that has not found every other yet is asked for a random lookup.
 const LOOKUP_EVERY: Duration = Duration::from_secs(1);
+/// The default time limit's fixed part.
+const DEFAULT_DURATION_BASE: Duration = Duration::from_secs(20);
+/// The default time limit's part per node. Convergence is paced by revalidation: a node
+/// serves a table entry in FindNode answers only once it has revalidated it (geth's rule),
+/// one entry every few seconds, and tables grow with the network. Measured on two idle
+/// cores: 48 nodes 27-35 s, 128 nodes 61-90 s, 256 nodes 161-182 s (about 0.7 s per node);
+/// one second per node leaves at least 1.5x headroom at every size (less on a busy machine).
+const DEFAULT_DURATION_PER_NODE: Duration = Duration::from_secs(1);
+
+/// The default `--duration` for `nodes` nodes: 20 s + 1 s per node.
+pub fn default_duration(nodes: u16) -> Duration {
+    DEFAULT_DURATION_BASE + DEFAULT_DURATION_PER_NODE * u32::from(nodes)
+}
+
 /// The sub-protocol every localnet node speaks, so sessions have a capability in common.
 const PROTOCOL: (&str, u64, u64) = ("localnet", 1, 1);
 
@@ -41,9 +56,10 @@ pub struct LocalnetArgs {
     /// How many nodes (2 to 256).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(2..=MAX_NODES as i64))]
     nodes: u16,
-    /// The longest it runs (it ends as soon as every node found every other).
-    #[arg(long, value_parser = parse_duration, default_value = "20s")]
-    duration: Duration,
+    /// The longest it runs (it ends as soon as every node found every other). Default: 20s
+    /// plus 1s per node (36s for 16 nodes, 276s for 256): larger networks take longer.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
     /// Which driver runs the nodes: tokio (a task each) or mio (all in one Poll, one thread).
     #[arg(long, value_enum, default_value = "tokio")]
     driver: Driver,
@@ -169,15 +185,29 @@ fn kib(b: u64) -> String {
 }
 
 /// The final table and verdict; the exit status.
-fn report(all: &[NodeId], st: &[Status], took: Duration, driver: Driver) -> ExitCode {
+fn report(
+    all: &[NodeId],
+    st: &[Status],
+    took: Duration,
+    limit: Duration,
+    driver: Driver,
+) -> ExitCode {
     let others = all.len() - 1;
-    println!(
+    outln!(
         "{:>4}  {:<16}  {:>5}  {:>7}  {:>8}  {:>11}  {:>11}  {:>11}  {:>11}",
-        "node", "id", "table", "found", "sessions", "tcp in", "tcp out", "udp in", "udp out"
+        "node",
+        "id",
+        "table",
+        "found",
+        "sessions",
+        "tcp in",
+        "tcp out",
+        "udp in",
+        "udp out"
     );
     for (i, s) in st.iter().enumerate() {
         let id = s.id.to_string();
-        println!(
+        outln!(
             "{:>4}  {:<16}  {:>5}  {:>7}  {:>8}  {:>11}  {:>11}  {:>11}  {:>11}",
             i,
             &id[..16],
@@ -192,26 +222,33 @@ fn report(all: &[NodeId], st: &[Status], took: Duration, driver: Driver) -> Exit
     }
     let ok = converged(all, st);
     if ok {
-        println!(
+        outln!(
             "OK: every one of {} nodes ({driver:?} driver) found all {others} others through discovery and holds a session, after {:.1}s",
             all.len(),
             took.as_secs_f64()
         );
         ExitCode::SUCCESS
     } else {
-        println!("FAILED after {}:", show(took));
+        outln!("FAILED after {}:", show(took));
         for (i, s) in st.iter().enumerate() {
             let missing = all
                 .iter()
                 .filter(|id| **id != s.id && !s.found.contains(id))
                 .count();
             if missing > 0 {
-                println!("  node {i} did not find {missing} of the {others} others");
+                outln!("  node {i} did not find {missing} of the {others} others");
             }
             if s.sessions == 0 {
-                println!("  node {i} holds no session");
+                outln!("  node {i} holds no session");
             }
         }
+        let more = (limit * 2).min(crate::args::MAX_DURATION);
+        eprintln!(
+            "error: not every node found every other and holds a session within {}: try \
+             --duration {}",
+            show(limit),
+            show(Duration::from_secs(more.as_secs().max(1)))
+        );
         ExitCode::FAILURE
     }
 }
@@ -252,7 +289,10 @@ async fn run_tokio(args: LocalnetArgs) -> Result<ExitCode, Failure> {
         handles[0].local_enode()
     );
     let mut progress = Progress::new();
-    let deadline = Instant::now() + args.duration;
+    let limit = args
+        .duration
+        .unwrap_or_else(|| default_duration(args.nodes));
+    let deadline = Instant::now() + limit;
     let mut ticker = tokio::time::interval(TICK);
     let mut statuses = Vec::new();
     let mut next_lookups = Instant::now() + LOOKUP_EVERY;
@@ -297,7 +337,7 @@ async fn run_tokio(args: LocalnetArgs) -> Result<ExitCode, Failure> {
     for s in shutdowns {
         let _ = s.await;
     }
-    Ok(report(&all, &statuses, took, Driver::Tokio))
+    Ok(report(&all, &statuses, took, limit, Driver::Tokio))
 }
 
 fn run_mio(args: LocalnetArgs) -> Result<ExitCode, Failure> {
@@ -319,7 +359,10 @@ fn run_mio(args: LocalnetArgs) -> Result<ExitCode, Failure> {
     );
     let mut seen = vec![BTreeSet::new(); n];
     let mut progress = Progress::new();
-    let deadline = Instant::now() + args.duration;
+    let limit = args
+        .duration
+        .unwrap_or_else(|| default_duration(args.nodes));
+    let deadline = Instant::now() + limit;
     let mut next_tick = Instant::now() + TICK;
     let mut statuses: Vec<Status> = Vec::new();
     let mut next_lookups = Instant::now() + LOOKUP_EVERY;
@@ -363,5 +406,5 @@ fn run_mio(args: LocalnetArgs) -> Result<ExitCode, Failure> {
     let took = progress.started.elapsed();
     runner.remote().stop();
     runner.run(|_, _, _| {})?;
-    Ok(report(&all, &statuses, took, Driver::Mio))
+    Ok(report(&all, &statuses, took, limit, Driver::Mio))
 }

@@ -1,17 +1,21 @@
 //! `devp2p`: the command-line tool. Subcommands follow go-ethereum's `cmd/devp2p`.
 //!
-//! Exit codes: 0 success, 1 the operation failed (message on stderr), 2 bad arguments.
+//! Exit codes: 0 success, 1 the operation failed (message on stderr), 2 bad arguments. A
+//! closed stdout (`| head -1`) ends a command quietly with 0 (see `output`).
 
+// First: its `outln!` macro is used by the modules below.
+#[macro_use]
+mod output;
 mod args;
 mod discv4;
 mod enr;
 mod key;
 mod localnet;
 mod node;
-mod output;
 mod rlpx;
 mod sim;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -151,12 +155,16 @@ enum Discv4Command {
     },
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (else `default`). Coloured only on a terminal, and
+/// not with `NO_COLOR` set (no-color.org): escape codes in a log file or a pipe are noise.
 fn init_logs(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .try_init();
 }
 

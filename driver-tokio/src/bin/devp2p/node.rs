@@ -1,6 +1,6 @@
 //! `devp2p node`: runs a node until Ctrl-C (or SIGTERM), then shuts it down gracefully.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,12 +14,54 @@ use crate::args::{parse_caps, parse_enode_list, parse_secret_hex, Caps, Driver, 
 use crate::output::{event_json, log_event, ordered};
 use crate::Failure;
 
+/// How the node learns the IP it advertises (geth's `--nat`; only the values that need no
+/// router protocol for now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nat {
+    /// Advertise the listen IP (127.0.0.1 when listening on an unspecified address).
+    None,
+    /// Advertise this IP: the machine's public address, as seen from outside.
+    ExtIp(IpAddr),
+}
+
+/// The `--nat` values accepted now, for the messages that refuse the rest.
+const NAT_ACCEPTED: &str = "accepted now: none, extip:IP (e.g. extip:203.0.113.7)";
+
+/// `none` or `extip:IP`; geth's router-protocol values are refused by name.
+pub fn parse_nat(s: &str) -> Result<Nat, String> {
+    let s = s.trim();
+    let (mechanism, arg) = match s.split_once(':') {
+        Some((m, a)) => (m, Some(a)),
+        None => (s, None),
+    };
+    match (mechanism.to_ascii_lowercase().as_str(), arg) {
+        ("none", None) => Ok(Nat::None),
+        ("extip", Some(ip)) => ip
+            .trim()
+            .parse::<IpAddr>()
+            .map(Nat::ExtIp)
+            .map_err(|_| format!("{s:?}: {ip:?} is not an IP address ({NAT_ACCEPTED})")),
+        ("extip", None) => Err(format!("{s:?} lacks the IP ({NAT_ACCEPTED})")),
+        ("upnp" | "pmp" | "any" | "stun", _) => Err(format!(
+            "--nat {mechanism} (asking a router for the external address) is not supported \
+             yet; {NAT_ACCEPTED}"
+        )),
+        _ => Err(format!("{s:?} is not a NAT setting ({NAT_ACCEPTED})")),
+    }
+}
+
 #[derive(clap::Args)]
 pub struct NodeArgs {
-    /// TCP and UDP address to listen on (the IP is also the one advertised).
+    /// TCP and UDP address to listen on. Its IP is also the one advertised, unless --nat
+    /// extip:IP says otherwise (listening on 0.0.0.0 or :: advertises 127.0.0.1).
     #[arg(long, default_value = "127.0.0.1:30303")]
     listen: SocketAddr,
-    /// Node key file; created with a fresh key when missing.
+    /// The IP put in our enode URL and record: `none` (the listen IP) or `extip:IP` (this
+    /// IP, for a node behind NAT or listening on 0.0.0.0). geth's upnp, pmp and any are not
+    /// supported yet.
+    #[arg(long, value_parser = parse_nat, default_value = "none")]
+    nat: Nat,
+    /// Node key file; created with a fresh key when missing (its directory must exist).
     #[arg(long, conflicts_with = "nodekey_hex")]
     nodekey: Option<PathBuf>,
     /// Node key as 64 hex characters.
@@ -61,6 +103,10 @@ impl NodeArgs {
                     ..SessionConfig::default()
                 },
                 listen: self.listen,
+                advertised_ip: match self.nat {
+                    Nat::None => None,
+                    Nat::ExtIp(ip) => Some(ip),
+                },
                 max_peers: self.max_peers,
                 bootnodes: self.bootnodes.clone().unwrap_or_default().0,
                 static_nodes: self.static_nodes.clone().unwrap_or_default().0,
@@ -80,39 +126,64 @@ impl NodeArgs {
             ..DriverConfig::default()
         }
     }
+
+    /// Warnings about settings that work but are rarely what an operator wants.
+    fn warn_about_defaults(&self) {
+        if self.listen.ip().is_unspecified() && self.nat == Nat::None {
+            tracing::warn!(
+                "listening on {} but advertising 127.0.0.1 in the enode and record, which only \
+                 this machine can reach: give --nat extip:<public IP> to advertise the address \
+                 others reach this node at",
+                self.listen
+            );
+        }
+        if self.datadir.is_none() && self.nodekey.is_none() && self.nodekey_hex.is_none() {
+            tracing::warn!(
+                "no --datadir, --nodekey or --nodekey-hex: running with a throwaway identity \
+                 (a new node id at every start) and saving nothing (no node key, no node \
+                 database); give --datadir DIR to keep both"
+            );
+        }
+    }
 }
 
-fn listening(enode: &Enode, enr: Option<&Enr>, json: bool) {
+/// Prints the listening line; false when stdout is closed.
+fn listening(enode: &Enode, enr: Option<&Enr>, json: bool) -> bool {
     if json {
-        println!(
+        crate::output::try_line(format_args!(
             "{}",
             ordered(&[
                 ("event", json!("listening")),
                 ("enode", json!(enode.to_string())),
                 ("enr", json!(enr.map(|r| r.to_string()))),
             ])
-        );
+        ))
     } else {
         tracing::info!(%enode, "listening");
         if let Some(r) = enr {
             tracing::info!(enr = %r, "record");
         }
+        true
     }
 }
 
-fn show(e: &NodeEvent, json: bool) {
+/// Shows an event; false when stdout is closed (the node then shuts down).
+fn show(e: &NodeEvent, json: bool) -> bool {
     if json {
-        if let Some(v) = event_json(e) {
-            println!("{v}");
+        match event_json(e) {
+            Some(v) => crate::output::try_line(format_args!("{v}")),
+            None => true,
         }
     } else {
         log_event(e);
+        true
     }
 }
 
 fn stopped(report: &ShutdownReport, json: bool) {
     if json {
-        println!(
+        // Stdout may be closed by now (that may be why the node stopped): nothing to do then.
+        crate::output::try_line(format_args!(
             "{}",
             ordered(&[
                 ("event", json!("stopped")),
@@ -123,7 +194,7 @@ fn stopped(report: &ShutdownReport, json: bool) {
                 ),
                 ("db_error", json!(report.db_error)),
             ])
-        );
+        ));
     } else {
         tracing::info!(forced_closes = report.forced_closes, db = ?report.db_saved, "stopped");
     }
@@ -154,17 +225,18 @@ pub async fn stop_signal() {
 
 pub async fn run(args: NodeArgs) -> Result<ExitCode, Failure> {
     let json = args.json;
+    args.warn_about_defaults();
     let config = args.config();
     match args.driver {
         Driver::Tokio => {
             let (node, mut events) = devp2p_tokio::spawn(config)?;
-            listening(&node.local_enode(), node.local_enr().as_ref(), json);
+            let mut open = listening(&node.local_enode(), node.local_enr().as_ref(), json);
             let stop = stop_signal();
             tokio::pin!(stop);
-            loop {
+            while open {
                 tokio::select! {
                     e = events.recv() => match e {
-                        Some(e) => show(&e, json),
+                        Some(e) => open = show(&e, json),
                         None => break,
                     },
                     _ = &mut stop => break,
@@ -182,23 +254,37 @@ pub async fn run(args: NodeArgs) -> Result<ExitCode, Failure> {
             let thread = std::thread::Builder::new()
                 .name("devp2p-mio".into())
                 .spawn(move || {
+                    let mut stopping = false;
                     devp2p_mio::run(
                         config,
                         |d, remote| {
-                            listening(&d.local_enode(), d.local_enr().as_ref(), json);
+                            if !listening(&d.local_enode(), d.local_enr().as_ref(), json) {
+                                remote.stop();
+                            }
                             let _ = started_tx.send(remote);
                         },
-                        |_, e| show(&e, json),
+                        |d, e| {
+                            if !show(&e, json) && !stopping {
+                                stopping = true;
+                                d.shutdown();
+                            }
+                        },
                     )
                 })?;
+            let mut join = tokio::task::spawn_blocking(move || thread.join());
             // `started_tx` is dropped unsent when the node fails to start.
             if let Ok(remote) = started_rx.await {
-                stop_signal().await;
-                remote.stop();
+                tokio::select! {
+                    _ = stop_signal() => remote.stop(),
+                    // The node stopped by itself (stdout closed).
+                    r = &mut join => {
+                        let report = r?.map_err(|_| "the mio thread panicked")??;
+                        stopped(&report, json);
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
             }
-            let report = tokio::task::spawn_blocking(move || thread.join())
-                .await?
-                .map_err(|_| "the mio thread panicked")??;
+            let report = join.await?.map_err(|_| "the mio thread panicked")??;
             stopped(&report, json);
         }
     }

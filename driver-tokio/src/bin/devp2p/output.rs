@@ -1,10 +1,65 @@
-//! How node events are shown: one JSON object per line (`--json`), or a log line.
+//! Standard output, and how node events are shown: one JSON object per line (`--json`), or a
+//! log line.
+//!
+//! Every line the tool prints goes through [`outln!`]: a closed stdout (the reader of a pipe
+//! went away, as in `devp2p node --json | head -1`) ends the command quietly with status 0,
+//! where `println!` would panic. Status 0, not the 141 of a process killed by SIGPIPE: the
+//! reader took what it wanted, which is no failure (and a 141 would fail a `set -o pipefail`
+//! script that did nothing wrong). `devp2p node` first shuts down gracefully (saving its
+//! database), then exits 0.
 
 use devp2p_core::dial::DialKind;
 use devp2p_core::discv4::Event as DiscoveryEvent;
 use devp2p_core::node::{Direction, NodeEvent};
 use devp2p_core::session::Side;
 use serde_json::{json, Value};
+use std::fmt;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Prints one line to stdout like `println!`, but a closed stdout ends the process quietly
+/// with status 0 (see the [module docs](self)) instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
+/// Set once a write found stdout closed: nothing more is written.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes one line to stdout. Returns false when stdout is closed (now or before). Any other
+/// write error (a full disk under `> file`) is reported and exits with status 1: output that
+/// was asked for was lost.
+pub fn try_line(args: fmt::Arguments<'_>) -> bool {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return false;
+    }
+    let mut out = std::io::stdout().lock();
+    // Stdout is line-buffered: the newline flushes, so the error shows here, not later.
+    match writeln!(out, "{args}").and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            false
+        }
+        Err(e) => {
+            eprintln!("error: writing to standard output: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// [`try_line`], exiting with status 0 when stdout is closed: for commands that only print
+/// their result and have nothing to clean up.
+pub fn line(args: fmt::Arguments<'_>) {
+    if !try_line(args) {
+        std::process::exit(0);
+    }
+}
 
 /// One JSON object with its fields in the given order (serde_json's own maps sort them),
 /// so lines read the way the documentation shows them.

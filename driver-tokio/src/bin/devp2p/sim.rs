@@ -89,7 +89,7 @@ pub fn run_sim(a: SimArgs) -> Result<ExitCode, Failure> {
     let wall = started.elapsed();
     let peak = peak_rss_kib();
     if json {
-        println!("{}", to_json(&config, &report, wall, peak));
+        outln!("{}", to_json(&config, &report, wall, peak));
     } else {
         print_text(&config, &report, wall, peak);
     }
@@ -129,32 +129,42 @@ fn to_json(c: &RunConfig, r: &RunReport, wall: Duration, peak: Option<u64>) -> s
 
 fn print_text(c: &RunConfig, r: &RunReport, wall: Duration, peak: Option<u64>) {
     let v = r.virtual_time.as_secs_f64();
-    println!(
+    outln!(
         "network      {} nodes ({} up at the end), seed {}, loss {}, churn {}, peers {}",
-        c.nodes, r.nodes_up, c.seed, c.loss, c.churn, c.peers
+        c.nodes,
+        r.nodes_up,
+        c.seed,
+        c.loss,
+        c.churn,
+        c.peers
     );
-    println!(
+    outln!(
         "time         {:.0} s virtual in {:.2} s wall ({:.0}x real time)",
         v,
         wall.as_secs_f64(),
         v / wall.as_secs_f64().max(1e-9)
     );
     match r.converged_at {
-        Some(t) => println!(
+        Some(t) => outln!(
             "converged    after {} s (probe recall >= {CONVERGED_RECALL})",
             t.as_secs()
         ),
-        None => println!("converged    no probe reached recall {CONVERGED_RECALL}"),
+        None => outln!("converged    no probe reached recall {CONVERGED_RECALL}"),
     }
-    println!(
+    outln!(
         "tables       min {} / mean {:.1} / max {} nodes",
-        r.table_fill.min, r.table_fill.mean, r.table_fill.max
+        r.table_fill.min,
+        r.table_fill.mean,
+        r.table_fill.max
     );
-    println!(
+    outln!(
         "recall       {:.3} mean, {:.3} worst, {} of {} lookups finished",
-        r.recall.mean, r.recall.min, r.recall.finished, r.recall.lookups
+        r.recall.mean,
+        r.recall.min,
+        r.recall.finished,
+        r.recall.lookups
     );
-    println!(
+    outln!(
         "messages     {} ({:.0} per node): {} datagrams ({} lost), {} stream writes",
         r.stats.messages(),
         r.messages_per_node(),
@@ -163,13 +173,14 @@ fn print_text(c: &RunConfig, r: &RunReport, wall: Duration, peak: Option<u64>) {
         r.stats.stream_writes
     );
     if c.churn > 0.0 {
-        println!(
+        outln!(
             "churn        {} crashes, {} restarts",
-            r.stats.crashes, r.stats.restarts
+            r.stats.crashes,
+            r.stats.restarts
         );
     }
     if let Some(kib) = peak {
-        println!("memory       {:.0} MiB peak resident", kib as f64 / 1024.0);
+        outln!("memory       {:.0} MiB peak resident", kib as f64 / 1024.0);
     }
-    println!("digest       {}", r.digest_hex());
+    outln!("digest       {}", r.digest_hex());
 }
