@@ -38,6 +38,7 @@ pub fn max_dialed_peers(max_peers: usize, dial_ratio: usize, no_dial: bool) -> u
 
 /// Limits of the scheduler.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct DialConfig {
     /// Peers we dial ourselves at most ([`max_dialed_peers`]).
     pub max_dial_peers: usize,

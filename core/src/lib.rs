@@ -22,22 +22,23 @@
 //! ```
 //! use std::collections::BTreeMap;
 //! use devp2p_core::node::{Action, ConnId, Node, NodeConfig, NodeEvent};
-//! use devp2p_core::session::{Protocol, ProtocolId, SessionConfig};
+//! use devp2p_core::session::{Protocol, ProtocolId};
 //! use devp2p_core::{Instant, NodeSecretKey};
 //! use rand_core::SeedableRng;
 //!
-//! let config = |port: u16| NodeConfig {
-//!     session: SessionConfig { protocols: vec![Protocol::new("demo", 1, 2)], ..Default::default() },
-//!     listen: ([127, 0, 0, 1], port).into(),
-//!     no_discovery: true,
-//!     ..Default::default()
+//! let config = |port: u16| {
+//!     let mut config = NodeConfig::default();
+//!     config.session.add_protocol(Protocol::new("demo", 1, 2));
+//!     config.listen = ([127, 0, 0, 1], port).into();
+//!     config.no_discovery = true;
+//!     config
 //! };
 //! let (unix, mut now) = (1_800_000_000, Instant::ZERO);
 //! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
 //! let (ka, kb) = (NodeSecretKey::generate(&mut rng), NodeSecretKey::generate(&mut rng));
 //! let mut a = Node::new(ka, config(30301), rand_chacha::ChaCha20Rng::seed_from_u64(1), now, unix);
 //! let mut b = Node::new(kb, config(30302), rand_chacha::ChaCha20Rng::seed_from_u64(2), now, unix);
-//! b.add_static(now, &a.local_enode()); // b dials a
+//! b.add_static(now, &a.local_enode()).unwrap(); // b dials a
 //!
 //! // conn ids of the one TCP connection, as each node knows it
 //! let mut link: Option<(ConnId, ConnId)> = None; // (b's id, a's id)

@@ -136,11 +136,11 @@ fn run(config: DialConfig, rounds: Vec<Round>) -> (Dialer, Vec<Vec<NodeId>>) {
 }
 
 fn cfg(max_active_dials: usize, max_dial_peers: usize) -> DialConfig {
-    DialConfig {
-        max_active_dials,
-        max_dial_peers,
-        net_restrict: None,
-    }
+    let mut dial = DialConfig::default();
+    dial.max_active_dials = max_active_dials;
+    dial.max_dial_peers = max_dial_peers;
+    dial.net_restrict = None;
+    dial
 }
 
 const L: &str = "127.0.0.1:30303";
@@ -192,11 +192,10 @@ fn dynamic_dials_are_launched_from_discovery_results() {
 
 #[test]
 fn candidates_outside_netrestrict_are_not_dialed() {
-    let config = DialConfig {
-        max_active_dials: 10,
-        max_dial_peers: 10,
-        net_restrict: Some("127.0.2.0/24".parse().unwrap()),
-    };
+    let mut config = DialConfig::default();
+    config.max_active_dials = 10;
+    config.max_dial_peers = 10;
+    config.net_restrict = Some("127.0.2.0/24".parse().unwrap());
     let (d, _) = run(
         config,
         vec![
@@ -345,11 +344,10 @@ fn many_static_nodes_are_picked_at_random_and_deterministically_per_seed() {
             },
         ]
     };
-    let config = DialConfig {
-        max_dial_peers: 2,
-        max_active_dials: 50,
-        net_restrict: None,
-    };
+    let mut config = DialConfig::default();
+    config.max_dial_peers = 2;
+    config.max_active_dials = 50;
+    config.net_restrict = None;
     let (_, a) = run(config.clone(), rounds());
     let (_, b) = run(config, rounds());
     assert_eq!(a, b, "the same seed picks the same static nodes");

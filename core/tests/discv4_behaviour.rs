@@ -367,10 +367,8 @@ fn neighbors_entries_failing_the_checks_are_dropped_and_the_rest_are_used() {
 fn a_node_starts_with_a_self_lookup_via_its_bootnode_and_recontacts_it_on_refresh() {
     let boot = Peer::new(220, "127.0.0.2:30303");
     let boot_node = Node::new(*boot.key.public(), boot.addr.ip(), 30303, 30303);
-    let config = Config {
-        bootnodes: vec![boot_node],
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.bootnodes = vec![boot_node];
     let mut nut = Nut::new(3, "127.0.0.1:30303".parse().unwrap(), config);
     let own_key = *nut.key.public().raw();
     // The bootnode answers pings, pings back (completing its side of the proof) and answers
@@ -469,16 +467,14 @@ fn answered_requests_keep_the_clock_above_suspicion() {
 fn net_restrict_keeps_nodes_outside_the_allowed_networks_out() {
     let allowed: devp2p_core::netlist::NetList = "127.0.0.0/24".parse().unwrap();
     let outside_boot = Peer::new(230, "127.0.5.1:30303");
-    let config = Config {
-        net_restrict: Some(allowed),
-        bootnodes: vec![Node::new(
-            *outside_boot.key.public(),
-            outside_boot.addr.ip(),
-            30303,
-            30303,
-        )],
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.net_restrict = Some(allowed);
+    config.bootnodes = vec![Node::new(
+        *outside_boot.key.public(),
+        outside_boot.addr.ip(),
+        30303,
+        30303,
+    )];
     let mut nut = Nut::new(4, "127.0.0.1:30303".parse().unwrap(), config);
     nut.tick();
     assert!(

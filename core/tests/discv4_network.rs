@@ -58,10 +58,8 @@ impl Net {
                     .tcp4(30303)
                     .sign(k)
                     .unwrap();
-                let config = Config {
-                    bootnodes: if i == 0 { vec![] } else { vec![boot.clone()] },
-                    ..Config::default()
-                };
+                let mut config = Config::default();
+                config.bootnodes = if i == 0 { vec![] } else { vec![boot.clone()] };
                 Discovery::new(
                     k.clone(),
                     record,

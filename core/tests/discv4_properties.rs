@@ -59,10 +59,8 @@ fn run(seed: u64) -> Vec<[u8; 32]> {
         .enumerate()
         .map(|(i, k)| {
             let record = Enr::builder().ip(addr(i).ip()).udp4(30303).sign(k).unwrap();
-            let config = Config {
-                bootnodes: if i == 0 { vec![] } else { vec![boot.clone()] },
-                ..Config::default()
-            };
+            let mut config = Config::default();
+            config.bootnodes = if i == 0 { vec![] } else { vec![boot.clone()] };
             Discovery::new(
                 k.clone(),
                 record,

@@ -13,21 +13,16 @@ use devp2p_core::node::{
 use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId, SessionConfig, Side};
 
 fn config(max_peers: usize) -> NodeConfig {
-    NodeConfig {
-        session: SessionConfig {
-            protocols: vec![Protocol::new("test", 1, 4)],
-            ..SessionConfig::default()
-        },
-        max_peers,
-        ..NodeConfig::default()
-    }
+    let mut node = NodeConfig::default();
+    node.session.protocols = vec![Protocol::new("test", 1, 4)];
+    node.max_peers = max_peers;
+    node
 }
 
 fn lonely(max_peers: usize) -> NodeConfig {
-    NodeConfig {
-        no_discovery: true,
-        ..config(max_peers)
-    }
+    let mut node = config(max_peers);
+    node.no_discovery = true;
+    node
 }
 
 fn added(net: &Net, i: usize) -> usize {
@@ -43,13 +38,11 @@ fn fifty_nodes_with_max_peers_10_reach_their_dial_targets_without_self_or_duplic
     net.add(1000, config(10));
     let boot = net.enode(0);
     for i in 1..50 {
-        net.add(
-            1000 + i,
-            NodeConfig {
-                bootnodes: vec![boot.clone()],
-                ..config(10)
-            },
-        );
+        net.add(1000 + i, {
+            let mut node = config(10);
+            node.bootnodes = vec![boot.clone()];
+            node
+        });
     }
     net.run_for(Duration::from_secs(300));
     for i in 0..50 {
@@ -100,13 +93,11 @@ fn fifty_nodes_with_max_peers_10_reach_their_dial_targets_without_self_or_duplic
 fn peers_exchange_messages_through_the_node_api() {
     let mut net = Net::new();
     net.add(1, lonely(5));
-    net.add(
-        2,
-        NodeConfig {
-            static_nodes: vec![net.enode(0)],
-            ..lonely(5)
-        },
-    );
+    net.add(2, {
+        let mut node = lonely(5);
+        node.static_nodes = vec![net.enode(0)];
+        node
+    });
     net.run_for(Duration::from_secs(2));
     let b = net.nodes[1].local_id();
     let a = net.nodes[0].local_id();
@@ -134,31 +125,25 @@ fn a_full_node_refuses_with_too_many_peers_but_admits_a_trusted_one() {
     let mut net = Net::new();
     net.add(10, lonely(3));
     let hub = net.enode(0);
-    net.add(
-        11,
-        NodeConfig {
-            static_nodes: vec![hub.clone()],
-            ..lonely(5)
-        },
-    );
-    net.add(
-        14,
-        NodeConfig {
-            static_nodes: vec![hub.clone()],
-            ..lonely(5)
-        },
-    );
+    net.add(11, {
+        let mut node = lonely(5);
+        node.static_nodes = vec![hub.clone()];
+        node
+    });
+    net.add(14, {
+        let mut node = lonely(5);
+        node.static_nodes = vec![hub.clone()];
+        node
+    });
     net.run_for(Duration::from_secs(2));
     assert_eq!(net.nodes[0].peer_count(), 2);
 
     // A further inbound node is refused: the hub's inbound slots are full.
-    net.add(
-        12,
-        NodeConfig {
-            static_nodes: vec![hub.clone()],
-            ..lonely(5)
-        },
-    );
+    net.add(12, {
+        let mut node = lonely(5);
+        node.static_nodes = vec![hub.clone()];
+        node
+    });
     net.run_for(Duration::from_secs(2));
     assert_eq!(net.nodes[0].peer_count(), 2);
     assert_eq!(
@@ -174,13 +159,11 @@ fn a_full_node_refuses_with_too_many_peers_but_admits_a_trusted_one() {
         .contains_key(&(Side::Remote, Some(DisconnectReason::TooManyPeers))));
 
     // A trusted node gets in at the cap.
-    net.add(
-        13,
-        NodeConfig {
-            static_nodes: vec![hub],
-            ..lonely(5)
-        },
-    );
+    net.add(13, {
+        let mut node = lonely(5);
+        node.static_nodes = vec![hub];
+        node
+    });
     let trusted = net.nodes[4].local_id();
     net.nodes[0].add_trusted(trusted);
     net.run_for(Duration::from_secs(2));
@@ -197,13 +180,11 @@ fn a_full_node_refuses_with_too_many_peers_but_admits_a_trusted_one() {
 fn a_static_peer_is_redialled_after_its_connection_drops() {
     let mut net = Net::new();
     net.add(20, lonely(5));
-    net.add(
-        21,
-        NodeConfig {
-            static_nodes: vec![net.enode(0)],
-            ..lonely(5)
-        },
-    );
+    net.add(21, {
+        let mut node = lonely(5);
+        node.static_nodes = vec![net.enode(0)];
+        node
+    });
     net.run_for(Duration::from_secs(2));
     assert_eq!(added(&net, 1), 1);
     // The remote drops us.
@@ -234,20 +215,16 @@ fn net_restrict_holds_for_dials_and_for_inbound_connections() {
     net.add(31, lonely(5));
     // Node 2 may only talk to 127.0.0.2 (node 1).
     let restrict = format!("{}/32", addr_of(1).ip()).parse().unwrap();
-    let c = NodeConfig {
-        static_nodes: vec![net.enode(0), net.enode(1)],
-        net_restrict: Some(restrict),
-        ..lonely(5)
-    };
+    let mut c = lonely(5);
+    c.static_nodes = vec![net.enode(0), net.enode(1)];
+    c.net_restrict = Some(restrict);
     net.add(32, c);
     // Node 3 tries to dial node 2 from 127.0.0.4.
-    net.add(
-        33,
-        NodeConfig {
-            static_nodes: vec![net.enode(2)],
-            ..lonely(5)
-        },
-    );
+    net.add(33, {
+        let mut node = lonely(5);
+        node.static_nodes = vec![net.enode(2)];
+        node
+    });
     net.run_for(Duration::from_secs(5));
     let ids: Vec<_> = net.nodes[2].peers().into_iter().map(|p| p.id).collect();
     assert_eq!(ids, vec![net.nodes[1].local_id()]);
@@ -311,10 +288,8 @@ fn a_full_set_of_pending_slots_makes_room_by_displacing_the_oldest_unproven_conn
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
     let key = NodeSecretKey::generate(&mut rng);
     let public = *key.public();
-    let config = NodeConfig {
-        max_pending_peers: 2,
-        ..lonely(5)
-    };
+    let mut config = lonely(5);
+    config.max_pending_peers = 2;
     let node_rng = rand_chacha::ChaCha20Rng::seed_from_u64(8);
     let mut node = Node::new(key, config, node_rng, Instant::ZERO, 1_700_000_000);
     let now = Instant::from_millis(10);
@@ -388,13 +363,11 @@ fn a_static_peer_on_a_closed_port_is_reported_as_a_failed_dial_with_the_os_error
     let mut ghost = net.enode(0);
     // Same key, an address nobody listens on.
     ghost.host = Some(devp2p_core::Host::Ip("127.0.9.9".parse().unwrap()));
-    let i = net.add(
-        51,
-        NodeConfig {
-            static_nodes: vec![ghost.clone()],
-            ..lonely(5)
-        },
-    );
+    let i = net.add(51, {
+        let mut node = lonely(5);
+        node.static_nodes = vec![ghost.clone()];
+        node
+    });
     net.run_for(Duration::from_secs(1));
     let f = net.events[i]
         .iter()
@@ -429,13 +402,11 @@ fn a_static_peer_with_a_stale_key_fails_during_the_rlpx_handshake_and_says_why()
     stale.add(99, lonely(5));
     let mut enode = stale.enode(0);
     enode.host = net.enode(0).host;
-    let i = net.add(
-        53,
-        NodeConfig {
-            static_nodes: vec![enode.clone()],
-            ..lonely(5)
-        },
-    );
+    let i = net.add(53, {
+        let mut node = lonely(5);
+        node.static_nodes = vec![enode.clone()];
+        node
+    });
     net.run_for(Duration::from_secs(1));
     let f = failures(&net, i);
     assert!(
@@ -459,14 +430,13 @@ fn a_static_peer_with_a_stale_key_fails_during_the_rlpx_handshake_and_says_why()
 fn no_shared_capability_is_reported_on_both_sides_with_what_the_other_offered() {
     let mut net = Net::new();
     net.add(54, lonely(5));
-    let other = NodeConfig {
-        session: SessionConfig {
-            protocols: vec![Protocol::new("other", 2, 1)],
-            ..SessionConfig::default()
-        },
-        static_nodes: vec![net.enode(0)],
-        ..lonely(5)
+    let mut other = lonely(5);
+    other.session = {
+        let mut session = SessionConfig::default();
+        session.protocols = vec![Protocol::new("other", 2, 1)];
+        session
     };
+    other.static_nodes = vec![net.enode(0)];
     let i = net.add(55, other);
     net.run_for(Duration::from_secs(1));
     for (node, remote) in [(0, i), (i, 0)] {
@@ -493,13 +463,11 @@ fn statics_that_can_never_be_dialled_are_refused_by_add_static_and_reported_at_s
     net.add(56, lonely(5));
     let target = net.enode(0);
     // max_peers 0: this node dials nobody.
-    let i = net.add(
-        57,
-        NodeConfig {
-            static_nodes: vec![target.clone()],
-            ..lonely(0)
-        },
-    );
+    let i = net.add(57, {
+        let mut node = lonely(0);
+        node.static_nodes = vec![target.clone()];
+        node
+    });
     assert_eq!(
         failures(&net, i),
         vec![(
@@ -534,23 +502,23 @@ fn statics_that_can_never_be_dialled_are_refused_by_add_static_and_reported_at_s
 
 #[test]
 fn a_send_refused_for_a_full_queue_is_followed_by_writable_for_that_peer() {
-    let small = |peers| NodeConfig {
-        session: SessionConfig {
-            protocols: vec![Protocol::new("test", 1, 4)],
-            max_outbound_queue: 16 * 1024,
-            ..SessionConfig::default()
-        },
-        ..lonely(peers)
+    let small = |peers| {
+        let mut node = lonely(peers);
+        node.session = {
+            let mut session = SessionConfig::default();
+            session.protocols = vec![Protocol::new("test", 1, 4)];
+            session.max_outbound_queue = 16 * 1024;
+            session
+        };
+        node
     };
     let mut net = Net::new();
     net.add(59, small(5));
-    net.add(
-        60,
-        NodeConfig {
-            static_nodes: vec![net.enode(0)],
-            ..small(5)
-        },
-    );
+    net.add(60, {
+        let mut node = small(5);
+        node.static_nodes = vec![net.enode(0)];
+        node
+    });
     net.run_for(Duration::from_secs(1));
     let b = net.nodes[1].local_id();
     let now = net.now;

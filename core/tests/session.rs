@@ -17,14 +17,13 @@ use devp2p_core::session::{
 use quickcheck::{quickcheck, TestResult};
 
 fn three_protocols() -> SessionConfig {
-    SessionConfig {
-        protocols: vec![
-            Protocol::new("eth", 68, 17),
-            Protocol::new("snap", 1, 8),
-            Protocol::new("zzz", 2, 3),
-        ],
-        ..SessionConfig::default()
-    }
+    let mut session = SessionConfig::default();
+    session.protocols = vec![
+        Protocol::new("eth", 68, 17),
+        Protocol::new("snap", 1, 8),
+        Protocol::new("zzz", 2, 3),
+    ];
+    session
 }
 
 fn local_closed(reason: DisconnectReason, error: SessionError) -> Closed {
@@ -139,10 +138,8 @@ fn the_eip8_hello_vector_decodes_with_its_extra_elements_ignored() {
 
 #[test]
 fn a_session_accepts_a_hello_from_a_future_version_and_compresses_after_it() {
-    let config = SessionConfig {
-        protocols: vec![Protocol::new("mork", 22, 4)],
-        ..SessionConfig::default()
-    };
+    let mut config = SessionConfig::default();
+    config.protocols = vec![Protocol::new("mork", 22, 4)];
     let mut peer = RawPeer::connect(config, 2);
     let hello = Hello {
         protocol_version: 55,
@@ -174,9 +171,10 @@ fn a_session_accepts_a_hello_from_a_future_version_and_compresses_after_it() {
 /// go-ethereum `TestProtocolHandshakeErrors`, plus the identity and capability checks.
 #[test]
 fn malformed_or_unacceptable_hellos_are_rejected_with_the_right_reason() {
-    let config = || SessionConfig {
-        protocols: vec![Protocol::new("foo", 2, 1)],
-        ..SessionConfig::default()
+    let config = || {
+        let mut session = SessionConfig::default();
+        session.protocols = vec![Protocol::new("foo", 2, 1)];
+        session
     };
     // A Disconnect instead of Hello is the peer's reason, not echoed.
     let mut peer = RawPeer::connect(config(), 10);
@@ -296,10 +294,8 @@ fn malformed_or_unacceptable_hellos_are_rejected_with_the_right_reason() {
 
 #[test]
 fn a_message_id_outside_every_capability_is_a_breach_of_protocol() {
-    let config = SessionConfig {
-        protocols: vec![Protocol::new("foo", 1, 2)],
-        ..SessionConfig::default()
-    };
+    let mut config = SessionConfig::default();
+    config.protocols = vec![Protocol::new("foo", 1, 2)];
     let mut peer = RawPeer::connect(config, 4);
     peer.send_hello(5, &[("foo", 1)]);
     peer.send(0x11, b"\xc0");
@@ -350,10 +346,8 @@ fn a_silent_recipient_times_out_the_handshake_after_5_seconds() {
 
 #[test]
 fn reading_stops_while_the_application_has_not_taken_its_messages() {
-    let config = SessionConfig {
-        max_pending_inbound: 1000,
-        ..three_protocols()
-    };
+    let mut config = three_protocols();
+    config.max_pending_inbound = 1000;
     let mut peer = RawPeer::connect(config, 22);
     peer.send_hello(4, &[("eth", 68)]);
     let mut wire = Vec::new();
@@ -540,10 +534,8 @@ fn a_peer_that_stops_reading_is_dropped_after_the_write_timeout() {
 #[test]
 fn a_ping_flood_from_a_peer_that_never_reads_is_bounded_by_the_queue_limit() {
     const LIMIT: usize = 4096;
-    let config = SessionConfig {
-        max_outbound_queue: LIMIT,
-        ..three_protocols()
-    };
+    let mut config = three_protocols();
+    config.max_outbound_queue = LIMIT;
     let mut peer = RawPeer::connect(config, 20);
     peer.send_hello(5, &[("eth", 68)]);
     // 10 000 Pings in one burst; the peer never takes our Pongs.
@@ -593,9 +585,10 @@ fn incompressible(len: usize, seed: u64) -> Vec<u8> {
 
 #[test]
 fn a_full_queue_refuses_with_the_room_needed_announces_writable_and_then_takes_the_message() {
-    let config = || SessionConfig {
-        max_outbound_queue: 10_000,
-        ..three_protocols()
+    let config = || {
+        let mut session = three_protocols();
+        session.max_outbound_queue = 10_000;
+        session
     };
     let mut p = Pair::new(config(), config(), 21);
     p.establish();
@@ -703,9 +696,10 @@ fn messages_that_can_never_be_sent_are_refused_at_once_naming_the_limit() {
     assert_eq!(p.b.messages().len(), 1);
 
     // A frame larger than the whole configured queue can never be queued either.
-    let small = || SessionConfig {
-        max_outbound_queue: 8 * 1024,
-        ..three_protocols()
+    let small = || {
+        let mut session = three_protocols();
+        session.max_outbound_queue = 8 * 1024;
+        session
     };
     let mut p = Pair::new(small(), small(), 24);
     p.establish();
@@ -721,9 +715,10 @@ fn messages_that_can_never_be_sent_are_refused_at_once_naming_the_limit() {
 
 #[test]
 fn a_queue_the_application_filled_still_takes_the_pong_it_owes() {
-    let config = || SessionConfig {
-        max_outbound_queue: 10_000,
-        ..three_protocols()
+    let config = || {
+        let mut session = three_protocols();
+        session.max_outbound_queue = 10_000;
+        session
     };
     let mut p = Pair::new(config(), config(), 25);
     p.establish();
@@ -836,9 +831,10 @@ quickcheck! {
 
 #[test]
 fn with_manual_admission_a_session_waits_after_the_handshake_and_can_refuse_before_hello() {
-    let held = || SessionConfig {
-        manual_admission: true,
-        ..three_protocols()
+    let held = || {
+        let mut session = three_protocols();
+        session.manual_admission = true;
+        session
     };
     // Refused: the dialer hears TooManyPeers and never sees a Hello.
     let mut p = Pair::new(three_protocols(), held(), 30);

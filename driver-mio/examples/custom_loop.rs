@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use devp2p_core::node::{NodeConfig, NodeEvent};
+use devp2p_core::node::NodeEvent;
 use devp2p_core::Enode;
 use devp2p_mio::{Driver, DriverConfig};
 use mio::net::UdpSocket;
@@ -49,14 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut status = UdpSocket::bind("127.0.0.1:0".parse()?)?;
     poll.registry()
         .register(&mut status, STATUS, Interest::READABLE)?;
-    let config = DriverConfig {
-        node: NodeConfig {
-            listen: "127.0.0.1:0".parse()?,
-            bootnodes,
-            ..NodeConfig::default()
-        },
-        ..DriverConfig::default()
-    };
+    let mut config = DriverConfig::default();
+    config.node.listen = "127.0.0.1:0".parse()?;
+    config.node.bootnodes = bootnodes;
     let mut node = Driver::new(poll.registry(), NODE_TOKENS, config)?;
     println!("node:   {}", node.local_enode());
     let at = status.local_addr()?;

@@ -22,15 +22,12 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use devp2p_core::node::NodeConfig;
 //! use devp2p_mio::{Driver, DriverConfig};
 //! use mio::{Events, Poll};
 //!
 //! let mut poll = Poll::new()?;
-//! let config = DriverConfig {
-//!     node: NodeConfig { listen: "127.0.0.1:0".parse()?, ..Default::default() },
-//!     ..Default::default()
-//! };
+//! let mut config = DriverConfig::default();
+//! config.node.listen = "127.0.0.1:0".parse()?;
 //! // Tokens 100..200 are the node's; the rest of the token space stays ours.
 //! let mut node = Driver::new(poll.registry(), 100..200, config)?;
 //! println!("listening as {}", node.local_enode());
@@ -59,10 +56,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-/// What both drivers share: the engine between sockets and a node, start-up, key and
-/// database files. **Not part of the public API** (no semver promise): it is public only so
-/// that `devp2p-tokio` and the `devp2p` tool can use it. Applications use the items
-/// re-exported at the crate root.
+// Not part of the public API (see its module docs): public only for devp2p-tokio and the
+// devp2p tool.
 #[doc(hidden)]
 pub mod common;
 mod driver;

@@ -4,7 +4,6 @@
 use std::net::UdpSocket;
 use std::path::PathBuf;
 
-use devp2p_core::node::NodeConfig;
 use devp2p_mio::{Driver, DriverConfig, KeySource, StartError};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -15,14 +14,10 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn config(dir: &std::path::Path, listen: &str) -> DriverConfig {
-    DriverConfig {
-        node: NodeConfig {
-            listen: listen.parse().unwrap(),
-            ..NodeConfig::default()
-        },
-        data_dir: Some(dir.to_path_buf()),
-        ..DriverConfig::default()
-    }
+    let mut config = DriverConfig::default();
+    config.node.listen = listen.parse().unwrap();
+    config.data_dir = Some(dir.to_path_buf());
+    config
 }
 
 #[test]

@@ -3,23 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use devp2p_core::node::{NodeConfig, NodeEvent};
-use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId, SessionConfig, Side};
+use devp2p_core::node::NodeEvent;
+use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId, Side};
 use devp2p_mio::{DriverConfig, Runner};
 
 fn config() -> DriverConfig {
-    DriverConfig {
-        node: NodeConfig {
-            session: SessionConfig {
-                protocols: vec![Protocol::new("smoke", 1, 2)],
-                ..SessionConfig::default()
-            },
-            listen: "127.0.0.1:0".parse().unwrap(),
-            no_discovery: true,
-            ..NodeConfig::default()
-        },
-        ..DriverConfig::default()
-    }
+    let mut config = DriverConfig::default();
+    config.node.session.protocols = vec![Protocol::new("smoke", 1, 2)];
+    config.node.listen = "127.0.0.1:0".parse().unwrap();
+    config.node.no_discovery = true;
+    config
 }
 
 #[test]

@@ -19,25 +19,20 @@
 //! - **Logs** go through `tracing`.
 //!
 //! ```no_run
-//! use devp2p_core::node::{NodeConfig, NodeEvent};
-//! use devp2p_core::session::{Protocol, ProtocolId, SessionConfig};
+//! use devp2p_core::node::NodeEvent;
+//! use devp2p_core::session::Protocol;
 //! use devp2p_tokio::{spawn, DriverConfig};
 //!
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = DriverConfig {
-//!     node: NodeConfig {
-//!         session: SessionConfig { protocols: vec![Protocol::new("demo", 1, 2)], ..Default::default() },
-//!         listen: "127.0.0.1:30303".parse()?,
-//!         ..Default::default()
-//!     },
-//!     data_dir: Some("./node-data".into()),
-//!     ..Default::default()
-//! };
+//! let mut config = DriverConfig::default();
+//! let demo = config.node.session.add_protocol(Protocol::new("demo", 1, 2));
+//! config.node.listen = "127.0.0.1:30303".parse()?;
+//! config.data_dir = Some("./node-data".into());
 //! let (node, mut events) = spawn(config)?;
 //! println!("listening as {}", node.local_enode());
 //! while let Some(event) = events.recv().await {
 //!     if let NodeEvent::PeerAdded(peer) = event {
-//!         node.send(&peer.id, ProtocolId::new(0), 1, b"hello").await?;
+//!         node.send(&peer.id, demo, 1, b"hello").await?;
 //!     }
 //! }
 //! # Ok(()) }

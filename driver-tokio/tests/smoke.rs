@@ -3,26 +3,19 @@
 
 use std::time::Duration;
 
-use devp2p_core::node::{NodeConfig, NodeEvent};
-use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId, SessionConfig, Side};
+use devp2p_core::node::NodeEvent;
+use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId, Side};
 use devp2p_tokio::{spawn, DriverConfig, EventStream};
 
 /// The one protocol the test nodes speak.
 const P: ProtocolId = ProtocolId::new(0);
 
 fn config() -> DriverConfig {
-    DriverConfig {
-        node: NodeConfig {
-            session: SessionConfig {
-                protocols: vec![Protocol::new("smoke", 1, 2)],
-                ..SessionConfig::default()
-            },
-            listen: "127.0.0.1:0".parse().unwrap(),
-            no_discovery: true,
-            ..NodeConfig::default()
-        },
-        ..DriverConfig::default()
-    }
+    let mut config = DriverConfig::default();
+    config.node.session.protocols = vec![Protocol::new("smoke", 1, 2)];
+    config.node.listen = "127.0.0.1:0".parse().unwrap();
+    config.node.no_discovery = true;
+    config
 }
 
 async fn next_matching(

@@ -64,10 +64,11 @@ pub fn session(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let (ours, theirs) = secrets_pair();
     let (local, remote) = (keys::nth(1), keys::nth(2));
-    let config = Arc::new(SessionConfig {
-        protocols: protocols(),
-        max_outbound_queue: SESSION_QUEUE_LIMIT,
-        ..SessionConfig::default()
+    let config = Arc::new({
+        let mut session = SessionConfig::default();
+        session.protocols = protocols();
+        session.max_outbound_queue = SESSION_QUEUE_LIMIT;
+        session
     });
     let mut now = Instant::from_millis(0);
     let mut s = Session::from_secrets(config, &local, *remote.public(), ours, false, now);
@@ -229,21 +230,16 @@ pub fn node(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let mut now = Instant::from_millis(0);
     let unix = 1_800_000_000u64;
-    let config = NodeConfig {
-        session: SessionConfig {
-            protocols: protocols(),
-            ..SessionConfig::default()
-        },
-        max_peers: 4,
-        max_pending_peers: 4,
-        bootnodes: vec![devp2p_core::Enode::new(
-            *key_pool()[0].public(),
-            addr(0).ip(),
-            30303,
-            30303,
-        )],
-        ..NodeConfig::default()
-    };
+    let mut config = NodeConfig::default();
+    config.session.protocols = protocols();
+    config.max_peers = 4;
+    config.max_pending_peers = 4;
+    config.bootnodes = vec![devp2p_core::Enode::new(
+        *key_pool()[0].public(),
+        addr(0).ip(),
+        30303,
+        30303,
+    )];
     let mut n = Node::new(
         keys::nth(1),
         config,

@@ -19,9 +19,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use devp2p_core::keccak::Keccak256;
-use devp2p_core::node::{NodeConfig, NodeEvent};
+use devp2p_core::node::NodeEvent;
 use devp2p_core::rlpx::{FrameCodec, Secrets};
-use devp2p_core::session::{Protocol, ProtocolId, SendError, SessionConfig};
+use devp2p_core::session::{Protocol, ProtocolId, SendError};
 use devp2p_mio::{DriverConfig, Runner, SendFailure};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -84,18 +84,11 @@ fn codec_round(msgs: &[Vec<u8>], count: usize) -> f64 {
 }
 
 fn config() -> DriverConfig {
-    DriverConfig {
-        node: NodeConfig {
-            session: SessionConfig {
-                protocols: vec![Protocol::new("bench", 1, 1)],
-                ..SessionConfig::default()
-            },
-            listen: "127.0.0.1:0".parse().expect("address"),
-            no_discovery: true,
-            ..NodeConfig::default()
-        },
-        ..DriverConfig::default()
-    }
+    let mut config = DriverConfig::default();
+    config.node.session.protocols = vec![Protocol::new("bench", 1, 1)];
+    config.node.listen = "127.0.0.1:0".parse().expect("address");
+    config.node.no_discovery = true;
+    config
 }
 
 /// Seconds for `count` messages from B to reach A through the tokio driver, sent with `post`

@@ -12,8 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use devp2p_core::node::NodeConfig;
-use devp2p_core::session::{Protocol, SessionConfig};
+use devp2p_core::session::Protocol;
 use devp2p_core::Enode;
 use devp2p_mio::common::DriverConfig;
 
@@ -27,23 +26,15 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(120);
 const ROLE: &str = "DEVP2P_BENCH_ROLE";
 
 fn node_config(max_peers: usize) -> DriverConfig {
-    DriverConfig {
-        node: NodeConfig {
-            session: SessionConfig {
-                protocols: vec![Protocol::new("bench", 1, 1)],
-                ..SessionConfig::default()
-            },
-            listen: "127.0.0.1:0".parse().expect("address"),
-            no_discovery: true,
-            max_peers,
-            max_pending_peers: max_peers,
-            // Inbound peers are limited to MaxPeers minus the dialled share (geth's rule);
-            // a ratio of max_peers leaves all but one slot to inbound.
-            dial_ratio: max_peers.max(1),
-            ..NodeConfig::default()
-        },
-        ..DriverConfig::default()
-    }
+    let mut config = DriverConfig::default();
+    config.node.session.protocols = vec![Protocol::new("bench", 1, 1)];
+    config.node.listen = "127.0.0.1:0".parse().expect("address");
+    config.node.no_discovery = true;
+    config.node.max_peers = max_peers;
+    config.node.max_pending_peers = max_peers; // Inbound peers are limited to MaxPeers minus the dialled share (geth's rule);
+                                               // a ratio of max_peers leaves all but one slot to inbound.
+    config.node.dial_ratio = max_peers.max(1);
+    config
 }
 
 /// VmRSS of this process in KiB.

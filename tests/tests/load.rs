@@ -53,8 +53,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use devp2p_core::node::{NodeConfig, NodeEvent};
-use devp2p_core::session::{Protocol, ProtocolId, SendError, SessionConfig};
+use devp2p_core::node::NodeEvent;
+use devp2p_core::session::{Protocol, ProtocolId, SendError};
 use devp2p_core::{Enode, NodeId};
 use devp2p_mio::{DriverConfig, Runner, SendFailure};
 
@@ -112,39 +112,24 @@ fn protocol() -> Protocol {
 }
 
 fn hub_config(size: Size) -> DriverConfig {
-    DriverConfig {
-        node: NodeConfig {
-            session: SessionConfig {
-                protocols: vec![protocol()],
-                ..SessionConfig::default()
-            },
-            listen: "127.0.0.1:0".parse().expect("an address"),
-            no_discovery: true,
-            no_dial: true,
-            // Every client at once: room for all of them, and for all their handshakes.
-            max_peers: size.sessions + 8,
-            max_pending_peers: size.sessions + 8,
-            ..NodeConfig::default()
-        },
-        ..DriverConfig::default()
-    }
+    let mut config = DriverConfig::default();
+    config.node.session.protocols = vec![protocol()];
+    config.node.listen = "127.0.0.1:0".parse().expect("an address");
+    config.node.no_discovery = true;
+    config.node.no_dial = true; // Every client at once: room for all of them, and for all their handshakes.
+    config.node.max_peers = size.sessions + 8;
+    config.node.max_pending_peers = size.sessions + 8;
+    config
 }
 
 fn client_config(size: Size, hub: &Enode) -> DriverConfig {
-    DriverConfig {
-        node: NodeConfig {
-            session: SessionConfig {
-                protocols: vec![protocol()],
-                max_outbound_queue: size.queue,
-                ..SessionConfig::default()
-            },
-            listen: "127.0.0.1:0".parse().expect("an address"),
-            no_discovery: true,
-            static_nodes: vec![hub.clone()],
-            ..NodeConfig::default()
-        },
-        ..DriverConfig::default()
-    }
+    let mut config = DriverConfig::default();
+    config.node.session.protocols = vec![protocol()];
+    config.node.session.max_outbound_queue = size.queue;
+    config.node.listen = "127.0.0.1:0".parse().expect("an address");
+    config.node.no_discovery = true;
+    config.node.static_nodes = vec![hub.clone()];
+    config
 }
 
 /// Random, incompressible filler shared by every message (each is encrypted separately, and

@@ -333,15 +333,14 @@ fn the_same_seed_replays_to_the_same_digest() {
 
 #[test]
 fn the_standard_run_reports_what_the_cli_prints() {
-    let config = RunConfig {
-        nodes: 100,
-        seed: 9,
-        duration: 5 * MINUTE,
-        loss: 0.0,
-        churn: 0.0,
-        peers: 0,
-        lookups: 20,
-    };
+    let mut config = RunConfig::default();
+    config.nodes = 100;
+    config.seed = 9;
+    config.duration = 5 * MINUTE;
+    config.loss = 0.0;
+    config.churn = 0.0;
+    config.peers = 0;
+    config.lookups = 20;
     let mut minutes = 0;
     let a = run(&config, |_| minutes += 1);
     let b = run(&config, |_| {});

@@ -55,6 +55,7 @@ pub const MAX_PENDING_INBOUND_BONDS: usize = 1024;
 
 /// What a [`super::Discovery`] is told at start.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Nodes contacted on every refresh, whatever the table holds (§8.5).
     pub bootnodes: Vec<Node>,

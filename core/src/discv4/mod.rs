@@ -30,7 +30,8 @@
 //!     let key = NodeSecretKey::generate(&mut rng);
 //!     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 //!     let record = Enr::builder().ip(addr.ip()).udp4(port).tcp4(port).sign(&key).unwrap();
-//!     let config = Config { bootnodes, ..Config::default() };
+//!     let mut config = Config::default();
+//!     config.bootnodes = bootnodes;
 //!     let disc = Discovery::new(key, record, config, NodeDbSnapshot::default(), rng,
 //!                               Instant::from_millis(0), unix);
 //!     (addr, disc)

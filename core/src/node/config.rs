@@ -26,6 +26,7 @@ pub const DEFAULT_MAX_PENDING_MESSAGES: usize = 8 * 1024 * 1024;
 
 /// Settings of a node.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NodeConfig {
     /// Sessions: client id, protocols, timeouts, limits.
     pub session: SessionConfig,

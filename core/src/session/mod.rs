@@ -93,6 +93,7 @@ const PONG: u64 = 0x03;
 
 /// Settings shared by all sessions of a node.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SessionConfig {
     /// Our client name, sent in Hello.
     pub client_id: String,

@@ -39,6 +39,7 @@ pub enum KeySource {
 
 /// How to start a driver.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct DriverConfig {
     /// The node. `node.listen` with port 0 picks a free port (the same for TCP and UDP);
     /// `node.node_db` is replaced by the data directory's database when there is one;

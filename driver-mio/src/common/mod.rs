@@ -1,5 +1,9 @@
 //! What both drivers share (`devp2p-tokio` uses it from here too), so that each of them is
-//! only its event loop. None of it decides anything about the protocol:
+//! only its event loop. **Not part of the public API** (no semver promise, hidden from the
+//! docs): it is public only so that `devp2p-tokio` and the `devp2p` tool can use it.
+//! Applications use the items re-exported at the crate root.
+//!
+//! None of it decides anything about the protocol:
 //!
 //! - [`Engine`]: a core [`Node`](devp2p_core::node::Node) between non-blocking sockets. It
 //!   feeds the node bytes, datagrams, connects and closes, drains it in the documented order

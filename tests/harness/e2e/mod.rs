@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use devp2p_core::discv4::NodeDbSnapshot;
-use devp2p_core::node::{NodeConfig, NodeEvent, PeerInfo};
-use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId, SessionConfig};
+use devp2p_core::node::{NodeEvent, PeerInfo};
+use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId};
 use devp2p_core::{Enode, NodeId};
 use devp2p_mio::{AddStaticError, DriverConfig, SendFailure, ShutdownReport, Stats};
 
@@ -128,18 +128,11 @@ pub fn test_protocol() -> Protocol {
 
 /// A node on 127.0.0.1 with a free port, speaking [`test_protocol`].
 pub fn local_config(discovery: bool) -> DriverConfig {
-    DriverConfig {
-        node: NodeConfig {
-            session: SessionConfig {
-                protocols: vec![test_protocol()],
-                ..SessionConfig::default()
-            },
-            listen: (Ipv4Addr::LOCALHOST, 0).into(),
-            no_discovery: !discovery,
-            ..NodeConfig::default()
-        },
-        ..DriverConfig::default()
-    }
+    let mut config = DriverConfig::default();
+    config.node.session.protocols = vec![test_protocol()];
+    config.node.listen = (Ipv4Addr::LOCALHOST, 0).into();
+    config.node.no_discovery = !discovery;
+    config
 }
 
 /// A fresh, empty directory for one test's data.

@@ -6,6 +6,7 @@ use std::time::Duration;
 /// The network's behaviour. Latency is a property of a pair of nodes (fixed for the run,
 /// derived from the seed and the pair); the rest is drawn per packet.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct LinkConfig {
     /// Shortest one-way latency of a link.
     pub latency_min: Duration,

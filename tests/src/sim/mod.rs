@@ -87,6 +87,7 @@ impl Churn {
 
 /// What [`Sim::new`] builds.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SimConfig {
     /// Drives everything: keys, node RNGs, link latencies, network draws.
     pub seed: u64,
@@ -135,10 +136,8 @@ pub const DEFAULT_SIM_PEERS: usize = 12;
 
 /// The node settings [`SimConfig::new`] uses: the sim protocol, [`DEFAULT_SIM_PEERS`] peers.
 pub fn default_node_config() -> NodeConfig {
-    let mut c = NodeConfig {
-        max_peers: DEFAULT_SIM_PEERS,
-        ..NodeConfig::default()
-    };
+    let mut c = NodeConfig::default();
+    c.max_peers = DEFAULT_SIM_PEERS;
     c.session.client_id = "devp2p-sim".into();
     c.session.protocols = vec![sim_protocol()];
     c

@@ -14,6 +14,7 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RunConfig {
     /// Nodes, 3 of them bootnodes.
     pub nodes: usize,
@@ -29,6 +30,22 @@ pub struct RunConfig {
     pub peers: usize,
     /// Lookups of the final recall measurement.
     pub lookups: usize,
+}
+
+impl Default for RunConfig {
+    /// `devp2p sim`'s defaults: 1,000 nodes, seed 1, 10 virtual minutes, 1 % loss, 10 %
+    /// churn, discovery only, 100 final lookups.
+    fn default() -> Self {
+        Self {
+            nodes: 1000,
+            seed: 1,
+            duration: Duration::from_secs(600),
+            loss: 0.01,
+            churn: 0.1,
+            peers: 0,
+            lookups: 100,
+        }
+    }
 }
 
 impl RunConfig {

@@ -14,7 +14,7 @@ use devp2p_core::discv4::wire::{
 use devp2p_core::discv4::{
     Event as DiscoveryEvent, Node as DiscNode, PACKET_EXPIRATION_SECS, RESPONSE_TIMEOUT,
 };
-use devp2p_core::node::{NodeConfig, NodeEvent};
+use devp2p_core::node::NodeEvent;
 use devp2p_core::{Enode, Enr, NodeId, NodeSecretKey};
 use devp2p_mio::common::{os_seeded_rng, Clock, DriverConfig};
 use serde_json::json;
@@ -285,16 +285,12 @@ fn no_bootnode_answered(bootnodes: &[Enode], timeout: Duration) -> Failure {
 
 /// A node that runs discovery only: it never dials and admits nobody.
 fn discovery_only(bootnodes: Vec<Enode>) -> DriverConfig {
-    DriverConfig {
-        node: NodeConfig {
-            listen: (Ipv4Addr::UNSPECIFIED, 0).into(),
-            bootnodes,
-            no_dial: true,
-            max_peers: 0,
-            ..NodeConfig::default()
-        },
-        ..DriverConfig::default()
-    }
+    let mut config = DriverConfig::default();
+    config.node.listen = (Ipv4Addr::UNSPECIFIED, 0).into();
+    config.node.bootnodes = bootnodes;
+    config.node.no_dial = true;
+    config.node.max_peers = 0;
+    config
 }
 
 pub async fn resolve(

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use devp2p_core::discv4::{Event as DiscoveryEvent, Node as DiscNode};
-use devp2p_core::node::{NodeConfig, NodeEvent, NodeStats};
-use devp2p_core::session::{Protocol, SessionConfig};
+use devp2p_core::node::{NodeEvent, NodeStats};
+use devp2p_core::session::Protocol;
 use devp2p_core::{Enode, NodeId};
 use devp2p_mio::common::DriverConfig;
 
@@ -66,18 +66,11 @@ pub struct LocalnetArgs {
 }
 
 fn config(bootnode: Option<&Enode>) -> DriverConfig {
-    DriverConfig {
-        node: NodeConfig {
-            session: SessionConfig {
-                protocols: vec![Protocol::new(PROTOCOL.0, PROTOCOL.1, PROTOCOL.2)],
-                ..SessionConfig::default()
-            },
-            listen: (Ipv4Addr::LOCALHOST, 0).into(),
-            bootnodes: bootnode.cloned().into_iter().collect(),
-            ..NodeConfig::default()
-        },
-        ..DriverConfig::default()
-    }
+    let mut config = DriverConfig::default();
+    config.node.session.protocols = vec![Protocol::new(PROTOCOL.0, PROTOCOL.1, PROTOCOL.2)];
+    config.node.listen = (Ipv4Addr::LOCALHOST, 0).into();
+    config.node.bootnodes = bootnode.cloned().into_iter().collect();
+    config
 }
 
 /// One node as last measured.

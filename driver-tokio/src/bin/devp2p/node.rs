@@ -4,8 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use devp2p_core::node::{NodeConfig, NodeEvent, DEFAULT_MAX_PEERS};
-use devp2p_core::session::SessionConfig;
+use devp2p_core::node::{NodeEvent, DEFAULT_MAX_PEERS};
 use devp2p_core::{Enode, Enr, NodeSecretKey};
 use devp2p_mio::common::{DriverConfig, KeySource, ShutdownReport};
 use serde_json::json;
@@ -96,35 +95,28 @@ pub struct NodeArgs {
 
 impl NodeArgs {
     fn config(&self) -> DriverConfig {
-        DriverConfig {
-            node: NodeConfig {
-                session: SessionConfig {
-                    protocols: self.caps.clone().unwrap_or_default().0,
-                    ..SessionConfig::default()
-                },
-                listen: self.listen,
-                advertised_ip: match self.nat {
-                    Nat::None => None,
-                    Nat::ExtIp(ip) => Some(ip),
-                },
-                max_peers: self.max_peers,
-                bootnodes: self.bootnodes.clone().unwrap_or_default().0,
-                static_nodes: self.static_nodes.clone().unwrap_or_default().0,
-                trusted_nodes: self
-                    .trusted
-                    .iter()
-                    .flat_map(|l| l.0.iter().map(Enode::id))
-                    .collect(),
-                ..NodeConfig::default()
-            },
-            key: match (&self.nodekey, &self.nodekey_hex) {
-                (Some(f), _) => KeySource::File(f.clone()),
-                (None, Some(k)) => KeySource::Secret(k.clone()),
-                (None, None) => KeySource::Default,
-            },
-            data_dir: self.datadir.clone(),
-            ..DriverConfig::default()
-        }
+        let mut config = DriverConfig::default();
+        config.node.session.protocols = self.caps.clone().unwrap_or_default().0;
+        config.node.listen = self.listen;
+        config.node.advertised_ip = match self.nat {
+            Nat::None => None,
+            Nat::ExtIp(ip) => Some(ip),
+        };
+        config.node.max_peers = self.max_peers;
+        config.node.bootnodes = self.bootnodes.clone().unwrap_or_default().0;
+        config.node.static_nodes = self.static_nodes.clone().unwrap_or_default().0;
+        config.node.trusted_nodes = self
+            .trusted
+            .iter()
+            .flat_map(|l| l.0.iter().map(Enode::id))
+            .collect();
+        config.key = match (&self.nodekey, &self.nodekey_hex) {
+            (Some(f), _) => KeySource::File(f.clone()),
+            (None, Some(k)) => KeySource::Secret(k.clone()),
+            (None, None) => KeySource::Default,
+        };
+        config.data_dir = self.datadir.clone();
+        config
     }
 
     /// Warnings about settings that work but are rarely what an operator wants.

@@ -1,7 +1,7 @@
 //! Standard output, and how node events are shown: one JSON object per line (`--json`), or a
 //! log line.
 //!
-//! Every line the tool prints goes through [`outln!`]: a closed stdout (the reader of a pipe
+//! Every line the tool prints goes through `outln!`: a closed stdout (the reader of a pipe
 //! went away, as in `devp2p node --json | head -1`) ends the command quietly with status 0,
 //! where `println!` would panic. Status 0, not the 141 of a process killed by SIGPIPE: the
 //! reader took what it wanted, which is no failure (and a 141 would fail a `set -o pipefail`

@@ -244,14 +244,13 @@ async fn exchange(
     let started = std::time::Instant::now();
     let mut rng = os_seeded_rng().map_err(|e| format!("reading OS entropy: {e}"))?;
     let key = NodeSecretKey::generate(&mut rng);
-    let config = Arc::new(SessionConfig {
-        protocols: caps,
-        // Held after the handshake so that we learn when the auth-ack came (then admitted).
-        manual_admission: true,
-        // The user's --timeout rules each step, not the session's defaults (5 s, 30 s).
-        handshake_timeout: timeout,
-        read_timeout: timeout,
-        ..SessionConfig::default()
+    let config = Arc::new({
+        let mut session_ = SessionConfig::default();
+        session_.protocols = caps; // Held after the handshake so that we learn when the auth-ack came (then admitted).
+        session_.manual_admission = true; // The user's --timeout rules each step, not the session's defaults (5 s, 30 s).
+        session_.handshake_timeout = timeout;
+        session_.read_timeout = timeout;
+        session_
     });
     let clock = Clock::new();
     let mut s = Session::initiator(config, &key, &enode.public_key, clock.now(), &mut rng);

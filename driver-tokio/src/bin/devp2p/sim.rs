@@ -59,15 +59,14 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 pub fn run_sim(a: SimArgs) -> Result<ExitCode, Failure> {
-    let config = RunConfig {
-        nodes: a.nodes as usize,
-        seed: a.seed,
-        duration: a.duration,
-        loss: a.loss,
-        churn: a.churn,
-        peers: a.peers,
-        lookups: a.lookups,
-    };
+    let mut config = RunConfig::default();
+    config.nodes = a.nodes as usize;
+    config.seed = a.seed;
+    config.duration = a.duration;
+    config.loss = a.loss;
+    config.churn = a.churn;
+    config.peers = a.peers;
+    config.lookups = a.lookups;
     let started = Instant::now();
     let json = a.json;
     let report = run(&config, |sim| {
