@@ -24,7 +24,7 @@ use mio::{Interest, Registry, Token};
 pub const MIN_TOKENS: usize = 3;
 
 /// A mio stream as the engine sees it.
-pub struct MioStream(TcpStream);
+pub(crate) struct MioStream(TcpStream);
 
 impl Stream for MioStream {
     fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -68,7 +68,7 @@ pub use crate::common::{
     AddStaticError, DriverConfig, DriverStats, KeySource, LookupError, SendFailure, ShutdownReport,
     StartError, Stats, Stopped,
 };
-pub use driver::{Driver, MioStream, MIN_TOKENS};
+pub use driver::{Driver, MIN_TOKENS};
 pub use runner::{
     run, Remote, RunError, Runner, RunnerGone, EVENTS_PER_POLL, TOKENS_PER_DRIVER, WAKER_TOKEN,
 };

@@ -756,3 +756,122 @@ fn discovery_without_an_answering_bootnode_fails_and_lists_the_bootnodes() {
     );
     let _ = node.stop();
 }
+
+/// A valid public key nobody on this machine holds.
+const STRANGER_KEY: &str = "a979fb575495b8d6db44f750317d0f4622bf4c2aa3365d6af7c284339968eef29b69ad0dce72a4d8db5ebb4968de0e3bec910127f134779fbcb0cb6d3331163c";
+
+/// A TCP port on 127.0.0.1 that nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// How long a node may take to report what a test waits for (a failed dial to 127.0.0.1
+/// takes milliseconds).
+const WAIT: Duration = Duration::from_secs(10);
+
+impl RunningNode {
+    /// The next `--json` line for which `want` holds; fails the test after `limit` (the node
+    /// is killed then, which ends the read).
+    fn wait_for_line(
+        &mut self,
+        want: impl Fn(&serde_json::Value) -> bool,
+        limit: Duration,
+    ) -> serde_json::Value {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let (pid, flag) = (self.child.id().to_string(), done.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(limit);
+            if !flag.load(Ordering::SeqCst) {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            }
+        });
+        let mut seen = Vec::new();
+        for line in self.lines.by_ref() {
+            let Ok(line) = line else { break };
+            let v = json(&line);
+            if want(&v) {
+                done.store(true, Ordering::SeqCst);
+                return v;
+            }
+            seen.push(line);
+        }
+        panic!("no such line within {limit:?}; saw {seen:#?}");
+    }
+}
+
+/// A static peer that cannot be reached, and one this node will never dial, are each
+/// reported: as a `connection_failed` JSON line, and as an info log line without --json.
+#[test]
+fn failed_static_dials_are_reported_as_events_and_log_lines_on_both_drivers() {
+    let closed = format!("enode://{STRANGER_KEY}@127.0.0.1:{}", closed_port());
+    for driver in ["tokio", "mio"] {
+        // --json: the event line.
+        let mut node = RunningNode::start(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--static",
+            &closed,
+            "--driver",
+            driver,
+        ]);
+        let line = node.wait_for_line(|v| v["event"] == "connection_failed", WAIT);
+        assert_eq!(line["static"], true, "{driver}: {line}");
+        assert_eq!(line["direction"], "outbound", "{driver}: {line}");
+        let error = line["error"].as_str().unwrap_or_default();
+        assert!(error.contains("TCP connect failed"), "{driver}: {line}");
+        node.stop();
+
+        // --max-peers 0: the static peer is never dialled, and says so at once.
+        let mut node = RunningNode::start(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--static",
+            &closed,
+            "--max-peers",
+            "0",
+            "--driver",
+            driver,
+        ]);
+        let line = node.wait_for_line(|v| v["event"] == "connection_failed", WAIT);
+        let error = line["error"].as_str().unwrap_or_default();
+        assert!(error.contains("dials nobody"), "{driver}: {line}");
+        node.stop();
+
+        // Without --json, at the default log level: an info line naming the peer.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_devp2p"))
+            .args(["node", "--listen", "127.0.0.1:0", "--static", &closed])
+            .args(["--driver", driver])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        let found = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains("dial to static peer") && l.contains("INFO") => break true,
+                Ok(l) => seen.push(l),
+                Err(_) => break false,
+            }
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            found,
+            "{driver}: no info line for the failed dial in {seen:#?}"
+        );
+    }
+}
