@@ -123,19 +123,8 @@ impl NodeHandle {
         code: u64,
         payload: &[u8],
     ) -> Result<(), SendFailure> {
-        refuse_oversized(payload)?;
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Send {
-                peer: *peer,
-                protocol,
-                code,
-                payload: payload.to_vec(),
-                reply: Reply::Caller(reply),
-            })
+        self.send_answered(peer, protocol, code, payload, Reply::Caller)
             .await
-            .map_err(|_| SendFailure::Stopped)?;
-        rx.await.map_err(|_| SendFailure::Stopped)?
     }
 
     /// Sends like [`send`](Self::send) without waiting for the node's answer: it returns as
@@ -192,15 +181,28 @@ impl NodeHandle {
         code: u64,
         payload: &[u8],
     ) -> Result<(), SendFailure> {
+        self.send_answered(peer, protocol, code, payload, Reply::Try)
+            .await
+    }
+
+    /// Hands a message to the node task and waits for its answer (`send`, `try_send`).
+    async fn send_answered(
+        &self,
+        peer: &NodeId,
+        protocol: ProtocolId,
+        code: u64,
+        payload: &[u8],
+        reply: fn(oneshot::Sender<Result<(), SendFailure>>) -> Reply,
+    ) -> Result<(), SendFailure> {
         refuse_oversized(payload)?;
-        let (reply, rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Send {
                 peer: *peer,
                 protocol,
                 code,
                 payload: payload.to_vec(),
-                reply: Reply::Try(reply),
+                reply: reply(tx),
             })
             .await
             .map_err(|_| SendFailure::Stopped)?;

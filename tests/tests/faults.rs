@@ -308,14 +308,7 @@ fn a_peer_that_stops_reading_costs_at_most_its_queue(h: &mut impl Harness) {
     wait_for("the stalled peer to be added", WAIT, || added(h, t, sid));
     assert!(h.peers(t).iter().any(|p| p.id == sid), "a peer");
     // Random bytes do not compress: each message costs its full size.
-    let mut payload = vec![0u8; 64 * 1024];
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for b in payload.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
+    let payload = e2e::scenarios::incompressible(64 * 1024, 0);
     // The kernel's buffers on both ends take a few MB first; then the queue fills. A queue
     // can be full for a moment before the driver has written (tokio writes after its turn's
     // commands), so full means: still full after a few pauses.

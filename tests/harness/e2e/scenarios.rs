@@ -280,7 +280,7 @@ pub fn restart_seeds_from_the_saved_database(h: &mut impl Harness) {
 }
 
 /// Bytes no compressor can shrink (xorshift), so each costs its full size on the wire.
-fn incompressible(len: usize, seed: u64) -> Vec<u8> {
+pub fn incompressible(len: usize, seed: u64) -> Vec<u8> {
     let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
     (0..len)
         .map(|_| {
