@@ -1,4 +1,5 @@
-//! enode URLs: `enode://<128 hex>@<host>:<tcp>[?discport=<udp>]` (PROTOCOL.md §1.4).
+//! enode URLs: `enode://<128 hex>@<host>:<tcp>[?discport=<udp>]`
+//! ([PROTOCOL.md §1.4](crate::spec::protocol)).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

@@ -223,8 +223,9 @@ impl Enr {
         self.port(b"udp6").or_else(|| self.udp4())
     }
 
-    /// The IP to reach the node at: of `ip` and `ip6`, the "more global" one, IPv4 on a tie
-    /// (geth's `enode.Node` endpoint choice, PROTOCOL.md §10.3). Multicast is ignored.
+    /// The IP to reach the node at: of `ip` and `ip6`, the "more global" one, IPv4 on a tie (geth's
+    /// `enode.Node` endpoint choice, [PROTOCOL.md §10.3](crate::spec::protocol)). Multicast is
+    /// ignored.
     pub fn ip(&self) -> Option<IpAddr> {
         let v4 = self.ip4().map(IpAddr::V4).filter(|ip| !ip.is_multicast());
         let v6 = self.ip6().map(IpAddr::V6).filter(|ip| !ip.is_multicast());

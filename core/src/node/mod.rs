@@ -1,5 +1,5 @@
 //! The `Node`: discovery, the dial scheduler and every session of one devp2p node behind a
-//! single driver-facing API (PROTOCOL.md §9).
+//! single driver-facing API ([PROTOCOL.md §9](crate::spec::protocol)).
 //!
 //! # Driving a node
 //!
@@ -8,8 +8,8 @@
 //! - [`handle_datagram`](Node::handle_datagram) for every UDP datagram;
 //! - [`handle_accept`](Node::handle_accept) for every accepted TCP connection (an `Err` means
 //!   close it at once);
-//! - [`handle_connected`](Node::handle_connected) / [`handle_connect_failed`](Node::handle_connect_failed)
-//!   for the outcome of an [`Action::Dial`];
+//! - [`handle_connected`](Node::handle_connected) /
+//!   [`handle_connect_failed`](Node::handle_connect_failed) for the outcome of an [`Action::Dial`];
 //! - [`handle_read`](Node::handle_read) with bytes read from a connection; it returns how many
 //!   it took, and while the application is slow to take messages it takes fewer, so the
 //!   driver can stop reading that socket and offer the rest again later;

@@ -1,4 +1,4 @@
-//! Capability negotiation and message-id offsets (PROTOCOL.md §6.5).
+//! Capability negotiation and message-id offsets ([PROTOCOL.md §6.5](crate::spec::protocol)).
 
 use super::hello::Capability;
 

@@ -1,5 +1,5 @@
 //! A devp2p session: one TCP connection from its first handshake byte to its close
-//! (PROTOCOL.md §4–§6, timeouts §9.8).
+//! ([PROTOCOL.md §4–§6](crate::spec::protocol), timeouts [§9.8](crate::spec::protocol)).
 //!
 //! A [`Session`] owns the RLPx [`Handshake`], then the
 //! [`FrameCodec`] and the base protocol: Hello and capability
@@ -83,7 +83,7 @@ pub const DEFAULT_MAX_OUTBOUND_QUEUE: usize = MAX_FRAME_WIRE_LEN + CONTROL_RESER
 /// [`Session::handle_read`] stops taking input.
 pub const DEFAULT_MAX_PENDING_INBOUND: usize = 1024 * 1024;
 
-/// Base protocol message ids (PROTOCOL.md §6.1).
+/// Base protocol message ids ([PROTOCOL.md §6.1](crate::spec::protocol)).
 const HELLO: u64 = 0x00;
 const DISCONNECT: u64 = 0x01;
 const PING: u64 = 0x02;
@@ -119,10 +119,10 @@ pub struct SessionConfig {
     pub ping_interval: Duration,
     /// See [`DISCONNECT_LINGER`].
     pub disconnect_linger: Duration,
-    /// When set, a session stops after the RLPx handshake, reports
-    /// [`SessionEvent::Authenticated`], and sends its Hello only once [`Session::admit`] is
-    /// called (or a Disconnect, uncompressed, on [`Session::disconnect`]). This is where a
-    /// node applies its post-handshake checks (PROTOCOL.md §9.4). Off by default.
+    /// When set, a session stops after the RLPx handshake, reports [`SessionEvent::Authenticated`],
+    /// and sends its Hello only once [`Session::admit`] is called (or a Disconnect, uncompressed,
+    /// on [`Session::disconnect`]). This is where a node applies its post-handshake checks
+    /// ([PROTOCOL.md §9.4](crate::spec::protocol)). Off by default.
     pub manual_admission: bool,
 }
 
