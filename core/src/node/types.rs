@@ -92,6 +92,45 @@ pub struct PeerInfo {
 /// What the application hears from a node.
 ///
 /// Events may be added in later versions: match with a `_ =>` arm.
+///
+/// ```
+/// use devp2p_core::node::NodeEvent;
+/// use devp2p_core::session::ProtocolId;
+/// use devp2p_core::NodeSecretKey;
+/// use rand_core::SeedableRng;
+///
+/// /// What an application might do with each event; here it only says so.
+/// fn handle(event: NodeEvent) -> String {
+///     match event {
+///         NodeEvent::PeerAdded(peer) => format!("{} joined: {}", peer.id, peer.client_id),
+///         NodeEvent::PeerRemoved { id, reason, error, .. } => {
+///             format!("{id} left ({reason:?}, {error:?})")
+///         }
+///         NodeEvent::Message { peer, protocol, code, payload } => {
+///             format!("{} bytes from {peer}: {protocol}, code {code}", payload.len())
+///         }
+///         // A send to `peer` was refused as QueueFull; now it fits: send it again.
+///         NodeEvent::Writable { peer } => format!("{peer} has room again"),
+///         // Static and trusted peers failing is news; discovered candidates fail routinely.
+///         NodeEvent::ConnectionFailed(failure) if failure.is_configured_peer() => {
+///             format!("warning: {failure}")
+///         }
+///         NodeEvent::ConnectionFailed(_) | NodeEvent::Discovery(_) => String::new(),
+///         // Events added in later versions: ignored until this code learns them.
+///         _ => String::new(),
+///     }
+/// }
+///
+/// let peer = NodeSecretKey::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(1)).id();
+/// let message = NodeEvent::Message {
+///     peer,
+///     protocol: ProtocolId::new(0),
+///     code: 3,
+///     payload: b"hi".to_vec(),
+/// };
+/// assert_eq!(handle(message), format!("2 bytes from {peer}: protocol #0, code 3"));
+/// assert_eq!(handle(NodeEvent::Writable { peer }), format!("{peer} has room again"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NodeEvent {
