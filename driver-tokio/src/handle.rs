@@ -51,6 +51,57 @@ pub(crate) struct Fixed {
 
 /// A cloneable handle to a running node. Dropping the last handle shuts the node down
 /// gracefully, as [`shutdown`](Self::shutdown) does.
+///
+/// Every method is a message to the node task, so a handle can be cloned into as many tasks as
+/// need one; methods fail with [`Stopped`] (or the `Stopped` variant of their error) once the
+/// node has stopped.
+///
+/// Two nodes on 127.0.0.1, the second dialling the first as a static peer; once connected, the
+/// first sends one message:
+///
+/// ```
+/// use std::time::Duration;
+/// use devp2p_core::node::NodeEvent;
+/// use devp2p_core::session::Protocol;
+/// use devp2p_tokio::{spawn, DriverConfig};
+///
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let with_chat = || {
+///         let mut config = DriverConfig::default();
+///         config.node.listen = "127.0.0.1:0".parse().unwrap(); // any free port
+///         config.node.no_discovery = true; // peers are named here, not discovered
+///         let chat = config.node.session.add_protocol(Protocol::new("chat", 1, 2));
+///         (config, chat)
+///     };
+///     let (config, chat) = with_chat();
+///     let (a, mut a_events) = spawn(config)?;
+///     let (b, mut b_events) = spawn(with_chat().0)?;
+///     b.add_static(&a.local_enode()).await?;
+///
+///     tokio::time::timeout(Duration::from_secs(5), async {
+///         while let Some(event) = a_events.recv().await {
+///             if let NodeEvent::PeerAdded(peer) = event {
+///                 a.send(&peer.id, chat, 1, b"hello").await?;
+///                 break;
+///             }
+///         }
+///         while let Some(event) = b_events.recv().await {
+///             if let NodeEvent::Message { peer, protocol, code, payload } = event {
+///                 assert_eq!((peer, protocol, code), (a.local_id(), chat, 1));
+///                 assert_eq!(payload, b"hello");
+///                 break;
+///             }
+///         }
+///         Ok::<_, devp2p_tokio::SendFailure>(())
+///     })
+///     .await??;
+///
+///     a.shutdown().await?; // Disconnect(ClientQuitting) to b, then the task ends
+///     b.shutdown().await?;
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct NodeHandle {
     pub(crate) commands: mpsc::Sender<Command>,
