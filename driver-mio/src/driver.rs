@@ -379,11 +379,22 @@ impl Driver {
     // ---- commands --------------------------------------------------------------------------
 
     /// Sends message `code` of `protocol` to `peer` (`code` counts from the protocol's first
-    /// message; see [`ProtocolId`]). The message is queued at once or refused:
+    /// message; see [`ProtocolId`]). The message is queued at once or refused, never held:
     /// [`SendError::QueueFull`] inside [`SendFailure::Refused`] means the peer's queue has no
     /// room now, and a [`NodeEvent::Writable`] for the peer follows once it has: send again
     /// then. [`SendError::TooLarge`] means it can never be sent (every payload up to
-    /// [`MAX_MESSAGE_SIZE`](devp2p_core::rlpx::MAX_MESSAGE_SIZE) bytes can).
+    /// [`MAX_MESSAGE_SIZE`](devp2p_core::rlpx::MAX_MESSAGE_SIZE) bytes can). Queued bytes are
+    /// written as the loop turns; what is still queued when the connection drops is lost.
+    ///
+    /// # Errors
+    ///
+    /// - [`SendFailure::Refused`] with [`SendError::QueueFull`]: keep the message and send
+    ///   it again on the `Writable` event (one per refusal). A peer that stops reading is
+    ///   disconnected by its write timeout, and its `PeerRemoved` ends the wait.
+    /// - [`SendFailure::Refused`] with [`SendError::NotEstablished`]: `peer` is not connected.
+    /// - [`SendFailure::Refused`] with another [`SendError`]: the protocol or code is wrong
+    ///   for this peer, or the message is too large; sending it again gets the same answer.
+    /// - [`SendFailure::Stopped`]: the driver has finished its shutdown.
     pub fn send(
         &mut self,
         peer: &NodeId,

@@ -17,6 +17,10 @@ pub const BASE_PROTOCOL_LENGTH: u64 = 16;
 /// (`Status` in eth), whatever wire id the session gave the protocol (the wire id is the
 /// code plus the protocol's offset, which capability negotiation decides per session).
 ///
+/// An id means something only for the configuration it came from: sending under an id that
+/// is not in the node's protocol list, or that the peer did not agree to, is refused as
+/// [`SendError::NotNegotiated`](super::SendError::NotNegotiated).
+///
 /// ```
 /// use devp2p_core::session::{Protocol, SessionConfig};
 ///
