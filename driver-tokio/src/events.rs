@@ -56,8 +56,8 @@ impl EventSender {
 /// stopped. It is also a [`futures_core::Stream`].
 ///
 /// Dropping the stream discards later events. Holding it without reading makes the node
-/// stop reading its connections once 16 MiB of messages wait
-/// ([`MAX_BACKLOG_BYTES`]); peers then slow down (and eventually time out).
+/// stop reading its connections once 16 MiB of messages wait; peers then slow down (and
+/// eventually time out).
 ///
 /// A static peer whose port is closed: the dial fails, and the stream says how.
 ///

@@ -145,9 +145,8 @@ pub struct DriverStats {
     pub datagrams_dropped: u64,
     /// Connections closed because of a socket error.
     pub socket_errors: u64,
-    /// Discovery events dropped because the application did not take events (beyond
-    /// [`MAX_BACKLOG_EVENTS`] waiting). Peer and message events are never dropped: the node
-    /// stops reading instead.
+    /// Discovery events dropped because the application did not take events (beyond 65,536
+    /// waiting). Peer and message events are never dropped: the node stops reading instead.
     pub events_dropped: u64,
     /// Accepted connections closed at once because the driver was shutting down or out of
     /// tokens.
