@@ -90,7 +90,8 @@ pub const COMMAND_QUEUE: usize = 1024;
 
 /// Starts a node in a new task on the current tokio runtime. Returns its handle and its
 /// event stream. Fails (never panics) when the key, the data directory or a socket cannot be
-/// set up, or when called outside a tokio runtime.
+/// set up, when a bootnode has no IP address or UDP port, or when called outside a tokio
+/// runtime; the [`StartError`] says which.
 pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         StartError::Io(std::io::Error::other(

@@ -160,7 +160,8 @@ pub enum NodeEvent {
     },
     /// A [`send`](super::Node::send) to `peer` was refused with
     /// [`SendError::QueueFull`](crate::session::SendError::QueueFull), and its queue now
-    /// has room for that message: send again. Once per refusal.
+    /// has room for that message: send again. Once per refusal. (devp2p-tokio's event stream
+    /// carries it only after a refused `try_send`: its `send` and `post` wait by themselves.)
     Writable {
         /// The peer.
         peer: NodeId,
