@@ -1,6 +1,7 @@
-//! The dial scheduler (PROTOCOL.md §9.1–9.2): decides whom to dial and when, from static
-//! nodes and from candidates discovery supplies. A pure machine: the [`Node`](crate::node)
-//! feeds it peer-set changes and dial outcomes and asks it for the next action.
+//! The dial scheduler ([PROTOCOL.md §9.1–9.2](crate::spec::protocol)): decides whom to dial and
+//! when, from static nodes and from candidates discovery supplies. A pure machine: the
+//! [`Node`](crate::node) feeds it peer-set changes and dial outcomes and asks it for the next
+//! action.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;

@@ -1,4 +1,5 @@
-//! enode URLs: `enode://<128 hex>@<host>:<tcp>[?discport=<udp>]` (PROTOCOL.md §1.4).
+//! enode URLs: `enode://<128 hex>@<host>:<tcp>[?discport=<udp>]`
+//! ([PROTOCOL.md §1.4](crate::spec::protocol)).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -25,7 +26,31 @@ impl fmt::Display for Host {
     }
 }
 
-/// A parsed enode URL.
+/// A parsed enode URL: a node's public key and, unless it is the key-only form, where to reach
+/// it. Parsing accepts what geth accepts (an IP literal or a DNS name, `?discport=` for a UDP
+/// port other than the TCP one); printing gives the canonical form back.
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr};
+/// use devp2p_core::Enode;
+///
+/// let key = "1dd9d65c4552b5eb43d5ad55a2ee3f56c6cbc1c64a5c8d659f51fcd51bace243\
+///            51232b8d7821617d2b29b54b81cdefb9b3e9c37d7fd5f63270bcc9e1a6f6a439";
+/// let url = format!("enode://{key}@10.3.58.6:30303?discport=30301");
+/// let enode: Enode = url.parse()?;
+/// assert_eq!(enode.ip(), Some(IpAddr::V4(Ipv4Addr::new(10, 3, 58, 6))));
+/// assert_eq!((enode.tcp_port, enode.udp_port), (30303, 30301));
+/// assert_eq!(enode.to_string(), url);
+///
+/// // One port for both: no `discport` in the text.
+/// let local = Enode::new(enode.public_key, Ipv4Addr::LOCALHOST.into(), 30303, 30303);
+/// assert_eq!(local.to_string(), format!("enode://{key}@127.0.0.1:30303"));
+///
+/// // The key-only form names a node without saying where it is (discovery can find it).
+/// let key_only: Enode = format!("enode://{key}").parse()?;
+/// assert_eq!((&key_only.host, key_only.id()), (&None, enode.id()));
+/// # Ok::<(), devp2p_core::EnodeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Enode {
     /// The node's public key.
@@ -76,7 +101,8 @@ impl fmt::Display for EnodeError {
 impl std::error::Error for EnodeError {}
 
 impl Enode {
-    /// An enode for a key at an IP address, with the same port for TCP and UDP.
+    /// An enode for a key at an IP address, with its TCP (RLPx) and UDP (discovery) ports.
+    /// They may differ; the text form then carries the UDP port as `?discport=`.
     pub fn new(public_key: NodePublicKey, ip: IpAddr, tcp_port: u16, udp_port: u16) -> Self {
         Self {
             public_key,

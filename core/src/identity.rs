@@ -1,5 +1,6 @@
-//! Node identity: secp256k1 keys, the 64-byte public key form the wire uses, the 32-byte node
-//! id (its Keccak-256 hash) and the XOR metric over node ids (PROTOCOL.md §1).
+//! Node identity: secp256k1 keys, the 64-byte public key form the wire uses, the 32-byte node id
+//! (its Keccak-256 hash) and the XOR metric over node ids
+//! ([PROTOCOL.md §1](crate::spec::protocol)).
 
 use std::cmp::Ordering;
 use std::fmt;

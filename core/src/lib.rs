@@ -14,6 +14,8 @@
 //! - [`discv4`]: discovery v4.
 //! - [`dial`]: the dial scheduler; [`node`]: everything above composed into one machine.
 //!
+//! [`spec`] renders the protocol reference the code cites (`PROTOCOL.md §…`).
+//!
 //! # A tiny in-memory driver
 //!
 //! Two [`node::Node`]s wired together by hand: the "network" is two byte queues. A real
@@ -96,6 +98,7 @@ pub mod node;
 pub mod rlp_ext;
 pub mod rlpx;
 pub mod session;
+pub mod spec;
 pub mod time;
 
 pub use enode::{Enode, EnodeError, Host};

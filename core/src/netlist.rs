@@ -1,4 +1,4 @@
-//! IP network lists, as used by NetRestrict (PROTOCOL.md §9.7).
+//! IP network lists, as used by NetRestrict ([PROTOCOL.md §9.7](crate::spec::protocol)).
 
 use std::fmt;
 use std::net::IpAddr;

@@ -1,5 +1,5 @@
-//! Every behaviour of PROTOCOL.md §7.11 (what go-ethereum's `devp2p discv4 test` checks),
-//! driven through the public API under virtual time.
+//! Every behaviour of [PROTOCOL.md §7.11](devp2p_core::spec::protocol) (what go-ethereum's
+//! `devp2p discv4 test` checks), driven through the public API under virtual time.
 
 mod discv4_support;
 

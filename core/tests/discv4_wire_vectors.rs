@@ -85,8 +85,8 @@ fn eip868_reads_the_first_extra_ping_element_as_the_enr_seq() {
 
 #[test]
 fn like_geth_we_reject_the_two_eip8_vectors_with_a_list_where_enr_seq_belongs() {
-    // PROTOCOL.md §7.10: EIP-8's "ping v555" and "pong" put a list in the slot EIP-868 later
-    // gave to the integer enr-seq. We follow current geth and refuse them (issue 4 decision),
+    // core/docs/PROTOCOL.md §7.10: EIP-8's "ping v555" and "pong" put a list in the slot EIP-868
+    // later gave to the integer enr-seq. We follow current geth and refuse them (issue 4 decision),
     // so a node never answers a packet geth itself would drop.
     let v = vectors();
     for name in ["ping_v555_eip8", "pong_eip8"] {

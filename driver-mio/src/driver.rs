@@ -151,6 +151,58 @@ impl Io for MioIo {
 }
 
 /// One devp2p node in the caller's `mio::Poll`. See the [crate docs](crate) for the loop.
+///
+/// Two nodes in one `Poll`, each under its own tokens; the second dials the first, which
+/// sends it one message once it is a peer:
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use devp2p_core::node::NodeEvent;
+/// use devp2p_core::session::Protocol;
+/// use devp2p_mio::{Driver, DriverConfig};
+/// use mio::{Events, Poll};
+///
+/// let mut poll = Poll::new()?;
+/// let mut config = DriverConfig::default();
+/// config.node.listen = "127.0.0.1:0".parse()?; // any free port
+/// config.node.no_discovery = true; // peers are named here, not discovered
+/// let chat = config.node.session.add_protocol(Protocol::new("chat", 1, 2));
+/// let mut a = Driver::new(poll.registry(), 100..200, config.clone())?;
+/// let mut b = Driver::new(poll.registry(), 200..300, config)?;
+/// b.add_static(&a.local_enode())?;
+///
+/// let mut events = Events::with_capacity(256);
+/// let give_up = Instant::now() + Duration::from_secs(5);
+/// let mut received = None;
+/// while received.is_none() && Instant::now() < give_up {
+///     // Each node's timeout, and ours; a node's `None` leaves the wait to us.
+///     let ours = give_up.saturating_duration_since(Instant::now());
+///     let wait = a.timeout().into_iter().chain(b.timeout()).fold(ours, Duration::min);
+///     poll.poll(&mut events, Some(wait))?;
+///     for event in &events {
+///         for node in [&mut a, &mut b] {
+///             if node.owns(event.token()) {
+///                 node.handle_event(event);
+///             }
+///         }
+///     }
+///     a.handle_timeout();
+///     b.handle_timeout();
+///     while let Some(event) = a.poll_event() {
+///         if let NodeEvent::PeerAdded(peer) = event {
+///             // Refused as QueueFull, it would be sent again on NodeEvent::Writable.
+///             a.send(&peer.id, chat, 1, b"hello")?;
+///         }
+///     }
+///     while let Some(event) = b.poll_event() {
+///         if let NodeEvent::Message { peer, payload, .. } = event {
+///             received = Some((peer, payload));
+///         }
+///     }
+/// }
+/// assert_eq!(received, Some((a.local_id(), b"hello".to_vec())));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Driver {
     engine: Engine<MioStream>,
     io: MioIo,
@@ -286,8 +338,14 @@ impl Driver {
         self.finish_if_drained();
     }
 
-    /// How long `poll` may sleep before this driver needs [`handle_timeout`](Self::handle_timeout):
-    /// zero while input waits, `None` when nothing is scheduled.
+    /// How long `poll` may sleep before this driver needs [`handle_timeout`](Self::handle_timeout),
+    /// from now: zero while input waits. `None` when nothing is scheduled: until one of the
+    /// driver's sockets is ready it has nothing to do, so `poll` may block (`None`) or wait for
+    /// whatever else the loop waits for. Ask again before every `poll`; each turn and each
+    /// command can change it.
+    ///
+    /// `None` also once [`is_finished`](Self::is_finished): a loop that polls a finished
+    /// driver with nothing else registered blocks for ever, so check `is_finished` first.
     pub fn timeout(&self) -> Option<Duration> {
         if self.finished.is_some() {
             return None;
@@ -321,11 +379,22 @@ impl Driver {
     // ---- commands --------------------------------------------------------------------------
 
     /// Sends message `code` of `protocol` to `peer` (`code` counts from the protocol's first
-    /// message; see [`ProtocolId`]). The message is queued at once or refused:
+    /// message; see [`ProtocolId`]). The message is queued at once or refused, never held:
     /// [`SendError::QueueFull`] inside [`SendFailure::Refused`] means the peer's queue has no
     /// room now, and a [`NodeEvent::Writable`] for the peer follows once it has: send again
     /// then. [`SendError::TooLarge`] means it can never be sent (every payload up to
-    /// [`MAX_MESSAGE_SIZE`](devp2p_core::rlpx::MAX_MESSAGE_SIZE) bytes can).
+    /// [`MAX_MESSAGE_SIZE`](devp2p_core::rlpx::MAX_MESSAGE_SIZE) bytes can). Queued bytes are
+    /// written as the loop turns; what is still queued when the connection drops is lost.
+    ///
+    /// # Errors
+    ///
+    /// - [`SendFailure::Refused`] with [`SendError::QueueFull`]: keep the message and send
+    ///   it again on the `Writable` event (one per refusal). A peer that stops reading is
+    ///   disconnected by its write timeout, and its `PeerRemoved` ends the wait.
+    /// - [`SendFailure::Refused`] with [`SendError::NotEstablished`]: `peer` is not connected.
+    /// - [`SendFailure::Refused`] with another [`SendError`]: the protocol or code is wrong
+    ///   for this peer, or the message is too large; sending it again gets the same answer.
+    /// - [`SendFailure::Stopped`]: the driver has finished its shutdown.
     pub fn send(
         &mut self,
         peer: &NodeId,

@@ -5,8 +5,10 @@
 //! choose. It only moves bytes, time and randomness between those sockets and the node; every
 //! protocol decision is the node's. Your loop:
 //!
-//! 1. `poll.poll(&mut events, timeout)` with `timeout` no later than
-//!    [`Driver::timeout`] (zero while the driver has input waiting);
+//! 1. `poll.poll(&mut events, timeout)` with `timeout` no later than [`Driver::timeout`]:
+//!    zero while the driver has input waiting; `None` when it has nothing scheduled, so that
+//!    only one of its sockets becoming ready can give it work, and the wait is yours to choose
+//!    (`None` to block, or your own next deadline);
 //! 2. for every event whose token the driver [`owns`](Driver::owns), call
 //!    [`Driver::handle_event`]; handle your own tokens yourself;
 //! 3. call [`Driver::handle_timeout`] (cheap when nothing is due);
@@ -16,42 +18,55 @@
 //! To stop: [`Driver::shutdown`] (Disconnect(ClientQuitting) to every peer), keep
 //! turning the loop until [`Driver::is_finished`] (the node database is saved then).
 //!
+//! A message [`Driver::send`] cannot queue now is refused, never parked: on
+//! [`SendError::QueueFull`](devp2p_core::session::SendError::QueueFull) keep it, and send it
+//! again when [`NodeEvent::Writable`](devp2p_core::node::NodeEvent::Writable) names the peer.
+//!
 //! Node key, node database, time and randomness are handled as in every driver (see
-//! [`DriverConfig`]). [`Runner`] and [`run`] are a ready-made loop for one or more nodes;
-//! `examples/custom_loop.rs` shows a loop that owns a socket of its own beside a node.
+//! [`DriverConfig`]). Log lines carry the target `devp2p_mio`. [`Runner`] and [`run`] are a
+//! ready-made loop for one or more nodes; `examples/custom_loop.rs` shows a loop that owns a
+//! socket of its own beside a node. The README's mio snippet is a copy of this example:
 //!
 //! ```
-//! use std::time::Duration;
+//! use std::time::{Duration, Instant};
 //! use devp2p_mio::{Driver, DriverConfig};
 //! use mio::{Events, Poll};
 //!
-//! let mut poll = Poll::new()?;
-//! let mut config = DriverConfig::default();
-//! config.node.listen = "127.0.0.1:0".parse()?;
-//! // Tokens 100..200 are the node's; the rest of the token space stays ours.
-//! let mut node = Driver::new(poll.registry(), 100..200, config)?;
-//! println!("listening as {}", node.local_enode());
-//! let mut events = Events::with_capacity(256);
-//! for _ in 0..3 {
-//!     let wait = node.timeout().map_or(Duration::from_millis(10), |t| t.min(Duration::from_millis(10)));
-//!     poll.poll(&mut events, Some(wait))?;
-//!     for event in &events {
-//!         if node.owns(event.token()) {
-//!             node.handle_event(event);
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let mut poll = Poll::new()?;
+//!     let mut config = DriverConfig::default();
+//!     config.node.listen = "127.0.0.1:0".parse()?;
+//!     // Tokens 100..200 are the node's; the rest of the token space stays ours.
+//!     let mut node = Driver::new(poll.registry(), 100..200, config)?;
+//!     println!("listening as {}", node.local_enode());
+//!     let mut events = Events::with_capacity(256);
+//!     // A real node runs until it is told to stop; this one stops after 100 ms.
+//!     let stop_at = Instant::now() + Duration::from_millis(100);
+//!     while !node.is_finished() {
+//!         // The node's `None` leaves the wait to us: our deadline, or none (block).
+//!         let now = Instant::now();
+//!         let ours = (now < stop_at).then(|| stop_at - now);
+//!         let wait = match (node.timeout(), ours) {
+//!             (Some(t), Some(o)) => Some(t.min(o)),
+//!             (t, o) => t.or(o),
+//!         };
+//!         poll.poll(&mut events, wait)?;
+//!         for event in &events {
+//!             if node.owns(event.token()) {
+//!                 node.handle_event(event);
+//!             } // else: one of our own tokens
+//!         }
+//!         node.handle_timeout();
+//!         while let Some(event) = node.poll_event() {
+//!             println!("{event:?}");
+//!         }
+//!         if Instant::now() >= stop_at {
+//!             node.shutdown(); // Disconnect(ClientQuitting) to every peer; keep turning
 //!         }
 //!     }
-//!     node.handle_timeout();
-//!     while let Some(event) = node.poll_event() {
-//!         let _ = event;
-//!     }
+//!     println!("stopped: {:?}", node.shutdown_report());
+//!     Ok(())
 //! }
-//! node.shutdown();
-//! while !node.is_finished() {
-//!     poll.poll(&mut events, node.timeout())?;
-//!     for event in &events { node.handle_event(event); }
-//!     node.handle_timeout();
-//! }
-//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -70,6 +70,55 @@ impl Remote {
 }
 
 /// A `mio::Poll` with any number of [`Driver`]s, each under its own token range.
+///
+/// Its thread runs [`run`](Self::run), which hands out every node's events; other threads
+/// reach the nodes through a [`Remote`]. Two nodes, the second dialling the first:
+///
+/// ```
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+/// use devp2p_core::node::NodeEvent;
+/// use devp2p_core::session::DisconnectReason;
+/// use devp2p_mio::{DriverConfig, Runner};
+///
+/// let mut runner = Runner::new()?;
+/// let mut config = DriverConfig::default();
+/// config.node.listen = "127.0.0.1:0".parse()?;
+/// config.node.no_discovery = true;
+/// let a = runner.add(config.clone())?;
+/// let b = runner.add(config)?;
+/// let a_enode = runner.driver(a).unwrap().local_enode();
+/// runner.driver_mut(b).unwrap().add_static(&a_enode)?;
+///
+/// let remote = runner.remote();
+/// let (tx, rx) = mpsc::channel();
+/// let thread = std::thread::spawn(move || {
+///     runner.run(move |node, _driver, event| {
+///         let _ = tx.send((node, event));
+///     })
+/// });
+/// let next = || rx.recv_timeout(Duration::from_secs(5));
+///
+/// let b_id = loop {
+///     if let (node, NodeEvent::PeerAdded(peer)) = next()? {
+///         if node == a {
+///             break peer.id;
+///         }
+///     }
+/// };
+/// // Commands run on the runner's thread, through the remote. One side ends the session
+/// // before the stop: two nodes that shut down at once would each wait out its Disconnect
+/// // linger (1 s) for the other to close the connection.
+/// remote.call(move |r| {
+///     r.driver_mut(a).unwrap().disconnect(&b_id, DisconnectReason::ClientQuitting)
+/// })?;
+/// while !matches!(next()?, (node, NodeEvent::PeerRemoved { .. }) if node == b) {}
+///
+/// remote.stop(); // shuts every node down gracefully; `run` returns their reports
+/// let reports = thread.join().expect("no panic")?;
+/// assert_eq!(reports.len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Runner {
     poll: Poll,
     events: Events,

@@ -52,11 +52,58 @@ impl EventSender {
 }
 
 /// Everything the node reports, in order: peers added and removed (with reasons), messages,
-/// discovery events. It ends when the node has stopped.
+/// failed connections, discovery events. It ends (`recv` returns `None`) when the node has
+/// stopped. It is also a [`futures_core::Stream`].
 ///
 /// Dropping the stream discards later events. Holding it without reading makes the node
-/// stop reading its connections once 16 MiB of messages wait
-/// ([`MAX_BACKLOG_BYTES`]); peers then slow down (and eventually time out).
+/// stop reading its connections once 16 MiB of messages wait; peers then slow down (and
+/// eventually time out).
+///
+/// A static peer whose port is closed: the dial fails, and the stream says how.
+///
+/// ```
+/// use std::time::Duration;
+/// use devp2p_core::node::{ConnectError, NodeEvent};
+/// use devp2p_core::Enode;
+/// use devp2p_tokio::{spawn, DriverConfig};
+///
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let mut config = DriverConfig::default();
+///     config.node.listen = "127.0.0.1:0".parse()?;
+///     config.node.no_discovery = true;
+///     let (node, mut events) = spawn(config)?;
+///
+///     // A port nobody listens on any more, and some other node's key.
+///     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+///     let key = "1dd9d65c4552b5eb43d5ad55a2ee3f56c6cbc1c64a5c8d659f51fcd51bace243\
+///                51232b8d7821617d2b29b54b81cdefb9b3e9c37d7fd5f63270bcc9e1a6f6a439";
+///     let peer: Enode = format!("enode://{key}@127.0.0.1:{port}").parse()?;
+///     node.add_static(&peer).await?;
+///
+///     let failure = tokio::time::timeout(Duration::from_secs(5), async {
+///         while let Some(event) = events.recv().await {
+///             if let NodeEvent::ConnectionFailed(failure) = event {
+///                 return Some(failure);
+///             }
+///         }
+///         None // the node stopped
+///     })
+///     .await?
+///     .expect("a failed dial");
+///     assert!(matches!(failure.error, ConnectError::Tcp { .. }));
+///     assert!(failure.is_configured_peer()); // a static peer: the driver logs it at info
+///     println!("{failure}"); // "dial to static peer … at 127.0.0.1:… failed: TCP connect failed: …"
+///
+///     node.shutdown().await?;
+///     // What the node reported before it stopped, then the end.
+///     tokio::time::timeout(Duration::from_secs(5), async {
+///         while events.recv().await.is_some() {}
+///     })
+///     .await?;
+///     Ok(())
+/// }
+/// ```
 pub struct EventStream {
     rx: mpsc::UnboundedReceiver<NodeEvent>,
     shared: Arc<Shared>,

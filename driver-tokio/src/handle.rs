@@ -51,6 +51,57 @@ pub(crate) struct Fixed {
 
 /// A cloneable handle to a running node. Dropping the last handle shuts the node down
 /// gracefully, as [`shutdown`](Self::shutdown) does.
+///
+/// Every method is a message to the node task, so a handle can be cloned into as many tasks as
+/// need one; methods fail with [`Stopped`] (or the `Stopped` variant of their error) once the
+/// node has stopped.
+///
+/// Two nodes on 127.0.0.1, the second dialling the first as a static peer; once connected, the
+/// first sends one message:
+///
+/// ```
+/// use std::time::Duration;
+/// use devp2p_core::node::NodeEvent;
+/// use devp2p_core::session::Protocol;
+/// use devp2p_tokio::{spawn, DriverConfig};
+///
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let with_chat = || {
+///         let mut config = DriverConfig::default();
+///         config.node.listen = "127.0.0.1:0".parse().unwrap(); // any free port
+///         config.node.no_discovery = true; // peers are named here, not discovered
+///         let chat = config.node.session.add_protocol(Protocol::new("chat", 1, 2));
+///         (config, chat)
+///     };
+///     let (config, chat) = with_chat();
+///     let (a, mut a_events) = spawn(config)?;
+///     let (b, mut b_events) = spawn(with_chat().0)?;
+///     b.add_static(&a.local_enode()).await?;
+///
+///     tokio::time::timeout(Duration::from_secs(5), async {
+///         while let Some(event) = a_events.recv().await {
+///             if let NodeEvent::PeerAdded(peer) = event {
+///                 a.send(&peer.id, chat, 1, b"hello").await?;
+///                 break;
+///             }
+///         }
+///         while let Some(event) = b_events.recv().await {
+///             if let NodeEvent::Message { peer, protocol, code, payload } = event {
+///                 assert_eq!((peer, protocol, code), (a.local_id(), chat, 1));
+///                 assert_eq!(payload, b"hello");
+///                 break;
+///             }
+///         }
+///         Ok::<_, devp2p_tokio::SendFailure>(())
+///     })
+///     .await??;
+///
+///     a.shutdown().await?; // Disconnect(ClientQuitting) to b, then the task ends
+///     b.shutdown().await?;
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct NodeHandle {
     pub(crate) commands: mpsc::Sender<Command>,
@@ -116,6 +167,20 @@ impl NodeHandle {
     /// sender to the connection. A message that can never be sent is refused at once with
     /// [`SendError::TooLarge`] (every payload up to
     /// [`MAX_MESSAGE_SIZE`](devp2p_core::rlpx::MAX_MESSAGE_SIZE) bytes can be).
+    ///
+    /// Queued is not delivered: what is still queued when the connection drops is lost. A
+    /// send that the node task has received goes ahead even if its future is dropped.
+    ///
+    /// # Errors
+    ///
+    /// - [`SendFailure::Refused`] with [`SendError::NotEstablished`]: `peer` is not connected,
+    ///   or it left while the message waited for room.
+    /// - [`SendFailure::Refused`] with another [`SendError`]: the protocol or code is wrong
+    ///   for this peer, or the message is too large; sending it again gets the same answer.
+    /// - [`SendFailure::TooManyWaiting`]: [`MAX_PARKED_SENDS_PER_PEER`] sends to this peer
+    ///   already wait for room, which happens to callers that start sends without awaiting
+    ///   them. Await them, or use [`post`](Self::post).
+    /// - [`SendFailure::Stopped`]: the node has stopped.
     pub async fn send(
         &self,
         peer: &NodeId,
@@ -130,12 +195,23 @@ impl NodeHandle {
     /// Sends like [`send`](Self::send) without waiting for the node's answer: it returns as
     /// soon as the message is on its way, so a sender can keep many in flight (1 KiB
     /// messages go several times faster than awaiting each `send`). Order with other
-    /// `send`s and `post`s from the same caller is kept. It waits only while
-    /// [`MAX_POSTED_BYTES`] of posted messages are still on their way.
+    /// `send`s and `post`s from the same caller is kept. A message that meets a full queue
+    /// waits in the node task, as a `send` would.
     ///
-    /// A payload larger than any peer accepts is refused at once. A message the node refuses
-    /// later (the peer left, say, or it does not compress into one frame) is dropped, logged
-    /// at warn level with the peer and the reason, and counted in
+    /// `post` itself waits only while [`MAX_POSTED_BYTES`] of posted messages are on their
+    /// way or waiting for room. That budget is the node's, not the peer's: posts held up by
+    /// one slow peer keep their share until it reads them (or, if it stops reading, until
+    /// [`FRAME_WRITE_TIMEOUT`](devp2p_core::session::FRAME_WRITE_TIMEOUT) disconnects it), and
+    /// posts to every other peer may wait meanwhile. Where one slow peer must not hold up the
+    /// rest, use [`try_send`](Self::try_send).
+    ///
+    /// # Errors
+    ///
+    /// Only what is known at once: [`SendFailure::Refused`] with [`SendError::TooLarge`] for
+    /// a payload over [`MAX_UNCOMPRESSED_SIZE`] (larger than any peer accepts), and
+    /// [`SendFailure::Stopped`]. A message the node refuses later (the peer left, say, or it
+    /// does not compress into one frame) is dropped, logged at warn level with the peer and
+    /// the reason, and counted in
     /// [`DriverStats::posts_dropped`](crate::DriverStats::posts_dropped); the application
     /// also hears of a departed peer through `PeerRemoved`.
     pub async fn post(
@@ -173,7 +249,17 @@ impl NodeHandle {
     /// [`NodeEvent::Writable`](devp2p_core::node::NodeEvent::Writable) for the peer once it
     /// has room (the same contract as `devp2p_mio::Driver::send`). While `send`s or `post`s
     /// to that peer wait for room, it is refused with [`SendFailure::TooManyWaiting`] so they
-    /// keep their place, and the same `Writable` follows.
+    /// keep their place, and the same `Writable` follows. It still awaits the node task's
+    /// answer, which never depends on the peer.
+    ///
+    /// This is the send for a loop that serves many peers: a peer that reads slowly costs it
+    /// one refusal and one event, never a wait.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), except that a full queue is
+    /// [`SendFailure::Refused`] with [`SendError::QueueFull`] (keep the message; send it again
+    /// on `Writable`), and [`SendFailure::TooManyWaiting`] means that any other send waits.
     pub async fn try_send(
         &self,
         peer: &NodeId,

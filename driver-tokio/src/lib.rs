@@ -3,9 +3,15 @@
 //! [`spawn`] starts one task that owns a sans-IO [`Node`](devp2p_core::node::Node) together
 //! with its UDP socket, TCP listener and connections. The task only moves bytes, time and
 //! randomness between the sockets and the node; every protocol decision is the node's. The
-//! application gets a cloneable [`NodeHandle`] (send or post, disconnect, static and trusted
-//! peers, peers, local enode and ENR, lookups, shutdown) and an [`EventStream`].
+//! application gets a cloneable [`NodeHandle`] (send, disconnect, static and trusted peers,
+//! peers, the discovery table, lookups, statistics, local enode and ENR, shutdown) and an
+//! [`EventStream`].
 //!
+//! - **Sending**: [`NodeHandle::send`] waits while the peer's outbound queue is full, so
+//!   awaiting it paces the sender to the connection; [`NodeHandle::try_send`] never waits and
+//!   is refused on a full queue, with a [`NodeEvent::Writable`](devp2p_core::node::NodeEvent::Writable)
+//!   to follow; [`NodeHandle::post`] does not wait for the node at all and drops (and counts)
+//!   what the node refuses. What no peer can take is refused at once by all three.
 //! - **Time**: milliseconds since the task started, from the monotonic clock, as the core's
 //!   `Instant`; the wall clock only as unix seconds for discovery expirations and the node
 //!   database.
@@ -16,26 +22,48 @@
 //! - **Shutdown**: [`NodeHandle::shutdown`] (or dropping every handle) sends
 //!   Disconnect(ClientQuitting) to every peer, waits for the Disconnects to drain, and saves
 //!   the node database.
-//! - **Logs** go through `tracing`.
+//! - **Logs** go through `tracing`, under the target `devp2p_tokio`.
+//!
+//! An application's skeleton (not run here: it binds port 30303, writes `./node-data` and
+//! runs until Ctrl-C; [`NodeHandle`]'s page has two nodes that do run). The README's tokio
+//! snippet is a copy of it:
 //!
 //! ```no_run
 //! use devp2p_core::node::NodeEvent;
 //! use devp2p_core::session::Protocol;
 //! use devp2p_tokio::{spawn, DriverConfig};
 //!
-//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut config = DriverConfig::default();
-//! let demo = config.node.session.add_protocol(Protocol::new("demo", 1, 2));
-//! config.node.listen = "127.0.0.1:30303".parse()?;
-//! config.data_dir = Some("./node-data".into());
-//! let (node, mut events) = spawn(config)?;
-//! println!("listening as {}", node.local_enode());
-//! while let Some(event) = events.recv().await {
-//!     if let NodeEvent::PeerAdded(peer) = event {
-//!         node.send(&peer.id, demo, 1, b"hello").await?;
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let mut config = DriverConfig::default();
+//!     let chat = config.node.session.add_protocol(Protocol::new("chat", 1, 2));
+//!     config.node.listen = "127.0.0.1:30303".parse()?;
+//!     config.node.bootnodes = vec![/* "enode://…".parse()? */];
+//!     config.data_dir = Some("./node-data".into()); // node key and node database
+//!     let (node, mut events) = spawn(config)?;
+//!     println!("listening as {}", node.local_enode());
+//!     loop {
+//!         let event = tokio::select! {
+//!             event = events.recv() => event,
+//!             _ = tokio::signal::ctrl_c() => break,
+//!         };
+//!         match event {
+//!             Some(NodeEvent::PeerAdded(peer)) => {
+//!                 if let Err(e) = node.send(&peer.id, chat, 0, b"hello").await {
+//!                     eprintln!("{e}"); // the peer left already, say
+//!                 }
+//!             }
+//!             Some(NodeEvent::Message { peer, protocol, code, payload }) if protocol == chat => {
+//!                 println!("{peer}: message {code} of {} bytes", payload.len());
+//!             }
+//!             Some(NodeEvent::ConnectionFailed(failure)) => eprintln!("{failure}"),
+//!             Some(_) => {}
+//!             None => break, // the node stopped
+//!         }
 //!     }
+//!     node.shutdown().await?;
+//!     Ok(())
 //! }
-//! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -62,7 +90,8 @@ pub const COMMAND_QUEUE: usize = 1024;
 
 /// Starts a node in a new task on the current tokio runtime. Returns its handle and its
 /// event stream. Fails (never panics) when the key, the data directory or a socket cannot be
-/// set up, or when called outside a tokio runtime.
+/// set up, when a bootnode has no IP address or UDP port, or when called outside a tokio
+/// runtime; the [`StartError`] says which.
 pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         StartError::Io(std::io::Error::other(

@@ -1,5 +1,5 @@
 //! The discv4 state machine: requests and replies, endpoint proofs, revalidation, refresh
-//! and lookups, driven by datagrams and timeouts (PROTOCOL.md §7, §8).
+//! and lookups, driven by datagrams and timeouts ([PROTOCOL.md §7, §8](crate::spec::protocol)).
 //!
 //! # Driving contract
 //! * Inputs: [`Discovery::handle_datagram`] for every datagram received,
@@ -54,7 +54,8 @@ pub struct Discovery<R> {
     pub(super) pending: Vec<Pending>,
     /// How many of `pending` are [`Purpose::BondInbound`].
     pub(super) inbound_bonds: usize,
-    /// FindNode requests waiting out the pause after a bonding ping (§7.4).
+    /// FindNode requests waiting out the pause after a bonding ping
+    /// ([PROTOCOL.md §7.4](crate::spec::protocol)).
     delayed: Vec<(Instant, LookupId, Node)>,
     lookups: BTreeMap<LookupId, (Lookup, LookupKind)>,
     next_lookup_id: u64,
@@ -161,7 +162,7 @@ impl<R: CryptoRng> Discovery<R> {
         &self.drops
     }
 
-    /// The node database to persist (PROTOCOL.md §8.7).
+    /// The node database to persist ([PROTOCOL.md §8.7](crate::spec::protocol)).
     pub fn db_snapshot(&self) -> NodeDbSnapshot {
         self.db.snapshot()
     }
@@ -449,7 +450,8 @@ impl<R: CryptoRng> Discovery<R> {
             }
             Purpose::Revalidate => self.revalidation_done(&p.id, true, enr_seq),
             Purpose::BondBeforeQuery { lookup, node } => {
-                // Give the remote time to ping us back and finish its own proof (§7.4).
+                // Give the remote time to ping us back and finish its own proof
+                // (core/docs/PROTOCOL.md §7.4).
                 self.delayed
                     .push((self.now + RESPONSE_TIMEOUT, lookup, node));
             }
@@ -460,7 +462,7 @@ impl<R: CryptoRng> Discovery<R> {
     /// A FindNode query ended: `Some(nodes)` if at least one Neighbors packet came.
     pub(super) fn query_done(&mut self, lookup: LookupId, node: Node, answer: Option<Vec<Node>>) {
         let nodes = answer.clone().unwrap_or_default();
-        // Failure accounting (§7.9).
+        // Failure accounting (core/docs/PROTOCOL.md §7.9).
         let rec = self.db.endpoint(&node.id(), &node.ip());
         let fails = if nodes.is_empty() {
             rec.find_failures.saturating_add(1)
@@ -495,7 +497,7 @@ impl<R: CryptoRng> Discovery<R> {
         }
     }
 
-    // ----- revalidation (§8.4) -----
+    // ----- revalidation (core/docs/PROTOCOL.md §8.4) -----
 
     fn revalidate(&mut self, list: RevalidationList) {
         let busy = &self.revalidating;
@@ -547,7 +549,7 @@ impl<R: CryptoRng> Discovery<R> {
         }
     }
 
-    // ----- refresh and lookups (§8.5, §8.6) -----
+    // ----- refresh and lookups (core/docs/PROTOCOL.md §8.5, §8.6) -----
 
     fn start_refresh(&mut self) {
         if self.refresh_remaining.is_some() {
@@ -626,7 +628,8 @@ impl<R: CryptoRng> Discovery<R> {
         }
     }
 
-    /// Asks `node` for the lookup's target, first proving our endpoint if needed (§7.4).
+    /// Asks `node` for the lookup's target, first proving our endpoint if needed
+    /// ([PROTOCOL.md §7.4](crate::spec::protocol)).
     fn start_query(&mut self, lookup: LookupId, node: Node) {
         let rec = self.db.endpoint(&node.id(), &node.ip());
         let ping_age = self.unix_secs.saturating_sub(rec.last_ping_received);

@@ -16,7 +16,8 @@ pub enum Event {
     NodeAdded(Node),
     /// A node left the table.
     NodeRemoved(NodeId),
-    /// A lookup learnt of a node (it passed the Neighbors checks of PROTOCOL.md §7.8).
+    /// A lookup learnt of a node (it passed the Neighbors checks of
+    /// [PROTOCOL.md §7.8](crate::spec::protocol)).
     NodeSeen(Node),
     /// A lookup ended.
     LookupFinished {
@@ -72,6 +73,7 @@ pub enum DropReason {
     Unbonded,
     /// A packet signed with our own key.
     FromSelf,
-    /// One Neighbors entry that failed validation (§7.8); the rest of the packet is used.
+    /// One Neighbors entry that failed validation ([PROTOCOL.md §7.8](crate::spec::protocol)); the
+    /// rest of the packet is used.
     InvalidNeighbor,
 }

@@ -1,4 +1,5 @@
-//! What the machine does with each verified, unexpired packet (PROTOCOL.md §7.4–§7.8).
+//! What the machine does with each verified, unexpired packet
+//! ([PROTOCOL.md §7.4–§7.8](crate::spec::protocol)).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -17,7 +18,8 @@ use super::wire::{
 };
 use crate::identity::{NodeId, NodePublicKey};
 
-/// Neighbors entries with a UDP port at or below this are refused (geth `lowPort` check, §7.8).
+/// Neighbors entries with a UDP port at or below this are refused (geth `lowPort` check,
+/// [PROTOCOL.md §7.8](crate::spec::protocol)).
 const MIN_NEIGHBOR_UDP_PORT: u16 = 1024;
 
 impl<R: CryptoRng> Discovery<R> {
@@ -32,7 +34,8 @@ impl<R: CryptoRng> Discovery<R> {
         }
     }
 
-    /// Whether `id` at `ip` answered one of our pings within the bond window (§7.4).
+    /// Whether `id` at `ip` answered one of our pings within the bond window
+    /// ([PROTOCOL.md §7.4](crate::spec::protocol)).
     fn has_bond(&self, id: &NodeId, ip: &IpAddr) -> bool {
         let pong = self.db.endpoint(id, ip).last_pong_received;
         pong != 0 && self.unix_secs.saturating_sub(pong) < BOND_EXPIRATION_SECS
@@ -81,7 +84,8 @@ impl<R: CryptoRng> Discovery<R> {
 
     fn on_findnode(&mut self, from: SocketAddr, id: NodeId, req: FindNode) {
         if !self.has_bond(&id, &from.ip()) {
-            // No reply at all, not even a ping: the sender may be spoofing the source (§7.11).
+            // No reply at all, not even a ping: the sender may be spoofing the source
+            // (core/docs/PROTOCOL.md §7.11).
             self.count_drop(DropReason::Unbonded);
             return;
         }
@@ -114,7 +118,8 @@ impl<R: CryptoRng> Discovery<R> {
         }
     }
 
-    /// Applies the §7.8 checks to one Neighbors entry from a node at `sender`.
+    /// Applies the [PROTOCOL.md §7.8](crate::spec::protocol) checks to one Neighbors entry from a
+    /// node at `sender`.
     fn validate_neighbor(&self, sender: &IpAddr, n: &Neighbor) -> Option<Node> {
         let ip = n.endpoint.ip?;
         if n.endpoint.udp <= MIN_NEIGHBOR_UDP_PORT {
@@ -208,7 +213,8 @@ impl<R: CryptoRng> Discovery<R> {
         if check_relay_ip(&ip, &node.ip()).is_err() || !self.config.allows(&node.ip()) {
             return;
         }
-        // A lower or equal seq keeps the record we have (§7.7); the table enforces that.
+        // A lower or equal seq keeps the record we have (core/docs/PROTOCOL.md §7.7); the table
+        // enforces that.
         let id = node.id();
         self.add_to_table(node, false);
         if let Some(e) = self.table.get(&id) {

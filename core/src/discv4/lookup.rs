@@ -1,4 +1,4 @@
-//! An iterative Kademlia lookup as a pure machine (PROTOCOL.md §8.6).
+//! An iterative Kademlia lookup as a pure machine ([PROTOCOL.md §8.6](crate::spec::protocol)).
 //!
 //! The lookup keeps the 16 nodes closest to the target seen so far. While fewer than α = 3
 //! queries are in flight it hands out the closest node not yet asked ([`Lookup::next_query`]);

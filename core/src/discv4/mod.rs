@@ -1,5 +1,6 @@
-//! Discovery v4 (PROTOCOL.md §7, §8): the packet codec, the Kademlia table, iterative lookups
-//! and the [`Discovery`] state machine that ties them together, all without I/O.
+//! Discovery v4 ([PROTOCOL.md §7, §8](crate::spec::protocol)): the packet codec, the Kademlia
+//! table, iterative lookups and the [`Discovery`] state machine that ties them together, all
+//! without I/O.
 //!
 //! | module | what it is |
 //! |---|---|

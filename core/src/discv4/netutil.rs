@@ -1,5 +1,6 @@
-//! IP address classes as geth's `p2p/netutil` defines them: LAN, special-purpose, /24 subnets,
-//! and the rule for which addresses one node may relay to another (PROTOCOL.md §7.8, §8.2).
+//! IP address classes as geth's `p2p/netutil` defines them: LAN, special-purpose, /24 subnets, and
+//! the rule for which addresses one node may relay to another
+//! ([PROTOCOL.md §7.8, §8.2](crate::spec::protocol)).
 
 use std::net::{IpAddr, Ipv6Addr};
 

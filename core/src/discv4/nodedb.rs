@@ -1,5 +1,5 @@
-//! The node database (PROTOCOL.md §8.7), in memory: per-(node, IP) bond timestamps and
-//! FindNode failure counts, and the records of proven nodes kept as future seeds.
+//! The node database ([PROTOCOL.md §8.7](crate::spec::protocol)), in memory: per-(node, IP) bond
+//! timestamps and FindNode failure counts, and the records of proven nodes kept as future seeds.
 //!
 //! Times are wall-clock unix seconds, because they must survive a restart. The core hands the
 //! whole state out as a [`NodeDbSnapshot`] and takes one back at start-up; the file format is

@@ -1,4 +1,5 @@
-//! Outstanding requests and how replies are matched to them (PROTOCOL.md §7.5).
+//! Outstanding requests and how replies are matched to them
+//! ([PROTOCOL.md §7.5](crate::spec::protocol)).
 
 use std::net::IpAddr;
 
@@ -25,11 +26,12 @@ pub(super) enum Expect {
 /// Why we sent the request: what to do with the answer or the silence.
 #[derive(Debug, Clone)]
 pub(super) enum Purpose {
-    /// The node pinged us without a bond; on its Pong it may enter the table (§7.4).
+    /// The node pinged us without a bond; on its Pong it may enter the table
+    /// ([PROTOCOL.md §7.4](crate::spec::protocol)).
     BondInbound(Node),
-    /// A revalidation ping (§8.4).
+    /// A revalidation ping ([PROTOCOL.md §8.4](crate::spec::protocol)).
     Revalidate,
-    /// `ensureBond` before asking `node` for `lookup` (§7.4).
+    /// `ensureBond` before asking `node` for `lookup` ([PROTOCOL.md §7.4](crate::spec::protocol)).
     BondBeforeQuery { lookup: LookupId, node: Node },
     /// FindNode for a lookup.
     Query { lookup: LookupId, node: Node },

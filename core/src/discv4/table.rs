@@ -1,5 +1,6 @@
-//! The Kademlia table as geth keeps it today (PROTOCOL.md §8.1–§8.4): 17 buckets of 16 with
-//! replacement lists, /24 limits, and the bookkeeping for fast and slow revalidation.
+//! The Kademlia table as geth keeps it today ([PROTOCOL.md §8.1–§8.4](crate::spec::protocol)): 17
+//! buckets of 16 with replacement lists, /24 limits, and the bookkeeping for fast and slow
+//! revalidation.
 //!
 //! The table is a plain data structure: it never sends anything and never reads a clock.
 //! [`super::Discovery`] decides when to ping whom and reports the outcome back here.
@@ -17,7 +18,7 @@ use crate::time::Instant;
 
 /// Entries per bucket (geth `bucketSize`; Kademlia k).
 pub const BUCKET_SIZE: usize = 16;
-/// Number of buckets: 256 / 15 (geth `nBuckets`; PROTOCOL.md §8.1).
+/// Number of buckets: 256 / 15 (geth `nBuckets`; [PROTOCOL.md §8.1](crate::spec::protocol)).
 pub const N_BUCKETS: usize = 256 / 15;
 /// Log distances up to this one share bucket 0 (geth `bucketMinDistance` + 1 = 240).
 pub const BUCKET_MIN_DISTANCE: u32 = 256 - N_BUCKETS as u32;
@@ -28,7 +29,7 @@ pub const BUCKET_IP_LIMIT: usize = 2;
 /// Nodes per /24 in the whole table, replacements included (geth `tableIPLimit`).
 pub const TABLE_IP_LIMIT: usize = 10;
 
-/// Which revalidation list an entry is on (PROTOCOL.md §8.4).
+/// Which revalidation list an entry is on ([PROTOCOL.md §8.4](crate::spec::protocol)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RevalidationList {
     /// New or recently changed nodes, checked every 3 s on average.
@@ -551,8 +552,9 @@ impl Table {
         })
     }
 
-    /// The `n` nodes closest to `target`, nearest first. With `prefer_live`, only live nodes
-    /// are considered whenever the table has any (geth `preferLive`, PROTOCOL.md §7.6).
+    /// The `n` nodes closest to `target`, nearest first. With `prefer_live`, only live nodes are
+    /// considered whenever the table has any (geth `preferLive`,
+    /// [PROTOCOL.md §7.6](crate::spec::protocol)).
     pub fn closest(&self, target: &NodeId, n: usize, prefer_live: bool) -> Vec<Node> {
         self.closest_refs(target, n, prefer_live)
             .into_iter()

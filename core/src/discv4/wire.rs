@@ -1,5 +1,5 @@
-//! The discv4 packet codec (PROTOCOL.md §7.1–§7.3, §7.10): six packet types, signed with the
-//! node key, decoded forward-compatibly.
+//! The discv4 packet codec ([PROTOCOL.md §7.1–§7.3, §7.10](crate::spec::protocol)): six packet
+//! types, signed with the node key, decoded forward-compatibly.
 //!
 //! ```text
 //! packet = hash(32) || signature(65) || type(1) || rlp-list [|| ignored bytes]
@@ -26,7 +26,7 @@ pub const HEAD_SIZE: usize = 32 + 65;
 /// Smallest datagram worth looking at: the head plus a type byte (geth `headSize + 1`).
 pub const MIN_PACKET_SIZE: usize = HEAD_SIZE + 1;
 /// Most nodes in one Neighbors packet: 12 IPv6 entries with maximal fields take 1205 bytes,
-/// 13 would take 1296 (PROTOCOL.md §7.6; geth `v4wire.MaxNeighbors`).
+/// 13 would take 1296 ([PROTOCOL.md §7.6](crate::spec::protocol); geth `v4wire.MaxNeighbors`).
 pub const MAX_NEIGHBORS: usize = 12;
 /// The protocol version we put in Ping (discv4 spec "Ping Packet").
 pub const PING_VERSION: u64 = 4;
@@ -58,7 +58,8 @@ pub struct Endpoint {
 pub struct Neighbor {
     /// Where the node is.
     pub endpoint: Endpoint,
-    /// Its raw64 public key, not yet checked to be on the curve (that is §7.8 validation).
+    /// Its raw64 public key, not yet checked to be on the curve (that is
+    /// [PROTOCOL.md §7.8](crate::spec::protocol) validation).
     pub key: [u8; PUBLIC_KEY_LEN],
 }
 
@@ -198,7 +199,7 @@ pub enum WireError {
     /// A field has the wrong length or range.
     BadField(&'static str),
     /// The element in the EIP-868 `enr-seq` position is not an integer. geth rejects such
-    /// packets (PROTOCOL.md §7.10) and so do we.
+    /// packets ([PROTOCOL.md §7.10](crate::spec::protocol)) and so do we.
     BadEnrSeq,
     /// The record in an ENRResponse does not decode or verify.
     Enr(EnrError),
@@ -229,9 +230,10 @@ impl From<DecoderError> for WireError {
     }
 }
 
-/// Whether a packet with `expiration` is void at `unix_secs`. As geth does, the expiration is
-/// read as a signed 64-bit number, so values of 2^63 and above count as long past
-/// (PROTOCOL.md §7.3; the conformance suite sends such packets and expects silence).
+/// Whether a packet with `expiration` is void at `unix_secs`. As geth does, the expiration is read
+/// as a signed 64-bit number, so values of 2^63 and above count as long past
+/// ([PROTOCOL.md §7.3](crate::spec::protocol); the conformance suite sends such packets and expects
+/// silence).
 pub fn is_expired(expiration: u64, unix_secs: u64) -> bool {
     (expiration as i64) < (unix_secs as i64)
 }

@@ -1,4 +1,5 @@
-//! Ethereum Node Records (EIP-778) with the "v4" identity scheme (PROTOCOL.md §10).
+//! Ethereum Node Records (EIP-778) with the "v4" identity scheme
+//! ([PROTOCOL.md §10](crate::spec::protocol)).
 //!
 //! A record is `[signature, seq, k1, v1, k2, v2, ...]` in RLP, at most 300 bytes, with keys
 //! strictly ascending. Values are kept as raw RLP so keys we do not understand round-trip

@@ -21,7 +21,40 @@ const MAX_TEXT_LEN: usize = TEXT_PREFIX.len() + MAX_RECORD_SIZE.div_ceil(3) * 4;
 ///
 /// Two records are equal when their encodings are equal. A record is immutable and shared:
 /// cloning one (a table entry, the node database and an event may all hold it) copies a
-/// pointer.
+/// pointer. Every way in ([`decode`](Self::decode), [`str::parse`], [`EnrBuilder::sign`])
+/// checks the signature, so holding an `Enr` means holding what its key signed.
+///
+/// ```
+/// use devp2p_core::{Enr, EnrError, NodeSecretKey};
+/// use rand_core::SeedableRng;
+///
+/// let key = NodeSecretKey::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(1));
+/// let record = Enr::builder()
+///     .seq(7)
+///     .ip4([127, 0, 0, 1].into())
+///     .tcp4(30303)
+///     .udp4(30301)
+///     .sign(&key)?;
+///
+/// // Two encodings: RLP (what an ENRResponse carries) and the `enr:` text.
+/// let text = record.to_string();
+/// assert!(text.starts_with("enr:"));
+/// let decoded = Enr::decode(record.as_bytes())?;
+/// assert_eq!(decoded, text.parse::<Enr>()?);
+/// assert_eq!((decoded.node_id(), decoded.seq()), (key.id(), 7));
+/// assert_eq!(decoded.udp_endpoint(), Some("127.0.0.1:30301".parse()?));
+///
+/// // A changed record needs a higher seq (peers keep the one they have otherwise) and a new
+/// // signature: `to_builder` starts from the next seq.
+/// let moved = decoded.to_builder().udp4(30302).sign(&key)?;
+/// assert_eq!((moved.seq(), moved.udp4()), (8, Some(30302)));
+///
+/// // A byte changed after signing: refused.
+/// let mut forged = record.as_bytes().to_vec();
+/// *forged.last_mut().unwrap() ^= 1; // the low byte of the UDP port
+/// assert_eq!(Enr::decode(&forged), Err(EnrError::InvalidSignature));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Enr(Arc<EnrInner>);
 
@@ -223,8 +256,9 @@ impl Enr {
         self.port(b"udp6").or_else(|| self.udp4())
     }
 
-    /// The IP to reach the node at: of `ip` and `ip6`, the "more global" one, IPv4 on a tie
-    /// (geth's `enode.Node` endpoint choice, PROTOCOL.md §10.3). Multicast is ignored.
+    /// The IP to reach the node at: of `ip` and `ip6`, the "more global" one, IPv4 on a tie (geth's
+    /// `enode.Node` endpoint choice, [PROTOCOL.md §10.3](crate::spec::protocol)). Multicast is
+    /// ignored.
     pub fn ip(&self) -> Option<IpAddr> {
         let v4 = self.ip4().map(IpAddr::V4).filter(|ip| !ip.is_multicast());
         let v6 = self.ip6().map(IpAddr::V6).filter(|ip| !ip.is_multicast());

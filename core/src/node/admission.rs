@@ -1,5 +1,6 @@
-//! Admission (PROTOCOL.md §9.3–9.5): the inbound throttle, the checks after the RLPx
-//! handshake and after Hello, duplicate resolution, and bookkeeping when sessions end.
+//! Admission ([PROTOCOL.md §9.3–9.5](crate::spec::protocol)): the inbound throttle, the checks
+//! after the RLPx handshake and after Hello, duplicate resolution, and bookkeeping when sessions
+//! end.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -17,7 +18,7 @@ use crate::session::{Closed, DisconnectReason, Established, SessionError, Side};
 use crate::time::Instant;
 
 /// Remembers recent inbound source IPs for [`INBOUND_THROTTLE_TIME`]; LAN addresses are exempt
-/// (geth `inboundThrottleTime`, §9.3).
+/// (geth `inboundThrottleTime`, [PROTOCOL.md §9.3](crate::spec::protocol)).
 #[derive(Debug, Default)]
 pub(super) struct Throttle {
     until: BTreeMap<IpAddr, Instant>,

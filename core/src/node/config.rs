@@ -1,4 +1,5 @@
-//! What a [`Node`](super::Node) is told at start, and the limits it keeps (PROTOCOL.md §9).
+//! What a [`Node`](super::Node) is told at start, and the limits it keeps
+//! ([PROTOCOL.md §9](crate::spec::protocol)).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;

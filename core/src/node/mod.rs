@@ -1,5 +1,5 @@
 //! The `Node`: discovery, the dial scheduler and every session of one devp2p node behind a
-//! single driver-facing API (PROTOCOL.md §9).
+//! single driver-facing API ([PROTOCOL.md §9](crate::spec::protocol)).
 //!
 //! # Driving a node
 //!
@@ -8,8 +8,8 @@
 //! - [`handle_datagram`](Node::handle_datagram) for every UDP datagram;
 //! - [`handle_accept`](Node::handle_accept) for every accepted TCP connection (an `Err` means
 //!   close it at once);
-//! - [`handle_connected`](Node::handle_connected) / [`handle_connect_failed`](Node::handle_connect_failed)
-//!   for the outcome of an [`Action::Dial`];
+//! - [`handle_connected`](Node::handle_connected) /
+//!   [`handle_connect_failed`](Node::handle_connect_failed) for the outcome of an [`Action::Dial`];
 //! - [`handle_read`](Node::handle_read) with bytes read from a connection; it returns how many
 //!   it took, and while the application is slow to take messages it takes fewer, so the
 //!   driver can stop reading that socket and offer the rest again later;
@@ -102,7 +102,78 @@ impl Conn {
     }
 }
 
-/// A whole devp2p node as one sans-IO state machine. See the [module docs](self).
+/// A whole devp2p node as one sans-IO state machine. See the [module docs](self) for the
+/// driving contract, and the [crate docs](crate) for two nodes that connect over TCP.
+///
+/// Two nodes in one network of our own making: each datagram one sends goes straight to the
+/// other, and time jumps to the next deadline instead of passing, so a minute of discovery runs
+/// in milliseconds and replays exactly. The second node knows the first as its bootnode; they
+/// bond (Ping, Pong, and the ping-back) and each enters the other's table.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use devp2p_core::discv4::{wire::MAX_PACKET_SIZE, Event};
+/// use devp2p_core::node::{Node, NodeConfig, NodeEvent};
+/// use devp2p_core::{Instant, NodeSecretKey};
+/// use rand_chacha::ChaCha20Rng;
+/// use rand_core::SeedableRng;
+///
+/// let start_unix = 1_800_000_000; // wall-clock seconds at Instant::ZERO
+/// let mut rng = ChaCha20Rng::seed_from_u64(4);
+/// let addrs: [SocketAddr; 2] = ["127.0.0.1:30301".parse()?, "127.0.0.1:30302".parse()?];
+/// let mut nodes: Vec<Node<ChaCha20Rng>> = Vec::new();
+/// for (i, addr) in addrs.into_iter().enumerate() {
+///     let mut config = NodeConfig::default();
+///     config.listen = addr;
+///     config.no_dial = true; // discovery only: no TCP in this example
+///     if i == 1 {
+///         config.bootnodes = vec![nodes[0].local_enode()];
+///     }
+///     let key = NodeSecretKey::generate(&mut rng);
+///     let seed = ChaCha20Rng::seed_from_u64(i as u64);
+///     nodes.push(Node::new(key, config, seed, Instant::ZERO, start_unix));
+/// }
+///
+/// let mut now = Instant::ZERO;
+/// let mut buf = [0u8; MAX_PACKET_SIZE];
+/// let mut found = [false; 2]; // whether node i has the other in its table
+/// for _ in 0..100 {
+///     // Drain every node in the documented order: datagrams, actions, events.
+///     let mut in_flight = Vec::new();
+///     for (i, node) in nodes.iter_mut().enumerate() {
+///         while let Some((to, len)) = node.poll_transmit(&mut buf) {
+///             in_flight.push((addrs[i], to, buf[..len].to_vec()));
+///         }
+///         while let Some(action) = node.poll_action() {
+///             unreachable!("no_dial: no sockets to act on, got {action:?}");
+///         }
+///         while let Some(event) = node.poll_event() {
+///             if let NodeEvent::Discovery(e) = event {
+///                 if let Event::NodeAdded(_) = *e {
+///                     found[i] = true;
+///                 }
+///             }
+///         }
+///     }
+///     if found == [true, true] {
+///         break;
+///     }
+///     if in_flight.is_empty() {
+///         // Nothing on the wire: go straight to the earliest deadline.
+///         now = nodes.iter().filter_map(|n| n.poll_timeout()).min().expect("timers run");
+///         for node in &mut nodes {
+///             node.handle_timeout(now, start_unix + now.as_millis() / 1000);
+///         }
+///     }
+///     let unix = start_unix + now.as_millis() / 1000;
+///     for (from, to, datagram) in in_flight {
+///         let j = addrs.iter().position(|a| *a == to).expect("only two nodes");
+///         nodes[j].handle_datagram(now, unix, from, &datagram);
+///     }
+/// }
+/// assert_eq!(found, [true, true]);
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
 pub struct Node<R> {
     key: NodeSecretKey,
     config: NodeConfig,

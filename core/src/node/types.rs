@@ -92,6 +92,45 @@ pub struct PeerInfo {
 /// What the application hears from a node.
 ///
 /// Events may be added in later versions: match with a `_ =>` arm.
+///
+/// ```
+/// use devp2p_core::node::NodeEvent;
+/// use devp2p_core::session::ProtocolId;
+/// use devp2p_core::NodeSecretKey;
+/// use rand_core::SeedableRng;
+///
+/// /// What an application might do with each event; here it only says so.
+/// fn handle(event: NodeEvent) -> String {
+///     match event {
+///         NodeEvent::PeerAdded(peer) => format!("{} joined: {}", peer.id, peer.client_id),
+///         NodeEvent::PeerRemoved { id, reason, error, .. } => {
+///             format!("{id} left ({reason:?}, {error:?})")
+///         }
+///         NodeEvent::Message { peer, protocol, code, payload } => {
+///             format!("{} bytes from {peer}: {protocol}, code {code}", payload.len())
+///         }
+///         // A send to `peer` was refused as QueueFull; now it fits: send it again.
+///         NodeEvent::Writable { peer } => format!("{peer} has room again"),
+///         // Static and trusted peers failing is news; discovered candidates fail routinely.
+///         NodeEvent::ConnectionFailed(failure) if failure.is_configured_peer() => {
+///             format!("warning: {failure}")
+///         }
+///         NodeEvent::ConnectionFailed(_) | NodeEvent::Discovery(_) => String::new(),
+///         // Events added in later versions: ignored until this code learns them.
+///         _ => String::new(),
+///     }
+/// }
+///
+/// let peer = NodeSecretKey::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(1)).id();
+/// let message = NodeEvent::Message {
+///     peer,
+///     protocol: ProtocolId::new(0),
+///     code: 3,
+///     payload: b"hi".to_vec(),
+/// };
+/// assert_eq!(handle(message), format!("2 bytes from {peer}: protocol #0, code 3"));
+/// assert_eq!(handle(NodeEvent::Writable { peer }), format!("{peer} has room again"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NodeEvent {
@@ -121,7 +160,8 @@ pub enum NodeEvent {
     },
     /// A [`send`](super::Node::send) to `peer` was refused with
     /// [`SendError::QueueFull`](crate::session::SendError::QueueFull), and its queue now
-    /// has room for that message: send again. Once per refusal.
+    /// has room for that message: send again. Once per refusal. (devp2p-tokio's event stream
+    /// carries it only after a refused `try_send`: its `send` and `post` wait by themselves.)
     Writable {
         /// The peer.
         peer: NodeId,
@@ -134,6 +174,14 @@ pub enum NodeEvent {
 
 /// A dial or an inbound connection that did not become a peer (see
 /// [`NodeEvent::ConnectionFailed`]).
+///
+/// A node on a public network sees many: discovered candidates that are full, gone, behind a
+/// firewall or not Ethereum nodes at all fail routinely, and strangers' connections are
+/// refused at the limits. [`is_configured_peer`](Self::is_configured_peer) picks the ones an
+/// operator wants to hear about; the drivers log those at info level and the rest at debug,
+/// with this value's [`Display`](fmt::Display) as the message. Nothing needs cleaning up:
+/// the node has already forgotten the connection, and redials a static peer by itself (after
+/// [`DIAL_HISTORY_EXPIRATION`](crate::dial::DIAL_HISTORY_EXPIRATION)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectionFailure {
@@ -185,40 +233,51 @@ impl fmt::Display for ConnectionFailure {
     }
 }
 
-/// Why a connection failed before it became a peer.
+/// Why a connection failed before it became a peer. Its [`Display`](fmt::Display) says what
+/// happened in a sentence, and for the usual operator mistakes what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The node was not dialled: see the reason.
+    /// The node was not dialled: see the reason. A configured static node that can never be
+    /// dialled is reported so once, at start; [`Node::add_static`](super::Node::add_static)
+    /// returns the same reason instead.
     NotDialable(Undialable),
-    /// The TCP connect failed (refused, unreachable, …).
+    /// The TCP connect failed: refused (nothing listens at that port: a wrong port, or the
+    /// node is down), unreachable, and so on, as `kind` and `message` say.
     Tcp {
         /// The OS error kind.
         kind: std::io::ErrorKind,
         /// What the OS said.
         message: String,
     },
-    /// The TCP connect took longer than [`DIAL_TIMEOUT`](super::DIAL_TIMEOUT).
+    /// The TCP connect took longer than [`DIAL_TIMEOUT`](super::DIAL_TIMEOUT): the host is
+    /// down, or a firewall drops the packets.
     TcpTimeout,
-    /// A lookup for a static node's key (it has no address) found no address.
+    /// A lookup for a static node's key (it has no address) found no address. It is looked
+    /// up again later; a node that is not in the discovery network is never found, so give
+    /// its address.
     Unresolved,
     /// The connection closed during the RLPx handshake, before the remote proved any key.
     /// For a dial this is what a node does when it does not hold the key dialled (a stale or
     /// wrong enode), or when it is not an RLPx node.
     ClosedDuringHandshake,
-    /// The RLPx handshake failed.
+    /// The RLPx handshake failed: the remote sent an auth or ack that does not decrypt or
+    /// decode (it speaks something else, or is broken).
     Rlpx(HandshakeError),
-    /// A deadline passed.
+    /// A deadline passed: the handshake or the Hello took too long.
     Timeout(TimeoutKind),
-    /// We refused the peer and told it this reason: a limit, a duplicate, ourselves, or no
-    /// shared capability (`error` then lists what it offered).
+    /// We refused the peer and told it this reason: a limit (`TooManyPeers`: raise
+    /// `max_peers`, or trust the peer), a duplicate (`AlreadyConnected`: harmless), ourselves
+    /// (`ConnectedToSelf`), or no shared capability (`UselessPeer`, with `error` listing what it
+    /// offered: compare with our protocols).
     Refused {
         /// The reason sent.
         reason: DisconnectReason,
         /// The detail, when there is one.
         error: Option<SessionError>,
     },
-    /// The remote disconnected before it became a peer (with its reason, if it sent one).
+    /// The remote disconnected before it became a peer, with its reason if it sent one
+    /// (`TooManyPeers` is the usual one: it is full; a static peer is retried later).
     RemoteDisconnected(Option<DisconnectReason>),
     /// The remote broke the protocol (a bad Hello or frame, an identity mismatch); we told
     /// it so.
@@ -305,18 +364,22 @@ impl ConnectError {
 }
 
 /// Why a node cannot be dialled (from [`Node::add_static`](super::Node::add_static), or for a
-/// configured static node, in a [`NodeEvent::ConnectionFailed`] at start).
+/// configured static node, in a [`NodeEvent::ConnectionFailed`] at start). These are facts
+/// about the enode or the configuration, so the node is not kept as a static peer: fix the
+/// cause and add it again. Its [`Display`](fmt::Display) says what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Undialable {
-    /// Its enode names a DNS host, which this node does not resolve.
+    /// Its enode names a DNS host, which this node does not resolve (the core does no I/O):
+    /// resolve the name yourself and give the IP address.
     DnsName(String),
     /// Its enode has no address (the key-only form) and discovery, which could find one,
-    /// is off.
+    /// is off: give `enode://<key>@<ip>:<port>`.
     NoAddress,
     /// Its TCP port is 0.
     NoPort,
-    /// This node dials nobody: `max_peers` is 0 or `no_dial` is set.
+    /// This node dials nobody: `max_peers` is 0 or `no_dial` is set. It still accepts
+    /// connections from the node, if it is trusted or the limits allow.
     DialingOff,
     /// It is this node.
     IsSelf,

@@ -1,5 +1,6 @@
-//! ECIES as RLPx uses it (PROTOCOL.md §3): secp256k1 ECDH, NIST SP 800-56 Concat KDF over
-//! SHA-256, AES-128-CTR and HMAC-SHA-256 over `iv || ciphertext || shared-mac-data`.
+//! ECIES as RLPx uses it ([PROTOCOL.md §3](crate::spec::protocol)): secp256k1 ECDH, NIST SP 800-56
+//! Concat KDF over SHA-256, AES-128-CTR and HMAC-SHA-256 over
+//! `iv || ciphertext || shared-mac-data`.
 
 use aes::Aes128;
 use ctr::cipher::{KeyIvInit, StreamCipher};

@@ -1,5 +1,5 @@
-//! RLPx framing (PROTOCOL.md §5): AES-256-CTR encryption, the Keccak-256/AES MAC chain, the
-//! frame size limit and EIP-706 snappy compression.
+//! RLPx framing ([PROTOCOL.md §5](crate::spec::protocol)): AES-256-CTR encryption, the
+//! Keccak-256/AES MAC chain, the frame size limit and EIP-706 snappy compression.
 //!
 //! The codec is symmetric: [`FrameCodec::encode`] seals one message into a frame and
 //! [`FrameCodec::decode`] reads frames back out of a byte stream fed in any chunking.

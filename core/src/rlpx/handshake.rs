@@ -1,4 +1,5 @@
-//! The RLPx encryption handshake (PROTOCOL.md §4) as a sans-IO state machine.
+//! The RLPx encryption handshake ([PROTOCOL.md §4](crate::spec::protocol)) as a sans-IO state
+//! machine.
 //!
 //! The initiator, who knows the recipient's static key, sends `auth`; the recipient answers
 //! with `ack`; both then derive the [`Secrets`] that key the frame codec. The initiator always

@@ -1,4 +1,4 @@
-//! Session secrets derived from a completed handshake (PROTOCOL.md §4.5).
+//! Session secrets derived from a completed handshake ([PROTOCOL.md §4.5](crate::spec::protocol)).
 
 use crate::identity::{ecdh_x, NodePublicKey};
 use crate::keccak::{keccak256_concat, Keccak256};

@@ -1,4 +1,4 @@
-//! Capability negotiation and message-id offsets (PROTOCOL.md §6.5).
+//! Capability negotiation and message-id offsets ([PROTOCOL.md §6.5](crate::spec::protocol)).
 
 use super::hello::Capability;
 
@@ -16,6 +16,10 @@ pub const BASE_PROTOCOL_LENGTH: u64 = 16;
 /// Message codes are relative to the protocol: code 0 is the protocol's first message
 /// (`Status` in eth), whatever wire id the session gave the protocol (the wire id is the
 /// code plus the protocol's offset, which capability negotiation decides per session).
+///
+/// An id means something only for the configuration it came from: sending under an id that
+/// is not in the node's protocol list, or that the peer did not agree to, is refused as
+/// [`SendError::NotNegotiated`](super::SendError::NotNegotiated).
 ///
 /// ```
 /// use devp2p_core::session::{Protocol, SessionConfig};

@@ -1,4 +1,5 @@
-//! Disconnect reasons (PROTOCOL.md §6.3) and the Disconnect message payload.
+//! Disconnect reasons ([PROTOCOL.md §6.3](crate::spec::protocol)) and the Disconnect message
+//! payload.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! The devp2p Hello message (PROTOCOL.md §6.2) and capabilities.
+//! The devp2p Hello message ([PROTOCOL.md §6.2](crate::spec::protocol)) and capabilities.
 
 use std::fmt;
 

@@ -1,5 +1,5 @@
 //! A devp2p session: one TCP connection from its first handshake byte to its close
-//! (PROTOCOL.md §4–§6, timeouts §9.8).
+//! ([PROTOCOL.md §4–§6](crate::spec::protocol), timeouts [§9.8](crate::spec::protocol)).
 //!
 //! A [`Session`] owns the RLPx [`Handshake`], then the
 //! [`FrameCodec`] and the base protocol: Hello and capability
@@ -83,7 +83,7 @@ pub const DEFAULT_MAX_OUTBOUND_QUEUE: usize = MAX_FRAME_WIRE_LEN + CONTROL_RESER
 /// [`Session::handle_read`] stops taking input.
 pub const DEFAULT_MAX_PENDING_INBOUND: usize = 1024 * 1024;
 
-/// Base protocol message ids (PROTOCOL.md §6.1).
+/// Base protocol message ids ([PROTOCOL.md §6.1](crate::spec::protocol)).
 const HELLO: u64 = 0x00;
 const DISCONNECT: u64 = 0x01;
 const PING: u64 = 0x02;
@@ -119,10 +119,10 @@ pub struct SessionConfig {
     pub ping_interval: Duration,
     /// See [`DISCONNECT_LINGER`].
     pub disconnect_linger: Duration,
-    /// When set, a session stops after the RLPx handshake, reports
-    /// [`SessionEvent::Authenticated`], and sends its Hello only once [`Session::admit`] is
-    /// called (or a Disconnect, uncompressed, on [`Session::disconnect`]). This is where a
-    /// node applies its post-handshake checks (PROTOCOL.md §9.4). Off by default.
+    /// When set, a session stops after the RLPx handshake, reports [`SessionEvent::Authenticated`],
+    /// and sends its Hello only once [`Session::admit`] is called (or a Disconnect, uncompressed,
+    /// on [`Session::disconnect`]). This is where a node applies its post-handshake checks
+    /// ([PROTOCOL.md §9.4](crate::spec::protocol)). Off by default.
     pub manual_admission: bool,
 }
 
@@ -190,6 +190,61 @@ enum Phase {
 }
 
 /// One devp2p connection, either role. See the [module docs](self) for the driving contract.
+///
+/// Two sessions joined by hand, the bytes one writes handed to the other: the handshake,
+/// the Hello exchange, one message and a Disconnect. A driver does the same with a socket.
+///
+/// ```
+/// use std::sync::Arc;
+/// use devp2p_core::session::{DisconnectReason, Protocol, Session, SessionConfig, SessionEvent};
+/// use devp2p_core::{Instant, NodeSecretKey};
+/// use rand_core::SeedableRng;
+///
+/// let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+/// let (alice, bob) = (NodeSecretKey::generate(&mut rng), NodeSecretKey::generate(&mut rng));
+/// let mut config = SessionConfig::default();
+/// let chat = config.add_protocol(Protocol::new("chat", 1, 2));
+/// let config = Arc::new(config);
+/// let now = Instant::ZERO;
+/// // The dialler must know whom it dials; the other side learns it from the handshake.
+/// let mut a = Session::initiator(config.clone(), &alice, bob.public(), now, &mut rng);
+/// let mut b = Session::recipient(config, &bob, now, &mut rng);
+///
+/// // Moves everything `from` has to write to `to`, as a socket would.
+/// fn carry(from: &mut Session, to: &mut Session, now: Instant) {
+///     while !from.outbound().is_empty() {
+///         let bytes = from.outbound().to_vec();
+///         from.handle_written(now, bytes.len());
+///         assert_eq!(to.handle_read(now, &bytes), bytes.len());
+///     }
+/// }
+///
+/// let mut received = None;
+/// for _ in 0..4 {
+///     carry(&mut a, &mut b, now);
+///     carry(&mut b, &mut a, now);
+///     while let Some(event) = a.poll_event() {
+///         if let SessionEvent::Established(peer) = event {
+///             assert_eq!(&peer.remote, bob.public());
+///             a.send(now, chat, 1, b"hello")?; // code 1 of "chat", whatever its wire id
+///         }
+///     }
+///     while let Some(event) = b.poll_event() {
+///         if let SessionEvent::Message { protocol, code, payload } = event {
+///             received = Some((protocol, code, payload));
+///         }
+///     }
+/// }
+/// assert_eq!(received, Some((chat, 1, b"hello".to_vec())));
+///
+/// a.disconnect(now, DisconnectReason::ClientQuitting);
+/// carry(&mut a, &mut b, now);
+/// let Some(SessionEvent::Closed(closed)) = b.poll_event() else { panic!("not closed") };
+/// assert_eq!(closed.reason, Some(DisconnectReason::ClientQuitting));
+/// // `b` is done: its driver closes the socket. `a` waits for that close (1 s at most).
+/// assert!(b.is_finished() && !a.is_finished());
+/// # Ok::<(), devp2p_core::session::SendError>(())
+/// ```
 pub struct Session {
     config: Arc<SessionConfig>,
     local_hello: Vec<u8>,

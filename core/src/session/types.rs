@@ -165,35 +165,51 @@ pub enum SessionEvent {
     Closed(Closed),
 }
 
-/// Which limit a message was too large for (see [`SendError::TooLarge`]).
+/// Which limit a message was too large for (see [`SendError::TooLarge`]). Each is a fact about
+/// the message, not the moment: sending it again is refused again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SizeLimit {
-    /// The payload is over [`MAX_UNCOMPRESSED_SIZE`](crate::rlpx::MAX_UNCOMPRESSED_SIZE), the
-    /// most a peer decompresses (geth's limit too).
+    /// The payload is over [`MAX_UNCOMPRESSED_SIZE`](crate::rlpx::MAX_UNCOMPRESSED_SIZE)
+    /// (16,777,215 bytes), the most a peer decompresses (geth's limit too). Split it into
+    /// messages of the protocol's own making.
     Message,
     /// Message id and (compressed) payload are over
-    /// [`MAX_FRAME_SIZE`](crate::rlpx::MAX_FRAME_SIZE), the most one frame carries.
+    /// [`MAX_FRAME_SIZE`](crate::rlpx::MAX_FRAME_SIZE), the most one frame carries. Only a
+    /// payload over [`MAX_MESSAGE_SIZE`](crate::rlpx::MAX_MESSAGE_SIZE) (16,777,198 bytes) can
+    /// meet this: with snappy, when it does not compress enough; without (a peer of p2p
+    /// version 4), when it and its id pass the limit. Split it.
     Frame,
     /// Its frame is larger than the whole outbound queue
     /// ([`SessionConfig::max_outbound_queue`](super::SessionConfig::max_outbound_queue) less
-    /// [`CONTROL_RESERVE`](super::CONTROL_RESERVE)).
+    /// [`CONTROL_RESERVE`](super::CONTROL_RESERVE)). The default queue holds one maximal
+    /// frame, so this happens only with a smaller configured queue: raise it, or send smaller
+    /// messages.
     Queue,
 }
 
-/// Why [`Session::send`](super::Session::send) refused a message. The session itself is
-/// unaffected.
+/// Why [`Session::send`](super::Session::send) (or a node's or driver's `send`) refused a
+/// message. Nothing was queued, and the session itself is unaffected: a refusal never closes
+/// a connection.
+///
+/// [`QueueFull`](Self::QueueFull) means "later", and so does `NotEstablished` on a session
+/// still in its handshake; any other refusal is final for this message on this session:
+/// sending it again unchanged gets the same answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendError {
-    /// The session is not established yet, or no longer.
+    /// The session is not established yet, or no longer. From a node: no peer has that id
+    /// (it never connected, or it left, which a `PeerRemoved` event reports). Send after
+    /// `PeerAdded`, and stop sending to a peer once it is removed.
     NotEstablished,
-    /// The peer did not agree to this protocol.
+    /// The peer does not speak this protocol (it was not in both Hellos; the peer's
+    /// [`SharedCapability`] list says what was agreed), or `protocol` is not one of ours.
     NotNegotiated {
         /// The protocol.
         protocol: ProtocolId,
     },
-    /// The code is beyond the protocol's message count.
+    /// The code is beyond the protocol's message count
+    /// ([`Protocol::length`](super::Protocol::length)): a bug in the caller.
     CodeOutOfRange {
         /// The code.
         code: u64,
@@ -201,8 +217,10 @@ pub enum SendError {
         length: u64,
     },
     /// The outbound queue has no room for the message now. It will: try again once the
-    /// queue has drained by `needed` bytes, which a
-    /// [`SessionEvent::Writable`] announces.
+    /// queue has drained by `needed` bytes, which a [`SessionEvent::Writable`] (from a node
+    /// or driver: `NodeEvent::Writable` for the peer) announces. Keep the message until then;
+    /// a peer that never reads is disconnected by the write timeout instead, and its
+    /// `PeerRemoved` ends the wait.
     QueueFull {
         /// Bytes queued.
         queued: usize,

@@ -7,7 +7,8 @@ pub mod raw_peer;
 
 use serde_json::Value;
 
-/// Parses `tests/vectors/<name>` (copied from `../shared/vectors`, so tests are hermetic).
+/// Parses `tests/vectors/<name>` (copies of the project's shared vectors, kept here so that
+/// the tests are hermetic).
 pub fn vector(name: &str) -> Value {
     let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));

@@ -7,7 +7,8 @@ use devp2p_core::node::Undialable;
 use devp2p_core::session::SendError;
 use devp2p_core::NodeId;
 
-/// The node has stopped (shut down, or, with tokio, all its handles were dropped).
+/// The node has stopped (shut down, or, with tokio, all its handles were dropped). Final:
+/// nothing more can be asked of it; start a new node to go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopped;
 
@@ -19,19 +20,25 @@ impl fmt::Display for Stopped {
 
 impl std::error::Error for Stopped {}
 
-/// Why a driver did not take a message.
+/// Why a driver did not take a message: the error of `send` in both drivers, and of
+/// `try_send` and `post` in devp2p-tokio. The message was not sent and will not be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendFailure {
     /// The node has stopped.
     Stopped,
-    /// The node refused it: not connected, protocol not negotiated, code out of range, too
-    /// large ([`SendError::TooLarge`], at once), or (mio only) the peer's queue is full
-    /// ([`SendError::QueueFull`]: send again after
-    /// [`NodeEvent::Writable`](devp2p_core::node::NodeEvent::Writable)).
+    /// The node refused it; [`SendError`] says why and what to do. Not connected (the peer
+    /// left, or left while the message waited for room), protocol not negotiated, code out of
+    /// range, or too large ([`SendError::TooLarge`], at once). A full queue
+    /// ([`SendError::QueueFull`]) comes back only where the caller asked not to wait (mio's
+    /// `send`, tokio's `try_send`): keep the message and send it again after
+    /// [`NodeEvent::Writable`](devp2p_core::node::NodeEvent::Writable) for the peer.
     Refused(SendError),
-    /// (tokio only) The peer's outbound queue is full and this many `send`s to it already
-    /// wait for room (`devp2p_tokio::MAX_PARKED_SENDS_PER_PEER`).
+    /// (tokio only) The peer's outbound queue is full and `waiting` sends to it already wait
+    /// for room: from `send`, once `devp2p_tokio::MAX_PARKED_SENDS_PER_PEER` wait (callers
+    /// that do not await their sends), and from `try_send` whenever any wait, so they keep
+    /// their order. Await the sends, or with `try_send` wait for the
+    /// [`NodeEvent::Writable`](devp2p_core::node::NodeEvent::Writable) that follows.
     TooManyWaiting {
         /// The peer.
         peer: NodeId,
@@ -61,13 +68,16 @@ impl From<Stopped> for SendFailure {
     }
 }
 
-/// Why a driver did not add a static peer.
+/// Why a driver did not add a static peer. Only what can be decided at once is an error: a
+/// dial that fails later is a
+/// [`NodeEvent::ConnectionFailed`](devp2p_core::node::NodeEvent::ConnectionFailed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AddStaticError {
     /// The node has stopped.
     Stopped,
-    /// The node can never dial it (see [`Undialable`]).
+    /// The node can never dial it: see [`Undialable`] for each reason and its remedy. It was
+    /// not added.
     Undialable(Undialable),
 }
 
@@ -92,9 +102,10 @@ impl From<Stopped> for AddStaticError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LookupError {
-    /// The node has stopped.
+    /// The node has stopped (with tokio: before the lookup ended, too).
     Stopped,
-    /// The node runs without discovery.
+    /// The node runs without discovery
+    /// ([`NodeConfig::no_discovery`](devp2p_core::node::NodeConfig::no_discovery)).
     NoDiscovery,
 }
 

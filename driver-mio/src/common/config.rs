@@ -51,9 +51,8 @@ pub struct DriverConfig {
     /// Where the node key (by default) and the node database live; `None`: nothing is kept.
     pub data_dir: Option<PathBuf>,
     /// How often the node database is saved while the node runs (it is saved at shutdown
-    /// too), so that a crash or a kill loses at most this much; `None`:
-    /// [`NODE_DB_SAVE_INTERVAL`](crate::common::engine::NODE_DB_SAVE_INTERVAL). Raised to
-    /// [`MIN_DB_SAVE_INTERVAL`] if shorter.
+    /// too), so that a crash or a kill loses at most this much; `None`: every 5 minutes.
+    /// Raised to 100 ms if shorter.
     pub db_save_interval: Option<Duration>,
 }
 

@@ -134,7 +134,9 @@ pub trait Io {
     fn backlog(&self) -> Backlog;
 }
 
-/// Counters of what the driver did outside the node.
+/// Counters of what the driver did outside the node, since it started. Each counts something
+/// the node never saw, so a non-zero value points at the host or the application rather than
+/// at peers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DriverStats {
@@ -143,7 +145,8 @@ pub struct DriverStats {
     pub datagrams_dropped: u64,
     /// Connections closed because of a socket error.
     pub socket_errors: u64,
-    /// Discovery events dropped because the application did not take events.
+    /// Discovery events dropped because the application did not take events (beyond 65,536
+    /// waiting). Peer and message events are never dropped: the node stops reading instead.
     pub events_dropped: u64,
     /// Accepted connections closed at once because the driver was shutting down or out of
     /// tokens.
@@ -155,11 +158,16 @@ pub struct DriverStats {
     pub posts_dropped: u64,
 }
 
-/// Everything a driver counts: the node's counters and the driver's own.
+/// Everything a driver counts: the node's counters and the driver's own, as `stats()` of
+/// either driver returns them. Counters only grow (since start); the difference of two
+/// snapshots is a rate. The node's are the same whichever driver runs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Datagrams, handshakes, dials, refusals and disconnects, by kind and reason.
+    /// Datagrams, handshakes, dials, refusals and disconnects, by kind and reason. Of what
+    /// [`NodeEvent::ConnectionFailed`](devp2p_core::node::NodeEvent::ConnectionFailed) reports
+    /// one by one, failed TCP connects are counted under `dials`, failed handshakes under
+    /// `handshakes`.
     pub node: NodeStats,
     /// What the driver did outside the node.
     pub driver: DriverStats,
