@@ -79,9 +79,10 @@ mod driver;
 mod runner;
 
 pub use crate::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
+pub use crate::common::keyfile::KeyFileError;
 pub use crate::common::{
     AddStaticError, DriverConfig, DriverStats, KeySource, LookupError, SendFailure, ShutdownReport,
-    StartError, Stats, Stopped,
+    StartError, Stats, Stopped, Transport,
 };
 pub use driver::{Driver, MIN_TOKENS};
 pub use runner::{

@@ -77,9 +77,10 @@ use std::sync::Arc;
 pub use devp2p_mio::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
 pub use devp2p_mio::common::{
     AddStaticError, DriverConfig, DriverStats, KeySource, LookupError, SendFailure, ShutdownReport,
-    StartError, Stats, Stopped,
+    StartError, Stats, Stopped, Transport,
 };
 use devp2p_mio::common::{Engine, LogTarget};
+pub use devp2p_mio::KeyFileError;
 pub use events::EventStream;
 pub use handle::{NodeHandle, MAX_POSTED_BYTES, POST_MIN_WEIGHT};
 pub use task::{ACCEPTS_PER_TURN, COMMANDS_PER_TURN, MAX_PARKED_SENDS_PER_PEER};

@@ -18,6 +18,7 @@ const RAW_KEY_LEN: usize = 32;
 
 /// Why a key file could not be used.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum KeyFileError {
     /// Reading or writing failed.
     Io {
