@@ -22,7 +22,8 @@
 //!
 //! Run: `cargo bench -p devp2p-tests --bench versus_geth`. `DEVP2P_BENCH_QUICK=1` runs two short
 //! rounds of everything (100 sessions) to check that it works; `DEVP2P_VERSUS_ONLY=frames,
-//! handshakes,discv4,prims,sessions,memory` (any of them) runs only those figures. Needs Go (see
+//! handshakes,discv4,prims,sessions,memory` (any of them) runs only those figures, and
+//! `DEVP2P_VERSUS_PAIRS` and `DEVP2P_VERSUS_SIZES` only some of the session figure's rows. Needs Go (see
 //! `tests/harness/go_build.rs`); `DEVP2P_SKIP_GETH=1` skips it. Linux only (reads /proc).
 //! Without `--bench` (as `cargo test --benches` runs it) it does nothing.
 
@@ -54,6 +55,11 @@ const ROLE: &str = "DEVP2P_VERSUS_ROLE";
 const QUICK: &str = "DEVP2P_BENCH_QUICK";
 /// A comma-separated subset of frames, handshakes, discv4, prims, sessions, memory.
 const ONLY: &str = "DEVP2P_VERSUS_ONLY";
+/// The session figure's pairs to run (comma-separated keys: tokio, mio, geth-tokio, tokio-geth,
+/// geth-mio, mio-geth; all by default).
+const PAIRS: &str = "DEVP2P_VERSUS_PAIRS";
+/// The session figure's message sizes to run (1024, 65536; both by default).
+const SIZES: &str = "DEVP2P_VERSUS_SIZES";
 /// The one protocol the session figures speak (geth's side: "bench" version 1, one code).
 const P: ProtocolId = ProtocolId::new(0);
 /// Longest one session round or one connection phase may take.
@@ -644,6 +650,19 @@ impl Pair {
             Pair::MioToGeth => "ours, mio → geth",
         }
     }
+
+    /// Its name in `DEVP2P_VERSUS_PAIRS`.
+    fn key(self) -> &'static str {
+        match self {
+            Pair::Geth => "geth",
+            Pair::Tokio => "tokio",
+            Pair::Mio => "mio",
+            Pair::GethToTokio => "geth-tokio",
+            Pair::TokioToGeth => "tokio-geth",
+            Pair::GethToMio => "geth-mio",
+            Pair::MioToGeth => "mio-geth",
+        }
+    }
 }
 
 /// Seconds for `count` messages of `size` bytes to cross one session, sender to receiver's
@@ -927,10 +946,17 @@ fn bench_sessions(plan: &Plan, go: &mut Go) {
         plan.session_bytes >> 20
     );
     println!("| message | sender → receiver | MB/s | geth → geth MB/s | ratio | middle half | range |\n|---|---|---|---|---|---|---|");
+    let pairs = std::env::var(PAIRS).unwrap_or_default();
+    let sizes = std::env::var(SIZES).unwrap_or_default();
+    let listed =
+        |list: &str, item: &str| list.is_empty() || list.split(',').any(|x| x.trim() == item);
     for size in [1024usize, 64 << 10] {
+        if !listed(&sizes, &size.to_string()) {
+            continue;
+        }
         let count = plan.session_bytes / size;
         let mb = (size * count) as f64 / 1e6;
-        for pair in &Pair::ALL[1..] {
+        for pair in Pair::ALL[1..].iter().filter(|p| listed(&pairs, p.key())) {
             let s = versus(plan.session_rounds, |ours| {
                 let p = if ours { *pair } else { Pair::Geth };
                 mb / session_round(p, go, &rt, size, count)
