@@ -591,6 +591,23 @@ fn bench_prims(plan: &Plan, go: &mut Go, fx: &Fixture) {
             s.ratio_cells()
         );
     }
+    // What our key pairs and signatures pay on top of libsecp256k1's own work (geth's
+    // context is never re-randomised, so it has no counterpart): rust-secp256k1 re-randomises
+    // its context after every operation with a secret.
+    let rates: Vec<f64> = (0..plan.rounds)
+        .map(|_| {
+            measure(plan.ms, |i| {
+                let mut seed = [0u8; 32];
+                seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                secp256k1::rerandomize_global_context(&seed);
+            })
+        })
+        .collect();
+    println!(
+        "\nOurs alone: rust-secp256k1's context re-randomisation, done after every key pair and signature: {:.0} /s ({:.1} µs)",
+        median(&rates),
+        1e6 / median(&rates)
+    );
 }
 
 // ---- one session over 127.0.0.1 ---------------------------------------------------------
@@ -620,6 +637,8 @@ fn payloads(size: usize, count: usize, seed: u64) -> Vec<Vec<u8>> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pair {
     Geth,
+    /// geth to geth with each server in its own process, as in the geth-and-ours pairs.
+    GethTwo,
     Tokio,
     Mio,
     GethToTokio,
@@ -629,8 +648,9 @@ enum Pair {
 }
 
 impl Pair {
-    const ALL: [Pair; 7] = [
+    const ALL: [Pair; 8] = [
         Pair::Geth,
+        Pair::GethTwo,
         Pair::Tokio,
         Pair::Mio,
         Pair::GethToTokio,
@@ -642,6 +662,7 @@ impl Pair {
     fn name(self) -> &'static str {
         match self {
             Pair::Geth => "geth → geth",
+            Pair::GethTwo => "geth → geth, two processes",
             Pair::Tokio => "ours → ours, tokio",
             Pair::Mio => "ours → ours, mio",
             Pair::GethToTokio => "geth → ours, tokio",
@@ -651,10 +672,23 @@ impl Pair {
         }
     }
 
+    /// The geth pair this one is measured against: the pairs with one end in each process
+    /// against geth's two servers in two processes (the same process boundary), the others
+    /// against geth's two servers in one process.
+    fn baseline(self) -> Pair {
+        match self {
+            Pair::GethToTokio | Pair::TokioToGeth | Pair::GethToMio | Pair::MioToGeth => {
+                Pair::GethTwo
+            }
+            _ => Pair::Geth,
+        }
+    }
+
     /// Its name in `DEVP2P_VERSUS_PAIRS`.
     fn key(self) -> &'static str {
         match self {
             Pair::Geth => "geth",
+            Pair::GethTwo => "geth2",
             Pair::Tokio => "tokio",
             Pair::Mio => "mio",
             Pair::GethToTokio => "geth-tokio",
@@ -670,6 +704,7 @@ impl Pair {
 fn session_round(
     pair: Pair,
     go: &mut Go,
+    go2: &mut Go,
     rt: &tokio::runtime::Runtime,
     size: usize,
     count: usize,
@@ -679,6 +714,20 @@ fn session_round(
         Pair::Geth => {
             let v = go.call(json!({"cmd": "pair", "size": size, "count": count, "seed": seed}));
             v["ns"].as_f64().expect("ns") / 1e9
+        }
+        Pair::GethTwo => {
+            let receiver = geth_listener(go2);
+            geth_listener(go);
+            go.call(json!({"cmd": "dial", "enode": receiver.to_string()}));
+            go2.call(json!({"cmd": "expect", "bytes": size * count}));
+            let start = Instant::now();
+            go.send(json!({"cmd": "stream", "size": size, "count": count, "seed": seed}));
+            go2.recv();
+            let secs = start.elapsed().as_secs_f64();
+            go.recv();
+            go.call(json!({"cmd": "close"}));
+            go2.call(json!({"cmd": "close"}));
+            secs
         }
         Pair::Tokio => tokio_pair(rt, &payloads(size, count, seed), count),
         Pair::Mio => mio_pair(payloads(size, count, seed), count),
@@ -935,17 +984,19 @@ fn mio_with_geth(go: &mut Go, size: usize, count: usize, seed: u64, ours_sends: 
     secs
 }
 
-fn bench_sessions(plan: &Plan, go: &mut Go) {
+fn bench_sessions(plan: &Plan, go: &mut Go, geth_bin: &Path) {
+    // The receiving server of geth to geth across two processes.
+    let mut go2 = Go::start(geth_bin);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     println!(
-        "\n### One session over 127.0.0.1 ({} MiB of random messages per run; each pair alternates with geth → geth, ratio: the pair's rate / geth → geth's)\n",
+        "\n### One session over 127.0.0.1 ({} MiB of random messages per run; each pair alternates with the geth pair it is measured against, ratio: the pair's rate / that pair's)\n",
         plan.session_bytes >> 20
     );
-    println!("| message | sender → receiver | MB/s | geth → geth MB/s | ratio | middle half | range |\n|---|---|---|---|---|---|---|");
+    println!("| message | sender → receiver | against | MB/s | its MB/s | ratio | middle half | range |\n|---|---|---|---|---|---|---|---|");
     let pairs = std::env::var(PAIRS).unwrap_or_default();
     let sizes = std::env::var(SIZES).unwrap_or_default();
     let listed =
@@ -957,14 +1008,16 @@ fn bench_sessions(plan: &Plan, go: &mut Go) {
         let count = plan.session_bytes / size;
         let mb = (size * count) as f64 / 1e6;
         for pair in Pair::ALL[1..].iter().filter(|p| listed(&pairs, p.key())) {
+            let baseline = pair.baseline();
             let s = versus(plan.session_rounds, |ours| {
-                let p = if ours { *pair } else { Pair::Geth };
-                mb / session_round(p, go, &rt, size, count)
+                let p = if ours { *pair } else { baseline };
+                mb / session_round(p, go, &mut go2, &rt, size, count)
             });
             println!(
-                "| {} | {} | {:.0} | {:.0} | {} |",
+                "| {} | {} | {} | {:.0} | {:.0} | {} |",
                 human(size),
                 pair.name(),
+                baseline.name(),
                 median(&s.ours),
                 median(&s.geth),
                 s.ratio_cells()
@@ -1294,7 +1347,7 @@ fn main() {
         bench_prims(&plan, &mut go, &fx);
     }
     if wanted("sessions") {
-        bench_sessions(&plan, &mut go);
+        bench_sessions(&plan, &mut go, &geth_bin);
     }
     drop(go);
     if wanted("memory") {

@@ -57,6 +57,8 @@ type request struct {
 	Role string `json:"role,omitempty"`
 	// pair, stream: how many messages.
 	Count int `json:"count,omitempty"`
+	// dial: the enode URL to dial.
+	Enode string `json:"enode,omitempty"`
 	// expect: how many payload bytes to wait for.
 	Bytes int64 `json:"bytes,omitempty"`
 	// pair, stream, expect: the seed of the payloads (random, incompressible).
@@ -109,6 +111,8 @@ func handle(req *request) error {
 		return pair(req.Size, req.Count, req.Seed)
 	case "listen":
 		return listen()
+	case "dial":
+		return dial(req.Enode)
 	case "stream":
 		return stream(req.Size, req.Count, req.Seed)
 	case "expect":

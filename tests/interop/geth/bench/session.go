@@ -206,12 +206,30 @@ func closeListener() {
 // listen: a fresh server for our node to dial (the previous one stopped); answers its URL.
 func listen() error {
 	closeListener()
-	n, err := newNode(4, true)
+	n, err := newNode(4, false)
 	if err != nil {
 		return err
 	}
 	listener = n
 	answer(map[string]string{"enode": n.url()})
+	return nil
+}
+
+// dial: the listener dials the node at url (another process's listener, say) and answers
+// once the session's handler runs.
+func dial(url string) error {
+	if listener == nil {
+		return errors.New("not listening")
+	}
+	n, err := enode.ParseV4(url)
+	if err != nil {
+		return err
+	}
+	listener.srv.AddPeer(n)
+	if _, err := listener.waitPeer(); err != nil {
+		return err
+	}
+	answer(map[string]bool{"ok": true})
 	return nil
 }
 
