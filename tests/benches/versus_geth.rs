@@ -12,20 +12,27 @@
 //! * discv4: decode + verify of the same six packets (our encoder wrote them), geth doing
 //!   what its UDPv4 does with a packet (v4wire.Decode, the sender's id, an ENRResponse's
 //!   record verified);
-//! * one session over 127.0.0.1 at 1 KiB and 64 KiB messages: geth↔geth (two p2p.Servers in
-//!   the Go process) against ours↔ours (tokio: two nodes on one two-worker runtime; mio: each
-//!   node on its own thread), and geth↔ours in both directions; every ratio is against
-//!   geth↔geth in the same round;
+//! * the primitives under those three, each as our code and geth's call them;
+//! * one session over 127.0.0.1 at 1 KiB and 64 KiB messages: ours↔ours (tokio: two nodes on
+//!   one two-worker runtime; mio: each node in its own `Runner` on its own thread) against
+//!   geth↔geth (two p2p.Servers in the Go process), and geth↔ours in both directions
+//!   against geth↔geth with each server in its own process (the same process boundary);
 //! * resident memory per established idle session at 1,000 sessions: a hub process (geth's
 //!   p2p.Server, or one of our nodes through each driver) dialled by 1,000 of our client
 //!   nodes in another process; the ratio is ours / geth (lower is better).
 //!
-//! Run: `cargo bench -p devp2p-tests --bench versus_geth`. `DEVP2P_BENCH_QUICK=1` runs two short
-//! rounds of everything (100 sessions) to check that it works; `DEVP2P_VERSUS_ONLY=frames,
-//! handshakes,discv4,prims,sessions,memory` (any of them) runs only those figures, and
-//! `DEVP2P_VERSUS_PAIRS` and `DEVP2P_VERSUS_SIZES` only some of the session figure's rows. Needs Go (see
-//! `tests/harness/go_build.rs`); `DEVP2P_SKIP_GETH=1` skips it. Linux only (reads /proc).
-//! Without `--bench` (as `cargo test --benches` runs it) it does nothing.
+//! The short figures (frames, handshakes, discv4, primitives) run 61 rounds of 20 ms of
+//! process CPU time a side: CPU time, because on a shared machine what a slice of wall time
+//! holds depends on what else runs. Sessions run 15 rounds of 16 MiB a side, timed by the
+//! wall clock (their figure is the parallel work of two threads); memory 7 rounds.
+//!
+//! Run: `cargo bench -p devp2p-tests --bench versus_geth`. `DEVP2P_BENCH_QUICK=1` runs two
+//! short rounds of everything (100 sessions) to check that it works;
+//! `DEVP2P_VERSUS_ONLY=frames,handshakes,discv4,prims,sessions,memory` (any of them) runs only
+//! those figures, and `DEVP2P_VERSUS_PAIRS` and `DEVP2P_VERSUS_SIZES` only some of the
+//! session figure's rows. Needs Go (see `tests/harness/go_build.rs`); `DEVP2P_SKIP_GETH=1`
+//! skips it. Linux only (reads /proc). Without `--bench` (as `cargo test --benches` runs it)
+//! it does nothing.
 
 #[path = "../harness/go_build.rs"]
 mod go_build;
@@ -99,10 +106,10 @@ impl Plan {
         } else {
             Plan {
                 rounds: 61,
-                session_rounds: 9,
+                session_rounds: 15,
                 mem_rounds: 7,
                 ms: 20,
-                session_bytes: 32 << 20,
+                session_bytes: 16 << 20,
                 sessions: 1000,
             }
         }
