@@ -246,7 +246,10 @@ pub(crate) async fn run(
             .next_deadline()
             .map(|d| tokio::time::Instant::from_std(engine.clock().to_std(d)));
         let accept_resume = io.accept_paused_until;
-        let pending = engine.has_pending(&io);
+        // Readiness the engine has not acted on yet, or peers that became writable during
+        // this turn's last flush (retry_parked ran before it): either way, no wake-up is
+        // coming for it, so the task goes round again at once.
+        let pending = engine.has_pending(&io) || !io.writable.is_empty();
         tokio::select! {
             cmd = commands.recv(), if !handles_gone => match cmd {
                 Some(c) => {
