@@ -30,7 +30,7 @@
 //! short rounds of everything (100 sessions) to check that it works;
 //! `DEVP2P_VERSUS_ONLY=frames,handshakes,discv4,prims,sessions,memory` (any of them) runs only
 //! those figures, and `DEVP2P_VERSUS_PAIRS` and `DEVP2P_VERSUS_SIZES` only some of the
-//! session figure's rows. Needs Go (see `tests/harness/go_build.rs`); `DEVP2P_SKIP_GETH=1`
+//! session figure's rows; `DEVP2P_VERSUS_VERBOSE=1` prints every round. Needs Go (see `tests/harness/go_build.rs`); `DEVP2P_SKIP_GETH=1`
 //! skips it. Linux only (reads /proc). Without `--bench` (as `cargo test --benches` runs it)
 //! it does nothing.
 
@@ -62,6 +62,9 @@ const ROLE: &str = "DEVP2P_VERSUS_ROLE";
 const QUICK: &str = "DEVP2P_BENCH_QUICK";
 /// A comma-separated subset of frames, handshakes, discv4, prims, sessions, memory.
 const ONLY: &str = "DEVP2P_VERSUS_ONLY";
+/// `1`: every round's two measurements on stderr, and for the session pairs the CPU time
+/// they took (geth's pair, our tokio pair's process, each of our mio pair's threads).
+const VERBOSE: &str = "DEVP2P_VERSUS_VERBOSE";
 /// The session figure's pairs to run (comma-separated keys: tokio, mio, geth-tokio, tokio-geth,
 /// geth-mio, mio-geth; all by default).
 const PAIRS: &str = "DEVP2P_VERSUS_PAIRS";
@@ -143,6 +146,17 @@ fn measure(ms: u64, mut f: impl FnMut(usize)) -> f64 {
     }
 }
 
+/// CPU seconds (user + system) the calling thread has used.
+fn thread_cpu() -> f64 {
+    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one `rusage` into the struct we pass and reads nothing else.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    assert_eq!(rc, 0, "getrusage");
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 /// CPU time (user + system) this process has used, all threads.
 fn cpu_time() -> Duration {
     // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
@@ -214,6 +228,12 @@ fn versus(rounds: usize, mut rate: impl FnMut(bool) -> f64) -> Series {
             let g = rate(false);
             (rate(true), g)
         };
+        if std::env::var(VERBOSE).as_deref() == Ok("1") {
+            eprintln!(
+                "round {round}: ours {o:.1}, geth {g:.1}, ratio {:.3}",
+                o / g
+            );
+        }
         s.push(o, g, o / g);
     }
     s
@@ -720,6 +740,13 @@ fn session_round(
     match pair {
         Pair::Geth => {
             let v = go.call(json!({"cmd": "pair", "size": size, "count": count, "seed": seed}));
+            if std::env::var(VERBOSE).as_deref() == Ok("1") {
+                eprintln!(
+                    "geth pair: {:.3} s, {:.3} s of CPU",
+                    v["ns"].as_f64().expect("ns") / 1e9,
+                    v["cpu_ns"].as_f64().expect("cpu_ns") / 1e9
+                );
+            }
             v["ns"].as_f64().expect("ns") / 1e9
         }
         Pair::GethTwo => {
@@ -736,7 +763,17 @@ fn session_round(
             go2.call(json!({"cmd": "close"}));
             secs
         }
-        Pair::Tokio => tokio_pair(rt, &payloads(size, count, seed), count),
+        Pair::Tokio => {
+            let cpu0 = cpu_time();
+            let secs = tokio_pair(rt, &payloads(size, count, seed), count);
+            if std::env::var(VERBOSE).as_deref() == Ok("1") {
+                eprintln!(
+                    "tokio pair: {secs:.3} s, {:.3} s of CPU (with node start-up and shutdown)",
+                    (cpu_time() - cpu0).as_secs_f64()
+                );
+            }
+            secs
+        }
         Pair::Mio => mio_pair(payloads(size, count, seed), count),
         Pair::GethToTokio | Pair::TokioToGeth => {
             tokio_with_geth(rt, go, size, count, seed, pair == Pair::TokioToGeth)
@@ -827,6 +864,9 @@ fn mio_pair(msgs: Vec<Vec<u8>>, count: usize) -> f64 {
             .expect("poll");
         }
         let end = Instant::now();
+        if std::env::var(VERBOSE).as_deref() == Ok("1") {
+            eprintln!("mio receiver thread CPU {:.3} s", thread_cpu());
+        }
         done2.store(true, Ordering::SeqCst);
         r.remote().stop();
         let _ = r.run(|_, _, _| {});
@@ -861,6 +901,13 @@ fn mio_pair(msgs: Vec<Vec<u8>>, count: usize) -> f64 {
             }
             r.turn(Some(Duration::from_millis(1)), &mut |_, _, _| {})
                 .expect("poll");
+        }
+        if std::env::var(VERBOSE).as_deref() == Ok("1") {
+            eprintln!(
+                "mio sender thread CPU {:.3} s, {:.3} s since start",
+                thread_cpu(),
+                start.elapsed().as_secs_f64()
+            );
         }
         r.remote().stop();
         let _ = r.run(|_, _, _| {});

@@ -180,7 +180,7 @@ func pair(size, count int, seed int64) error {
 	}
 	msgs := payloads(size, count, seed)
 	done := a.sink.expect(int64(size) * int64(count))
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	if err := send(rw, msgs, count); err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func pair(size, count int, seed int64) error {
 	case <-time.After(peerWait):
 		return errors.New("the receiver did not get every byte")
 	}
-	answer(map[string]int64{"ns": time.Since(start).Nanoseconds()})
+	answer(map[string]int64{"ns": time.Since(start).Nanoseconds(), "cpu_ns": (cpuTime() - cpu0).Nanoseconds()})
 	return nil
 }
 
