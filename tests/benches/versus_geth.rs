@@ -763,17 +763,7 @@ fn session_round(
             go2.call(json!({"cmd": "close"}));
             secs
         }
-        Pair::Tokio => {
-            let cpu0 = cpu_time();
-            let secs = tokio_pair(rt, &payloads(size, count, seed), count);
-            if std::env::var(VERBOSE).as_deref() == Ok("1") {
-                eprintln!(
-                    "tokio pair: {secs:.3} s, {:.3} s of CPU (with node start-up and shutdown)",
-                    (cpu_time() - cpu0).as_secs_f64()
-                );
-            }
-            secs
-        }
+        Pair::Tokio => tokio_pair(rt, &payloads(size, count, seed), count),
         Pair::Mio => mio_pair(payloads(size, count, seed), count),
         Pair::GethToTokio | Pair::TokioToGeth => {
             tokio_with_geth(rt, go, size, count, seed, pair == Pair::TokioToGeth)
@@ -794,7 +784,7 @@ fn tokio_pair(rt: &tokio::runtime::Runtime, msgs: &[Vec<u8>], count: usize) -> f
         wait_peer(&mut b_events).await;
         wait_peer(&mut a_events).await;
         let total: usize = (0..count).map(|i| msgs[i % msgs.len()].len()).sum();
-        let start = Instant::now();
+        let (start, cpu0) = (Instant::now(), cpu_time());
         let receiver = tokio::spawn(async move {
             receive(&mut a_events, total).await;
             a_events
@@ -810,6 +800,12 @@ fn tokio_pair(rt: &tokio::runtime::Runtime, msgs: &[Vec<u8>], count: usize) -> f
             .expect("tokio round within the limit")
             .expect("receiver task");
         let secs = start.elapsed().as_secs_f64();
+        if std::env::var(VERBOSE).as_deref() == Ok("1") {
+            eprintln!(
+                "tokio pair: {secs:.3} s, {:.3} s of CPU",
+                (cpu_time() - cpu0).as_secs_f64()
+            );
+        }
         let _ = b.shutdown().await;
         let _ = a.shutdown().await;
         secs
