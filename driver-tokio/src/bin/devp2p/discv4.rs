@@ -49,6 +49,11 @@ impl Probe {
         let to = remote
             .udp_addr()
             .ok_or_else(|| format!("{remote} has no IP address"))?;
+        if to.port() == 0 {
+            return Err(
+                format!("{remote} has no UDP port: the node does not run discovery").into(),
+            );
+        }
         let any: IpAddr = if to.is_ipv4() {
             Ipv4Addr::UNSPECIFIED.into()
         } else {

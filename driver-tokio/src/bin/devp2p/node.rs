@@ -69,13 +69,13 @@ pub struct NodeArgs {
     /// Data directory: the node database (and the node key, unless given otherwise).
     #[arg(long)]
     datadir: Option<PathBuf>,
-    /// Discovery bootnodes (comma-separated enode URLs).
+    /// Discovery bootnodes (comma-separated enode URLs or enr: records).
     #[arg(long, value_parser = parse_enode_list)]
     bootnodes: Option<EnodeList>,
-    /// Peers to keep connected (comma-separated enode URLs).
+    /// Peers to keep connected (comma-separated enode URLs or enr: records).
     #[arg(long = "static", value_parser = parse_enode_list)]
     static_nodes: Option<EnodeList>,
-    /// Peers admitted past the peer limits (comma-separated enode URLs).
+    /// Peers admitted past the peer limits (comma-separated enode URLs or enr: records).
     #[arg(long, value_parser = parse_enode_list)]
     trusted: Option<EnodeList>,
     /// Peers at most.
