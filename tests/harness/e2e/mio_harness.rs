@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use devp2p_core::discv4::NodeDbSnapshot;
-use devp2p_core::node::PeerInfo;
+use devp2p_core::discv4::{Event as DiscoveryEvent, Node as DiscNode, NodeDbSnapshot};
+use devp2p_core::node::{NodeEvent, PeerInfo};
 use devp2p_core::session::{DisconnectReason, ProtocolId, SendError};
-use devp2p_core::{Enode, NodeId};
+use devp2p_core::{Enode, Enr, NodeId, NodePublicKey};
 use devp2p_mio::{
     AddStaticError, DriverConfig, Remote, Runner, SendFailure, ShutdownReport, Stats,
 };
 
-use super::{wait_for, EventLog, Harness};
+use super::{wait_for, EventLog, Harness, LOOKUP_WAIT};
 
 /// Longest a turn of the runner thread sleeps, so that it notices the harness stopping.
 const TURN: Duration = Duration::from_millis(20);
@@ -161,6 +161,45 @@ impl Harness for MioHarness {
             let table = r.driver(i).expect("node exists").table();
             table.iter().map(|n| n.id()).collect()
         })
+    }
+
+    fn table_nodes(&mut self, i: usize) -> Vec<DiscNode> {
+        self.call(move |r| r.driver(i).expect("node exists").table())
+    }
+
+    fn lookup(&mut self, i: usize, target: Option<NodePublicKey>) -> Vec<DiscNode> {
+        let id = self
+            .call(move |r| {
+                let d = r.driver_mut(i).expect("node exists");
+                match target {
+                    Some(t) => d.lookup(&t),
+                    None => d.lookup_random(),
+                }
+            })
+            .unwrap_or_else(|e| panic!("mio node {i}: lookup: {e}"));
+        let finished = |log: &EventLog| {
+            log.with(i, |ev| {
+                ev.iter().rev().find_map(|e| match e {
+                    NodeEvent::Discovery(d) => match d.as_ref() {
+                        DiscoveryEvent::LookupFinished { id: l, nodes, .. } if *l == id => {
+                            Some(nodes.clone())
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+            })
+        };
+        wait_for(
+            &format!("mio node {i}: lookup {id:?} to end"),
+            LOOKUP_WAIT,
+            || finished(&self.log).is_some(),
+        );
+        finished(&self.log).expect("waited for it")
+    }
+
+    fn local_enr(&mut self, i: usize) -> Option<Enr> {
+        self.call(move |r| r.driver(i).expect("node exists").local_enr())
     }
 
     fn db_snapshot(&mut self, i: usize) -> NodeDbSnapshot {
