@@ -11,13 +11,13 @@ mod geth;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use devp2p_core::keccak::keccak256;
 use devp2p_core::node::{Direction, NodeEvent, PeerInfo};
 use devp2p_core::rlpx::{MAX_MESSAGE_SIZE, MAX_UNCOMPRESSED_SIZE};
 use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId, SessionError, Side};
-use devp2p_core::NodeId;
+use devp2p_core::{Enode, NodeId};
 use devp2p_mio::common::DriverConfig;
 use e2e::{local_config, wait_for, Harness, MioHarness, TokioHarness};
 use geth::go_build::GETH_DEVP2P;
@@ -76,7 +76,11 @@ macro_rules! both_drivers {
     };
 }
 
-both_drivers!(we_dial_geth, geth_dials_us);
+both_drivers!(
+    we_dial_geth,
+    geth_dials_us,
+    every_disconnect_reason_both_ways
+);
 
 /// A node without discovery speaking [`our_protocols`], pinging every [`PING_INTERVAL`].
 fn rlpx_config() -> DriverConfig {
@@ -515,6 +519,253 @@ fn geth_dials_us(h: &mut impl Harness) {
         WAIT,
     );
     exchange(h, a, &mut geth, Direction::Inbound);
+}
+
+/// Every reason [`DisconnectReason`] names (0x0c..=0x0f are unassigned).
+const REASONS: [DisconnectReason; 13] = [
+    DisconnectReason::Requested,
+    DisconnectReason::TcpError,
+    DisconnectReason::BreachOfProtocol,
+    DisconnectReason::UselessPeer,
+    DisconnectReason::TooManyPeers,
+    DisconnectReason::AlreadyConnected,
+    DisconnectReason::IncompatibleVersion,
+    DisconnectReason::InvalidIdentity,
+    DisconnectReason::ClientQuitting,
+    DisconnectReason::UnexpectedIdentity,
+    DisconnectReason::ConnectedToSelf,
+    DisconnectReason::PingTimeout,
+    DisconnectReason::SubprotocolError,
+];
+
+/// A node without discovery speaking [`our_protocols`], default timers.
+fn quiet_config() -> DriverConfig {
+    let mut c = local_config(false);
+    c.node.session.protocols = our_protocols();
+    c
+}
+
+/// Each reason, sent by us and read by geth, and sent by geth and read by us: 26 sessions at
+/// once, one node of ours each, half dialled by us and half by geth. Both sides report the
+/// reason and who sent it, with one exception: geth never sends 0x01 (TCP sub-system
+/// error); told to disconnect with it, it closes the connection without a Disconnect
+/// (`rlpxTransport.close` skips `DiscNetworkError`), and we report a close without reason.
+fn every_disconnect_reason_both_ways(h: &mut impl Harness) {
+    let mut geth = geth_rlpx(&["--max-peers", "64"]);
+    let geth_id = geth.id();
+    // (we send it, the reason, we dial)
+    let cases: Vec<(bool, DisconnectReason, bool)> = [true, false]
+        .into_iter()
+        .flat_map(|ours| {
+            REASONS
+                .iter()
+                .enumerate()
+                .map(move |(k, r)| (ours, *r, (k % 2 == 0) == ours))
+        })
+        .collect();
+    let nodes: Vec<usize> = cases.iter().map(|_| h.start(quiet_config())).collect();
+    for (&(_, _, we_dial), &n) in cases.iter().zip(&nodes) {
+        if we_dial {
+            h.add_static(n, geth.enode())
+                .expect("a dialable static peer");
+        } else {
+            geth.request_ok(
+                json!({"cmd": "dial", "enode": h.enode(n).to_string()}),
+                WAIT,
+            );
+        }
+    }
+    for &n in &nodes {
+        let id = h.id(n);
+        wait_for(
+            &format!("node {n} and geth to connect ({})", h.driver()),
+            WAIT,
+            || added_count(h, n, geth_id) >= 1,
+        );
+        geth.wait_for("geth to add our node", WAIT, |e| is(e, "peer_added", &id));
+    }
+    for (&(ours, reason, _), &n) in cases.iter().zip(&nodes) {
+        if ours {
+            h.disconnect(n, geth_id, reason);
+        } else {
+            let id = h.id(n).to_string();
+            geth.send(json!({"cmd": "disconnect", "peer": id, "reason": reason.code()}));
+        }
+    }
+    for (&(ours, reason, we_dial), &n) in cases.iter().zip(&nodes) {
+        let id = h.id(n);
+        let case = format!(
+            "{}: {reason:?} sent by {}, {} dialled",
+            h.driver(),
+            if ours { "us" } else { "geth" },
+            if we_dial { "we" } else { "geth" }
+        );
+        wait_for(&format!("{case}: our node to report it"), WAIT, || {
+            removed(h, n, geth_id).is_some()
+        });
+        let geth_saw = geth.wait_for(&format!("{case}: geth to report it"), WAIT, |e| {
+            is(e, "peer_removed", &id)
+        });
+        let our_view = removed(h, n, geth_id).expect("waited for it");
+        if ours {
+            assert_eq!(our_view, (Side::Local, Some(reason), None), "{case}");
+            assert_eq!(geth_saw["reason"], reason.code(), "{case}: {geth_saw}");
+            assert!(geth_saw["requested"].is_null(), "{case}: {geth_saw}");
+        } else {
+            assert_eq!(geth_saw["requested"], reason.code(), "{case}: {geth_saw}");
+            if reason == DisconnectReason::TcpError {
+                assert_eq!(
+                    our_view,
+                    (Side::Remote, None, Some(SessionError::ConnectionClosed)),
+                    "{case}"
+                );
+            } else {
+                assert_eq!(our_view, (Side::Remote, Some(reason), None), "{case}");
+            }
+        }
+    }
+}
+
+/// geth pings every 15 s (`pingInterval`, a constant) and we answer. Our node does not ping
+/// (its interval is a minute), so nothing else crosses the idle session: the first bytes in
+/// after the Hellos are one 64-byte frame (geth's compressed Ping), and the next bytes out
+/// one 64-byte frame (our Pong). One test runs both drivers at once, as it waits 15 s.
+#[test]
+fn geth_pings_every_15_s_and_we_answer() {
+    if !geth_enabled("geth_pings_every_15_s_and_we_answer") {
+        return;
+    }
+    let geth = geth_rlpx(&[]);
+    let geth_id = geth.id();
+    let mut config = quiet_config();
+    config.node.session.ping_interval = Duration::from_secs(60);
+    let mut t = TokioHarness::new();
+    let mut m = MioHarness::new();
+    let ti = t.start(config.clone());
+    let mi = m.start(config);
+    t.add_static(ti, geth.enode()).expect("dialable");
+    m.add_static(mi, geth.enode()).expect("dialable");
+    wait_for("both nodes to connect to geth", WAIT, || {
+        added_count(&t, ti, geth_id) >= 1 && added_count(&m, mi, geth_id) >= 1
+    });
+    // The Hellos have crossed once both sides list each other.
+    for id in [t.id(ti), m.id(mi)] {
+        geth.wait_for("geth to add our nodes", WAIT, |e| is(e, "peer_added", &id));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let bytes = |p: Option<PeerInfo>| p.map(|p| (p.bytes_in, p.bytes_out)).expect("connected");
+    let start = [
+        bytes(peer_info(&mut t, ti, geth_id)),
+        bytes(peer_info(&mut m, mi, geth_id)),
+    ];
+    let started = Instant::now();
+    let mut now = start;
+    wait_for(
+        "geth's Ping and our Pong on both",
+        Duration::from_secs(20),
+        || {
+            now = [
+                bytes(peer_info(&mut t, ti, geth_id)),
+                bytes(peer_info(&mut m, mi, geth_id)),
+            ];
+            now.iter().zip(&start).all(|(n, s)| n.0 > s.0 && n.1 > s.1)
+        },
+    );
+    for (driver, (n, s)) in ["tokio", "mio"].iter().zip(now.iter().zip(&start)) {
+        assert_eq!((n.0 - s.0, n.1 - s.1), (64, 64), "{driver}: bytes in, out");
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(10),
+        "geth pinged after {:?}, not 15 s",
+        started.elapsed()
+    );
+}
+
+/// The RLPx handshake with geth at the level of the core's state machines, where the
+/// message formats show: geth answers our EIP-8 auth with an EIP-8 ack, its own auth is
+/// EIP-8, and its first frame is its Hello (p2p version 5, its capabilities, its key).
+#[test]
+fn geth_handshakes_are_eip8_both_ways() {
+    use devp2p_core::rlpx::{FrameCodec, Handshake, MessageFormat};
+    use devp2p_core::session::Hello;
+    use devp2p_core::NodeSecretKey;
+    use rand_core::SeedableRng;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    if !geth_enabled("geth_handshakes_are_eip8_both_ways") {
+        return;
+    }
+    let mut geth = geth_rlpx(&[]);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    let key = NodeSecretKey::generate(&mut rng);
+
+    // We initiate.
+    let addr = geth.enode().tcp_addr().expect("an address");
+    let mut stream = TcpStream::connect(addr).expect("connecting to geth");
+    stream.set_read_timeout(Some(WAIT)).expect("a timeout");
+    let mut hs = Handshake::initiator(&key, &geth.enode().public_key, &mut rng);
+    stream
+        .write_all(&hs.take_output())
+        .expect("writing our auth");
+    let mut buf = vec![0u8; 4096];
+    let mut rest = Vec::new();
+    while !hs.is_done() {
+        let n = stream.read(&mut buf).expect("reading geth's ack");
+        assert!(n > 0, "geth closed the connection during the handshake");
+        let used = hs.read(&buf[..n]).expect("geth's ack");
+        rest.extend_from_slice(&buf[used..n]);
+    }
+    let outcome = hs.into_outcome().expect("done");
+    assert_eq!(outcome.format, MessageFormat::Eip8, "geth's ack");
+    assert_eq!(outcome.remote, geth.enode().public_key);
+    let mut codec = FrameCodec::new(outcome.secrets);
+    let hello = loop {
+        let (used, frame) = codec.decode(&rest).expect("geth's first frame");
+        if let Some(f) = frame {
+            assert_eq!(f.id, 0, "geth's first frame is its Hello");
+            break Hello::decode(f.payload).expect("geth's Hello");
+        }
+        rest.drain(..used);
+        let n = stream.read(&mut buf).expect("reading geth's Hello");
+        assert!(n > 0, "geth closed the connection before its Hello");
+        rest.extend_from_slice(&buf[..n]);
+    };
+    assert_eq!(hello.protocol_version, 5);
+    assert_eq!(hello.client_id, geth.client());
+    assert_eq!(hello.id, geth.enode().public_key.raw().to_vec());
+    assert_eq!(hello.listen_port, 0);
+    let caps: Vec<String> = hello
+        .capabilities
+        .iter()
+        .map(|c| format!("{}/{}", c.name, c.version))
+        .collect();
+    assert_eq!(
+        caps,
+        ["aaa/1", "aaa/2", "bbb/1", "zzz/1"],
+        "sorted, as geth sends them"
+    );
+    drop(stream);
+
+    // geth initiates.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding");
+    let port = listener.local_addr().expect("bound").port();
+    let ours = Enode::new(*key.public(), [127, 0, 0, 1].into(), port, port);
+    geth.request_ok(json!({"cmd": "dial", "enode": ours.to_string()}), WAIT);
+    let (mut stream, _) = listener.accept().expect("geth's dial");
+    stream.set_read_timeout(Some(WAIT)).expect("a timeout");
+    let mut hs = Handshake::recipient(&key, &mut rng);
+    while !hs.is_done() {
+        let n = stream.read(&mut buf).expect("reading geth's auth");
+        assert!(n > 0, "geth closed the connection during the handshake");
+        hs.read(&buf[..n]).expect("geth's auth");
+    }
+    stream
+        .write_all(&hs.take_output())
+        .expect("writing our ack");
+    let outcome = hs.into_outcome().expect("done");
+    assert_eq!(outcome.format, MessageFormat::Eip8, "geth's auth");
+    assert_eq!(outcome.remote, geth.enode().public_key);
 }
 
 /// The pinned module builds geth's tool, and it is the pinned version.
