@@ -13,15 +13,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use devp2p_core::dial::DUPLICATE_REDIAL_DELAY;
 use devp2p_core::keccak::keccak256;
-use devp2p_core::node::{Direction, NodeEvent, PeerInfo};
+use devp2p_core::node::{ConnectError, ConnectionFailure, Direction, NodeEvent, PeerInfo};
+use devp2p_core::rlpx::HandshakeError;
 use devp2p_core::rlpx::{MAX_MESSAGE_SIZE, MAX_UNCOMPRESSED_SIZE};
 use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId, SessionError, Side};
 use devp2p_core::{Enode, NodeId};
 use devp2p_mio::common::DriverConfig;
 use e2e::{local_config, wait_for, Harness, MioHarness, TokioHarness};
 use geth::go_build::GETH_DEVP2P;
-use geth::{geth_binary, geth_enabled, is, to_hex, xorshift, GethPeer};
+use geth::{geth_binary, geth_enabled, is, is_log, to_hex, xorshift, GethPeer};
 use serde_json::{json, Value};
 
 /// Longest wait for a connection, a message or a disconnect on loopback (they take ms).
@@ -79,7 +81,11 @@ macro_rules! both_drivers {
 both_drivers!(
     we_dial_geth,
     geth_dials_us,
-    every_disconnect_reason_both_ways
+    every_disconnect_reason_both_ways,
+    no_shared_capability_both_ways,
+    too_many_peers_both_ways,
+    simultaneous_dials_leave_one_connection,
+    wrong_key_fails_the_handshake_both_ways,
 );
 
 /// A node without discovery speaking [`our_protocols`], pinging every [`PING_INTERVAL`].
@@ -766,6 +772,297 @@ fn geth_handshakes_are_eip8_both_ways() {
     let outcome = hs.into_outcome().expect("done");
     assert_eq!(outcome.format, MessageFormat::Eip8, "geth's auth");
     assert_eq!(outcome.remote, geth.enode().public_key);
+}
+
+/// Every ConnectionFailed at node `i`.
+fn failures(h: &impl Harness, i: usize) -> Vec<ConnectionFailure> {
+    h.log().with(i, |ev| {
+        ev.iter()
+            .filter_map(|e| match e {
+                NodeEvent::ConnectionFailed(f) => Some((**f).clone()),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// No capability in common, both ways. Our node with no sub-protocol at all (so it accepts
+/// anyone itself) dials geth: geth reads our Hello and refuses us with "useless peer" (it
+/// logs "Rejected peer"); we had its Hello already, so for us a session opened and the
+/// remote ended it. A geth node with no sub-protocol dials ours: geth takes us as a peer,
+/// we refuse it with useless peer (listing what it offered: nothing), and geth reports
+/// the reason as ours.
+fn no_shared_capability_both_ways(h: &mut impl Harness) {
+    let geth = geth_rlpx(&["--verbosity", "trace"]);
+    let geth_id = geth.id();
+    let mut c = quiet_config();
+    c.node.session.protocols.clear();
+    let a = h.start(c);
+    let a_id = h.id(a);
+    h.add_static(a, geth.enode()).expect("dialable");
+    wait_for("geth to refuse us", WAIT, || {
+        removed(h, a, geth_id).is_some()
+    });
+    assert_eq!(
+        removed(h, a, geth_id),
+        Some((Side::Remote, Some(DisconnectReason::UselessPeer), None)),
+        "{}",
+        h.driver()
+    );
+    geth.wait_for("geth's log of the refusal", WAIT, |e| {
+        is_log(e, "Rejected peer")
+            && e["ctx"]["id"] == a_id.to_string().as_str()
+            && e["ctx"]["err"] == "useless peer"
+    });
+
+    let mut bare = GethPeer::start(&["--no-discovery"]);
+    let bare_id = bare.id();
+    let b = h.start(quiet_config());
+    let b_id = h.id(b);
+    bare.request_ok(
+        json!({"cmd": "dial", "enode": h.enode(b).to_string()}),
+        WAIT,
+    );
+    let saw = bare.wait_for("geth to hear our refusal", WAIT, |e| {
+        is(e, "peer_removed", &b_id)
+    });
+    assert_eq!(saw["reason"], DisconnectReason::UselessPeer.code(), "{saw}");
+    assert!(saw["requested"].is_null(), "{saw}");
+    wait_for("our node to report its refusal", WAIT, || {
+        refusal(h, b, bare_id).is_some()
+    });
+    assert!(
+        matches!(
+            refusal(h, b, bare_id),
+            Some(ConnectError::Refused {
+                reason: DisconnectReason::UselessPeer,
+                error: Some(SessionError::NoSharedCapability { ref remote }),
+            }) if remote.is_empty()
+        ),
+        "{}: {:?}",
+        h.driver(),
+        refusal(h, b, bare_id)
+    );
+}
+
+/// The ConnectionFailed of node `i` about `peer`.
+fn refusal(h: &impl Harness, i: usize, peer: NodeId) -> Option<ConnectError> {
+    failures(h, i)
+        .into_iter()
+        .find(|f| f.remote.is_some_and(|k| k.id() == peer))
+        .map(|f| f.error)
+}
+
+/// Peer limits, both ways. geth at its MaxPeers (1, and no dialling, so all of it inbound)
+/// refuses a second node of ours right after the RLPx handshake with "too many peers"
+/// (before Hello, uncompressed); we report the remote's reason. Our node at its max_peers
+/// refuses a second geth node the same way, and geth reports it as the reason its Hello
+/// exchange failed.
+fn too_many_peers_both_ways(h: &mut impl Harness) {
+    let geth = geth_rlpx(&["--max-peers", "1", "--no-dial", "--verbosity", "trace"]);
+    let geth_id = geth.id();
+    let a = h.start(quiet_config());
+    h.add_static(a, geth.enode()).expect("dialable");
+    wait_for("the first node to connect", WAIT, || {
+        added_count(h, a, geth_id) >= 1
+    });
+    let b = h.start(quiet_config());
+    let b_id = h.id(b);
+    h.add_static(b, geth.enode()).expect("dialable");
+    wait_for("geth to refuse the second", WAIT, || {
+        refusal(h, b, geth_id).is_some()
+    });
+    assert_eq!(
+        refusal(h, b, geth_id),
+        Some(ConnectError::RemoteDisconnected(Some(
+            DisconnectReason::TooManyPeers
+        ))),
+        "{}",
+        h.driver()
+    );
+    geth.wait_for("geth's log of the refusal", WAIT, |e| {
+        is_log(e, "Rejected peer")
+            && e["ctx"]["id"] == b_id.to_string().as_str()
+            && e["ctx"]["err"] == "too many peers"
+    });
+    assert!(peer_info(h, a, geth_id).is_some(), "the first stays");
+
+    let mut c = quiet_config();
+    c.node.max_peers = 1;
+    c.node.no_dial = true;
+    let n = h.start(c);
+    let n_id = h.id(n);
+    let mut g1 = geth_rlpx(&[]);
+    let mut g2 = geth_rlpx(&["--verbosity", "trace"]);
+    g1.request_ok(
+        json!({"cmd": "dial", "enode": h.enode(n).to_string()}),
+        WAIT,
+    );
+    wait_for("the first geth to connect", WAIT, || {
+        added_count(h, n, g1.id()) >= 1
+    });
+    g2.request_ok(
+        json!({"cmd": "dial", "enode": h.enode(n).to_string()}),
+        WAIT,
+    );
+    wait_for("our node to refuse the second geth", WAIT, || {
+        refusal(h, n, g2.id()).is_some()
+    });
+    assert_eq!(
+        refusal(h, n, g2.id()),
+        Some(ConnectError::Refused {
+            reason: DisconnectReason::TooManyPeers,
+            error: None
+        }),
+        "{}",
+        h.driver()
+    );
+    g2.wait_for("geth's log of our refusal", WAIT, |e| {
+        is_log(e, "Failed p2p handshake")
+            && e["ctx"]["id"] == n_id.to_string().as_str()
+            && e["ctx"]["err"] == "too many peers"
+    });
+    assert!(peer_info(h, n, g1.id()).is_some(), "the first stays");
+}
+
+/// How long the simultaneous-dial test lets each race settle: a lost race is redialled
+/// after [`DUPLICATE_REDIAL_DELAY`].
+const SETTLE: Duration = Duration::from_secs(5).saturating_add(DUPLICATE_REDIAL_DELAY);
+
+/// We and geth dial each other at the same moment (each as a static peer of the other), six
+/// times with a fresh node of ours each time. However the race goes, exactly one
+/// connection survives, and it is the same one on both sides.
+///
+/// We keep the connection dialled by the node with the lower id, so that two of our nodes
+/// always agree; geth keeps whichever it admits first and refuses the other with "already
+/// connected". When the two rules pick different connections both die, and we redial after
+/// a second (not after the 35 s dial history): the regression this test guards.
+fn simultaneous_dials_leave_one_connection(h: &mut impl Harness) {
+    let mut geth = geth_rlpx(&["--verbosity", "trace"]);
+    let geth_id = geth.id();
+    let geth_addr = geth.enode().tcp_addr().expect("an address").to_string();
+    let mut report = Vec::new();
+    for round in 0..6 {
+        let n = h.start(quiet_config());
+        let n_id = h.id(n);
+        geth.send(json!({"cmd": "dial", "enode": h.enode(n).to_string()}));
+        h.add_static(n, geth.enode()).expect("dialable");
+        let started = Instant::now();
+        let connected = |h: &mut _, geth: &mut GethPeer| -> Option<(PeerInfo, Value)> {
+            let ours = peer_info(h, n, geth_id)?;
+            let peers = geth.request_ok(json!({"cmd": "peers"}), WAIT);
+            let theirs = peers["peers"]
+                .as_array()?
+                .iter()
+                .find(|p| p["peer"] == n_id.to_string().as_str())?
+                .clone();
+            Some((ours, theirs))
+        };
+        // Settled: connected on both sides, over the same connection a second later.
+        let mut settled = None;
+        while settled.is_none() && started.elapsed() < SETTLE {
+            if let Some((ours, _)) = connected(h, &mut geth) {
+                std::thread::sleep(Duration::from_secs(1));
+                settled = connected(h, &mut geth).filter(|(o, _)| o.conn == ours.conn);
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let Some((ours, theirs)) = settled else {
+            let about_n = |e: &Value| {
+                e["peer"] == n_id.to_string().as_str()
+                    || e["ctx"]["id"] == n_id.to_string().as_str()
+            };
+            panic!(
+                "{} round {round}: no connection survived {:?} after the race; our events: \
+                 {:#?}\ngeth's: {:#?}",
+                h.driver(),
+                started.elapsed(),
+                h.log().with(n, |ev| ev.to_vec()),
+                geth.matching(about_n),
+            )
+        };
+        // The same connection: our dial is geth's inbound one, and the addresses match.
+        match ours.direction {
+            Direction::Outbound => {
+                assert_eq!(theirs["inbound"], true, "{theirs}");
+                assert_eq!(theirs["local"], geth_addr.as_str(), "{theirs}");
+            }
+            Direction::Inbound => {
+                assert_eq!(theirs["inbound"], false, "{theirs}");
+                assert_eq!(theirs["local"], ours.addr.to_string().as_str(), "{theirs}");
+            }
+        }
+        // Two connections per race; a third is our redial.
+        let redialled = added_count(h, n, geth_id) + failures(h, n).len() > 2;
+        report.push((ours.direction, redialled, started.elapsed().as_millis()));
+    }
+    eprintln!(
+        "{}: surviving connection (direction, after a redial, ms): {report:?}",
+        h.driver()
+    );
+}
+
+/// A dial with the wrong key, both ways. Ours to geth's address: geth cannot decrypt our
+/// auth ("ecies: invalid message") and closes; we report a connection closed during the
+/// handshake before the remote proved a key, which names a stale enode as the likely cause.
+/// geth's to ours: we cannot decrypt its auth (our ECIES MAC check fails) and close; geth
+/// reports its handshake failed.
+fn wrong_key_fails_the_handshake_both_ways(h: &mut impl Harness) {
+    use devp2p_core::NodeSecretKey;
+    use rand_core::SeedableRng;
+
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let mut geth = geth_rlpx(&["--verbosity", "trace"]);
+    let wrong = NodeSecretKey::generate(&mut rng);
+    let g = geth.enode();
+    let bad = Enode::new(
+        *wrong.public(),
+        g.ip().expect("an IP"),
+        g.tcp_port,
+        g.udp_port,
+    );
+    let a = h.start(quiet_config());
+    h.add_static(a, bad.clone()).expect("dialable");
+    wait_for("our dial to fail", WAIT, || !failures(h, a).is_empty());
+    let f = &failures(h, a)[0];
+    assert_eq!(f.remote, Some(bad.public_key));
+    assert_eq!(
+        f.error,
+        ConnectError::ClosedDuringHandshake,
+        "{}",
+        h.driver()
+    );
+    assert!(f.to_string().contains("does not hold the key"), "{f}");
+    let ours = geth.wait_for("geth's log of our failed handshake", WAIT, |e| {
+        is_log(e, "Failed RLPx handshake") && e["ctx"]["conn"] == "inbound"
+    });
+    assert_eq!(ours["ctx"]["err"], "ecies: invalid message", "{ours}");
+
+    let b = h.start(quiet_config());
+    let e = h.enode(b);
+    let bad = Enode::new(
+        *wrong.public(),
+        e.ip().expect("an IP"),
+        e.tcp_port,
+        e.udp_port,
+    );
+    geth.request_ok(json!({"cmd": "dial", "enode": bad.to_string()}), WAIT);
+    wait_for("geth's dial to fail", WAIT, || !failures(h, b).is_empty());
+    let f = &failures(h, b)[0];
+    assert_eq!(f.direction, Direction::Inbound);
+    assert_eq!(f.remote, None, "no key proved");
+    assert_eq!(
+        f.error,
+        ConnectError::Rlpx(HandshakeError::BadMac),
+        "{}",
+        h.driver()
+    );
+    // All geth can tell: the recipient closed the connection.
+    let theirs = geth.wait_for("geth's log of its failed dial", WAIT, |e| {
+        is_log(e, "Failed RLPx handshake") && e["ctx"]["conn"] == "staticdial"
+    });
+    assert_eq!(theirs["ctx"]["err"], "EOF", "{theirs}");
 }
 
 /// The pinned module builds geth's tool, and it is the pinned version.
