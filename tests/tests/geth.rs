@@ -1065,6 +1065,193 @@ fn wrong_key_fails_the_handshake_both_ways(h: &mut impl Harness) {
     assert_eq!(theirs["ctx"]["err"], "EOF", "{theirs}");
 }
 
+/// One record for scenario 5: a key, a sequence number and entries, built by each side.
+struct RecordCase {
+    key: &'static str,
+    seq: u64,
+    ip: Option<&'static str>,
+    tcp: Option<u16>,
+    udp: Option<u16>,
+    /// (key, one RLP item in hex)
+    fields: &'static [(&'static str, &'static str)],
+}
+
+impl RecordCase {
+    fn geth_args(&self) -> Vec<String> {
+        let mut a = vec![
+            "enr".to_string(),
+            "--key".to_string(),
+            self.key.to_string(),
+            "--seq".to_string(),
+            self.seq.to_string(),
+        ];
+        if let Some(ip) = self.ip {
+            a.extend(["--ip".to_string(), ip.to_string()]);
+        }
+        if let Some(p) = self.tcp {
+            a.extend(["--tcp".to_string(), p.to_string()]);
+        }
+        if let Some(p) = self.udp {
+            a.extend(["--udp".to_string(), p.to_string()]);
+        }
+        for (k, v) in self.fields {
+            a.extend(["--field".to_string(), format!("{k}={v}")]);
+        }
+        a
+    }
+
+    fn ours(&self) -> devp2p_core::Enr {
+        let key = devp2p_core::NodeSecretKey::from_hex(self.key).expect("a key");
+        let mut b = devp2p_core::Enr::builder().seq(self.seq);
+        if let Some(ip) = self.ip {
+            b = b.ip(ip.parse().expect("an IP"));
+        }
+        if let Some(p) = self.tcp {
+            b = b.tcp4(p);
+        }
+        if let Some(p) = self.udp {
+            b = b.udp4(p);
+        }
+        for (k, v) in self.fields {
+            b = b
+                .raw(k.as_bytes(), &geth::from_hex(v))
+                .expect("one RLP item");
+        }
+        b.sign(&key).expect("fits 300 bytes")
+    }
+}
+
+/// Scenario 5: for the same key, sequence number and entries, the record we sign is byte
+/// for byte the one geth signs (`enr.Record`, `enode.SignV4`: same key order, same RLP, and
+/// the same deterministic RFC 6979 signature), its `enr:` text too; geth verifies ours and
+/// we verify geth's, reading the same entries; each refuses the other's record with one
+/// signature byte changed. Cases: the EIP-778 example (key and fields of the spec's example
+/// record, whose text it must reproduce), no entries at all, seq 0 and 2^64−1, ports at
+/// both ends of their range, IPv6, and entries of other kinds (eth's fork id list, snap's
+/// empty list, an empty string, a 40-byte string).
+#[test]
+fn records_are_byte_identical_and_each_side_verifies_the_other() {
+    if !geth_enabled("records_are_byte_identical_and_each_side_verifies_the_other") {
+        return;
+    }
+    const EIP778_KEY: &str = "b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291";
+    const EIP778_TEXT: &str = "enr:-IS4QHCYrYZbAKWCBRlAy5zzaDZXJBGkcnh4MHcBFZntXNFrdvJjX04jRzjzCBOonrkTfj499SZuOh8R33Ls8RRcy5wBgmlkgnY0gmlwhH8AAAGJc2VjcDI1NmsxoQPKY0yuDUmstAHYpMa2_oxVtw0RW_QAdpzBQA8yWM0xOIN1ZHCCdl8";
+    let cases = [
+        RecordCase {
+            key: EIP778_KEY,
+            seq: 1,
+            ip: Some("127.0.0.1"),
+            tcp: None,
+            udp: Some(30303),
+            fields: &[],
+        },
+        RecordCase {
+            key: "45a915e4d060149eb4365960e6a7a45f334393093061116b197e3240065ff2d8",
+            seq: 0,
+            ip: None,
+            tcp: None,
+            udp: None,
+            fields: &[],
+        },
+        RecordCase {
+            key: "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90",
+            seq: u64::MAX,
+            ip: Some("10.1.2.3"),
+            tcp: Some(1),
+            udp: Some(65535),
+            fields: &[],
+        },
+        RecordCase {
+            key: "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318",
+            seq: 1_700_000_000_123,
+            ip: Some("2001:db8::1"),
+            tcp: Some(30303),
+            udp: Some(30303),
+            fields: &[],
+        },
+        RecordCase {
+            key: "8a1f9a8f95be41cd7ccb6168179afb4504aefe388d1e14474d32c45c72ce7b7a",
+            seq: 42,
+            ip: Some("192.168.0.7"),
+            tcp: Some(30303),
+            udp: Some(30304),
+            fields: &[
+                // eth: [[fork hash, next fork]]
+                ("eth", "c7c6849fb7c1e480"),
+                ("snap", "c0"),
+                ("empty", "80"),
+                (
+                    "long",
+                    "a8000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627",
+                ),
+            ],
+        },
+    ];
+    for (n, case) in cases.iter().enumerate() {
+        let args = case.geth_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let theirs = geth::geth_record(&args);
+        assert_eq!(theirs["event"], "enr", "case {n}: {theirs}");
+        let ours = case.ours();
+        assert_eq!(
+            theirs["rlp"].as_str(),
+            Some(to_hex(ours.as_bytes()).as_str()),
+            "case {n}: geth's record (first) and ours (second) differ"
+        );
+        assert_eq!(
+            theirs["enr"].as_str(),
+            Some(ours.to_string().as_str()),
+            "case {n}"
+        );
+        if case.key == EIP778_KEY {
+            assert_eq!(ours.to_string(), EIP778_TEXT);
+        }
+
+        // geth verifies ours and reads the same entries.
+        let verified = geth::geth_record(&["verify-enr", &ours.to_string()]);
+        assert_eq!(verified["event"], "enr_verified", "case {n}: {verified}");
+        assert_eq!(
+            verified["id"],
+            ours.node_id().to_string().as_str(),
+            "case {n}"
+        );
+        assert_eq!(verified["seq"], ours.seq(), "case {n}");
+        assert_eq!(verified["pubkey"], ours.public_key().to_string().as_str());
+        let pairs: BTreeMap<String, String> = ours
+            .pairs()
+            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), to_hex(v)))
+            .collect();
+        assert_eq!(verified["pairs"], json!(pairs), "case {n}");
+
+        // We verify geth's.
+        let decoded = geth::parse_record(&theirs);
+        assert_eq!(decoded, ours, "case {n}");
+        assert_eq!(
+            decoded.node_id().to_string(),
+            theirs["id"].as_str().unwrap()
+        );
+
+        // One signature byte changed: both refuse.
+        let mut bad = ours.as_bytes().to_vec();
+        bad[5] ^= 1; // inside the 64-byte signature, after the list and string headers
+        let refused = geth::geth_record(&["verify-enr", &to_hex(&bad)]);
+        assert_eq!(
+            refused["event"], "error",
+            "case {n}: geth took a bad signature"
+        );
+        assert!(
+            refused["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("invalid signature")),
+            "case {n}: {refused}"
+        );
+        assert!(
+            devp2p_core::Enr::decode(&bad).is_err(),
+            "case {n}: we took a bad signature"
+        );
+    }
+}
+
 /// The pinned module builds geth's tool, and it is the pinned version.
 #[test]
 fn geth_devp2p_tool_builds_from_the_pinned_module() {
