@@ -153,13 +153,26 @@ impl GethPeer {
 
     /// Sends `cmd` with a fresh tag and waits for the answer carrying that tag (an `error`
     /// event included); returns it.
-    pub fn request(&mut self, mut cmd: Value, timeout: Duration) -> Value {
+    pub fn request(&mut self, cmd: Value, timeout: Duration) -> Value {
+        let tag = self.ask(cmd);
+        self.answer(tag, timeout)
+    }
+
+    /// Sends `cmd` with a fresh tag, which it returns; [`answer`](Self::answer) waits for the
+    /// reply, so that several requests can run at once.
+    pub fn ask(&mut self, mut cmd: Value) -> u64 {
         self.next_tag += 1;
         let tag = self.next_tag;
         cmd["tag"] = json!(tag);
-        let what = format!("geth's answer to {cmd}");
         self.send(cmd);
-        self.wait_for(&what, timeout, |e| e["tag"] == tag)
+        tag
+    }
+
+    /// The answer to the request tagged `tag` (see [`ask`](Self::ask)).
+    pub fn answer(&self, tag: u64, timeout: Duration) -> Value {
+        self.wait_for(&format!("geth's answer to request {tag}"), timeout, |e| {
+            e["tag"] == tag
+        })
     }
 
     /// Like [`request`](Self::request), failing the test on an `error` answer.

@@ -168,16 +168,24 @@ impl Harness for MioHarness {
     }
 
     fn lookup(&mut self, i: usize, target: Option<NodePublicKey>) -> Vec<DiscNode> {
-        let id = self
-            .call(move |r| {
-                let d = r.driver_mut(i).expect("node exists");
-                match target {
-                    Some(t) => d.lookup(&t),
-                    None => d.lookup_random(),
-                }
-            })
-            .unwrap_or_else(|e| panic!("mio node {i}: lookup: {e}"));
-        let finished = |log: &EventLog| {
+        self.lookups(&[(i, target)]).remove(0)
+    }
+
+    fn lookups(&mut self, queries: &[(usize, Option<NodePublicKey>)]) -> Vec<Vec<DiscNode>> {
+        let q = queries.to_vec();
+        let ids = self.call(move |r| {
+            q.iter()
+                .map(|&(i, target)| {
+                    let d = r.driver_mut(i).expect("node exists");
+                    let id = match target {
+                        Some(t) => d.lookup(&t),
+                        None => d.lookup_random(),
+                    };
+                    id.unwrap_or_else(|e| panic!("mio node {i}: lookup: {e}"))
+                })
+                .collect::<Vec<_>>()
+        });
+        let finished = |log: &EventLog, i: usize, id| {
             log.with(i, |ev| {
                 ev.iter().rev().find_map(|e| match e {
                     NodeEvent::Discovery(d) => match d.as_ref() {
@@ -191,11 +199,20 @@ impl Harness for MioHarness {
             })
         };
         wait_for(
-            &format!("mio node {i}: lookup {id:?} to end"),
+            &format!("mio: {} lookups to end", queries.len()),
             LOOKUP_WAIT,
-            || finished(&self.log).is_some(),
+            || {
+                queries
+                    .iter()
+                    .zip(&ids)
+                    .all(|(&(i, _), &id)| finished(&self.log, i, id).is_some())
+            },
         );
-        finished(&self.log).expect("waited for it")
+        queries
+            .iter()
+            .zip(ids)
+            .map(|(&(i, _), id)| finished(&self.log, i, id).expect("waited for it"))
+            .collect()
     }
 
     fn local_enr(&mut self, i: usize) -> Option<Enr> {

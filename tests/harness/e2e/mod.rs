@@ -95,6 +95,9 @@ pub trait Harness {
     /// returns what it found, nearest first; panics when node `i` has no discovery or the
     /// lookup does not end within [`LOOKUP_WAIT`].
     fn lookup(&mut self, i: usize, target: Option<NodePublicKey>) -> Vec<DiscNode>;
+    /// Runs the lookups `queries` (node, target) at the same time; returns their results in
+    /// order. Panics as [`lookup`](Self::lookup) does.
+    fn lookups(&mut self, queries: &[(usize, Option<NodePublicKey>)]) -> Vec<Vec<DiscNode>>;
     /// Node `i`'s record (`None` without discovery).
     fn local_enr(&mut self, i: usize) -> Option<Enr>;
     /// Node `i`'s node database as it would be saved now.

@@ -137,20 +137,34 @@ impl Harness for TokioHarness {
     }
 
     fn lookup(&mut self, i: usize, target: Option<NodePublicKey>) -> Vec<DiscNode> {
-        let node = self.nodes[i].clone();
-        let lookup = async move {
-            let run = async {
-                match target {
-                    Some(t) => node.lookup(&t).await,
-                    None => node.lookup_random().await,
-                }
-            };
-            tokio::time::timeout(LOOKUP_WAIT, run).await
-        };
-        match self.runtime.block_on(lookup) {
-            Ok(r) => r.unwrap_or_else(|e| panic!("tokio node {i}: lookup: {e}")),
-            Err(_) => panic!("tokio node {i}: lookup did not end within {LOOKUP_WAIT:?}"),
-        }
+        self.lookups(&[(i, target)]).remove(0)
+    }
+
+    fn lookups(&mut self, queries: &[(usize, Option<NodePublicKey>)]) -> Vec<Vec<DiscNode>> {
+        let tasks: Vec<_> = queries
+            .iter()
+            .map(|&(i, target)| {
+                let node = self.nodes[i].clone();
+                self.runtime.spawn(async move {
+                    let run = async {
+                        match target {
+                            Some(t) => node.lookup(&t).await,
+                            None => node.lookup_random().await,
+                        }
+                    };
+                    tokio::time::timeout(LOOKUP_WAIT, run).await
+                })
+            })
+            .collect();
+        tasks
+            .into_iter()
+            .zip(queries)
+            .map(|(t, (i, _))| match self.runtime.block_on(t) {
+                Ok(Ok(r)) => r.unwrap_or_else(|e| panic!("tokio node {i}: lookup: {e}")),
+                Ok(Err(_)) => panic!("tokio node {i}: lookup did not end within {LOOKUP_WAIT:?}"),
+                Err(e) => panic!("tokio node {i}: lookup task: {e}"),
+            })
+            .collect()
     }
 
     fn local_enr(&mut self, i: usize) -> Option<Enr> {

@@ -120,7 +120,8 @@ func nodeJSON(n *enode.Node) map[string]any {
 		"tcp":   n.TCP(),
 		"udp":   n.UDP(),
 	}
-	if n.Record().Signature() != nil {
+	// Nodes known only by an enode URL (enode.NewV4) carry an unsigned stand-in record.
+	if len(n.Record().Signature()) > 0 {
 		if raw, err := rlp.EncodeToBytes(n.Record()); err == nil {
 			m["enr"] = n.String()
 			m["rlp"] = hex.EncodeToString(raw)
