@@ -109,6 +109,7 @@ both_drivers!(
     no_shared_capability_both_ways,
     too_many_peers_both_ways,
     wrong_key_fails_the_handshake_both_ways,
+    geth_drops_the_session_when_told_to_send_too_much,
 );
 
 /// The slow ones, each driver on a thread of its own (`<scenario>` runs both).
@@ -560,6 +561,47 @@ fn geth_dials_us(h: &mut impl Harness) {
         WAIT,
     );
     exchange(h, a, &mut geth, Direction::Inbound);
+}
+
+/// One byte over geth's limits: told to send 2^24 bytes (or incompressible bytes one more
+/// than fit a frame), geth's writer fails ("message length >= 16MB") and geth drops the
+/// session as a network error, without a Disconnect; we see the connection close. (We
+/// refuse such a send at once and keep the session: `tests/e2e.rs`.)
+fn geth_drops_the_session_when_told_to_send_too_much(h: &mut impl Harness) {
+    let mut geth = geth_rlpx(&[]);
+    let geth_id = geth.id();
+    let max = geth.request_ok(json!({"cmd": "max_size", "seed": 5}), WAIT);
+    let incompressible = max["incompressible"].as_u64().expect("a size");
+    for payload in [
+        json!({"size": MAX_UNCOMPRESSED_SIZE + 1, "fill": 0}),
+        json!({"size": incompressible + 1, "seed": 5}),
+    ] {
+        let a = h.start(quiet_config());
+        let ours = h.id(a);
+        h.add_static(a, geth.enode()).expect("dialable");
+        geth.wait_for("geth to start aaa/2", WAIT, |e| {
+            is(e, "protocol_started", &ours) && e["protocol"] == "aaa/2"
+        });
+        let mut cmd =
+            json!({"cmd": "send", "peer": ours.to_string(), "protocol": "aaa/2", "code": 1});
+        for (k, v) in payload.as_object().expect("an object") {
+            cmd[k] = v.clone();
+        }
+        geth.send(cmd);
+        let sent = geth.wait_for("geth's write to fail", WAIT, |e| is(e, "sent", &ours));
+        assert_eq!(sent["error"], "message length >= 16MB", "{sent}");
+        let gone = geth.wait_for("geth to drop us", WAIT, |e| is(e, "peer_removed", &ours));
+        assert_eq!(gone["error"], "message length >= 16MB", "{gone}");
+        wait_for("our node to see the close", WAIT, || {
+            removed(h, a, geth_id).is_some()
+        });
+        assert_eq!(
+            removed(h, a, geth_id),
+            Some((Side::Remote, None, Some(SessionError::ConnectionClosed))),
+            "{}",
+            h.driver()
+        );
+    }
 }
 
 /// Every reason [`DisconnectReason`] names (0x0c..=0x0f are unassigned).
