@@ -1070,6 +1070,17 @@ fn simultaneous_dials_leave_one_connection(h: &mut impl Harness) {
                 assert_eq!(theirs["local"], ours.addr.to_string().as_str(), "{theirs}");
             }
         }
+        // Whatever we closed, geth read our reason (it once read a Disconnect we sent
+        // between the two Hellos as corrupt snappy).
+        let garbled = geth.matching(|e| {
+            is(e, "peer_removed", &n_id)
+                && e["error"].as_str().is_some_and(|t| t.contains("snappy"))
+        });
+        assert!(
+            garbled.is_empty(),
+            "{} round {round}: {garbled:?}",
+            h.driver()
+        );
         // Two connections per race; a third is our redial.
         let redialled = added_count(h, n, geth_id) + failures(h, n).len() > 2;
         report.push((ours.direction, redialled, started.elapsed().as_millis()));
