@@ -6,8 +6,8 @@
 //! 127.0.0.2 only (geth's tools are always given `--bootnodes`, else they would start from
 //! the mainnet bootnodes). `DEVP2P_SKIP_GETH=1` skips these tests. See `tests/INTEROP.md`.
 
-#[path = "../../tests/harness/go_build.rs"]
-mod go_build;
+#[path = "../../tests/harness/geth.rs"]
+mod geth_peer;
 #[path = "../../tests/harness/interop.rs"]
 mod interop;
 
@@ -19,7 +19,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use devp2p_core::{Enode, Enr};
-use go_build::{geth_binary, geth_enabled, GETH_DEVP2P};
+use geth_peer::go_build::GETH_DEVP2P;
+use geth_peer::{geth_binary, geth_enabled};
 use interop::{run_bounded, Finished};
 use serde_json::Value;
 
@@ -543,4 +544,27 @@ fn our_tools_work_against_geth_nodes() {
         &[(id1.as_str(), e1.as_str()), (id2.as_str(), e2.as_str())],
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Our `rlpx ping` against a geth RLPx server (geth's `p2p.Server` in the harness): the
+/// handshake, and geth's Hello printed as geth sent it.
+#[test]
+fn our_rlpx_ping_reads_a_geth_servers_hello() {
+    if !geth_enabled("our_rlpx_ping_reads_a_geth_servers_hello") {
+        return;
+    }
+    let geth = geth_peer::GethPeer::start(&["--no-discovery", "--protocols", "eth/68/17,snap/1/8"]);
+    let enode = geth.enode().to_string();
+    let out = ours(&["rlpx", "ping", &enode, "--caps", "eth/68", "--json"]);
+    let line = ok(&out, "our rlpx ping of geth");
+    let hello: Value = serde_json::from_str(line.trim()).expect("one JSON object");
+    assert_eq!(hello["id"], geth.id_hex(), "{hello}");
+    // The harness names itself after the geth version it is built on.
+    assert_eq!(hello["client"], geth.listening()["client"], "{hello}");
+    assert_eq!(hello["version"], 5, "{hello}");
+    assert_eq!(
+        hello["caps"],
+        serde_json::json!(["eth/68", "snap/1"]),
+        "{hello}"
+    );
 }
