@@ -97,11 +97,13 @@ pub mod flag {
     pub const HANDSHAKE: u8 = 2;
 }
 
-/// AES-128-CTR over `data` with key `dest[..16]` and the IV as the whole initial 128-bit
-/// counter block, incremented big-endian across all 128 bits as Go's `cipher.NewCTR` does.
-/// sigp/discv5 uses a 64-bit counter instead, which differs only if the IV's low 64 bits wrap
-/// within the ≤ 80 blocks of a packet (a chance of about 2⁻⁵⁸ per random IV); we follow geth.
-fn apply_mask(dest: &NodeId, iv: &MaskingIv, data: &mut [u8]) {
+/// Masks (or, being its own inverse, unmasks) `data`, the bytes after a packet's IV: AES-128-CTR
+/// with key `dest[..16]` and the IV as the whole initial 128-bit counter block, incremented
+/// big-endian across all 128 bits as Go's `cipher.NewCTR` does. sigp/discv5 uses a 64-bit
+/// counter instead, which differs only if the IV's low 64 bits wrap within the ≤ 80 blocks of
+/// a packet (a chance of about 2⁻⁵⁸ per random IV); we follow geth. The encoders call it;
+/// it is public for tests and fuzzers that build packets by hand.
+pub fn apply_mask(dest: &NodeId, iv: &MaskingIv, data: &mut [u8]) {
     let key: [u8; 16] = dest.0[..16].try_into().expect("16 of 32 bytes");
     ctr::Ctr128BE::<Aes128>::new(&key.into(), &(*iv).into()).apply_keystream(data);
 }
