@@ -229,6 +229,19 @@ impl MessageKey {
             .map_err(|_| DecryptError)
     }
 
+    /// Decrypts `buf` in place if `tag` authenticates it.
+    pub fn open_in_place(
+        &self,
+        nonce: &Nonce,
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_SIZE],
+    ) -> Result<(), DecryptError> {
+        self.cipher
+            .decrypt_inout_detached(&(*nonce).into(), aad, InOutBuf::from(buf), tag.into())
+            .map_err(|_| DecryptError)
+    }
+
     /// [`open_into`](Self::open_into) returning a new buffer.
     pub fn open(&self, nonce: &Nonce, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, DecryptError> {
         let mut out = vec![0u8; sealed.len().saturating_sub(TAG_SIZE)];

@@ -10,7 +10,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rlp::DecoderError;
 
-use crate::enr::rlp_items::{bytes, list_items, split_item, uint};
 use crate::enr::{Enr, EnrError};
 use crate::rlp_ext::{begin_list, encode_bytes, encode_uint, end_list};
 
@@ -323,72 +322,183 @@ impl Message {
     pub fn decode(plaintext: &[u8]) -> Result<Message, MessageError> {
         let (&ty, body) = plaintext.split_first().ok_or(MessageError::Empty)?;
         let expected = match ty {
-            kind::PING | kind::TALKRESP => 2,
-            kind::PONG => 4,
-            kind::FINDNODE => 2,
+            kind::PING | kind::FINDNODE | kind::TALKRESP => 2,
             kind::NODES | kind::TALKREQ => 3,
+            kind::PONG => 4,
             other => return Err(MessageError::UnknownType(other)),
         };
-        let (list, rest) = split_item(body)?;
-        if !rest.is_empty() {
+        if body.is_empty() {
+            return Err(MessageError::Rlp(DecoderError::RlpIsTooShort));
+        }
+        let mut outer = Items(body);
+        let list = outer.list()?;
+        if !outer.0.is_empty() {
             return Err(MessageError::TrailingBytes);
         }
-        let el = list_items(list)?;
-        if el.len() != expected {
-            return Err(MessageError::FieldCount {
-                expected,
-                got: el.len(),
-            });
+        // Fields are read in order; a list that runs out early, or has more, is counted for
+        // the error (reading a field of the wrong shape first would report that instead).
+        let wrong_count = || match Items(list).count() {
+            Ok(got) => MessageError::FieldCount { expected, got },
+            Err(e) => MessageError::Rlp(e),
+        };
+        let mut f = Items(list);
+        let message = match read_fields(ty, &mut f) {
+            Err(MessageError::Rlp(DecoderError::RlpIncorrectListLen)) => Err(wrong_count()),
+            other => other,
+        }?;
+        if !f.0.is_empty() {
+            return Err(wrong_count());
         }
-        let request_id = RequestId::new(bytes(el[0])?)?;
-        Ok(match ty {
-            kind::PING => Message::Ping(Ping {
-                request_id,
-                enr_seq: uint(el[1])?,
-            }),
-            kind::PONG => Message::Pong(Pong {
-                request_id,
-                enr_seq: uint(el[1])?,
-                recipient_ip: ip(bytes(el[2])?),
-                recipient_port: u16::try_from(uint(el[3])?)
-                    .map_err(|_| MessageError::BadField("recipient-port"))?,
-            }),
-            kind::FINDNODE => Message::FindNode(FindNode {
-                request_id,
-                distances: list_items(el[1])?
-                    .iter()
-                    .map(|d| uint(d))
-                    .collect::<Result<_, _>>()?,
-            }),
-            kind::NODES => {
-                let total =
-                    u8::try_from(uint(el[1])?).map_err(|_| MessageError::BadField("total"))?;
-                let mut records = Vec::new();
-                let mut invalid_records = 0;
-                for item in list_items(el[2])? {
-                    match Enr::decode(item) {
-                        Ok(r) => records.push(r),
-                        Err(e) if is_unverifiable(&e) => invalid_records += 1,
-                        Err(e) => return Err(MessageError::Record(e)),
-                    }
-                }
-                Message::Nodes(Nodes {
-                    request_id,
-                    total,
-                    records,
-                    invalid_records,
-                })
+        Ok(message)
+    }
+}
+
+/// The fields of a message of type `ty`, read in order from its list.
+fn read_fields(ty: u8, f: &mut Items<'_>) -> Result<Message, MessageError> {
+    let request_id = RequestId::new(f.bytes()?)?;
+    Ok(match ty {
+        kind::PING => Message::Ping(Ping {
+            request_id,
+            enr_seq: f.uint()?,
+        }),
+        kind::PONG => Message::Pong(Pong {
+            request_id,
+            enr_seq: f.uint()?,
+            recipient_ip: ip(f.bytes()?),
+            recipient_port: u16::try_from(f.uint()?)
+                .map_err(|_| MessageError::BadField("recipient-port"))?,
+        }),
+        kind::FINDNODE => {
+            let list = f.list()?;
+            let mut distances = Vec::with_capacity(Items(list).count()?);
+            let mut items = Items(list);
+            while !items.0.is_empty() {
+                distances.push(items.uint()?);
             }
-            kind::TALKREQ => Message::TalkReq(TalkReq {
+            Message::FindNode(FindNode {
                 request_id,
-                protocol: bytes(el[1])?.to_vec(),
-                request: bytes(el[2])?.to_vec(),
-            }),
-            _ => Message::TalkResp(TalkResp {
+                distances,
+            })
+        }
+        kind::NODES => {
+            let total = u8::try_from(f.uint()?).map_err(|_| MessageError::BadField("total"))?;
+            let mut items = Items(f.list()?);
+            let mut records = Vec::new();
+            let mut invalid_records = 0;
+            while !items.0.is_empty() {
+                match Enr::decode(items.raw()?) {
+                    Ok(r) => records.push(r),
+                    Err(e) if is_unverifiable(&e) => invalid_records += 1,
+                    Err(e) => return Err(MessageError::Record(e)),
+                }
+            }
+            Message::Nodes(Nodes {
                 request_id,
-                response: bytes(el[1])?.to_vec(),
-            }),
-        })
+                total,
+                records,
+                invalid_records,
+            })
+        }
+        kind::TALKREQ => Message::TalkReq(TalkReq {
+            request_id,
+            protocol: f.bytes()?.to_vec(),
+            request: f.bytes()?.to_vec(),
+        }),
+        _ => Message::TalkResp(TalkResp {
+            request_id,
+            response: f.bytes()?.to_vec(),
+        }),
+    })
+}
+
+/// A strict reader over consecutive RLP items: canonical headers only (a single byte below
+/// 0x80 never wrapped, long forms only for 56 bytes and more, no leading zeros in lengths),
+/// every length checked against the input. Written for these small messages: it reads a PING
+/// in a fraction of what the general `rlp` parser takes, which matters next to the ~0.4 µs
+/// that unmasking and opening a packet cost.
+struct Items<'a>(&'a [u8]);
+
+impl<'a> Items<'a> {
+    /// The next item: whether it is a list, its payload, and its whole encoding.
+    fn next(&mut self) -> Result<(bool, &'a [u8], &'a [u8]), DecoderError> {
+        let input = self.0;
+        // Running out of items is told apart: in a message's list it means too few fields.
+        let &first = input.first().ok_or(DecoderError::RlpIncorrectListLen)?;
+        let (is_list, header, len) = match first {
+            0x00..=0x7f => (false, 0, 1),
+            0x80..=0xb7 => (false, 1, usize::from(first - 0x80)),
+            0xc0..=0xf7 => (true, 1, usize::from(first - 0xc0)),
+            _ => {
+                let is_list = first >= 0xf8;
+                let n = usize::from(first - if is_list { 0xf7 } else { 0xb7 });
+                let be = input.get(1..1 + n).ok_or(DecoderError::RlpIsTooShort)?;
+                if be[0] == 0 {
+                    return Err(if is_list {
+                        DecoderError::RlpListLenWithZeroPrefix
+                    } else {
+                        DecoderError::RlpDataLenWithZeroPrefix
+                    });
+                }
+                if n > 4 {
+                    // Over 4 GiB: nothing a 1280-byte packet can hold.
+                    return Err(DecoderError::RlpIsTooShort);
+                }
+                let len = be
+                    .iter()
+                    .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+                if len < 56 {
+                    return Err(DecoderError::RlpInvalidIndirection);
+                }
+                (is_list, 1 + n, len)
+            }
+        };
+        let end = header + len;
+        let item = input.get(..end).ok_or(DecoderError::RlpIsTooShort)?;
+        let payload = if header == 0 { item } else { &item[header..] };
+        if first == 0x81 && payload[0] < 0x80 {
+            return Err(DecoderError::RlpInvalidIndirection);
+        }
+        self.0 = &input[end..];
+        Ok((is_list, payload, item))
+    }
+
+    fn count(mut self) -> Result<usize, DecoderError> {
+        let mut n = 0;
+        while !self.0.is_empty() {
+            self.next()?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn list(&mut self) -> Result<&'a [u8], DecoderError> {
+        match self.next()? {
+            (true, payload, _) => Ok(payload),
+            _ => Err(DecoderError::RlpExpectedToBeList),
+        }
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], DecoderError> {
+        match self.next()? {
+            (false, payload, _) => Ok(payload),
+            _ => Err(DecoderError::RlpExpectedToBeData),
+        }
+    }
+
+    fn raw(&mut self) -> Result<&'a [u8], DecoderError> {
+        Ok(self.next()?.2)
+    }
+
+    /// A canonical unsigned integer of at most 64 bits (geth: no leading zero bytes).
+    fn uint(&mut self) -> Result<u64, DecoderError> {
+        let b = self.bytes()?;
+        if b.len() > 8 {
+            return Err(DecoderError::RlpIsTooBig);
+        }
+        if b.first() == Some(&0) {
+            return Err(DecoderError::RlpInvalidIndirection);
+        }
+        Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
     }
 }
 

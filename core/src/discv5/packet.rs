@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use aes::cipher::{KeyIvInit, StreamCipher};
+use aes::cipher::{BlockCipherEncrypt, KeyInit};
 use aes::Aes128;
 
 use super::crypto::{
@@ -27,6 +27,8 @@ use super::crypto::{
 };
 use super::message::{Message, MessageError};
 use crate::enr::rlp_items::{list_items, split_item, uint};
+use smallvec::SmallVec;
+
 use crate::enr::{Enr, EnrError, MAX_RECORD_SIZE};
 use crate::identity::{NodeId, NodePublicKey, NodeSecretKey, NODE_ID_LEN};
 
@@ -104,8 +106,52 @@ pub mod flag {
 /// a packet (a chance of about 2⁻⁵⁸ per random IV); we follow geth. The encoders call it;
 /// it is public for tests and fuzzers that build packets by hand.
 pub fn apply_mask(dest: &NodeId, iv: &MaskingIv, data: &mut [u8]) {
+    mask_at(&masking_cipher(dest), iv, 0, data);
+}
+
+/// The AES-128 key schedule of the masking key for packets to `dest`.
+fn masking_cipher(dest: &NodeId) -> Aes128 {
     let key: [u8; 16] = dest.0[..16].try_into().expect("16 of 32 bytes");
-    ctr::Ctr128BE::<Aes128>::new(&key.into(), &(*iv).into()).apply_keystream(data);
+    Aes128::new(&key.into())
+}
+
+/// Keystream blocks [`Packet::decode`] computes before it knows the authdata size.
+const FIRST_BLOCKS: usize = 4;
+
+/// `data ^= keystream`, over the shorter of the two.
+fn xor(data: &mut [u8], keystream: &[u8]) {
+    for (d, k) in data.iter_mut().zip(keystream) {
+        *d ^= k;
+    }
+}
+
+/// XORs `data` with the CTR keystream from byte `pos` on. Written out over the block cipher
+/// (eight blocks at a time) rather than through `ctr`'s stream wrapper, whose buffering of a
+/// partial block made the two-step unmasking of a header (static part, then authdata) cost
+/// twice the keystream itself.
+fn mask_at(cipher: &Aes128, iv: &MaskingIv, pos: usize, data: &mut [u8]) {
+    const BATCH: usize = 8;
+    let iv = u128::from_be_bytes(*iv);
+    let mut block = pos / 16;
+    let mut skip = pos % 16;
+    let mut rest = data;
+    while !rest.is_empty() {
+        let n = (skip + rest.len()).div_ceil(16).min(BATCH);
+        let mut ks = [aes::Block::default(); BATCH];
+        for (i, b) in ks[..n].iter_mut().enumerate() {
+            *b = iv.wrapping_add((block + i) as u128).to_be_bytes().into();
+        }
+        cipher.encrypt_blocks(&mut ks[..n]);
+        let stream = ks[..n].iter().flat_map(|b| b.iter()).skip(skip);
+        let take = (n * 16 - skip).min(rest.len());
+        let (now, later) = rest.split_at_mut(take);
+        for (d, k) in now.iter_mut().zip(stream) {
+            *d ^= k;
+        }
+        rest = later;
+        block += n;
+        skip = 0;
+    }
 }
 
 /// A WHOAREYOU's authdata ([DISCV5.md §2.2](crate::spec::discv5)).
@@ -311,7 +357,9 @@ pub struct AcceptedHandshake {
 /// data, and for a WHOAREYOU the challenge-data) and borrows the message ciphertext.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Packet<'a> {
-    header: Vec<u8>,
+    /// Inline for ordinary packets and WHOAREYOUs (71 and 63 bytes); a handshake's spills to
+    /// the heap.
+    header: SmallVec<[u8; 96]>,
     message: &'a [u8],
 }
 
@@ -338,11 +386,22 @@ impl<'a> Packet<'a> {
         }
         let static_end = AUTHDATA_AT;
         let iv: MaskingIv = datagram[..MASKING_IV_SIZE].try_into().expect("16 bytes");
-        let key: [u8; 16] = local_id.0[..16].try_into().expect("16 of 32 bytes");
-        let mut ctr = ctr::Ctr128BE::<Aes128>::new(&key.into(), &iv.into());
+        let cipher = masking_cipher(local_id);
+        // The first four keystream blocks in one batch: the static header and the first 41
+        // authdata bytes, all of an ordinary packet's or a WHOAREYOU's.
+        let mut first = [aes::Block::default(); FIRST_BLOCKS];
+        let ctr0 = u128::from_be_bytes(iv);
+        for (i, b) in first.iter_mut().enumerate() {
+            *b = ctr0.wrapping_add(i as u128).to_be_bytes().into();
+        }
+        cipher.encrypt_blocks(&mut first);
+        let mut ks = [0u8; FIRST_BLOCKS * 16];
+        for (chunk, b) in ks.chunks_exact_mut(16).zip(&first) {
+            chunk.copy_from_slice(b);
+        }
         let mut fixed = [0u8; AUTHDATA_AT];
         fixed.copy_from_slice(&datagram[..static_end]);
-        ctr.apply_keystream(&mut fixed[MASKING_IV_SIZE..]);
+        xor(&mut fixed[MASKING_IV_SIZE..], &ks[..STATIC_HEADER_SIZE]);
         if fixed[PROTOCOL_ID_AT..VERSION_AT] != PROTOCOL_ID {
             return Err(PacketError::ProtocolId);
         }
@@ -362,10 +421,13 @@ impl<'a> Packet<'a> {
         }
         // The same keystream continues over the authdata.
         let auth_end = static_end + auth_len;
-        let mut header = Vec::with_capacity(auth_end);
+        let mut header = SmallVec::with_capacity(auth_end);
         header.extend_from_slice(&fixed);
         header.extend_from_slice(&datagram[static_end..auth_end]);
-        ctr.apply_keystream(&mut header[static_end..]);
+        let (near, far) =
+            header[static_end..].split_at_mut(auth_len.min(ks.len() - STATIC_HEADER_SIZE));
+        xor(near, &ks[STATIC_HEADER_SIZE..]);
+        mask_at(&cipher, &iv, ks.len(), far);
         let bad_size = PacketError::AuthdataSize {
             flag,
             size: auth_size,
@@ -477,12 +539,18 @@ impl<'a> Packet<'a> {
         if self.flag() == flag::WHOAREYOU {
             return Err(OpenError::NoMessage);
         }
-        let mut plain = [0u8; MAX_PACKET_SIZE];
-        // Shorter than a tag (a handshake can leave no room): open_into refuses it.
-        let plain = &mut plain[..self.message.len().saturating_sub(TAG_SIZE)];
-        read.open_into(&self.nonce(), &self.header, self.message, plain)
+        let Some(split) = self.message.len().checked_sub(TAG_SIZE) else {
+            // Shorter than a tag (a handshake can leave no room for one).
+            return Err(OpenError::Decrypt);
+        };
+        let (ct, tag) = self.message.split_at(split);
+        let tag: &[u8; TAG_SIZE] = tag.try_into().expect("split TAG_SIZE from the end");
+        // Copied, then decrypted in place: cheaper than zeroing an output buffer first, and on
+        // the stack for all but the largest messages.
+        let mut plain: SmallVec<[u8; 1024]> = SmallVec::from_slice(ct);
+        read.open_in_place(&self.nonce(), &self.header, &mut plain, tag)
             .map_err(|_| OpenError::Decrypt)?;
-        Message::decode(plain).map_err(OpenError::Message)
+        Message::decode(&plain).map_err(OpenError::Message)
     }
 
     /// The recipient's side of a handshake, in geth's order ([DISCV5.md §4.7](crate::spec::discv5)):
