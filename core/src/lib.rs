@@ -12,6 +12,7 @@
 //! - [`enr`]: Ethereum Node Records (EIP-778).
 //! - [`session`]: one devp2p connection: handshake, Hello, capabilities, keepalive, Disconnect.
 //! - [`discv4`]: discovery v4.
+//! - [`discv5`]: the discovery v5 wire layer (packets, messages, handshake crypto).
 //! - [`dial`]: the dial scheduler; [`node`]: everything above composed into one machine.
 //!
 //! [`spec`] renders the protocol reference the code cites (`PROTOCOL.md §…`).
@@ -88,6 +89,7 @@
 
 pub mod dial;
 pub mod discv4;
+pub mod discv5;
 pub mod enode;
 pub mod enr;
 pub mod fastmix;

@@ -8,10 +8,12 @@
 #![forbid(unsafe_code)]
 
 mod decoders;
+mod discv5;
 mod handshake;
 mod stateful;
 
 pub use decoders::{disconnect, discv4_packet, enode, enr, hello, snappy};
+pub use discv5::{discv5_message, discv5_packet};
 pub use handshake::{ack, auth_eip8, auth_legacy, frame_stream};
 pub use stateful::{node, session, table};
 
@@ -28,6 +30,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("hello", hello),
     ("disconnect", disconnect),
     ("discv4_packet", discv4_packet),
+    ("discv5_packet", discv5_packet),
+    ("discv5_message", discv5_message),
     ("enr", enr),
     ("enode", enode),
     ("session", session),
