@@ -13,6 +13,7 @@ use devp2p_core::discv5::message::{Message, Pong, TalkResp};
 use devp2p_core::discv5::packet::{
     apply_mask, encode_handshake, encode_random, flag, Packet, MAX_PACKET_SIZE,
 };
+use devp2p_core::discv5::Response;
 use devp2p_core::discv5::{
     Contact, Event, NodeAddress, Request, RequestId, SessionKeys, Sessions, SessionsConfig,
 };
@@ -395,6 +396,25 @@ impl Net {
             .filter(|e| matches!(e, Event::SessionEstablished { .. }))
             .collect()
     }
+}
+
+/// The PONG that answered request `id` of node `i`.
+pub fn pong_of(net: &Net, i: usize, id: RequestId) -> Pong {
+    match net.response(i, id) {
+        Some(Event::Response {
+            response: Response::Pong(p),
+            ..
+        }) => p.clone(),
+        other => panic!("no PONG for {id:?} at node {i}: {other:?}"),
+    }
+}
+
+/// Two nodes, at 127.0.0.1:30301 and :30302.
+pub fn two() -> (Net, usize, usize) {
+    let mut net = Net::new();
+    let a = net.add(1, 30301);
+    let b = net.add(2, 30302);
+    (net, a, b)
 }
 
 impl Default for Net {
