@@ -356,3 +356,46 @@ fn a_request_that_fits_an_ordinary_packet_but_not_a_handshake_fails_at_the_hands
         Some(Event::Response { response: Response::TalkResp(r), .. }) if r.len() == 1100
     ));
 }
+
+#[test]
+fn three_nodes_a_record_learnt_from_nodes_is_enough_to_reach_its_node() {
+    // A asks B for the nodes at C's distance, then pings C with the record B returned, while
+    // C pings B: three sessions, requests in flight to two nodes at once.
+    let mut net = Net::new();
+    let (a, b, c) = (net.add(1, 30301), net.add(2, 30302), net.add(3, 30303));
+    net.request(b, c, Request::Ping);
+    net.run_idle();
+    let c_record = net.peers[c].record.clone();
+    net.peers[b].nodes_answer = vec![c_record.clone()];
+    let d = u64::from(net.id(b).log_distance(&net.id(c)));
+    let find = net.request(a, b, Request::FindNode { distances: vec![d] });
+    let ping_b = net.request(c, b, Request::Ping);
+    net.run_idle();
+    let found = match net.response(a, find) {
+        Some(Event::Response {
+            response: Response::Nodes(n),
+            ..
+        }) => n.records.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(found, vec![c_record]);
+    pong_of(&net, c, ping_b);
+    let contact = Contact::from_record(found[0].clone()).unwrap();
+    let (now, to_b) = (net.now, net.contact(b));
+    let ping_c = net.peers[a]
+        .m
+        .send_request(now, contact, Request::Ping)
+        .unwrap();
+    let ping_b = net.peers[a]
+        .m
+        .send_request(now, to_b, Request::Ping)
+        .unwrap();
+    assert_eq!(net.peers[a].m.active_request_count(), 2);
+    net.flush(a);
+    net.run_idle();
+    pong_of(&net, a, ping_c);
+    pong_of(&net, a, ping_b);
+    for i in [a, b, c] {
+        assert_eq!(net.peers[i].m.session_count(), 2, "node {i}");
+    }
+}

@@ -493,7 +493,10 @@ fn a_message_that_opens_but_does_not_decode_is_dropped_without_a_challenge() {
     ));
     let before = net.log.len();
     let to = net.id(b);
-    for junk in [&[0x01u8, 0xc0][..], &[0x09, 0xc1, 0x80], &[]] {
+    // An empty PING, an unknown type, nothing at all, and a PING whose request id is 9 bytes
+    // long (hive `PingLargeRequestID`: no answer of any kind).
+    let long_id = [0x01, 0xcb, 0x89, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0x01];
+    for junk in [&[0x01u8, 0xc0][..], &[0x09, 0xc1, 0x80], &[], &long_id] {
         let p = peer.seal(&to, junk);
         assert_eq!(net.inject(b, peer.addr, &p), Err(DropReason::BadMessage));
     }
@@ -557,4 +560,74 @@ fn a_forged_handshake_deletes_the_challenge() {
     assert!(net.peers[b]
         .m
         .has_session(&NodeAddress::new(peer.key.id(), peer.addr)));
+}
+
+#[test]
+fn a_session_from_one_address_is_not_used_from_another() {
+    // hive `PingMultiIP`: one node id, one set of keys, two source addresses.
+    let (mut net, _a, b) = two();
+    let (addr1, addr2) = (
+        "127.0.0.61:30361".parse().unwrap(),
+        "127.0.0.62:30362".parse().unwrap(),
+    );
+    let mut peer = Scripted::new(60, addr1);
+    let ping = Message::Ping(Ping {
+        request_id: RequestId::from_u64(1),
+        enr_seq: 1,
+    });
+    peer.handshake(&mut net, b, &ping);
+    let to = net.id(b);
+    // The session's keys from the second address: a WHOAREYOU, not a PONG.
+    let sealed = peer.seal(&to, &ping.to_vec());
+    net.inject(b, addr2, &sealed).unwrap();
+    let last = net.log.last().unwrap().clone();
+    assert_eq!(last.to, addr2);
+    let p = Packet::decode(&peer.key.id(), &last.bytes).unwrap();
+    assert_eq!(p.flag(), flag::WHOAREYOU);
+    // A handshake from the second address: the PONG reports it.
+    peer.addr = addr2;
+    let answer = peer.handshake(&mut net, b, &ping);
+    let Some(Message::Pong(pong)) = peer.open(&answer[0].bytes) else {
+        panic!("no PONG");
+    };
+    assert_eq!(
+        (pong.recipient_ip, pong.recipient_port),
+        (Some(addr2.ip()), 30362)
+    );
+    // The second address's keys from the first: a WHOAREYOU again.
+    let sealed = peer.seal(&to, &ping.to_vec());
+    net.inject(b, addr1, &sealed).unwrap();
+    let last = net.log.last().unwrap().clone();
+    assert_eq!(last.to, addr1);
+    assert_eq!(
+        Packet::decode(&peer.key.id(), &last.bytes).unwrap().flag(),
+        flag::WHOAREYOU
+    );
+    assert_eq!(net.peers[b].m.session_count(), 2);
+}
+
+#[test]
+fn a_changed_local_record_goes_to_peers_that_hold_an_older_one() {
+    let (mut net, a, b) = two();
+    let addr = net.peers[a].addr;
+    let newer = record(&net.peers[a].key, addr, 2);
+    let foreign = record(&key(9), addr, 5);
+    assert!(!net.peers[a].m.set_local_record(foreign));
+    assert!(net.peers[a].m.set_local_record(newer.clone()));
+    assert!(!net.peers[a].m.set_local_record(newer.clone()));
+    // B knows A's seq-1 record: its WHOAREYOU says so, and A's handshake carries seq 2.
+    let old = net.peers[a].record.clone();
+    net.peers[b].m.learn_record(old);
+    let id = net.request(a, b, Request::Ping);
+    net.run_idle();
+    pong_of(&net, a, id);
+    assert!(matches!(
+        net.established(b)[..],
+        [Event::SessionEstablished { record: Some(r), .. }] if *r == newer
+    ));
+    // And its PINGs carry the new seq.
+    assert!(net.peers[b].events.iter().any(|e| matches!(
+        e,
+        Event::Request { request: Message::Ping(p), .. } if p.enr_seq == 2
+    )));
 }
