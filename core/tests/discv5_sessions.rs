@@ -381,7 +381,7 @@ fn a_repeated_undecryptable_packet_gets_the_identical_whoareyou_until_it_expires
 }
 
 #[test]
-fn whoareyous_to_one_ip_are_rate_limited() {
+fn whoareyous_to_one_ip_are_rate_limited_except_on_loopback() {
     let (mut net, _a, b) = two();
     let to = net.id(b);
     let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
@@ -404,6 +404,14 @@ fn whoareyous_to_one_ip_are_rate_limited() {
     assert_eq!(net.inject(b, (ip, 999).into(), &out), Ok(()));
     // Another IP is not affected.
     assert_eq!(net.inject(b, "192.0.2.8:1".parse().unwrap(), &out), Ok(()));
+    // Nor is loopback, which cannot be spoofed from outside.
+    for i in 0..40u16 {
+        let k = NodeSecretKey::from_bytes(&[(i + 100) as u8; 32]).unwrap();
+        let mut out = Vec::new();
+        encode_random(&mut out, &to, &k.id(), &[1; 16], &[i as u8; 12], &[0; 20]).unwrap();
+        let from = std::net::SocketAddr::from(([127, 0, 0, 1], 2000 + i));
+        assert_eq!(net.inject(b, from, &out), Ok(()));
+    }
 }
 
 #[test]

@@ -31,6 +31,8 @@ pub const MAX_PENDING_CHALLENGES: usize = 1024;
 /// make us send, so a spoofed source could point them at a victim; this caps what one victim
 /// address receives. The value is sigp's per-IP packet filter rate (9 per second, its filter
 /// being off by default); geth has no such limit ([DISCV5.md §11.1](crate::spec::discv5)).
+/// Loopback addresses are exempt: they cannot be spoofed from the network, and a local test
+/// network puts every node behind 127.0.0.1.
 pub const WHOAREYOU_PER_IP_PER_SECOND: u32 = 9;
 /// IP addresses whose WHOAREYOU budget is tracked, the least recently used forgotten first
 /// (our choice, the session cache's size). A forgotten address starts again with a full burst.

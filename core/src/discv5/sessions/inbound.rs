@@ -71,7 +71,10 @@ impl<R: CryptoRng> Sessions<R> {
     /// for it, byte for byte (geth since #31356; hive `HandshakeResend`;
     /// [DISCV5.md §4.9](crate::spec::discv5)).
     fn challenge(&mut self, node: NodeAddress, nonce: &Nonce) -> Result<(), DropReason> {
-        if !self.limiter.allow(node.addr.ip(), self.now) {
+        // Loopback sources are exempt: they are this host (the kernel drops them arriving
+        // from outside), and a test network puts every node on 127.0.0.1.
+        let ip = node.addr.ip();
+        if !ip.is_loopback() && !self.limiter.allow(ip, self.now) {
             return Err(DropReason::RateLimited);
         }
         let mut out = Vec::with_capacity(crate::discv5::packet::WHOAREYOU_SIZE);

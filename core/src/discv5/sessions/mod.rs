@@ -170,7 +170,7 @@
 //!   lost); sigp drops it. We refuse it with [`SendError::NoSession`].
 //! - **Limits geth leaves open.** Pending challenges (unbounded in geth and sigp, expired
 //!   after 1 s) are bounded; the WHOAREYOU rate per IP (none in geth, sigp's optional packet
-//!   filter has 9 per second) is on; after 2³² packets under one key set, where geth's counter
+//!   filter has 9 per second) is on, loopback sources exempt; after 2³² packets under one key set, where geth's counter
 //!   would wrap, the session is dropped for a new handshake.
 //! - **Addresses.** geth unwraps IPv4-mapped IPv6 sources; sigp also zeroes the IPv6 flow
 //!   label and scope id. We unwrap and zero the flow label but keep the scope id, which a
