@@ -1,14 +1,17 @@
-//! Discovery v5 (wire version 5.1) — the wire layer ([DISCV5.md §2–§5](crate::spec::discv5)):
-//! packets, messages and the handshake cryptography, without state. Sessions, the table and
-//! lookups are built on top of it.
+//! Discovery v5 (wire version 5.1): the wire layer ([DISCV5.md §2–§5](crate::spec::discv5)) —
+//! packets, messages and the handshake cryptography, without state — and on it the session
+//! layer ([DISCV5.md §4–§7](crate::spec::discv5)), [`Sessions`]: sessions, handshakes and
+//! requests as one sans-IO machine. The table and lookups are built on top of that.
 //!
 //! | module | what it is |
 //! |---|---|
 //! | [`packet`] | masking, the static header, the three packet kinds: encode, and decode in two steps |
 //! | [`message`] | PING, PONG, FINDNODE, NODES, TALKREQ, TALKRESP as `type || rlp` plaintexts |
 //! | [`crypto`] | ECDH, HKDF key agreement, the id-nonce signature, AES-GCM message keys |
+//! | [`sessions`] | [`Sessions`]: the session cache, both sides of the handshake, requests with timeouts and retries, the limits |
 //!
-//! # How a session machine uses it
+//! # How a session machine uses the wire layer
+//! [`Sessions`] is that machine; this is what it does with the three modules.
 //! Everything random (masking IVs, nonces, id-nonces, ephemeral keys) and everything
 //! remembered (session keys, sent challenges, known records) is an argument, so the caller
 //! owns both. Receiving is two steps, because the key depends on the header:
@@ -69,6 +72,7 @@
 pub mod crypto;
 pub mod message;
 pub mod packet;
+pub mod sessions;
 
 pub use crypto::{
     derive_keys, ecdh, DecryptError, HandshakeKeys, HandshakeProof, MessageKey, Nonce, SessionKeys,
@@ -80,4 +84,8 @@ pub use packet::{
     encode_handshake, encode_handshake_with, encode_message, encode_random, encode_whoareyou,
     resend_whoareyou, AcceptedHandshake, EncodeError, HandshakeAuth, HandshakeError, IdNonce,
     MaskingIv, OpenError, Packet, PacketError, PacketKind, Whoareyou,
+};
+pub use sessions::{
+    Contact, Direction, DropReason, Event, NodeAddress, NodesResponse, Request, RequestFailure,
+    Response, SendError, Sessions, SessionsConfig, Transmit,
 };
