@@ -17,6 +17,14 @@ use crate::time::Instant;
 /// How long a dialled node is not dialled again (geth `dialHistoryExpiration`: the inbound
 /// throttle of 30 s plus 5 s, so the remote's throttle has expired when we retry).
 pub const DIAL_HISTORY_EXPIRATION: Duration = Duration::from_secs(35);
+/// How soon a static node is dialled again after a lost duplicate race: we closed one
+/// connection to it with AlreadyConnected and it refused the other with AlreadyConnected,
+/// so neither survives (see [`Dialer::refused_as_duplicate`]). A second is ample for the
+/// remote to drop the connection we closed.
+pub const DUPLICATE_REDIAL_DELAY: Duration = Duration::from_secs(1);
+/// How long after we close a duplicate connection a remote's AlreadyConnected on the other
+/// counts as the other half of the same race (a handshake takes at most 5 s, Hello included).
+pub const DUPLICATE_RACE_WINDOW: Duration = Duration::from_secs(10);
 /// Default share of MaxPeers that we dial ourselves: a third (geth `defaultDialRatio`).
 pub const DEFAULT_DIAL_RATIO: usize = 3;
 /// Discovered candidates kept while every dial slot is busy; the oldest are dropped beyond
@@ -128,6 +136,8 @@ impl fmt::Display for SkipReason {
 struct StaticNode {
     target: DialTarget,
     in_pool: bool,
+    /// When we last closed a connection to it as a duplicate (AlreadyConnected).
+    duplicate_closed: Option<Instant>,
 }
 
 /// The dial scheduler.
@@ -243,6 +253,7 @@ impl Dialer {
             StaticNode {
                 target,
                 in_pool: false,
+                duplicate_closed: None,
             },
         );
         self.refill_pool(id);
@@ -307,6 +318,33 @@ impl Dialer {
             && !self.resolves.contains(id)
         {
             self.resolves.push_back(*id);
+        }
+    }
+
+    /// We closed a connection to `id` with AlreadyConnected at `now`: the loser of a race
+    /// between two connections to the same node (ours keeps the one dialled by the node with
+    /// the lower id).
+    pub fn duplicate_closed(&mut self, id: &NodeId, now: Instant) {
+        if let Some(s) = self.statics.get_mut(id) {
+            s.duplicate_closed = Some(now);
+        }
+    }
+
+    /// `id` refused a connection with AlreadyConnected at `now`. Right after we closed
+    /// another connection to it as a duplicate, this is the other half of a race that the
+    /// two ends resolved differently: a node that keeps the first connection it admits
+    /// (geth) kept the one we closed, so neither survives. A static node is then dialled
+    /// again after [`DUPLICATE_REDIAL_DELAY`] rather than after the dial history's 35 s
+    /// (when a connection survived after all, the dial is skipped as usual).
+    pub fn refused_as_duplicate(&mut self, id: &NodeId, now: Instant) {
+        let Some(s) = self.statics.get_mut(id) else {
+            return;
+        };
+        let Some(closed) = s.duplicate_closed.take() else {
+            return;
+        };
+        if now.saturating_duration_since(closed) <= DUPLICATE_RACE_WINDOW {
+            self.history.insert(*id, now + DUPLICATE_REDIAL_DELAY);
         }
     }
 

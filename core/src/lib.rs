@@ -12,6 +12,8 @@
 //! - [`enr`]: Ethereum Node Records (EIP-778).
 //! - [`session`]: one devp2p connection: handshake, Hello, capabilities, keepalive, Disconnect.
 //! - [`discv4`]: discovery v4.
+//! - [`discv5`]: discovery v5: the wire layer (packets, messages, handshake crypto) and the
+//!   session layer (sessions, handshakes, requests).
 //! - [`dial`]: the dial scheduler; [`node`]: everything above composed into one machine.
 //!
 //! [`spec`] renders the protocol reference the code cites (`PROTOCOL.md §…`).
@@ -88,6 +90,7 @@
 
 pub mod dial;
 pub mod discv4;
+pub mod discv5;
 pub mod enode;
 pub mod enr;
 pub mod fastmix;

@@ -6,7 +6,7 @@
 //!
 //! - [`protocol`] (`PROTOCOL.md`): RLPx, the base protocol, discovery v4, ENR and the dialer,
 //!   as go-ethereum implements them.
-//! - [`discv5`] (`DISCV5.md`): discovery v5, not implemented yet.
+//! - [`discv5`] (`DISCV5.md`): discovery v5; its wire layer is [`crate::discv5`].
 //! - [`dnsdisc_nat`] (`DNSDISC_NAT.md`): DNS discovery (EIP-1459), NAT traversal and the
 //!   node's own endpoint.
 

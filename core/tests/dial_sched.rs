@@ -437,3 +437,62 @@ fn a_node_with_a_pending_inbound_handshake_or_self_is_never_dialed() {
         })
     ));
 }
+
+/// A duplicate race the two ends resolved differently (found against geth, which keeps the
+/// first connection it admits where we keep the one dialled by the lower id): we closed one
+/// connection to a static node with AlreadyConnected, the node refused the other with
+/// AlreadyConnected, and neither survived. The node is dialled again a second later, not
+/// after the 35 s dial history. Without our own AlreadyConnected first, or long after it,
+/// a refusal changes nothing.
+#[test]
+fn a_static_node_lost_to_a_duplicate_race_is_redialled_after_a_second() {
+    use devp2p_core::dial::{
+        DIAL_HISTORY_EXPIRATION, DUPLICATE_RACE_WINDOW, DUPLICATE_REDIAL_DELAY,
+    };
+
+    let me = NodeSecretKey::from_bytes(&[7u8; 32]).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let at = Instant::from_millis;
+    let dials = |d: &mut Dialer, now: Instant, rng: &mut ChaCha20Rng| {
+        let mut ids = Vec::new();
+        while let Some(a) = d.poll_action(now, rng) {
+            if let DialAction::Dial { target, .. } = a {
+                ids.push(target.id());
+            }
+        }
+        ids
+    };
+    // (our AlreadyConnected, the remote's, the redial expected at)
+    let cases = [
+        (Some(100), 200, Some(at(200) + DUPLICATE_REDIAL_DELAY)),
+        (None, 200, None),
+        (
+            Some(100),
+            100 + DUPLICATE_RACE_WINDOW.as_millis() as u64 + 1,
+            None,
+        ),
+    ];
+    for (ours, theirs, redial) in cases {
+        let mut d = Dialer::new(me.id(), cfg(5, 5));
+        d.add_static(node(1, L));
+        assert_eq!(dials(&mut d, at(0), &mut rng), [id(1)]);
+        if let Some(t) = ours {
+            d.duplicate_closed(&id(1), at(t));
+        }
+        d.dial_failed(&id(1));
+        d.refused_as_duplicate(&id(1), at(theirs));
+        match redial {
+            Some(when) => {
+                let before = when.checked_sub(Duration::from_millis(1)).unwrap();
+                assert!(dials(&mut d, before, &mut rng).is_empty(), "{ours:?}");
+                assert_eq!(dials(&mut d, when, &mut rng), [id(1)], "{ours:?}");
+            }
+            None => {
+                let before = at(DIAL_HISTORY_EXPIRATION.as_millis() as u64 - 1);
+                assert!(dials(&mut d, before, &mut rng).is_empty(), "{ours:?}");
+                let after = at(0) + DIAL_HISTORY_EXPIRATION;
+                assert_eq!(dials(&mut d, after, &mut rng), [id(1)], "{ours:?}");
+            }
+        }
+    }
+}

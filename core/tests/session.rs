@@ -915,3 +915,56 @@ fn sessions_built_from_known_secrets_start_at_the_hello_exchange() {
         matches!(a.poll_event(), Some(SessionEvent::Established(e)) if e.remote == *kb.public())
     );
 }
+
+/// A Disconnect asked for after our Hello went out and before the peer's arrived waits for
+/// the peer's Hello, then goes out compressed when both speak version 5 (EIP-706): the peer
+/// has read our Hello and reads what follows it as snappy. Found against geth, which read
+/// our uncompressed Disconnect there (sent when a duplicate race evicted a connection
+/// still in its Hello exchange) as "snappy: corrupt input" and lost the reason. Without the
+/// peer's Hello within the linger, it goes out uncompressed; a version-4 peer gets it
+/// uncompressed too.
+#[test]
+fn a_disconnect_between_the_hellos_waits_for_the_peers_hello_to_pick_its_encoding() {
+    let reason = DisconnectReason::AlreadyConnected;
+    let closed = Closed {
+        initiator: Side::Local,
+        reason: Some(reason),
+        error: None,
+    };
+    for (seed, version, compressed) in [(60, 5, true), (61, 4, false)] {
+        let mut peer = RawPeer::connect(three_protocols(), seed);
+        let now = peer.now;
+        peer.session.disconnect(now, reason);
+        peer.collect();
+        assert_eq!(peer.received.len(), 1, "only our Hello so far");
+        assert_eq!(peer.closed(), None);
+        peer.send_hello(version, &[("eth", 68)]);
+        assert_eq!(peer.closed(), Some(&closed), "version {version}");
+        assert!(
+            !peer
+                .events
+                .iter()
+                .any(|e| matches!(e, SessionEvent::Established(_))),
+            "no session for a peer we were leaving"
+        );
+        // The raw peer read the session's answer to its Hello before switching its own codec
+        // to snappy: the payload is as sent.
+        let (id, mut raw) = peer.received.last().expect("a Disconnect").clone();
+        assert_eq!(id, 1);
+        if compressed {
+            raw = snap::raw::Decoder::new()
+                .decompress_vec(&raw)
+                .expect("compressed, as geth expects");
+        }
+        assert_eq!(raw, reason.encode(), "version {version}");
+    }
+    // No Hello within the linger: uncompressed, with the reason.
+    let mut peer = RawPeer::connect(three_protocols(), 62);
+    let now = peer.now;
+    peer.session.disconnect(now, reason);
+    peer.advance_to(now + Duration::from_millis(999));
+    assert_eq!(peer.closed(), None);
+    peer.advance_to(now + Duration::from_secs(1));
+    assert_eq!(peer.closed(), Some(&closed));
+    assert_eq!(peer.received.last(), Some(&(1, reason.encode().to_vec())));
+}

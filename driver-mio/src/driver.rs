@@ -206,7 +206,8 @@ impl Io for MioIo {
 pub struct Driver {
     engine: Engine<MioStream>,
     io: MioIo,
-    listener: TcpListener,
+    /// `None` once the shutdown has finished: the port is free again.
+    listener: Option<TcpListener>,
     udp_token: Token,
     listener_token: Token,
     /// Datagrams may be waiting (the last read stopped at the budget, not at `WouldBlock`).
@@ -270,7 +271,7 @@ impl Driver {
                 events: VecDeque::new(),
                 backlog: Backlog::default(),
             },
-            listener,
+            listener: Some(listener),
             udp_token,
             listener_token,
             udp_ready: false,
@@ -529,7 +530,12 @@ impl Driver {
     pub fn finish_if_drained(&mut self) -> bool {
         if self.finished.is_none() && self.engine.is_drained() {
             let report = self.engine.finish(&mut self.io);
-            let _ = self.io.registry.deregister(&mut self.listener);
+            // Both sockets are closed, not only deregistered: a finished driver kept by its
+            // loop (the Runner keeps them) neither holds its ports nor lets the kernel accept
+            // connections nobody will serve.
+            if let Some(mut l) = self.listener.take() {
+                let _ = self.io.registry.deregister(&mut l);
+            }
             if let Some(u) = &mut self.io.udp {
                 let _ = self.io.registry.deregister(u);
             }
@@ -561,8 +567,11 @@ impl Driver {
             }
             self.accept_paused_until = None;
         }
+        let Some(listener) = &self.listener else {
+            return;
+        };
         loop {
-            match self.listener.accept() {
+            match listener.accept() {
                 Ok((stream, addr)) => {
                     self.engine
                         .on_accepted(&mut self.io, MioStream(stream), addr)

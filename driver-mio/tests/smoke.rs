@@ -173,3 +173,31 @@ fn a_bootnode_without_an_ip_address_is_refused_at_start() {
     assert!(matches!(e, devp2p_mio::StartError::Bootnode { .. }), "{e}");
     assert!(e.to_string().contains("boot.example"), "{e}");
 }
+
+/// A driver whose shutdown has finished closes its TCP listener and UDP socket, though the
+/// Runner keeps it: connecting to its old port is refused (before, the kernel still
+/// accepted connections nobody served), and a node restarted on the same port in the same
+/// Runner starts (before: "Address already in use" for TCP).
+#[test]
+fn a_finished_driver_frees_its_ports_for_a_restart_in_the_same_runner() {
+    let mut runner = Runner::new().unwrap();
+    let mut c = config();
+    c.node.no_discovery = false;
+    let a = runner.add(c.clone()).unwrap();
+    let addr = runner.driver(a).unwrap().listen_addr();
+    runner.driver_mut(a).unwrap().shutdown();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !runner.driver(a).unwrap().is_finished() {
+        assert!(Instant::now() < deadline, "the shutdown did not finish");
+        runner
+            .turn(Some(Duration::from_millis(20)), &mut |_, _, _| {})
+            .unwrap();
+    }
+    let refused = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+    assert!(refused.is_err(), "something still listens on {addr}");
+    c.node.listen = addr;
+    let b = runner
+        .add(c)
+        .expect("the same TCP and UDP port, free again");
+    assert_eq!(runner.driver(b).unwrap().listen_addr(), addr);
+}

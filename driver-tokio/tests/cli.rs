@@ -754,6 +754,39 @@ fn discovery_without_an_answering_bootnode_fails_and_lists_the_bootnodes() {
         String::from_utf8_lossy(&out.stdout).contains(&enode),
         "{err}"
     );
+    // With --out, geth's nodes.json format: the node checked with ENRRequest, by id.
+    let dir = temp_dir("crawl");
+    let file = dir.join("nodes.json");
+    let out = devp2p(&[
+        "discv4",
+        "crawl",
+        "--bootnodes",
+        &enode,
+        "--timeout",
+        "2s",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("1 answered ENRRequest (written)"), "{err}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let doc = json(&text);
+    let id = enode
+        .parse::<devp2p_core::Enode>()
+        .unwrap()
+        .id()
+        .to_string();
+    let entry = &doc[&id];
+    assert_eq!(entry["record"], node.listening["enr"], "{text}");
+    assert_eq!(entry["seq"], first_seq(&node.listening), "{text}");
+    assert_eq!(entry["score"], 1, "{text}");
+    let when = entry["lastCheck"].as_str().unwrap();
+    assert!(when.len() == 20 && when.ends_with('Z'), "RFC 3339: {text}");
+    assert_eq!(entry["firstResponse"], when);
+    assert_eq!(entry["lastResponse"], when);
+    assert_eq!(doc.as_object().unwrap().len(), 1, "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
     let _ = node.stop();
 }
 

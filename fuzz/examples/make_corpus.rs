@@ -126,6 +126,86 @@ fn main() {
         }
     }
 
+    let d5 = vector("discv5_wire.json");
+    for (name, p) in d5["packets"].as_object().expect("packets") {
+        out.put("discv5_packet", name, &hx(&p["upstream"]["packet"]));
+    }
+    for (name, p) in d5["decode_errors"].as_object().expect("decode errors") {
+        if let Some(packet) = p.get("packet") {
+            out.put("discv5_packet", name, &hx(packet));
+        }
+    }
+    // Message plaintexts: the vectors' PINGs, the reference examples of DISCV5.md §3.5 and
+    // a NODES carrying node A's record.
+    let record = hx(&d5["packets"]["ping_handshake_with_enr"]["derived"]["record_rlp"]);
+    let mut nodes = rlp::RlpStream::new_list(3);
+    nodes
+        .append(&&[1u8][..])
+        .append(&1u8)
+        .begin_list(1)
+        .append_raw(&record, 1);
+    let mut plaintexts = vec![
+        (
+            "ping-seq2".to_string(),
+            hx(&d5["packets"]["ping_message"]["derived"]["message_plaintext"]),
+        ),
+        (
+            "ping-seq1".to_string(),
+            hx(&d5["packets"]["ping_handshake"]["derived"]["message_plaintext"]),
+        ),
+        (
+            "nodes-record".to_string(),
+            [&[4u8][..], &nodes.out()].concat(),
+        ),
+    ];
+    for (i, h) in [
+        "02ca0101847f000001821388",
+        "02d60101900000000000000000000000000000000182765f",
+        "03c901c782010081ff81fe",
+        "03c301c180",
+        "04c30101c0",
+        "05d0018d746573742d70726f746f636f6c80",
+        "06c20180",
+        "06c28080",
+    ]
+    .iter()
+    .enumerate()
+    {
+        plaintexts.push((format!("example{i}"), hx(&Value::from(*h))));
+    }
+    let node_a = hx(&d5["keys"]["node_a"]["derived"]["node_id"]);
+    for (name, pt) in &plaintexts {
+        out.put("discv5_message", &format!("ordinary-{name}"), &with(0, pt));
+        out.put(
+            "discv5_message",
+            &format!("handshake-{name}"),
+            &with(1, &with(0, pt)),
+        );
+        out.put(
+            "discv5_message",
+            &format!("handshake-record-{name}"),
+            &with(1, &with(1, pt)),
+        );
+        let mut header = vec![0u8, 0, 32];
+        header.extend_from_slice(&node_a);
+        header.extend_from_slice(pt);
+        out.put(
+            "discv5_message",
+            &format!("fields-{name}"),
+            &with(2, &header),
+        );
+    }
+    // A WHOAREYOU's fields, and handshake authdata with the "v4" sizes but no valid proof.
+    let mut whoareyou = vec![1u8, 0, 24];
+    whoareyou.extend_from_slice(&[7; 24]);
+    out.put("discv5_message", "fields-whoareyou", &with(2, &whoareyou));
+    let mut handshake = vec![2u8, 0, 131];
+    handshake.extend_from_slice(&node_a);
+    handshake.extend_from_slice(&[64, 33]);
+    handshake.extend_from_slice(&[1; 97]);
+    handshake.extend_from_slice(&plaintexts[0].1);
+    out.put("discv5_message", "fields-handshake", &with(2, &handshake));
+
     let enr = vector("enr.json");
     for (name, r) in enr.as_object().expect("records") {
         if let Some(text) = r.get("text").and_then(Value::as_str) {
@@ -152,7 +232,7 @@ fn main() {
 
     // The stateful targets read structured operations; seed them with a few fixed patterns.
     for (i, seed) in [[0u8; 64], [0x41; 64], [0xff; 64]].iter().enumerate() {
-        for t in ["session", "node", "table"] {
+        for t in ["session", "node", "table", "discv5_sessions"] {
             out.put(t, &format!("pattern{i}"), seed);
         }
     }
@@ -160,7 +240,7 @@ fn main() {
     for i in 0..=255u8 {
         counter.extend_from_slice(&[i, i.wrapping_mul(7), 3, i]);
     }
-    for t in ["session", "node", "table"] {
+    for t in ["session", "node", "table", "discv5_sessions"] {
         out.put(t, "counter", &counter);
     }
     println!("wrote {} seed files under fuzz/corpus/", out.count);

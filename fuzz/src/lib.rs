@@ -8,10 +8,14 @@
 #![forbid(unsafe_code)]
 
 mod decoders;
+mod discv5;
+mod discv5_sessions;
 mod handshake;
 mod stateful;
 
 pub use decoders::{disconnect, discv4_packet, enode, enr, hello, snappy};
+pub use discv5::{discv5_message, discv5_packet};
+pub use discv5_sessions::discv5_sessions;
 pub use handshake::{ack, auth_eip8, auth_legacy, frame_stream};
 pub use stateful::{node, session, table};
 
@@ -28,6 +32,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("hello", hello),
     ("disconnect", disconnect),
     ("discv4_packet", discv4_packet),
+    ("discv5_packet", discv5_packet),
+    ("discv5_message", discv5_message),
+    ("discv5_sessions", discv5_sessions),
     ("enr", enr),
     ("enode", enode),
     ("session", session),

@@ -150,6 +150,9 @@ impl<R: CryptoRng> Node<R> {
                 }
             }
             Err(reason) => {
+                if reason == DisconnectReason::AlreadyConnected {
+                    self.dialer.duplicate_closed(&id, now);
+                }
                 // Counted and reported when the session closes (`on_closed`).
                 let c = self.conns.get_mut(&conn).expect("pumped connection exists");
                 if let ConnState::Open(s) = &mut c.state {
@@ -165,6 +168,9 @@ impl<R: CryptoRng> Node<R> {
         let rival = match self.check_admission(conn, id) {
             Ok(r) => r,
             Err(reason) => {
+                if reason == DisconnectReason::AlreadyConnected {
+                    self.dialer.duplicate_closed(&id, now);
+                }
                 if let Some(ConnState::Open(s)) = self.conns.get_mut(&conn).map(|c| &mut c.state) {
                     s.disconnect(now, reason);
                 }
@@ -216,6 +222,9 @@ impl<R: CryptoRng> Node<R> {
     /// Disconnects the losing side of a duplicate race.
     fn evict(&mut self, other: ConnId) {
         let now = self.now;
+        if let Some(id) = self.conns.get(&other).and_then(|c| c.remote) {
+            self.dialer.duplicate_closed(&id, now);
+        }
         if let Some(ConnState::Open(s)) = self.conns.get_mut(&other).map(|c| &mut c.state) {
             s.disconnect(now, DisconnectReason::AlreadyConnected);
         }
@@ -238,6 +247,15 @@ impl<R: CryptoRng> Node<R> {
         let remote = c.remote;
         let direction = c.direction;
         let dial = c.dial;
+        if closed.initiator == Side::Remote
+            && closed.reason == Some(DisconnectReason::AlreadyConnected)
+        {
+            if let Some(id) = remote.or(dial.map(|(k, _)| k.id())) {
+                let now = self.now;
+                self.dialer.refused_as_duplicate(&id, now);
+            }
+        }
+        let c = self.conns.get_mut(&conn).expect("looked up above");
         match c.peer.take() {
             Some(p) => {
                 if self.peers.get(&p.id) == Some(&conn) {

@@ -256,6 +256,9 @@ pub struct Session {
     now: Instant,
     /// End of the handshake or Hello wait, by phase.
     phase_deadline: Instant,
+    /// A Disconnect asked for after our Hello went out and before the peer's came: sent once
+    /// the peer's Hello says whether to compress it (see [`Session::disconnect`]).
+    deferred_disconnect: Option<DisconnectReason>,
     last_read: Instant,
     next_ping: Instant,
     /// When the queued bytes last moved (or started waiting); `None` when nothing is queued.
@@ -343,6 +346,7 @@ impl Session {
         Self {
             out: OutboundQueue::new(config.max_outbound_queue),
             phase_deadline: now + config.handshake_timeout,
+            deferred_disconnect: None,
             config,
             local_hello,
             initiator,
@@ -530,11 +534,16 @@ impl Session {
                     None,
                     Some(SessionError::Timeout(TimeoutKind::Handshake)),
                 ),
-            Phase::Hello { .. } if now >= self.phase_deadline => self.close(
-                Side::Local,
-                Some(DisconnectReason::PingTimeout),
-                Some(SessionError::Timeout(TimeoutKind::Hello)),
-            ),
+            Phase::Hello { .. } if now >= self.phase_deadline => {
+                match self.deferred_disconnect.take() {
+                    Some(r) => self.close(Side::Local, Some(r), None),
+                    None => self.close(
+                        Side::Local,
+                        Some(DisconnectReason::PingTimeout),
+                        Some(SessionError::Timeout(TimeoutKind::Hello)),
+                    ),
+                }
+            }
             Phase::Active { .. } => {
                 if now >= self.last_read + self.config.read_timeout {
                     self.close(
@@ -647,8 +656,23 @@ impl Session {
     }
 
     /// Ends the session, telling the peer `reason` if a frame can still be sent.
+    ///
+    /// Between our Hello and the peer's, the Disconnect waits for the peer's Hello (at most
+    /// [`SessionConfig::disconnect_linger`]): a peer that has read our Hello already expects
+    /// everything after it compressed when both sides speak version 5 (EIP-706), which only
+    /// its Hello tells. geth reads an uncompressed Disconnect there as corrupt snappy and
+    /// loses the reason. Without its Hello in time, the Disconnect goes uncompressed.
     pub fn disconnect(&mut self, now: Instant, reason: DisconnectReason) {
         self.tick(now);
+        if matches!(self.phase, Phase::Hello { .. }) {
+            if self.deferred_disconnect.is_none() {
+                self.deferred_disconnect = Some(reason);
+                self.phase_deadline = self
+                    .phase_deadline
+                    .min(self.now + self.config.disconnect_linger);
+            }
+            return;
+        }
         self.close(Side::Local, Some(reason), None);
     }
 
@@ -806,6 +830,12 @@ impl Session {
             return;
         };
         let remote = *remote;
+        // EIP-706: compress everything after Hello when both sides speak version 5+. The peer
+        // reads whatever follows our Hello that way, so a Disconnect over this Hello too.
+        codec.set_snappy(hello.protocol_version >= P2P_VERSION);
+        if let Some(r) = self.deferred_disconnect.take() {
+            return self.close(Side::Local, Some(r), None);
+        }
         if !hello.has_valid_id() {
             return self.close(
                 Side::Local,
@@ -820,8 +850,9 @@ impl Session {
                 Some(SessionError::UnexpectedIdentity),
             );
         }
-        // EIP-706: compress everything after Hello when both sides speak version 5+.
-        codec.set_snappy(hello.protocol_version >= P2P_VERSION);
+        let Phase::Hello { codec, .. } = &mut self.phase else {
+            return;
+        };
         codec.set_max_frame_size(self.config.max_frame_size);
         let caps = match_protocols(&self.config.protocols, &hello.capabilities);
         if caps.is_empty() && !self.config.protocols.is_empty() {

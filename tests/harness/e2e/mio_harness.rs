@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use devp2p_core::discv4::NodeDbSnapshot;
-use devp2p_core::node::PeerInfo;
+use devp2p_core::discv4::{Event as DiscoveryEvent, Node as DiscNode, NodeDbSnapshot};
+use devp2p_core::node::{NodeEvent, PeerInfo};
 use devp2p_core::session::{DisconnectReason, ProtocolId, SendError};
-use devp2p_core::{Enode, NodeId};
+use devp2p_core::{Enode, Enr, NodeId, NodePublicKey};
 use devp2p_mio::{
     AddStaticError, DriverConfig, Remote, Runner, SendFailure, ShutdownReport, Stats,
 };
 
-use super::{wait_for, EventLog, Harness};
+use super::{wait_for, EventLog, Harness, LOOKUP_WAIT};
 
 /// Longest a turn of the runner thread sleeps, so that it notices the harness stopping.
 const TURN: Duration = Duration::from_millis(20);
@@ -161,6 +161,62 @@ impl Harness for MioHarness {
             let table = r.driver(i).expect("node exists").table();
             table.iter().map(|n| n.id()).collect()
         })
+    }
+
+    fn table_nodes(&mut self, i: usize) -> Vec<DiscNode> {
+        self.call(move |r| r.driver(i).expect("node exists").table())
+    }
+
+    fn lookup(&mut self, i: usize, target: Option<NodePublicKey>) -> Vec<DiscNode> {
+        self.lookups(&[(i, target)]).remove(0)
+    }
+
+    fn lookups(&mut self, queries: &[(usize, Option<NodePublicKey>)]) -> Vec<Vec<DiscNode>> {
+        let q = queries.to_vec();
+        let ids = self.call(move |r| {
+            q.iter()
+                .map(|&(i, target)| {
+                    let d = r.driver_mut(i).expect("node exists");
+                    let id = match target {
+                        Some(t) => d.lookup(&t),
+                        None => d.lookup_random(),
+                    };
+                    id.unwrap_or_else(|e| panic!("mio node {i}: lookup: {e}"))
+                })
+                .collect::<Vec<_>>()
+        });
+        let finished = |log: &EventLog, i: usize, id| {
+            log.with(i, |ev| {
+                ev.iter().rev().find_map(|e| match e {
+                    NodeEvent::Discovery(d) => match d.as_ref() {
+                        DiscoveryEvent::LookupFinished { id: l, nodes, .. } if *l == id => {
+                            Some(nodes.clone())
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+            })
+        };
+        wait_for(
+            &format!("mio: {} lookups to end", queries.len()),
+            LOOKUP_WAIT,
+            || {
+                queries
+                    .iter()
+                    .zip(&ids)
+                    .all(|(&(i, _), &id)| finished(&self.log, i, id).is_some())
+            },
+        );
+        queries
+            .iter()
+            .zip(ids)
+            .map(|(&(i, _), id)| finished(&self.log, i, id).expect("waited for it"))
+            .collect()
+    }
+
+    fn local_enr(&mut self, i: usize) -> Option<Enr> {
+        self.call(move |r| r.driver(i).expect("node exists").local_enr())
     }
 
     fn db_snapshot(&mut self, i: usize) -> NodeDbSnapshot {

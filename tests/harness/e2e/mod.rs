@@ -15,14 +15,18 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use devp2p_core::discv4::NodeDbSnapshot;
+use devp2p_core::discv4::{Node as DiscNode, NodeDbSnapshot};
 use devp2p_core::node::{NodeEvent, PeerInfo};
 use devp2p_core::session::{DisconnectReason, Protocol, ProtocolId};
-use devp2p_core::{Enode, NodeId};
+use devp2p_core::{Enode, Enr, NodeId, NodePublicKey};
 use devp2p_mio::{AddStaticError, DriverConfig, SendFailure, ShutdownReport, Stats};
 
 pub use mio_harness::MioHarness;
 pub use tokio_harness::TokioHarness;
+
+/// Longest [`Harness::lookup`] waits for a lookup to end (they take a few hundred ms to a
+/// few seconds on loopback).
+pub const LOOKUP_WAIT: Duration = Duration::from_secs(20);
 
 /// How often [`wait_for`] checks its condition.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
@@ -85,6 +89,17 @@ pub trait Harness {
     fn peers(&mut self, i: usize) -> Vec<PeerInfo>;
     /// The ids in node `i`'s discovery table.
     fn table(&mut self, i: usize) -> Vec<NodeId>;
+    /// The nodes in node `i`'s discovery table, with the records fetched for them.
+    fn table_nodes(&mut self, i: usize) -> Vec<DiscNode>;
+    /// Runs a discovery lookup from node `i` for `target` (a random one when `None`) and
+    /// returns what it found, nearest first; panics when node `i` has no discovery or the
+    /// lookup does not end within [`LOOKUP_WAIT`].
+    fn lookup(&mut self, i: usize, target: Option<NodePublicKey>) -> Vec<DiscNode>;
+    /// Runs the lookups `queries` (node, target) at the same time; returns their results in
+    /// order. Panics as [`lookup`](Self::lookup) does.
+    fn lookups(&mut self, queries: &[(usize, Option<NodePublicKey>)]) -> Vec<Vec<DiscNode>>;
+    /// Node `i`'s record (`None` without discovery).
+    fn local_enr(&mut self, i: usize) -> Option<Enr>;
     /// Node `i`'s node database as it would be saved now.
     fn db_snapshot(&mut self, i: usize) -> NodeDbSnapshot;
     /// Shuts node `i` down gracefully and waits for the report.

@@ -1,12 +1,12 @@
 //! [`Harness`] over devp2p-tokio: each node a task on a two-thread runtime.
 
-use devp2p_core::discv4::NodeDbSnapshot;
+use devp2p_core::discv4::{Node as DiscNode, NodeDbSnapshot};
 use devp2p_core::node::PeerInfo;
 use devp2p_core::session::{DisconnectReason, ProtocolId};
-use devp2p_core::{Enode, NodeId};
+use devp2p_core::{Enode, Enr, NodeId, NodePublicKey};
 use devp2p_tokio::{AddStaticError, DriverConfig, NodeHandle, SendFailure, ShutdownReport, Stats};
 
-use super::{EventLog, Harness};
+use super::{EventLog, Harness, LOOKUP_WAIT};
 
 /// How long `send` may wait for queue room before the test fails.
 const SEND_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -128,6 +128,47 @@ impl Harness for TokioHarness {
             .block_on(self.nodes[i].table())
             .expect("node running");
         table.iter().map(|n| n.id()).collect()
+    }
+
+    fn table_nodes(&mut self, i: usize) -> Vec<DiscNode> {
+        self.runtime
+            .block_on(self.nodes[i].table())
+            .expect("node running")
+    }
+
+    fn lookup(&mut self, i: usize, target: Option<NodePublicKey>) -> Vec<DiscNode> {
+        self.lookups(&[(i, target)]).remove(0)
+    }
+
+    fn lookups(&mut self, queries: &[(usize, Option<NodePublicKey>)]) -> Vec<Vec<DiscNode>> {
+        let tasks: Vec<_> = queries
+            .iter()
+            .map(|&(i, target)| {
+                let node = self.nodes[i].clone();
+                self.runtime.spawn(async move {
+                    let run = async {
+                        match target {
+                            Some(t) => node.lookup(&t).await,
+                            None => node.lookup_random().await,
+                        }
+                    };
+                    tokio::time::timeout(LOOKUP_WAIT, run).await
+                })
+            })
+            .collect();
+        tasks
+            .into_iter()
+            .zip(queries)
+            .map(|(t, (i, _))| match self.runtime.block_on(t) {
+                Ok(Ok(r)) => r.unwrap_or_else(|e| panic!("tokio node {i}: lookup: {e}")),
+                Ok(Err(_)) => panic!("tokio node {i}: lookup did not end within {LOOKUP_WAIT:?}"),
+                Err(e) => panic!("tokio node {i}: lookup task: {e}"),
+            })
+            .collect()
+    }
+
+    fn local_enr(&mut self, i: usize) -> Option<Enr> {
+        self.nodes[i].local_enr()
     }
 
     fn db_snapshot(&mut self, i: usize) -> NodeDbSnapshot {

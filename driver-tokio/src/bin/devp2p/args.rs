@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use devp2p_core::session::Protocol;
-use devp2p_core::{Enode, NodeSecretKey};
+use devp2p_core::{Enode, Enr, NodeSecretKey};
 
 /// Longest duration accepted (a day): longer is surely a typo (our choice).
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
@@ -57,9 +57,39 @@ pub fn show(d: Duration) -> String {
     }
 }
 
-/// One enode URL with an IP address.
+/// One node to reach: an enode URL with an IP address, or a signed record (`enr:…`) with
+/// an IP, as geth's tools take them (geth's `devp2p discv4 listen` prints its node as a
+/// record). A record's missing TCP or UDP port becomes 0; the commands that need the port say
+/// so.
 pub fn parse_enode(s: &str) -> Result<Enode, String> {
-    let e: Enode = s.trim().parse().map_err(|e| format!("{s:?}: {e}"))?;
+    let t = s.trim();
+    if t.starts_with("enr:") {
+        let r: Enr = t
+            .parse()
+            .map_err(|e| format!("{s:?}: not a valid record: {e}"))?;
+        let ip = r
+            .ip()
+            .ok_or_else(|| format!("{s:?}: the record has no IP address"))?;
+        let (tcp, udp) = if ip.is_ipv4() {
+            (r.tcp4(), r.udp4())
+        } else {
+            (r.tcp6(), r.udp6())
+        };
+        if tcp.is_none() && udp.is_none() {
+            return Err(format!(
+                "{s:?}: the record has neither a TCP nor a UDP port"
+            ));
+        }
+        return Ok(Enode::new(
+            *r.public_key(),
+            ip,
+            tcp.unwrap_or(0),
+            udp.unwrap_or(0),
+        ));
+    }
+    let e: Enode = t
+        .parse()
+        .map_err(|e| format!("{s:?}: {e} (a node is an enode://… URL or an enr:… record)"))?;
     if e.ip().is_none() {
         return Err(format!(
             "{s:?} has no IP address (a DNS name or the key-only form cannot be dialled here)"
@@ -68,11 +98,11 @@ pub fn parse_enode(s: &str) -> Result<Enode, String> {
     Ok(e)
 }
 
-/// A comma-separated list of enode URLs.
+/// A comma-separated list of nodes (enode URLs or records).
 #[derive(Debug, Clone, Default)]
 pub struct EnodeList(pub Vec<Enode>);
 
-/// Comma-separated enode URLs (empty entries ignored).
+/// Comma-separated enode URLs or records (empty entries ignored).
 pub fn parse_enode_list(s: &str) -> Result<EnodeList, String> {
     s.split(',')
         .map(str::trim)
@@ -241,6 +271,39 @@ mod tests {
         assert!(parse_caps("eth/x").is_err());
         assert!(parse_caps("toolongname/1:1").is_err());
         assert_eq!(parse_caps("").unwrap().0, vec![]);
+    }
+
+    #[test]
+    fn a_node_is_an_enode_url_or_a_record_with_an_ip() {
+        let key = NodeSecretKey::from_bytes(&[7; 32]).unwrap();
+        let ip = "127.0.0.1".parse().unwrap();
+        // geth's `devp2p discv4 listen` prints a record with no `tcp`.
+        let udp_only = Enr::builder().ip(ip).udp4(30301).sign(&key).unwrap();
+        let e = parse_enode(&udp_only.to_string()).unwrap();
+        assert_eq!(e, Enode::new(*key.public(), ip, 0, 30301));
+        let both = Enr::builder()
+            .ip(ip)
+            .tcp4(30303)
+            .udp4(30301)
+            .sign(&key)
+            .unwrap();
+        let list = parse_enode_list(&format!("{both},{}", e)).unwrap().0;
+        assert_eq!(list[0], Enode::new(*key.public(), ip, 30303, 30301));
+        assert_eq!(list[1], e);
+
+        let no_ip = Enr::builder().udp4(30301).sign(&key).unwrap();
+        assert!(parse_enode(&no_ip.to_string())
+            .unwrap_err()
+            .contains("no IP address"));
+        let no_ports = Enr::builder().ip(ip).sign(&key).unwrap();
+        assert!(parse_enode(&no_ports.to_string())
+            .unwrap_err()
+            .contains("neither a TCP nor a UDP port"));
+        assert!(parse_enode("enr:AAAA")
+            .unwrap_err()
+            .contains("not a valid record"));
+        let e = parse_enode("nonsense").unwrap_err();
+        assert!(e.contains("enode://") && e.contains("enr:"), "{e}");
     }
 
     #[test]

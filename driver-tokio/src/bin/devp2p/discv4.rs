@@ -25,6 +25,11 @@ use crate::Failure;
 
 /// Lookups a crawl keeps running at once (geth's crawler runs several iterators too).
 const CRAWL_PARALLEL_LOOKUPS: usize = 3;
+/// Nodes a crawl checks (bond, ENRRequest) at once: geth's crawler's `-parallel` default.
+const CRAWL_PARALLEL_CHECKS: usize = 16;
+/// Longest one check of a crawled node may take; checks still running when the lookups stop
+/// get this long to finish.
+const CRAWL_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the crawl's progress line is redrawn on a terminal.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// How often a progress line is printed when stderr is not a terminal.
@@ -45,10 +50,23 @@ struct Probe {
 }
 
 impl Probe {
+    /// A probe of `remote` under a fresh throwaway key.
     async fn new(remote: &Enode) -> Result<Self, Failure> {
+        let mut rng = os_seeded_rng().map_err(|e| format!("reading OS entropy: {e}"))?;
+        Self::with_key(remote, NodeSecretKey::generate(&mut rng)).await
+    }
+
+    /// A probe of `remote` signing with `key` (a crawl checks every node under one key, so
+    /// that the nodes it checks learn one stranger, not one per check).
+    async fn with_key(remote: &Enode, key: NodeSecretKey) -> Result<Self, Failure> {
         let to = remote
             .udp_addr()
             .ok_or_else(|| format!("{remote} has no IP address"))?;
+        if to.port() == 0 {
+            return Err(
+                format!("{remote} has no UDP port: the node does not run discovery").into(),
+            );
+        }
         let any: IpAddr = if to.is_ipv4() {
             Ipv4Addr::UNSPECIFIED.into()
         } else {
@@ -61,10 +79,9 @@ impl Probe {
         // an unreachable port as an error instead of silence.
         socket.connect(to).await.map_err(|e| format!("{to}: {e}"))?;
         let local = socket.local_addr()?;
-        let mut rng = os_seeded_rng().map_err(|e| format!("reading OS entropy: {e}"))?;
         Ok(Probe {
             socket,
-            key: NodeSecretKey::generate(&mut rng),
+            key,
             remote: remote.clone(),
             local,
             clock: Clock::new(),
@@ -230,36 +247,57 @@ pub async fn ping(enode: &Enode, timeout: Duration, json: bool) -> Result<ExitCo
 
 pub async fn request_enr(enode: &Enode, timeout: Duration) -> Result<ExitCode, Failure> {
     let mut probe = Probe::new(enode).await?;
-    let deadline = Instant::now() + timeout;
-    probe.ping_until_pong(deadline, timeout).await?;
-    // The remote answers ENRRequest only once it holds our endpoint proof: it pings back, we
-    // pong (inside `next`). Ask, and ask again every response timeout.
-    let mut asked: Vec<[u8; 32]> = Vec::new();
-    loop {
-        let hash = probe
-            .send(&Packet::EnrRequest(EnrRequest {
-                expiration: probe.expiration(),
-            }))
-            .await?;
-        asked.push(hash);
-        let retry = (Instant::now() + RESPONSE_TIMEOUT).min(deadline);
-        while let Some(d) = probe.next(retry).await? {
-            if let Packet::EnrResponse(r) = d.packet {
-                if asked.contains(&r.request_hash) {
-                    outln!("{}", r.record);
-                    crate::enr::print_record(&r.record);
-                    return Ok(ExitCode::SUCCESS);
+    let record = probe
+        .fetch_record(Instant::now() + timeout, timeout)
+        .await?;
+    outln!("{record}");
+    crate::enr::print_record(&record);
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Probe {
+    /// Bonds (Ping until a Pong, answering the remote's Ping back) and fetches the remote's
+    /// record with ENRRequest (EIP-868), asking again every response timeout until
+    /// `deadline`.
+    async fn fetch_record(&mut self, deadline: Instant, timeout: Duration) -> Result<Enr, Failure> {
+        self.ping_until_pong(deadline, timeout).await?;
+        // The remote answers ENRRequest only once it holds our endpoint proof: it pings
+        // back, we pong (inside `next`).
+        let mut asked: Vec<[u8; 32]> = Vec::new();
+        loop {
+            let hash = self
+                .send(&Packet::EnrRequest(EnrRequest {
+                    expiration: self.expiration(),
+                }))
+                .await?;
+            asked.push(hash);
+            let retry = (Instant::now() + RESPONSE_TIMEOUT).min(deadline);
+            while let Some(d) = self.next(retry).await? {
+                if let Packet::EnrResponse(r) = d.packet {
+                    if asked.contains(&r.request_hash) {
+                        if r.record.node_id() != self.remote.id() {
+                            // geth's RequestENR refuses this too ("invalid ID in response
+                            // record").
+                            return Err(format!(
+                                "{} answered ENRRequest with the record of another node, {}",
+                                self.remote_addr(),
+                                r.record.node_id()
+                            )
+                            .into());
+                        }
+                        return Ok(r.record);
+                    }
                 }
             }
-        }
-        if Instant::now() >= deadline {
-            // The right key answered Ping: a key mismatch is not the story here.
-            return Err(format!(
-                "no ENRResponse from {} within {} (it answered Ping)",
-                probe.remote_addr(),
-                show(timeout)
-            )
-            .into());
+            if Instant::now() >= deadline {
+                // The right key answered Ping: a key mismatch is not the story here.
+                return Err(format!(
+                    "no ENRResponse from {} within {} (it answered Ping)",
+                    self.remote_addr(),
+                    show(timeout)
+                )
+                .into());
+            }
         }
     }
 }
@@ -335,10 +373,47 @@ pub async fn resolve(
     }
 }
 
+/// A node a crawl found, and what its check gave.
 struct Crawled {
-    enode: String,
-    record: Option<Enr>,
-    first_seen_ms: u128,
+    enode: Enode,
+    /// The answer to our ENRRequest: the record and the unix time the check started; `None`
+    /// while unchecked or when it did not answer.
+    answer: Option<(Enr, u64)>,
+}
+
+/// What one check of a crawled node gave: its id, the record (or why none) and when it began.
+type Checked = (NodeId, Result<Enr, String>, u64);
+
+/// Checks `enode` under `key`: bonds and fetches its record, by `cap` at the latest and
+/// within [`CRAWL_CHECK_TIMEOUT`] of starting, at most [`CRAWL_PARALLEL_CHECKS`] at a time.
+async fn check(
+    enode: Enode,
+    key: NodeSecretKey,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    cap: Instant,
+    clock: Clock,
+) -> Checked {
+    let id = enode.id();
+    let Ok(_permit) = permits.acquire().await else {
+        return (id, Err("the crawl ended".into()), 0);
+    };
+    let started = clock.unix_secs();
+    let deadline = (Instant::now() + CRAWL_CHECK_TIMEOUT).min(cap);
+    if Instant::now() >= deadline {
+        return (
+            id,
+            Err("not checked before the crawl ended".into()),
+            started,
+        );
+    }
+    let result = match Probe::with_key(&enode, key).await {
+        Ok(mut probe) => probe
+            .fetch_record(deadline, CRAWL_CHECK_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    (id, result, started)
 }
 
 pub async fn crawl(
@@ -349,6 +424,15 @@ pub async fn crawl(
     let (node, mut events) = devp2p_tokio::spawn(discovery_only(bootnodes.clone()))?;
     let started = Instant::now();
     let deadline = started + timeout;
+    // Checks still running when the lookups stop get this long to finish.
+    let checks_cap = deadline + CRAWL_CHECK_TIMEOUT;
+    let clock = Clock::new();
+    let mut rng = os_seeded_rng().map_err(|e| format!("reading OS entropy: {e}"))?;
+    let check_key = NodeSecretKey::generate(&mut rng);
+    // Neither the crawling node nor the checking key is a node found.
+    let ours = [node.local_id(), check_key.id()];
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(CRAWL_PARALLEL_CHECKS));
+    let mut checks: tokio::task::JoinSet<Checked> = tokio::task::JoinSet::new();
     let mut lookups = tokio::task::JoinSet::new();
     for _ in 0..CRAWL_PARALLEL_LOOKUPS {
         let node = node.clone();
@@ -364,11 +448,18 @@ pub async fn crawl(
         });
     }
     let mut nodes: BTreeMap<NodeId, Crawled> = BTreeMap::new();
+    let mut answered_count = 0usize;
     let tty = std::io::stderr().is_terminal();
     let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
     let mut last_log = Instant::now();
     let sleep = tokio::time::sleep_until(deadline.into());
     tokio::pin!(sleep);
+    let mut record = |nodes: &mut BTreeMap<NodeId, Crawled>, (id, result, at): Checked| {
+        if let (Some(c), Ok(r)) = (nodes.get_mut(&id), result) {
+            c.answer = Some((r, at));
+            answered_count += 1;
+        }
+    };
     loop {
         tokio::select! {
             e = events.recv() => match e {
@@ -379,26 +470,31 @@ pub async fn crawl(
                         _ => vec![],
                     };
                     for n in seen {
-                        let entry = nodes.entry(n.id()).or_insert_with(|| Crawled {
-                            enode: Enode::new(*n.public_key(), n.ip(), n.tcp_port(), n.udp_port()).to_string(),
-                            record: None,
-                            first_seen_ms: started.elapsed().as_millis(),
-                        });
-                        if let Some(r) = n.record() {
-                            if entry.record.as_ref().is_none_or(|old| old.seq() < r.seq()) {
-                                entry.record = Some(r.clone());
-                            }
+                        let id = n.id();
+                        if ours.contains(&id) || nodes.contains_key(&id) {
+                            continue;
                         }
+                        let enode = Enode::new(*n.public_key(), n.ip(), n.tcp_port(), n.udp_port());
+                        checks.spawn(check(
+                            enode.clone(),
+                            check_key.clone(),
+                            permits.clone(),
+                            checks_cap,
+                            clock,
+                        ));
+                        nodes.insert(id, Crawled { enode, answer: None });
                     }
                 }
                 Some(_) => {}
                 None => break,
             },
+            Some(Ok(c)) = checks.join_next(), if !checks.is_empty() => record(&mut nodes, c),
             _ = ticker.tick() => {
                 let line = format!(
-                    "crawl: {:>5.1}s  {} nodes",
+                    "crawl: {:>5.1}s  {} nodes found, {} answered",
                     started.elapsed().as_secs_f64(),
-                    nodes.len()
+                    nodes.len(),
+                    nodes.values().filter(|c| c.answer.is_some()).count(),
                 );
                 if tty {
                     eprint!("\r{line}   ");
@@ -420,26 +516,24 @@ pub async fn crawl(
     while let Some(r) = lookups.join_next().await {
         lookups_done += r.unwrap_or(0);
     }
-    let doc: serde_json::Map<String, serde_json::Value> = nodes
-        .iter()
-        .map(|(id, c)| {
-            (
-                id.to_string(),
-                json!({
-                    "enode": c.enode,
-                    "record": c.record.as_ref().map(|r| r.to_string()),
-                    "seq": c.record.as_ref().map(|r| r.seq()),
-                    "first_seen_ms": c.first_seen_ms,
-                }),
-            )
-        })
-        .collect();
+    // The checks still running end by `checks_cap` on their own; the margin covers a busy
+    // machine.
+    let _ = tokio::time::timeout_at((checks_cap + Duration::from_millis(500)).into(), async {
+        while let Some(c) = checks.join_next().await {
+            if let Ok(c) = c {
+                record(&mut nodes, c);
+            }
+        }
+    })
+    .await;
+    checks.abort_all();
     eprintln!(
-        "crawl: {} nodes ({} with records) in {} lookups over {}",
+        "crawl: {} nodes found in {} lookups over {}; {} answered ENRRequest{}",
         nodes.len(),
-        nodes.values().filter(|c| c.record.is_some()).count(),
         lookups_done,
-        show(timeout)
+        show(timeout),
+        answered_count,
+        if out.is_some() { " (written)" } else { "" }
     );
     if !answered {
         // Nothing was reached: an empty result file would look like a crawl of an empty
@@ -448,9 +542,8 @@ pub async fn crawl(
     }
     match out {
         Some(path) => {
-            let mut bytes = serde_json::to_vec_pretty(&doc)?;
-            bytes.push(b'\n');
-            devp2p_mio::common::fsutil::write_atomic(path, &bytes, false)
+            let bytes = nodes_json(&nodes);
+            devp2p_mio::common::fsutil::write_atomic(path, bytes.as_bytes(), false)
                 .map_err(|e| format!("writing {}: {e}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }
@@ -461,4 +554,71 @@ pub async fn crawl(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The crawl's result in geth's `nodes.json` format (`cmd/devp2p/nodeset.go`), which geth's
+/// `devp2p nodeset`, `dns` and `discv4 crawl` commands read: an object keyed by node id (hex),
+/// each entry `seq`, `record` (`enr:…`), `score` (liveness checks passed: 1 after our one
+/// check), `firstResponse`, `lastResponse` and `lastCheck` (RFC 3339, UTC, whole seconds).
+/// Like geth's crawler we write only the nodes that answered ENRRequest; geth's encoder
+/// sorts the ids and indents by four spaces, and so do we.
+fn nodes_json(nodes: &BTreeMap<NodeId, Crawled>) -> String {
+    let entries: Vec<String> = nodes
+        .iter()
+        .filter_map(|(id, c)| {
+            let (record, at) = c.answer.as_ref()?;
+            let time = json!(rfc3339(*at));
+            Some(format!(
+                "    {}: {{\n        \"seq\": {},\n        \"record\": {},\n        \
+                 \"score\": 1,\n        \"firstResponse\": {time},\n        \
+                 \"lastResponse\": {time},\n        \"lastCheck\": {time}\n    }}",
+                json!(id.to_string()),
+                record.seq(),
+                json!(record.to_string()),
+            ))
+        })
+        .collect();
+    if entries.is_empty() {
+        "{}\n".to_string()
+    } else {
+        format!("{{\n{}\n}}\n", entries.join(",\n"))
+    }
+}
+
+/// `unix` seconds as RFC 3339 in UTC, as Go's `time.Time` writes them in JSON
+/// (`2026-12-01T21:48:25Z`).
+fn rfc3339(unix: u64) -> String {
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    // Days since 1970-01-01 to a civil date (H. Hinnant's `civil_from_days`).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn unix_seconds_read_as_go_writes_times() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        // `date -u -d @1796161705`: Tue Dec  1 21:48:25 UTC 2026.
+        assert_eq!(rfc3339(1_796_161_705), "2026-12-01T21:48:25Z");
+        // A leap day, and the last second of a century year that is not a leap year.
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(4_107_542_399), "2100-02-28T23:59:59Z");
+    }
 }

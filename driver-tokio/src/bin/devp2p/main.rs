@@ -134,7 +134,7 @@ enum Discv4Command {
         /// The node to find.
         #[arg(value_parser = parse_enode)]
         enode: Enode,
-        /// Where to start (comma-separated enode URLs).
+        /// Where to start (comma-separated enode URLs or enr: records).
         #[arg(long, value_parser = parse_enode_list)]
         bootnodes: EnodeList,
         /// Give up after this long.
@@ -143,7 +143,7 @@ enum Discv4Command {
     },
     /// Walks the DHT with random lookups and writes every node found.
     Crawl {
-        /// Where to start (comma-separated enode URLs).
+        /// Where to start (comma-separated enode URLs or enr: records).
         #[arg(long, value_parser = parse_enode_list)]
         bootnodes: EnodeList,
         /// How long to crawl.

@@ -69,13 +69,13 @@ pub struct NodeArgs {
     /// Data directory: the node database (and the node key, unless given otherwise).
     #[arg(long)]
     datadir: Option<PathBuf>,
-    /// Discovery bootnodes (comma-separated enode URLs).
+    /// Discovery bootnodes (comma-separated enode URLs or enr: records).
     #[arg(long, value_parser = parse_enode_list)]
     bootnodes: Option<EnodeList>,
-    /// Peers to keep connected (comma-separated enode URLs).
+    /// Peers to keep connected (comma-separated enode URLs or enr: records).
     #[arg(long = "static", value_parser = parse_enode_list)]
     static_nodes: Option<EnodeList>,
-    /// Peers admitted past the peer limits (comma-separated enode URLs).
+    /// Peers admitted past the peer limits (comma-separated enode URLs or enr: records).
     #[arg(long, value_parser = parse_enode_list)]
     trusted: Option<EnodeList>,
     /// Peers at most.
@@ -192,26 +192,34 @@ fn stopped(report: &ShutdownReport, json: bool) {
     }
 }
 
-/// Resolves on Ctrl-C, or SIGTERM on unix.
-pub async fn stop_signal() {
+/// Resolves on Ctrl-C, or SIGTERM on unix. The handlers are installed by this call, not at
+/// the first poll, so that a signal sent right after the listening line (which is printed
+/// after this call) stops the node gracefully instead of killing it.
+pub fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, int) {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -222,9 +230,9 @@ pub async fn run(args: NodeArgs) -> Result<ExitCode, Failure> {
     match args.driver {
         Driver::Tokio => {
             let (node, mut events) = devp2p_tokio::spawn(config)?;
-            let mut open = listening(&node.local_enode(), node.local_enr().as_ref(), json);
             let stop = stop_signal();
             tokio::pin!(stop);
+            let mut open = listening(&node.local_enode(), node.local_enr().as_ref(), json);
             while open {
                 tokio::select! {
                     e = events.recv() => match e {
@@ -242,6 +250,8 @@ pub async fn run(args: NodeArgs) -> Result<ExitCode, Failure> {
             stopped(&report, json);
         }
         Driver::Mio => {
+            // Before the node thread prints the listening line.
+            let stop = stop_signal();
             let (started_tx, started_rx) = tokio::sync::oneshot::channel();
             let thread = std::thread::Builder::new()
                 .name("devp2p-mio".into())
@@ -267,7 +277,7 @@ pub async fn run(args: NodeArgs) -> Result<ExitCode, Failure> {
             // `started_tx` is dropped unsent when the node fails to start.
             if let Ok(remote) = started_rx.await {
                 tokio::select! {
-                    _ = stop_signal() => remote.stop(),
+                    _ = stop => remote.stop(),
                     // The node stopped by itself (stdout closed).
                     r = &mut join => {
                         let report = r?.map_err(|_| "the mio thread panicked")??;

@@ -63,6 +63,10 @@ pub async fn ping(
     let addr = enode
         .tcp_addr()
         .ok_or_else(|| format!("{enode} has no IP address"))?;
+    if enode.tcp_port == 0 {
+        // A record without `tcp`: a discovery-only node (geth's `devp2p discv4 listen`).
+        return Err(format!("{enode} has no TCP port: the node does not serve RLPx").into());
+    }
     let started = std::time::Instant::now();
     let mut progress = Progress::default();
     let outcome = tokio::time::timeout(

@@ -1,0 +1,570 @@
+//! go-ethereum's own `devp2p` tool (v1.17.10, built from the pinned module by
+//! `tests/harness/go_build.rs`) against our `devp2p node` on each driver, and our probes
+//! against geth's discovery nodes (`devp2p discv4 listen`): geth's `discv4 test` suite, its
+//! `rlpx ping`, `discv4 ping`, `requestenr`, `resolve` and `crawl`, ours against geth, and
+//! `nodes.json` files read by geth's `nodeset info` and `discv4 crawl`. 127.0.0.1 and
+//! 127.0.0.2 only (geth's tools are always given `--bootnodes`, else they would start from
+//! the mainnet bootnodes). `DEVP2P_SKIP_GETH=1` skips these tests. See `tests/INTEROP.md`.
+
+#[path = "../../tests/harness/geth.rs"]
+mod geth_peer;
+#[path = "../../tests/harness/interop.rs"]
+mod interop;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use devp2p_core::{Enode, Enr};
+use geth_peer::go_build::GETH_DEVP2P;
+use geth_peer::{geth_binary, geth_enabled};
+use interop::{run_bounded, Finished};
+use serde_json::Value;
+
+/// Longest one command (a probe, a crawl, the whole `discv4 test` suite) may run; each has
+/// its own shorter timeout where it takes one.
+const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+/// Longest a node may take to print its address.
+const START_LIMIT: Duration = Duration::from_secs(20);
+/// Longest a resolve or a crawl is repeated until it finds the second node through the
+/// first: the first serves a node that pinged it in its Neighbours only once it has
+/// revalidated it (geth's rule and ours), which takes a few seconds (one random entry every
+/// 3 s on average).
+const FIND_LIMIT: Duration = Duration::from_secs(30);
+/// The cases of geth v1.17.10's `discv4 test` (`cmd/devp2p/internal/v4test`).
+const V4TEST_CASES: usize = 15;
+/// The second address geth's `discv4 test` sends from (loopback on Linux).
+const LISTEN2: &str = "127.0.0.2";
+
+fn geth(args: &[&str]) -> Finished {
+    let mut cmd = Command::new(geth_binary(GETH_DEVP2P));
+    cmd.args(args);
+    run_bounded(cmd, COMMAND_LIMIT).unwrap_or_else(|e| panic!("geth's devp2p {args:?}: {e}"))
+}
+
+/// geth's `devp2p discv4 <sub>`, always with `--bootnodes` (empty for none: geth's tools
+/// fall back to the mainnet bootnodes without it) and a socket on 127.0.0.1. `rest` holds
+/// the subcommand's flags and then its arguments (urfave/cli reads no flags after an
+/// argument).
+fn geth_discv4(sub: &str, bootnodes: &str, rest: &[&str]) -> Finished {
+    let boot = format!("--bootnodes={bootnodes}");
+    let mut args = vec!["discv4", sub, &boot, "--addr", "127.0.0.1:0"];
+    args.extend_from_slice(rest);
+    geth(&args)
+}
+
+fn ours(args: &[&str]) -> Finished {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_devp2p"));
+    cmd.args(args).env("RUST_LOG", "warn");
+    run_bounded(cmd, COMMAND_LIMIT).unwrap_or_else(|e| panic!("devp2p {args:?}: {e}"))
+}
+
+fn ok(out: &Finished, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    out.stdout.clone()
+}
+
+/// A child process whose first stdout line is its address; killed on drop. The rest of its
+/// stdout is drained so that it never blocks on a full pipe.
+struct Running {
+    child: Child,
+    first: String,
+}
+
+impl Running {
+    fn start(mut cmd: Command, what: &str) -> Running {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        let first = match rx.recv_timeout(START_LIMIT) {
+            Ok(Some(Ok(line))) => line,
+            other => {
+                let _ = child.kill();
+                panic!("{what} printed no address within {START_LIMIT:?}: {other:?}");
+            }
+        };
+        Running { child, first }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Our `devp2p node --json` on `driver`.
+struct OurNode {
+    _proc: Running,
+    enode: String,
+    enr: String,
+    id: String,
+}
+
+impl OurNode {
+    fn start(driver: &str, extra: &[&str]) -> OurNode {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_devp2p"));
+        cmd.args([
+            "node",
+            "--json",
+            "--listen",
+            "127.0.0.1:0",
+            "--driver",
+            driver,
+        ])
+        .args(extra)
+        .env("RUST_LOG", "warn");
+        let proc = Running::start(cmd, &format!("devp2p node --driver {driver}"));
+        let line: Value = serde_json::from_str(&proc.first)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", proc.first));
+        assert_eq!(line["event"], "listening", "{line}");
+        let enode = line["enode"].as_str().expect("an enode").to_string();
+        let enr = line["enr"].as_str().expect("a record").to_string();
+        let id = enode.parse::<Enode>().unwrap().id().to_string();
+        OurNode {
+            _proc: proc,
+            enode,
+            enr,
+            id,
+        }
+    }
+
+    /// Our enode URL with the UDP port of a closed socket: a stale address that only a
+    /// lookup can correct.
+    fn stale_enode(&self) -> String {
+        let e: Enode = self.enode.parse().unwrap();
+        Enode::new(e.public_key, e.ip().unwrap(), 1, dead_udp_port()).to_string()
+    }
+}
+
+/// geth's `devp2p discv4 listen`: a discovery-only node (no RLPx), printing its record.
+struct GethNode {
+    _proc: Running,
+    record: Enr,
+}
+
+impl GethNode {
+    fn start(bootnodes: &str) -> GethNode {
+        let mut cmd = Command::new(geth_binary(GETH_DEVP2P));
+        cmd.args([
+            "discv4",
+            "listen",
+            &format!("--bootnodes={bootnodes}"),
+            "--addr",
+            "127.0.0.1:0",
+        ]);
+        let proc = Running::start(cmd, "geth's devp2p discv4 listen");
+        let record: Enr = proc
+            .first
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("geth printed no record ({e}): {}", proc.first));
+        GethNode {
+            _proc: proc,
+            record,
+        }
+    }
+
+    fn enr(&self) -> String {
+        self.record.to_string()
+    }
+
+    fn id(&self) -> String {
+        self.record.node_id().to_string()
+    }
+
+    fn udp(&self) -> u16 {
+        self.record.udp4().expect("geth's record has a UDP port")
+    }
+}
+
+/// Runs `attempt` until it gives a value, failing with `what` and the last attempt's story
+/// after [`FIND_LIMIT`].
+fn until<T>(what: &str, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + FIND_LIMIT;
+    loop {
+        match attempt() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() >= deadline => {
+                panic!("{what}: not within {FIND_LIMIT:?}; the last attempt: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(300)),
+        }
+    }
+}
+
+/// Whether a `nodes.json` holds every one of `ids`.
+fn holds_all(path: &Path, ids: &[&str]) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let entries = read_nodes_json(path);
+    match ids.iter().find(|id| !entries.contains_key(**id)) {
+        Some(missing) => Err(format!("{missing} is missing:\n{text}")),
+        None => Ok(()),
+    }
+}
+
+/// A UDP port on 127.0.0.1 that nothing listens on (bound, then released).
+fn dead_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// A fresh directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("devp2p-geth-tools-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs geth's `discv4 test` against our node on `driver` and fails listing every case that
+/// did not pass.
+fn v4test_against_our_node(driver: &str) {
+    let node = OurNode::start(driver, &[]);
+    let out = geth(&[
+        "discv4",
+        "test",
+        "--tap",
+        "--remote",
+        &node.enode,
+        "--listen1",
+        "127.0.0.1",
+        "--listen2",
+        LISTEN2,
+    ]);
+    // TAP: "1..15", then "ok 1 Ping/Basic" or "not ok 1 Ping/Basic" per case.
+    let total: Option<usize> = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("1.."))
+        .and_then(|n| n.trim().parse().ok());
+    let case = |l: &str, prefix: &str| {
+        l.strip_prefix(prefix)
+            .and_then(|rest| rest.split_once(' '))
+            .filter(|(n, _)| n.parse::<usize>().is_ok())
+            .map(|(_, name)| name.trim().to_string())
+    };
+    let passed: Vec<String> = out.stdout.lines().filter_map(|l| case(l, "ok ")).collect();
+    let failed: Vec<String> = out
+        .stdout
+        .lines()
+        .filter_map(|l| case(l, "not ok "))
+        .collect();
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!(
+            "geth's discv4 test against our node ({driver}): {}/{} cases passed\n",
+            passed.len(),
+            total.unwrap_or(0)
+        )
+        .as_bytes(),
+    );
+    assert!(
+        failed.is_empty() && total == Some(passed.len()) && out.status.success(),
+        "geth's discv4 test against our node ({driver} driver): {}/{} passed; failed: {}\n\
+         ({})\nstdout:\n{}\nstderr:\n{}",
+        passed.len(),
+        total.map_or("?".into(), |t| t.to_string()),
+        if failed.is_empty() {
+            "none reported".to_string()
+        } else {
+            failed.join(", ")
+        },
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(
+        passed.len(),
+        V4TEST_CASES,
+        "geth v1.17.10's suite has {V4TEST_CASES} cases: {}",
+        out.stdout
+    );
+}
+
+#[test]
+fn geth_discv4_test_passes_every_case_against_our_node_on_tokio() {
+    if geth_enabled("geth_discv4_test_passes_every_case_against_our_node_on_tokio") {
+        v4test_against_our_node("tokio");
+    }
+}
+
+#[test]
+fn geth_discv4_test_passes_every_case_against_our_node_on_mio() {
+    if geth_enabled("geth_discv4_test_passes_every_case_against_our_node_on_mio") {
+        v4test_against_our_node("mio");
+    }
+}
+
+/// The node ids and entries of a `nodes.json` in geth's format.
+fn read_nodes_json(path: &Path) -> serde_json::Map<String, Value> {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(m)) => m,
+        other => panic!("{}: not a JSON object ({other:?}):\n{text}", path.display()),
+    }
+}
+
+/// `path`, written by our crawl, holds exactly `want` (id → record) in geth's format, and
+/// geth reads it: `nodeset info` counts the nodes, and `discv4 crawl` taking it as input
+/// writes it back unchanged (it skips re-checking nodes checked in the last 10 minutes, so
+/// what it writes is what it parsed).
+fn geth_reads_our_nodes_json(path: &Path, want: &[(&str, &str)]) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let entries = read_nodes_json(path);
+    let ids: BTreeSet<&str> = entries.keys().map(String::as_str).collect();
+    let wanted: BTreeSet<&str> = want.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, wanted, "our crawl's nodes.json:\n{text}");
+    for (id, record) in want {
+        let e = &entries[*id];
+        assert_eq!(e["record"], *record, "{id}: {text}");
+        let seq = record.parse::<Enr>().unwrap().seq();
+        assert_eq!(e["seq"], seq, "{id}: {text}");
+        assert_eq!(e["score"], 1, "{id}: {text}");
+        for field in ["firstResponse", "lastResponse", "lastCheck"] {
+            assert!(
+                e[field].as_str().is_some_and(|t| t.ends_with('Z')),
+                "{field}: {text}"
+            );
+        }
+    }
+    let info = geth(&["nodeset", "info", path.to_str().unwrap()]);
+    let info = ok(&info, "geth's nodeset info of our nodes.json");
+    assert!(
+        info.contains(&format!("Set contains {} nodes.", want.len())),
+        "{info}"
+    );
+    assert!(info.contains("secp256k1: "), "{info}");
+
+    let copy = path.with_extension("geth.json");
+    std::fs::copy(path, &copy).unwrap();
+    let out = geth_discv4("crawl", "", &["--timeout", "1s", copy.to_str().unwrap()]);
+    ok(&out, "geth's discv4 crawl reading our nodes.json");
+    let rewritten = std::fs::read_to_string(&copy).unwrap();
+    assert_eq!(
+        rewritten.trim_end(),
+        text.trim_end(),
+        "geth's crawl wrote our nodes.json back otherwise"
+    );
+}
+
+/// geth's tools against two of our nodes on `driver`, B bootstrapped from A.
+fn geth_tools_against_our_nodes(driver: &str) {
+    let a = OurNode::start(driver, &["--caps", "eth/68"]);
+    let b = OurNode::start(driver, &["--bootnodes", &a.enode]);
+    let dir = temp_dir(&format!("ours-{driver}"));
+
+    // geth asks the stale address first, then looks B's key up through A; it prints the
+    // record it found, or the node it was given when it found none.
+    let stale = b.stale_enode();
+    until("geth's discv4 resolve of B through A", || {
+        let out = geth_discv4("resolve", &a.enode, &[&stale]);
+        let found = ok(&out, "geth's discv4 resolve");
+        if found.trim() == b.enr {
+            Ok(())
+        } else {
+            Err(format!("printed {found:?}, not B's record {}", b.enr))
+        }
+    });
+
+    // geth's crawl from A finds both and checks each with ENRRequest.
+    let geth_json = dir.join("geth-crawl.json");
+    until("geth's discv4 crawl finding A and B", || {
+        // An existing file would be its input.
+        let _ = std::fs::remove_file(&geth_json);
+        let out = geth_discv4(
+            "crawl",
+            &a.enode,
+            &["--timeout", "2s", geth_json.to_str().unwrap()],
+        );
+        ok(&out, "geth's discv4 crawl");
+        holds_all(&geth_json, &[&a.id, &b.id])
+    });
+    let crawled = read_nodes_json(&geth_json);
+    for n in [&a, &b] {
+        assert_eq!(crawled[&n.id]["record"], n.enr, "geth's crawl: {crawled:?}");
+    }
+
+    // Our crawl of our nodes, read by geth.
+    let ours_json = dir.join("ours.json");
+    until("our discv4 crawl finding A and B", || {
+        let out = ours(&[
+            "discv4",
+            "crawl",
+            "--bootnodes",
+            &a.enode,
+            "--timeout",
+            "2s",
+            "--out",
+            ours_json.to_str().unwrap(),
+        ]);
+        ok(&out, "our discv4 crawl");
+        holds_all(&ours_json, &[&a.id, &b.id])
+    });
+    geth_reads_our_nodes_json(
+        &ours_json,
+        &[
+            (a.id.as_str(), a.enr.as_str()),
+            (b.id.as_str(), b.enr.as_str()),
+        ],
+    );
+
+    // The probes last: each leaves a dead node (geth's throwaway key) in A's table, which
+    // would compete with B for A's revalidation above.
+    let hello = ok(&geth(&["rlpx", "ping", &a.enode]), "geth's rlpx ping");
+    assert!(
+        hello.contains("Name:devp2p-sansio/") && hello.contains("Caps:[eth/68]"),
+        "{hello}"
+    );
+    let pong = ok(&geth_discv4("ping", "", &[&a.enode]), "geth's discv4 ping");
+    assert!(pong.contains("node responded to ping"), "{pong}");
+    let record = ok(
+        &geth_discv4("requestenr", "", &[&a.enode]),
+        "geth's discv4 requestenr",
+    );
+    assert_eq!(record.trim(), a.enr, "the record A serves");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn geth_tools_work_against_our_nodes_on_tokio() {
+    if geth_enabled("geth_tools_work_against_our_nodes_on_tokio") {
+        geth_tools_against_our_nodes("tokio");
+    }
+}
+
+#[test]
+fn geth_tools_work_against_our_nodes_on_mio() {
+    if geth_enabled("geth_tools_work_against_our_nodes_on_mio") {
+        geth_tools_against_our_nodes("mio");
+    }
+}
+
+/// Our probes against two geth discovery nodes, G2 bootstrapped from G1. They name geth's
+/// nodes by the records geth prints.
+#[test]
+fn our_tools_work_against_geth_nodes() {
+    if !geth_enabled("our_tools_work_against_geth_nodes") {
+        return;
+    }
+    let g1 = GethNode::start("");
+    let g2 = GethNode::start(&g1.enr());
+    let dir = temp_dir("geth");
+
+    let pong = ok(
+        &ours(&["discv4", "ping", &g1.enr(), "--json"]),
+        "our discv4 ping",
+    );
+    let pong: Value = serde_json::from_str(pong.trim()).unwrap();
+    assert_eq!(pong["id"], g1.id(), "{pong}");
+    assert!(
+        pong["enr_seq"].as_u64().is_some(),
+        "geth sends its seq: {pong}"
+    );
+
+    let out = ok(
+        &ours(&["discv4", "requestenr", &g1.enr()]),
+        "our discv4 requestenr",
+    );
+    let record: Enr = out.lines().next().unwrap_or("").parse().unwrap();
+    assert_eq!(record.node_id().to_string(), g1.id(), "{out}");
+    assert_eq!(record.udp4(), Some(g1.udp()), "{out}");
+
+    // geth's listen node serves no RLPx: its record has no `tcp`, and our ping says so.
+    let out = ours(&["rlpx", "ping", &g1.enr()]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("has no TCP port"), "{}", out.stderr);
+
+    let stale = Enode::new(
+        *g2.record.public_key(),
+        "127.0.0.1".parse().unwrap(),
+        1,
+        dead_udp_port(),
+    )
+    .to_string();
+    until("our discv4 resolve of G2 through G1", || {
+        let out = ours(&[
+            "discv4",
+            "resolve",
+            &stale,
+            "--bootnodes",
+            &g1.enr(),
+            "--timeout",
+            "3s",
+        ]);
+        if !out.status.success() {
+            return Err(out.stderr);
+        }
+        let found: Enode = out.stdout.lines().next().unwrap_or("").parse().unwrap();
+        assert_eq!(found.id().to_string(), g2.id(), "{}", out.stdout);
+        assert_eq!(found.udp_port, g2.udp(), "{}", out.stdout);
+        Ok(())
+    });
+
+    let ours_json = dir.join("ours.json");
+    let (id1, id2) = (g1.id(), g2.id());
+    until("our discv4 crawl finding G1 and G2", || {
+        let out = ours(&[
+            "discv4",
+            "crawl",
+            "--bootnodes",
+            &g1.enr(),
+            "--timeout",
+            "2s",
+            "--out",
+            ours_json.to_str().unwrap(),
+        ]);
+        ok(&out, "our discv4 crawl");
+        holds_all(&ours_json, &[&id1, &id2])
+    });
+    let (e1, e2) = (g1.enr(), g2.enr());
+    geth_reads_our_nodes_json(
+        &ours_json,
+        &[(id1.as_str(), e1.as_str()), (id2.as_str(), e2.as_str())],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Our `rlpx ping` against a geth RLPx server (geth's `p2p.Server` in the harness): the
+/// handshake, and geth's Hello printed as geth sent it.
+#[test]
+fn our_rlpx_ping_reads_a_geth_servers_hello() {
+    if !geth_enabled("our_rlpx_ping_reads_a_geth_servers_hello") {
+        return;
+    }
+    let geth = geth_peer::GethPeer::start(&["--no-discovery", "--protocols", "eth/68/17,snap/1/8"]);
+    let enode = geth.enode().to_string();
+    let out = ours(&["rlpx", "ping", &enode, "--caps", "eth/68", "--json"]);
+    let line = ok(&out, "our rlpx ping of geth");
+    let hello: Value = serde_json::from_str(line.trim()).expect("one JSON object");
+    assert_eq!(hello["id"], geth.id_hex(), "{hello}");
+    // The harness names itself after the geth version it is built on.
+    assert_eq!(hello["client"], geth.listening()["client"], "{hello}");
+    assert_eq!(hello["version"], 5, "{hello}");
+    assert_eq!(
+        hello["caps"],
+        serde_json::json!(["eth/68", "snap/1"]),
+        "{hello}"
+    );
+}
