@@ -42,6 +42,16 @@ pub(crate) enum Command {
     Shutdown(oneshot::Sender<ShutdownReport>),
 }
 
+impl Command {
+    /// The message bytes it carries (zero for what is not a send).
+    pub(crate) fn payload_len(&self) -> usize {
+        match self {
+            Command::Send { payload, .. } => payload.len(),
+            _ => 0,
+        }
+    }
+}
+
 pub(crate) struct Fixed {
     pub(crate) post_budget: Arc<tokio::sync::Semaphore>,
     pub(crate) enode: Enode,

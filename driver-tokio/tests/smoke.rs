@@ -164,3 +164,56 @@ async fn posts_around_the_size_limits_arrive_or_are_refused_and_counted() {
     }
     assert_eq!(b.stats().await.unwrap().driver.posts_dropped, 1);
 }
+
+/// Found by the side-by-side benchmark against geth (tests/benches/versus_geth.rs): with an
+/// outbound queue smaller than what the application posts, posts park in the node task until
+/// the peer's queue has room. When the socket took everything at once, the `Writable` that
+/// frees them arrived during the task's last flush of a turn, and nothing woke the task to
+/// retry them: they waited for the next unrelated wake-up (the 15 s Ping, say). 16 MiB took
+/// minutes at a 1 MiB queue. Here the Ping is pushed out of reach, so a stall is a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_parked_on_a_small_queue_go_out_as_soon_as_it_drains() {
+    const SIZE: usize = 64 * 1024;
+    const COUNT: usize = 128;
+    let small = || {
+        let mut c = config();
+        c.node.session.max_outbound_queue = 256 * 1024;
+        c.node.session.ping_interval = Duration::from_secs(600);
+        c
+    };
+    let (a, mut a_events) = spawn(small()).unwrap();
+    let (b, mut b_events) = spawn(small()).unwrap();
+    b.add_static(&a.local_enode()).await.unwrap();
+    next_matching(&mut a_events, |e| matches!(e, NodeEvent::PeerAdded(_))).await;
+    next_matching(&mut b_events, |e| matches!(e, NodeEvent::PeerAdded(_))).await;
+    // Incompressible, so that every message takes its 64 KiB of queue.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let payload: Vec<u8> = (0..SIZE)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let to = a.local_id();
+    let receiver = tokio::spawn(async move {
+        let mut got = 0;
+        while got < SIZE * COUNT {
+            if let NodeEvent::Message { payload, .. } = a_events.recv().await.expect("node a runs")
+            {
+                got += payload.len();
+            }
+        }
+        got
+    });
+    for _ in 0..COUNT {
+        b.post(&to, P, 0, &payload).await.unwrap();
+    }
+    let got = tokio::time::timeout(Duration::from_secs(20), receiver)
+        .await
+        .expect("every posted byte arrives without waiting for an unrelated wake-up")
+        .unwrap();
+    assert_eq!(got, SIZE * COUNT);
+    assert_eq!(b.stats().await.unwrap().driver.posts_dropped, 0);
+}
