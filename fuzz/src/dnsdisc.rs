@@ -49,9 +49,9 @@ pub fn dnsdisc(data: &[u8]) {
     let mut c = Client::new(ClientConfig::default(), ChaCha20Rng::seed_from_u64(seq));
     c.add_tree(url.clone());
     c.sync_tree(Instant::ZERO, url);
-    c.want_nodes(Instant::ZERO, 16);
+    c.want_nodes(Instant::ZERO, 4);
     let mut now = Instant::ZERO;
-    for _ in 0..512 {
+    for _ in 0..64 {
         while let Some(q) = c.poll_query() {
             let answer = zone
                 .get(&q.name)
