@@ -91,6 +91,8 @@
 pub mod dial;
 pub mod discv4;
 pub mod discv5;
+pub mod dnsdisc;
+pub mod endpoint;
 pub mod enode;
 pub mod enr;
 pub mod fastmix;

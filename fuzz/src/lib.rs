@@ -10,12 +10,14 @@
 mod decoders;
 mod discv5;
 mod discv5_sessions;
+mod dnsdisc;
 mod handshake;
 mod stateful;
 
 pub use decoders::{disconnect, discv4_packet, enode, enr, hello, snappy};
 pub use discv5::{discv5_message, discv5_packet};
 pub use discv5_sessions::discv5_sessions;
+pub use dnsdisc::dnsdisc;
 pub use handshake::{ack, auth_eip8, auth_legacy, frame_stream};
 pub use stateful::{node, session, table};
 
@@ -36,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("discv5_message", discv5_message),
     ("discv5_sessions", discv5_sessions),
     ("enr", enr),
+    ("dnsdisc", dnsdisc),
     ("enode", enode),
     ("session", session),
     ("node", node),

@@ -587,7 +587,7 @@ fn nodes_json(nodes: &BTreeMap<NodeId, Crawled>) -> String {
 
 /// `unix` seconds as RFC 3339 in UTC, as Go's `time.Time` writes them in JSON
 /// (`2026-12-01T21:48:25Z`).
-fn rfc3339(unix: u64) -> String {
+pub(crate) fn rfc3339(unix: u64) -> String {
     let days = unix / 86_400;
     let secs = unix % 86_400;
     // Days since 1970-01-01 to a civil date (H. Hinnant's `civil_from_days`).

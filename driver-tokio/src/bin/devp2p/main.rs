@@ -8,6 +8,7 @@
 mod output;
 mod args;
 mod discv4;
+mod dns;
 mod enr;
 mod key;
 mod localnet;
@@ -47,6 +48,9 @@ enum Command {
     /// Discovery v4 probes and crawling.
     #[command(subcommand)]
     Discv4(Discv4Command),
+    /// DNS node lists (EIP-1459): sync a tree, sign one, turn one into TXT records.
+    #[command(subcommand)]
+    Dns(DnsCommand),
     /// Runs a node until Ctrl-C.
     Node(node::NodeArgs),
     /// Starts N nodes on 127.0.0.1 in this process (the first is the bootnode) and checks that
@@ -155,6 +159,47 @@ enum Discv4Command {
     },
 }
 
+#[derive(Subcommand)]
+enum DnsCommand {
+    /// Downloads the whole tree at an enrtree:// URL into a definition directory
+    /// (enrtree-info.json and nodes.json; default: a directory named after the domain).
+    Sync {
+        /// The tree: enrtree://<key>@<domain>.
+        url: String,
+        /// Where to write the definition.
+        dir: Option<PathBuf>,
+        /// Name servers to ask (IP:port, comma-separated) instead of the system's.
+        #[arg(long, value_delimiter = ',')]
+        server: Vec<std::net::SocketAddr>,
+        /// How long one lookup may take.
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        timeout: Duration,
+    },
+    /// Signs the tree of a definition directory's nodes.json and links with a node key file
+    /// (64 hex characters) and writes the URL, seq and signature into its enrtree-info.json.
+    Sign {
+        /// The definition directory.
+        dir: PathBuf,
+        /// The signing key (a node key file; geth's tool takes a keystore file instead).
+        keyfile: PathBuf,
+        /// The domain the tree is published at (default: the stored URL's, else the
+        /// directory's name).
+        #[arg(long)]
+        domain: Option<String>,
+        /// The sequence number (default: the stored one plus one).
+        #[arg(long)]
+        seq: Option<u64>,
+    },
+    /// Writes the TXT records of a signed definition as JSON (name to text), after checking
+    /// that the signature still matches the nodes and links.
+    ToTxt {
+        /// The definition directory.
+        dir: PathBuf,
+        /// Where to write the JSON (default: stdout).
+        out: Option<PathBuf>,
+    },
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (else `default`). Coloured only on a terminal, and
 /// not with `NO_COLOR` set (no-color.org): escape codes in a log file or a pipe are noise.
 fn init_logs(default: &str) {
@@ -228,6 +273,19 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             timeout,
             out,
         }) => discv4::crawl(bootnodes.0, timeout, out.as_deref()).await,
+        Command::Dns(DnsCommand::Sync {
+            url,
+            dir,
+            server,
+            timeout,
+        }) => dns::sync(&url, dir.as_deref(), &server, timeout).await,
+        Command::Dns(DnsCommand::Sign {
+            dir,
+            keyfile,
+            domain,
+            seq,
+        }) => dns::sign(&dir, &keyfile, domain.as_deref(), seq),
+        Command::Dns(DnsCommand::ToTxt { dir, out }) => dns::to_txt(&dir, out.as_deref()),
         Command::Node(a) => node::run(a).await,
         Command::Localnet(a) => localnet::run(a).await,
         Command::Sim(a) => sim::run_sim(a),
