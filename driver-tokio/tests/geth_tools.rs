@@ -568,3 +568,109 @@ fn our_rlpx_ping_reads_a_geth_servers_hello() {
         "{hello}"
     );
 }
+
+/// A node set with something for every filter: IPv4 and IPv6 records, with and without TCP,
+/// `les` and `snap` entries, scores 0 to 5, and answering spans from none to two days.
+fn varied_node_set(dir: &Path) -> PathBuf {
+    use devp2p_core::NodeSecretKey;
+    use rand_chacha::rand_core::SeedableRng;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+    let mut entries = Vec::new();
+    for i in 0..6u8 {
+        let key = NodeSecretKey::generate(&mut rng);
+        let mut b = Enr::builder().seq(u64::from(i) + 1);
+        b = match i {
+            0..=2 => b.ip([10, 0, 0, i].into()).tcp4(30303).udp4(30303),
+            3 => b.ip([192, 168, 1, 1].into()).udp4(30303),
+            _ => b.ip("fd00::1".parse().unwrap()).tcp6(30303).udp6(30303),
+        };
+        if i % 2 == 0 {
+            b = b.raw(b"snap", &[0xc0]).unwrap();
+        }
+        if i == 1 {
+            b = b.raw(b"les", &[0xc1, 0x01]).unwrap();
+        }
+        let r = b.sign(&key).unwrap();
+        let first = "2026-11-01T00:00:00Z";
+        let last = [
+            "2026-11-01T00:00:00Z",
+            "2026-11-01T12:00:00Z",
+            "2026-11-03T00:00:00Z",
+        ][usize::from(i % 3)];
+        let score = if i == 5 {
+            String::new()
+        } else {
+            format!("\n        \"score\": {i},")
+        };
+        entries.push((
+            r.node_id().to_string(),
+            format!(
+                "        \"seq\": {},\n        \"record\": \"{r}\",{score}\n        \"firstResponse\": \"{first}\",\n        \"lastResponse\": \"{last}\",\n        \"lastCheck\": \"{last}\"",
+                r.seq()
+            ),
+        ));
+    }
+    entries.sort();
+    let body: Vec<String> = entries
+        .iter()
+        .map(|(id, e)| format!("    \"{id}\": {{\n{e}\n    }}"))
+        .collect();
+    let path = dir.join("varied.json");
+    std::fs::write(&path, format!("{{\n{}\n}}", body.join(",\n"))).unwrap();
+    path
+}
+
+#[test]
+fn our_nodeset_info_and_filter_print_what_geths_print() {
+    if !geth_enabled("our_nodeset_info_and_filter_print_what_geths_print") {
+        return;
+    }
+    let dir = temp_dir("nodeset");
+    let set = varied_node_set(&dir);
+    let set = set.to_str().unwrap();
+    let info_geth = ok(&geth(&["nodeset", "info", set]), "geth's nodeset info");
+    let info_ours = ok(&ours(&["nodeset", "info", set]), "our nodeset info");
+    assert_eq!(info_ours, info_geth);
+    for filters in [
+        &[][..],
+        &["-ip", "10.0.0.0/8"],
+        &["-ip", "fd00::/8"],
+        &["-snap"],
+        &["-les-server"],
+        &["-dialable"],
+        &["-min-age", "24h"],
+        &["-min-age", "1h", "-snap"],
+        &["-limit", "2"],
+        &["-dialable", "-limit", "3"],
+    ] {
+        let mut args = vec!["nodeset", "filter", set];
+        args.extend_from_slice(filters);
+        let geth_out = ok(&geth(&args), &format!("geth's nodeset filter {filters:?}"));
+        let our_out = ok(&ours(&args), &format!("our nodeset filter {filters:?}"));
+        assert_eq!(
+            our_out.trim_end(),
+            geth_out.trim_end(),
+            "nodeset filter {filters:?}"
+        );
+        let kept = serde_json::from_str::<serde_json::Map<String, Value>>(&our_out)
+            .unwrap()
+            .len();
+        let want = match filters {
+            [] => 6,
+            ["-ip", "10.0.0.0/8"] | ["-snap"] | ["-dialable", "-limit", "3"] => 3,
+            ["-ip", "fd00::/8"] | ["-limit", "2"] | ["-min-age", "24h"] => 2,
+            ["-les-server"] => 1,
+            ["-dialable"] => 5,
+            ["-min-age", "1h", "-snap"] => 2,
+            _ => unreachable!(),
+        };
+        assert_eq!(kept, want, "nodes kept by {filters:?}");
+    }
+    let bad = ours(&["nodeset", "filter", set, "-frob"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        bad.stderr.contains("invalid filter \"-frob\""),
+        "{}",
+        bad.stderr
+    );
+}

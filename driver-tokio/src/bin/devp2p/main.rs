@@ -13,6 +13,7 @@ mod enr;
 mod key;
 mod localnet;
 mod node;
+mod nodeset;
 mod rlpx;
 mod sim;
 
@@ -51,6 +52,9 @@ enum Command {
     /// DNS node lists (EIP-1459): sync a tree, sign one, turn one into TXT records.
     #[command(subcommand)]
     Dns(DnsCommand),
+    /// Node sets (geth's nodes.json): statistics and filters.
+    #[command(subcommand)]
+    Nodeset(NodesetCommand),
     /// Runs a node until Ctrl-C.
     Node(node::NodeArgs),
     /// Starts N nodes on 127.0.0.1 in this process (the first is the bootnode) and checks that
@@ -156,6 +160,25 @@ enum Discv4Command {
         /// Where to write the nodes (JSON); without it a summary is printed.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodesetCommand {
+    /// How many nodes a set holds, and how many records carry each key.
+    Info {
+        /// The node set (geth's nodes.json format).
+        file: PathBuf,
+    },
+    /// Writes the nodes that every filter keeps, as a node set, to stdout. Filters, as
+    /// geth's: -limit N (the N highest scores), -ip CIDR, -min-age D (answering for at least
+    /// D), -les-server, -snap, -dialable.
+    Filter {
+        /// The node set (geth's nodes.json format).
+        file: PathBuf,
+        /// The filters.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        filters: Vec<String>,
     },
 }
 
@@ -286,6 +309,10 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             seq,
         }) => dns::sign(&dir, &keyfile, domain.as_deref(), seq),
         Command::Dns(DnsCommand::ToTxt { dir, out }) => dns::to_txt(&dir, out.as_deref()),
+        Command::Nodeset(NodesetCommand::Info { file }) => nodeset::info(&file),
+        Command::Nodeset(NodesetCommand::Filter { file, filters }) => {
+            nodeset::filter(&file, &filters)
+        }
         Command::Node(a) => node::run(a).await,
         Command::Localnet(a) => localnet::run(a).await,
         Command::Sim(a) => sim::run_sim(a),
