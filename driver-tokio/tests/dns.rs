@@ -6,10 +6,12 @@
 //! `DEVP2P_SKIP_DNSMASQ=1` skips it, saying so.
 
 use std::collections::BTreeMap;
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+
+#[path = "support/dnsmasq.rs"]
+mod dnsmasq;
+use dnsmasq::{dnsmasq_path, serve};
 
 use devp2p_core::dnsdisc::Tree;
 use devp2p_core::{Enr, NodeSecretKey};
@@ -22,97 +24,6 @@ fn devp2p(args: &[&str]) -> Output {
         .env("RUST_LOG", "warn")
         .output()
         .expect("running devp2p")
-}
-
-fn dnsmasq_path() -> Option<PathBuf> {
-    if std::env::var_os("DEVP2P_SKIP_DNSMASQ").is_some() {
-        eprintln!("DEVP2P_SKIP_DNSMASQ is set: skipping the tests against a real DNS server");
-        return None;
-    }
-    for p in ["/usr/sbin/dnsmasq", "/sbin/dnsmasq", "/usr/bin/dnsmasq"] {
-        if Path::new(p).exists() {
-            return Some(p.into());
-        }
-    }
-    panic!(
-        "dnsmasq not found: these tests serve DNS trees from a real DNS server on 127.0.0.1. \
-         Install it (Debian: apt-get install dnsmasq-base), or set DEVP2P_SKIP_DNSMASQ=1 to skip"
-    );
-}
-
-/// A dnsmasq serving `txt` (name → text) on 127.0.0.1, stopped on drop.
-struct Dnsmasq {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(bin: &Path, dir: &Path, txt: &BTreeMap<String, String>) -> Dnsmasq {
-    // One TXT record per name; texts over 255 bytes go as several character-strings.
-    let mut conf = String::new();
-    for (name, text) in txt {
-        assert!(!text.contains('"'), "entries never hold quotes");
-        let pieces: Vec<String> = text
-            .as_bytes()
-            .chunks(255)
-            .map(|c| format!("\"{}\"", std::str::from_utf8(c).unwrap()))
-            .collect();
-        conf.push_str(&format!("txt-record={name},{}\n", pieces.join(",")));
-    }
-    let conf_path = dir.join("dnsmasq.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    // A free UDP port (dnsmasq serves TCP on the same one).
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(bin)
-        .args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--no-poll",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            "--except-interface=nonexistent0",
-            &format!("--port={port}"),
-            &format!("--conf-file={}", conf_path.display()),
-            &format!("--pid-file={}", dir.join("dnsmasq.pid").display()),
-            "--user=root",
-            "--log-facility=-",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting dnsmasq");
-    let mut d = Dnsmasq { child, port };
-    // Ready once it answers on its port.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(Some(status)) = d.child.try_wait() {
-            let mut err = String::new();
-            use std::io::Read;
-            d.child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("dnsmasq exited ({status}): {err}");
-        }
-        if std::net::TcpStream::connect(("127.0.0.1", d.port)).is_ok() {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "dnsmasq did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn tempdir(name: &str) -> PathBuf {

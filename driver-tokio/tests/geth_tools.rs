@@ -6,12 +6,14 @@
 //! 127.0.0.2 only (geth's tools are always given `--bootnodes`, else they would start from
 //! the mainnet bootnodes). `DEVP2P_SKIP_GETH=1` skips these tests. See `tests/INTEROP.md`.
 
+#[path = "support/dnsmasq.rs"]
+mod dnsmasq;
 #[path = "../../tests/harness/geth.rs"]
 mod geth_peer;
 #[path = "../../tests/harness/interop.rs"]
 mod interop;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -673,4 +675,150 @@ fn our_nodeset_info_and_filter_print_what_geths_print() {
         "{}",
         bad.stderr
     );
+}
+
+/// The DNS tools both ways, through real DNS (dnsmasq): geth's `dns sign` + `dns to-txt`
+/// publish a tree that our `dns to-txt` rebuilds byte for byte (our tree building is geth's,
+/// so geth's signature verifies over ours) and our `dns sync` reads whole; a tree signed by
+/// our tool is read whole by geth's `dns sync`, which only asks the system resolver, so its
+/// dnsmasq runs on port 53 of a network namespace whose resolv.conf names it.
+#[test]
+fn geth_and_our_dns_tools_publish_and_read_each_others_trees() {
+    if !geth_enabled("geth_and_our_dns_tools_publish_and_read_each_others_trees") {
+        return;
+    }
+    let Some(dnsmasq_bin) = dnsmasq::dnsmasq_path() else {
+        return;
+    };
+    use devp2p_core::NodeSecretKey;
+    use rand_chacha::rand_core::SeedableRng;
+    let dir = temp_dir("dns");
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let mut nodes = serde_json::Map::new();
+    let mut ids = BTreeSet::new();
+    for i in 0..30u16 {
+        let r = Enr::builder()
+            .ip([127, 0, 0, 1].into())
+            .tcp4(31000 + i)
+            .udp4(31000 + i)
+            .sign(&NodeSecretKey::generate(&mut rng))
+            .unwrap();
+        ids.insert(r.node_id().to_string());
+        nodes.insert(
+            r.node_id().to_string(),
+            serde_json::json!({"seq": r.seq(), "record": r.to_string()}),
+        );
+    }
+    let nodes = serde_json::to_string_pretty(&Value::Object(nodes)).unwrap();
+    let hex_key = "dc599867fc513f8f5e2c2c9c489cde5e71362d1d9ec6e693e0de063236ed1240";
+    let synced_ids =
+        |path: &Path| -> BTreeSet<String> { read_nodes_json(path).keys().cloned().collect() };
+
+    // geth signs (its keystore format; its password prompt reads the empty line of a closed
+    // stdin) and writes the TXT records.
+    let gdef = dir.join("geth-def");
+    std::fs::create_dir_all(&gdef).unwrap();
+    std::fs::write(gdef.join("nodes.json"), &nodes).unwrap();
+    let keystore = dir.join("signer.keystore");
+    let mut ks = Command::new(geth_binary("./keystore"));
+    ks.args([hex_key, "", keystore.to_str().unwrap()]);
+    ok(
+        &run_bounded(ks, COMMAND_LIMIT).unwrap(),
+        "writing a keystore with geth's package",
+    );
+    let g = gdef.to_str().unwrap();
+    ok(
+        &geth(&[
+            "dns",
+            "sign",
+            "--domain",
+            "geth.example.org",
+            "--seq",
+            "5",
+            g,
+            keystore.to_str().unwrap(),
+        ]),
+        "geth's dns sign",
+    );
+    let geth_txt = dir.join("geth-txt.json");
+    ok(
+        &geth(&["dns", "to-txt", g, geth_txt.to_str().unwrap()]),
+        "geth's dns to-txt",
+    );
+    let geth_records: BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(&geth_txt).unwrap()).unwrap();
+    // Ours reads geth's definition, checks geth's signature over the tree it rebuilds, and
+    // writes the same records.
+    let ours_of_geth = ok(
+        &ours(&["dns", "to-txt", g]),
+        "our dns to-txt of geth's definition",
+    );
+    let ours_of_geth: BTreeMap<String, String> = serde_json::from_str(&ours_of_geth).unwrap();
+    assert_eq!(ours_of_geth, geth_records);
+    assert!(
+        geth_records.values().any(|t| t.len() > 255),
+        "entries split into several strings"
+    );
+
+    // Our sync reads geth's tree through dnsmasq.
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(gdef.join("enrtree-info.json")).unwrap())
+            .unwrap();
+    let geth_url = info["url"].as_str().unwrap().to_owned();
+    {
+        let server = dnsmasq::serve(&dnsmasq_bin, &dir, &geth_records);
+        let out = dir.join("ours-of-geth");
+        let addr = format!("127.0.0.1:{}", server.port);
+        ok(
+            &ours(&[
+                "dns",
+                "sync",
+                &geth_url,
+                out.to_str().unwrap(),
+                "--server",
+                &addr,
+            ]),
+            "our dns sync of geth's tree",
+        );
+        assert_eq!(synced_ids(&out.join("nodes.json")), ids);
+    }
+
+    // Our tool signs the same nodes; geth's sync reads the tree through its system resolver.
+    let odef = dir.join("our-def");
+    std::fs::create_dir_all(&odef).unwrap();
+    std::fs::write(odef.join("nodes.json"), &nodes).unwrap();
+    let keyfile = dir.join("signer.key");
+    std::fs::write(&keyfile, hex_key).unwrap();
+    let o = odef.to_str().unwrap();
+    let our_url = ok(
+        &ours(&[
+            "dns",
+            "sign",
+            o,
+            keyfile.to_str().unwrap(),
+            "--domain",
+            "ours.example.org",
+            "--seq",
+            "5",
+        ]),
+        "our dns sign",
+    );
+    let our_url = our_url.trim();
+    let our_records: BTreeMap<String, String> =
+        serde_json::from_str(&ok(&ours(&["dns", "to-txt", o]), "our dns to-txt")).unwrap();
+    // The same nodes, key and seq: the same tree as geth's but for the domain.
+    assert_eq!(our_records.len(), geth_records.len());
+    let server = dnsmasq::serve_in_netns(&dnsmasq_bin, &dir, &our_records);
+    let out = dir.join("geth-of-ours");
+    let mut sync = server.command(&geth_binary(GETH_DEVP2P));
+    sync.args(["dns", "sync", our_url, out.to_str().unwrap()]);
+    ok(
+        &run_bounded(sync, COMMAND_LIMIT).unwrap(),
+        "geth's dns sync of our tree",
+    );
+    assert_eq!(synced_ids(&out.join("nodes.json")), ids);
+    let synced_info: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("enrtree-info.json")).unwrap())
+            .unwrap();
+    assert_eq!(synced_info["seq"], 5);
 }
