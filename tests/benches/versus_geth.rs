@@ -12,6 +12,9 @@
 //! * discv4: decode + verify of the same six packets (our encoder wrote them), geth doing
 //!   what its UDPv4 does with a packet (v4wire.Decode, the sender's id, an ENRResponse's
 //!   record verified);
+//! * discv5: receiving the same messages (PING, PONG, FINDNODE, TALKREQ, a NODES of 4
+//!   records) in ordinary packets under a session, and handshake packets with and without the
+//!   initiator's record (see `bench_discv5`);
 //! * the primitives under those three, each as our code and geth's call them;
 //! * one session over 127.0.0.1 at 1 KiB and 64 KiB messages: ours↔ours (tokio: two nodes on
 //!   one two-worker runtime; mio: each node in its own `Runner` on its own thread) against
@@ -28,7 +31,7 @@
 //!
 //! Run: `cargo bench -p devp2p-tests --bench versus_geth`. `DEVP2P_BENCH_QUICK=1` runs two
 //! short rounds of everything (100 sessions) to check that it works;
-//! `DEVP2P_VERSUS_ONLY=frames,handshakes,discv4,prims,sessions,memory` (any of them) runs only
+//! `DEVP2P_VERSUS_ONLY=frames,handshakes,discv4,discv5,prims,sessions,memory` (any of them) runs only
 //! those figures, and `DEVP2P_VERSUS_PAIRS` and `DEVP2P_VERSUS_SIZES` only some of the
 //! session figure's rows; `DEVP2P_VERSUS_VERBOSE=1` prints every round. Needs Go (see `tests/harness/go_build.rs`); `DEVP2P_SKIP_GETH=1`
 //! skips it. Linux only (reads /proc). Without `--bench` (as `cargo test --benches` runs it)
@@ -60,7 +63,7 @@ use serde_json::{json, Value};
 const ROLE: &str = "DEVP2P_VERSUS_ROLE";
 /// `1`: two short rounds of everything.
 const QUICK: &str = "DEVP2P_BENCH_QUICK";
-/// A comma-separated subset of frames, handshakes, discv4, prims, sessions, memory.
+/// A comma-separated subset of frames, handshakes, discv4, discv5, prims, sessions, memory.
 const ONLY: &str = "DEVP2P_VERSUS_ONLY";
 /// `1`: every round's two measurements on stderr, and for the session pairs the CPU time
 /// they took (geth's pair, our tokio pair's process, each of our mio pair's threads).
@@ -332,6 +335,8 @@ struct Fixture {
     acks: Vec<Vec<u8>>,
     /// discv4 packets signed by A.
     packets: Vec<Vec<u8>>,
+    /// The records of the discv5 figure's NODES packet.
+    v5_records: Vec<Enr>,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -356,12 +361,14 @@ impl Fixture {
             acks.push(ack);
         }
         let packets = discv4_packets(&a);
+        let v5_records = v5_records();
         Fixture {
             a,
             b,
             auths,
             acks,
             packets,
+            v5_records,
         }
     }
 
@@ -373,6 +380,7 @@ impl Fixture {
             "auths": list(&self.auths),
             "acks": list(&self.acks),
             "packets": list(&self.packets),
+            "v5_records": self.v5_records.iter().map(|r| hex(r.as_bytes())).collect::<Vec<_>>(),
         });
         std::fs::write(path, doc.to_string()).expect("writing the fixture");
     }
@@ -549,6 +557,181 @@ fn bench_discv4(plan: &Plan, go: &mut Go, fx: &Fixture) {
         median(&s.geth),
         s.ratio_cells()
     );
+}
+
+/// The NODES figure's records: four nodes' (keys 1..=4), as core/benches/discv5.rs makes them.
+fn v5_records() -> Vec<Enr> {
+    (1..=4u8)
+        .map(|i| {
+            let key = NodeSecretKey::from_bytes(&[i; 32]).expect("a key");
+            Enr::builder()
+                .seq(1_700_000_000_000 + u64::from(i))
+                .ip4([10, 1, 2, i].into())
+                .udp4(30303)
+                .tcp4(30303)
+                .sign(&key)
+                .expect("a record")
+        })
+        .collect()
+}
+
+/// discv5, receiving: node B decodes packets from node A. Ours: `Packet::decode` and
+/// `Packet::open` (an owned message; a second row with `Packet::open_in`, decoded in place)
+/// for ordinary packets, `Packet::accept_handshake` for handshakes, over our encoding. geth:
+/// `v5wire.Codec.Decode` of its own codec's encoding of the same messages, under a session
+/// its two codecs set up with a real handshake (its session keys are not settable from
+/// outside the package, so it cannot read our packets); for NODES, both sides verify every
+/// record (ours while decoding, geth's with `enode.New` after, as UDPv5 does). geth's
+/// handshake decodes each answer a fresh WHOAREYOU: the challenges are prepared outside the
+/// timed part (see `discv5Handshake` in the Go program); ours is stateless and decodes one
+/// packet again and again.
+fn bench_discv5(plan: &Plan, go: &mut Go, fx: &Fixture) {
+    use devp2p_core::discv5::packet::{
+        encode_handshake, encode_message, encode_whoareyou, Whoareyou, MAX_MESSAGE_PLAINTEXT,
+    };
+    use devp2p_core::discv5::{self as v5, SessionKeys};
+    println!("\n### discv5 packet decode + decrypt (node B receiving from node A)\n");
+    let sizes = go.call(json!({"cmd": "discv5-sizes"}));
+    println!("| packet | ours bytes | geth bytes | ours packets/s | geth packets/s | ours/geth | middle half | range |\n|---|---|---|---|---|---|---|---|");
+    let (a, b) = (&fx.a, &fx.b);
+    let (at_a, at_b) = (
+        SessionKeys::new([1; 16], [2; 16]),
+        SessionKeys::new([2; 16], [1; 16]),
+    );
+    let id = v5::RequestId::from_u64(0x0123_4567_89ab_cdef);
+    let cases = [
+        (
+            "ping",
+            "PING",
+            v5::Message::Ping(v5::Ping {
+                request_id: id,
+                enr_seq: 1_700_000_000_000,
+            }),
+        ),
+        (
+            "pong",
+            "PONG",
+            v5::Message::Pong(v5::Pong {
+                request_id: id,
+                enr_seq: 1_700_000_000_000,
+                recipient_ip: Some([203, 0, 113, 9].into()),
+                recipient_port: 30303,
+            }),
+        ),
+        (
+            "findnode",
+            "FINDNODE [256, 255, 254]",
+            v5::Message::FindNode(v5::FindNode {
+                request_id: id,
+                distances: vec![256, 255, 254],
+            }),
+        ),
+        (
+            "talkreq",
+            "TALKREQ, 512-byte request",
+            v5::Message::TalkReq(v5::TalkReq {
+                request_id: id,
+                protocol: b"portal".to_vec(),
+                request: vec![0x5a; 512],
+            }),
+        ),
+        (
+            "nodes",
+            "NODES, 4 records",
+            v5::Message::Nodes(v5::Nodes {
+                request_id: id,
+                total: 1,
+                records: fx.v5_records.clone(),
+                invalid_records: 0,
+            }),
+        ),
+    ];
+    let row = |name: &str, ours_len: usize, key: &str, s: &Series| {
+        println!(
+            "| {name} | {ours_len} | {} | {:.0} | {:.0} | {} |",
+            sizes[key],
+            median(&s.ours),
+            median(&s.geth),
+            s.ratio_cells()
+        );
+    };
+    for (key, name, m) in &cases {
+        let mut d = Vec::new();
+        encode_message(&mut d, &b.id(), &a.id(), &[7; 16], &[9; 12], &at_a.write, m).expect("fits");
+        let geth = |go: &mut Go| go.rate(json!({"cmd": "discv5", "name": key, "ms": plan.ms}));
+        let s = versus(plan.rounds, |ours| {
+            if !ours {
+                return geth(go);
+            }
+            measure(plan.ms, |_| {
+                let p = v5::Packet::decode(black_box(&b.id()), black_box(&d)).expect("ours");
+                black_box(p.open(&at_b.read).expect("opens"));
+            })
+        });
+        row(name, d.len(), key, &s);
+        let mut plain = [0u8; MAX_MESSAGE_PLAINTEXT];
+        let s = versus(plan.rounds, |ours| {
+            if !ours {
+                return geth(go);
+            }
+            measure(plan.ms, |_| {
+                let p = v5::Packet::decode(black_box(&b.id()), black_box(&d)).expect("ours");
+                black_box(p.open_in(&at_b.read, &mut plain).expect("opens"));
+            })
+        });
+        row(
+            &format!("{name}, ours in place (`open_in`)"),
+            d.len(),
+            key,
+            &s,
+        );
+    }
+    let record_a = Enr::builder()
+        .ip4([10, 1, 2, 1].into())
+        .udp4(30303)
+        .tcp4(30303)
+        .sign(a)
+        .expect("a record");
+    let ping = v5::Message::Ping(v5::Ping {
+        request_id: v5::RequestId::from_u64(5 << 56),
+        enr_seq: 1,
+    });
+    let eph = NodeSecretKey::from_bytes(&[0xe3; 32]).expect("a key");
+    for (key, with_record) in [("handshake", false), ("handshake-with-record", true)] {
+        let whoareyou = Whoareyou {
+            id_nonce: [4; 16],
+            enr_seq: if with_record { 0 } else { record_a.seq() },
+        };
+        let challenge = encode_whoareyou(&mut Vec::new(), &a.id(), &[3; 16], &[2; 12], &whoareyou);
+        let mut d = Vec::new();
+        encode_handshake(
+            &mut d,
+            a,
+            b.public(),
+            &challenge,
+            eph.secp(),
+            with_record.then_some(&record_a),
+            &[7; 16],
+            &[9; 12],
+            &ping,
+        )
+        .expect("fits");
+        let known = (!with_record).then_some(&record_a);
+        let s = versus(plan.rounds, |ours| {
+            if !ours {
+                return go.rate(json!({"cmd": "discv5", "name": key, "ms": plan.ms}));
+            }
+            measure(plan.ms, |_| {
+                let p = v5::Packet::decode(black_box(&b.id()), black_box(&d)).expect("ours");
+                black_box(p.accept_handshake(b, &challenge, known).expect("accepted"));
+            })
+        });
+        let name = match with_record {
+            true => "handshake with a record",
+            false => "handshake without record",
+        };
+        row(name, d.len(), key, &s);
+    }
 }
 
 /// The primitives under the figures above, each as our code calls it, against geth's.
@@ -1392,6 +1575,9 @@ fn main() {
     }
     if wanted("discv4") {
         bench_discv4(&plan, &mut go, &fx);
+    }
+    if wanted("discv5") {
+        bench_discv5(&plan, &mut go, &fx);
     }
     if wanted("prims") {
         bench_prims(&plan, &mut go, &fx);

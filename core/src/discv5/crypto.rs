@@ -229,6 +229,21 @@ impl MessageKey {
             .map_err(|_| DecryptError)
     }
 
+    /// Decrypts `ciphertext` into `out` (of the same length) if `tag` authenticates it.
+    pub fn open_to(
+        &self,
+        nonce: &Nonce,
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_SIZE],
+        out: &mut [u8],
+    ) -> Result<(), DecryptError> {
+        let buf = InOutBuf::new(ciphertext, out).map_err(|_| DecryptError)?;
+        self.cipher
+            .decrypt_inout_detached(&(*nonce).into(), aad, buf, tag.into())
+            .map_err(|_| DecryptError)
+    }
+
     /// Decrypts `buf` in place if `tag` authenticates it.
     pub fn open_in_place(
         &self,

@@ -318,8 +318,135 @@ impl Message {
         out
     }
 
-    /// Decodes a message plaintext.
+    /// Decodes a message plaintext. [`MessageRef::decode`] is the same decoder without the
+    /// copies: this is it followed by [`MessageRef::to_message`].
     pub fn decode(plaintext: &[u8]) -> Result<Message, MessageError> {
+        MessageRef::decode(plaintext).map(MessageRef::into_message)
+    }
+}
+
+/// FINDNODE as decoded in place: the distances stay in the plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FindNodeRef<'a> {
+    /// Echoed by every NODES answer.
+    pub request_id: RequestId,
+    /// The log distances asked for (see [`FindNode::distances`]).
+    pub distances: Distances<'a>,
+}
+
+/// TALKREQ as decoded in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TalkReqRef<'a> {
+    /// Echoed by the TALKRESP.
+    pub request_id: RequestId,
+    /// The application protocol's name.
+    pub protocol: &'a [u8],
+    /// The application's request.
+    pub request: &'a [u8],
+}
+
+/// TALKRESP as decoded in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TalkRespRef<'a> {
+    /// The TALKREQ's id.
+    pub request_id: RequestId,
+    /// The application's answer.
+    pub response: &'a [u8],
+}
+
+/// A FINDNODE's distances, left in the plaintext: an RLP list whose every item was checked to
+/// be a canonical integer of at most 64 bits when the message decoded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Distances<'a> {
+    /// The list's payload.
+    rlp: &'a [u8],
+    len: usize,
+}
+
+impl<'a> Distances<'a> {
+    /// Checks every item of a list payload and counts them, in one pass. A malformed item
+    /// header anywhere in the list is reported before an item of the wrong shape, as a count
+    /// of the list followed by reading its integers would report them.
+    fn parse(rlp: &'a [u8]) -> Result<Self, DecoderError> {
+        let mut items = Items(rlp);
+        let mut len = 0;
+        let mut not_uint = None;
+        while !items.0.is_empty() {
+            let (is_list, payload, _) = items.next()?;
+            if not_uint.is_none() {
+                not_uint = uint_of(is_list, payload).err();
+            }
+            len += 1;
+        }
+        match not_uint {
+            Some(e) => Err(e),
+            None => Ok(Self { rlp, len }),
+        }
+    }
+
+    /// How many distances there are.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The distances in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = u64> + 'a {
+        let mut rest = self.rlp;
+        (0..self.len).map(move |_| {
+            let (d, after) = quick::uint(rest).expect("checked when the message decoded");
+            rest = after;
+            d
+        })
+    }
+
+    /// The distances as a vector.
+    pub fn to_vec(&self) -> Vec<u64> {
+        self.iter().collect()
+    }
+}
+
+impl fmt::Debug for Distances<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// A message decoded in place: the same checks as [`Message::decode`] (it is the same
+/// decoder), but the byte fields and FINDNODE's distances borrow the plaintext instead of
+/// being copied out. NODES is held decoded, its records verified, as in [`Message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageRef<'a> {
+    /// 0x01
+    Ping(Ping),
+    /// 0x02
+    Pong(Pong),
+    /// 0x03
+    FindNode(FindNodeRef<'a>),
+    /// 0x04
+    Nodes(Nodes),
+    /// 0x05
+    TalkReq(TalkReqRef<'a>),
+    /// 0x06
+    TalkResp(TalkRespRef<'a>),
+}
+
+impl<'a> MessageRef<'a> {
+    /// Decodes a message plaintext, borrowing from it.
+    pub fn decode(plaintext: &'a [u8]) -> Result<Self, MessageError> {
+        match quick::decode(plaintext) {
+            Some(m) => Ok(m),
+            None => Self::decode_strictly(plaintext),
+        }
+    }
+
+    /// The full decoder, which tells what is wrong with a plaintext; [`quick::decode`]
+    /// accepts a subset of what it accepts, decoded alike.
+    fn decode_strictly(plaintext: &'a [u8]) -> Result<Self, MessageError> {
         let (&ty, body) = plaintext.split_first().ok_or(MessageError::Empty)?;
         let expected = match ty {
             kind::PING | kind::FINDNODE | kind::TALKRESP => 2,
@@ -335,51 +462,226 @@ impl Message {
         if !outer.0.is_empty() {
             return Err(MessageError::TrailingBytes);
         }
-        // Fields are read in order; a list that runs out early, or has more, is counted for
-        // the error (reading a field of the wrong shape first would report that instead).
-        let wrong_count = || match Items(list).count() {
-            Ok(got) => MessageError::FieldCount { expected, got },
-            Err(e) => MessageError::Rlp(e),
-        };
         let mut f = Items(list);
-        let message = match read_fields(ty, &mut f) {
-            Err(MessageError::Rlp(DecoderError::RlpIncorrectListLen)) => Err(wrong_count()),
-            other => other,
-        }?;
-        if !f.0.is_empty() {
-            return Err(wrong_count());
+        match read_fields(ty, &mut f) {
+            Ok(message) if f.0.is_empty() => Ok(message),
+            // Fields are read in order; a list that runs out early, or has more, is counted
+            // for the error (reading a field of the wrong shape first would report that).
+            Ok(_) | Err(MessageError::Rlp(DecoderError::RlpIncorrectListLen)) => {
+                Err(match Items(list).count() {
+                    Ok(got) => MessageError::FieldCount { expected, got },
+                    Err(e) => MessageError::Rlp(e),
+                })
+            }
+            Err(e) => Err(e),
         }
-        Ok(message)
+    }
+
+    /// The message type byte.
+    pub fn type_byte(&self) -> u8 {
+        match self {
+            MessageRef::Ping(_) => kind::PING,
+            MessageRef::Pong(_) => kind::PONG,
+            MessageRef::FindNode(_) => kind::FINDNODE,
+            MessageRef::Nodes(_) => kind::NODES,
+            MessageRef::TalkReq(_) => kind::TALKREQ,
+            MessageRef::TalkResp(_) => kind::TALKRESP,
+        }
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> &RequestId {
+        match self {
+            MessageRef::Ping(m) => &m.request_id,
+            MessageRef::Pong(m) => &m.request_id,
+            MessageRef::FindNode(m) => &m.request_id,
+            MessageRef::Nodes(m) => &m.request_id,
+            MessageRef::TalkReq(m) => &m.request_id,
+            MessageRef::TalkResp(m) => &m.request_id,
+        }
+    }
+
+    /// The owned message, the borrowed fields copied.
+    pub fn to_message(&self) -> Message {
+        self.clone().into_message()
+    }
+
+    /// The owned message, the borrowed fields copied (NODES is moved, not copied).
+    pub fn into_message(self) -> Message {
+        match self {
+            MessageRef::Ping(m) => Message::Ping(m),
+            MessageRef::Pong(m) => Message::Pong(m),
+            MessageRef::FindNode(m) => Message::FindNode(FindNode {
+                request_id: m.request_id,
+                distances: m.distances.to_vec(),
+            }),
+            MessageRef::Nodes(m) => Message::Nodes(m),
+            MessageRef::TalkReq(m) => Message::TalkReq(TalkReq {
+                request_id: m.request_id,
+                protocol: m.protocol.to_vec(),
+                request: m.request.to_vec(),
+            }),
+            MessageRef::TalkResp(m) => Message::TalkResp(TalkResp {
+                request_id: m.request_id,
+                response: m.response.to_vec(),
+            }),
+        }
+    }
+}
+
+/// The common case of decoding, a quarter of the time the full decoder takes for a PING: the
+/// four small messages in the usual encodings (short RLP forms, long forms of one or two
+/// length bytes), each read in one pass with no error to build. Anything else, NODES and
+/// every malformed plaintext included, is left to [`MessageRef::decode_strictly`] (`None`);
+/// what this accepts, that accepts too and decodes to the same message.
+mod quick {
+    use super::*;
+
+    /// An item of at most 65535 bytes, canonical: `(is_list, payload, rest)`.
+    #[inline(always)]
+    fn item(input: &[u8]) -> Option<(bool, &[u8], &[u8])> {
+        let (&first, rest) = input.split_first()?;
+        let (is_list, len, rest) = match first {
+            0x00..=0x7f => return Some((false, &input[..1], rest)),
+            0x80..=0xb7 => (false, usize::from(first - 0x80), rest),
+            0xb8 | 0xf8 => {
+                let (&n, rest) = rest.split_first()?;
+                (first == 0xf8, usize::from(n), rest)
+            }
+            0xb9 | 0xf9 => {
+                let (n, rest) = rest.split_first_chunk::<2>()?;
+                (first == 0xf9, usize::from(u16::from_be_bytes(*n)), rest)
+            }
+            0xc0..=0xf7 => (true, usize::from(first - 0xc0), rest),
+            _ => return None,
+        };
+        // Long forms only for 56 bytes and more (which also refuses a zero first length
+        // byte), and never a single byte below 0x80 wrapped.
+        let canonical = match first {
+            0xb8 | 0xf8 => len >= 56,
+            0xb9 | 0xf9 => len > 0xff,
+            0x81 => rest.first().is_some_and(|&b| b >= 0x80),
+            _ => true,
+        };
+        if !canonical || rest.len() < len {
+            return None;
+        }
+        let (payload, rest) = rest.split_at(len);
+        Some((is_list, payload, rest))
+    }
+
+    #[inline(always)]
+    fn bytes(input: &[u8]) -> Option<(&[u8], &[u8])> {
+        match item(input)? {
+            (false, payload, rest) => Some((payload, rest)),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn uint(input: &[u8]) -> Option<(u64, &[u8])> {
+        let (b, rest) = bytes(input)?;
+        if b.len() > 8 || b.first() == Some(&0) {
+            return None;
+        }
+        Some((
+            b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)),
+            rest,
+        ))
+    }
+
+    pub(super) fn decode(plaintext: &[u8]) -> Option<MessageRef<'_>> {
+        let (&ty, body) = plaintext.split_first()?;
+        let (true, list, []) = item(body)? else {
+            return None;
+        };
+        let (id, f) = bytes(list)?;
+        let request_id = RequestId::new(id).ok()?;
+        let (message, rest) = match ty {
+            kind::PING => {
+                let (enr_seq, f) = uint(f)?;
+                (
+                    MessageRef::Ping(Ping {
+                        request_id,
+                        enr_seq,
+                    }),
+                    f,
+                )
+            }
+            kind::PONG => {
+                let (enr_seq, f) = uint(f)?;
+                let (ip_bytes, f) = bytes(f)?;
+                let (port, f) = uint(f)?;
+                let pong = Pong {
+                    request_id,
+                    enr_seq,
+                    recipient_ip: ip(ip_bytes),
+                    recipient_port: u16::try_from(port).ok()?,
+                };
+                (MessageRef::Pong(pong), f)
+            }
+            kind::FINDNODE => {
+                let (true, mut list, f) = item(f)? else {
+                    return None;
+                };
+                let rlp = list;
+                let mut len = 0;
+                while !list.is_empty() {
+                    list = uint(list)?.1;
+                    len += 1;
+                }
+                let distances = Distances { rlp, len };
+                (
+                    MessageRef::FindNode(FindNodeRef {
+                        request_id,
+                        distances,
+                    }),
+                    f,
+                )
+            }
+            kind::TALKREQ => {
+                let (protocol, f) = bytes(f)?;
+                let (request, f) = bytes(f)?;
+                let talk = TalkReqRef {
+                    request_id,
+                    protocol,
+                    request,
+                };
+                (MessageRef::TalkReq(talk), f)
+            }
+            kind::TALKRESP => {
+                let (response, f) = bytes(f)?;
+                let talk = TalkRespRef {
+                    request_id,
+                    response,
+                };
+                (MessageRef::TalkResp(talk), f)
+            }
+            _ => return None,
+        };
+        rest.is_empty().then_some(message)
     }
 }
 
 /// The fields of a message of type `ty`, read in order from its list.
-fn read_fields(ty: u8, f: &mut Items<'_>) -> Result<Message, MessageError> {
+fn read_fields<'a>(ty: u8, f: &mut Items<'a>) -> Result<MessageRef<'a>, MessageError> {
     let request_id = RequestId::new(f.bytes()?)?;
     Ok(match ty {
-        kind::PING => Message::Ping(Ping {
+        kind::PING => MessageRef::Ping(Ping {
             request_id,
             enr_seq: f.uint()?,
         }),
-        kind::PONG => Message::Pong(Pong {
+        kind::PONG => MessageRef::Pong(Pong {
             request_id,
             enr_seq: f.uint()?,
             recipient_ip: ip(f.bytes()?),
             recipient_port: u16::try_from(f.uint()?)
                 .map_err(|_| MessageError::BadField("recipient-port"))?,
         }),
-        kind::FINDNODE => {
-            let list = f.list()?;
-            let mut distances = Vec::with_capacity(Items(list).count()?);
-            let mut items = Items(list);
-            while !items.0.is_empty() {
-                distances.push(items.uint()?);
-            }
-            Message::FindNode(FindNode {
-                request_id,
-                distances,
-            })
-        }
+        kind::FINDNODE => MessageRef::FindNode(FindNodeRef {
+            request_id,
+            distances: Distances::parse(f.list()?)?,
+        }),
         kind::NODES => {
             let total = u8::try_from(f.uint()?).map_err(|_| MessageError::BadField("total"))?;
             let mut items = Items(f.list()?);
@@ -392,21 +694,21 @@ fn read_fields(ty: u8, f: &mut Items<'_>) -> Result<Message, MessageError> {
                     Err(e) => return Err(MessageError::Record(e)),
                 }
             }
-            Message::Nodes(Nodes {
+            MessageRef::Nodes(Nodes {
                 request_id,
                 total,
                 records,
                 invalid_records,
             })
         }
-        kind::TALKREQ => Message::TalkReq(TalkReq {
+        kind::TALKREQ => MessageRef::TalkReq(TalkReqRef {
             request_id,
-            protocol: f.bytes()?.to_vec(),
-            request: f.bytes()?.to_vec(),
+            protocol: f.bytes()?,
+            request: f.bytes()?,
         }),
-        _ => Message::TalkResp(TalkResp {
+        _ => MessageRef::TalkResp(TalkRespRef {
             request_id,
-            response: f.bytes()?.to_vec(),
+            response: f.bytes()?,
         }),
     })
 }
@@ -491,15 +793,23 @@ impl<'a> Items<'a> {
 
     /// A canonical unsigned integer of at most 64 bits (geth: no leading zero bytes).
     fn uint(&mut self) -> Result<u64, DecoderError> {
-        let b = self.bytes()?;
-        if b.len() > 8 {
-            return Err(DecoderError::RlpIsTooBig);
-        }
-        if b.first() == Some(&0) {
-            return Err(DecoderError::RlpInvalidIndirection);
-        }
-        Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+        let (is_list, payload, _) = self.next()?;
+        uint_of(is_list, payload)
     }
+}
+
+/// The value of an item read as a canonical unsigned integer of at most 64 bits.
+fn uint_of(is_list: bool, b: &[u8]) -> Result<u64, DecoderError> {
+    if is_list {
+        return Err(DecoderError::RlpExpectedToBeData);
+    }
+    if b.len() > 8 {
+        return Err(DecoderError::RlpIsTooBig);
+    }
+    if b.first() == Some(&0) {
+        return Err(DecoderError::RlpInvalidIndirection);
+    }
+    Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
 }
 
 /// Whether a record error is one geth finds only when it verifies a decoded record
@@ -765,6 +1075,98 @@ mod tests {
         for m in &packed {
             let bytes: usize = m.records.iter().map(|r| r.as_bytes().len()).sum();
             assert!(bytes <= NODES_RECORD_BYTES);
+        }
+    }
+
+    /// The plaintexts of the reference examples, and variants around the quick path's limits:
+    /// long forms of one and two length bytes, the smallest and largest integers.
+    fn sample_plaintexts() -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = [
+            "01c6840000000102",
+            "02ca0101847f000001821388",
+            "02d60101900000000000000000000000000000000182765f",
+            "03c501c3820100",
+            "03c901c782010081ff81fe",
+            "03c301c180",
+            "04c30101c0",
+            "05d0018d746573742d70726f746f636f6c80",
+            "06c20180",
+            "06c28080",
+        ]
+        .iter()
+        .map(|h| hex::decode(h).unwrap())
+        .collect();
+        let id = RequestId::from_u64(u64::MAX);
+        for len in [0, 1, 55, 56, 255, 256, 1100] {
+            out.push(
+                Message::TalkReq(TalkReq {
+                    request_id: id,
+                    protocol: vec![0x80; len.min(60)],
+                    request: vec![0x7f; len],
+                })
+                .to_vec(),
+            );
+            out.push(
+                Message::TalkResp(TalkResp {
+                    request_id: id,
+                    response: vec![0; len],
+                })
+                .to_vec(),
+            );
+        }
+        for seq in [0, 1, 0x7f, 0x80, u64::MAX] {
+            out.push(
+                Message::Ping(Ping {
+                    request_id: RequestId::new(&[]).unwrap(),
+                    enr_seq: seq,
+                })
+                .to_vec(),
+            );
+        }
+        out.push(
+            Message::FindNode(FindNode {
+                request_id: id,
+                distances: (0..=256).collect(),
+            })
+            .to_vec(),
+        );
+        out
+    }
+
+    /// Whatever the quick path accepts, the full decoder accepts and decodes alike.
+    fn quick_agrees(pt: &[u8]) -> bool {
+        match quick::decode(pt) {
+            Some(m) => MessageRef::decode_strictly(pt) == Ok(m),
+            None => true,
+        }
+    }
+
+    #[test]
+    fn the_quick_path_takes_every_well_formed_message_but_nodes() {
+        for pt in sample_plaintexts() {
+            let strict = MessageRef::decode_strictly(&pt).unwrap();
+            let quick = (pt[0] != kind::NODES).then(|| strict.clone());
+            assert_eq!(quick::decode(&pt), quick, "{}", hex::encode(&pt));
+            assert_eq!(Message::decode(&pt), Ok(strict.into_message()));
+        }
+    }
+
+    quickcheck::quickcheck! {
+        fn the_quick_path_decodes_as_the_full_decoder_does(
+            which: usize, pos: usize, value: u8, cut: usize
+        ) -> bool {
+            let samples = sample_plaintexts();
+            let pt = &samples[which % samples.len()];
+            let mut changed = pt.clone();
+            let at = pos % changed.len();
+            changed[at] = value;
+            quick_agrees(&changed) && quick_agrees(&pt[..cut % (pt.len() + 1)])
+        }
+
+        fn the_quick_path_agrees_on_arbitrary_bytes(ty: u8, body: Vec<u8>) -> bool {
+            let mut pt = vec![ty % 8];
+            pt.extend_from_slice(&body);
+            quick_agrees(&pt)
         }
     }
 }

@@ -25,7 +25,7 @@ use super::crypto::{
     derive_keys, ecdh, verify_id_signature, DecryptError, HandshakeProof, MessageKey, Nonce,
     SessionKeys, COMPRESSED_KEY_SIZE, ID_SIGNATURE_SIZE, NONCE_SIZE, TAG_SIZE,
 };
-use super::message::{Message, MessageError};
+use super::message::{Message, MessageError, MessageRef};
 use crate::enr::rlp_items::{list_items, split_item, uint};
 use smallvec::SmallVec;
 
@@ -72,6 +72,8 @@ pub const WHOAREYOU_SIZE: usize = MIN_PACKET_SIZE;
 /// and 794 with a 300-byte one.
 pub const MAX_MESSAGE_PLAINTEXT: usize =
     MAX_PACKET_SIZE - MASKING_IV_SIZE - STATIC_HEADER_SIZE - MESSAGE_AUTHDATA_SIZE - TAG_SIZE;
+/// Where [`Packet::open_in`] decrypts a message: room for the largest plaintext.
+pub type PlaintextBuffer = [u8; MAX_MESSAGE_PLAINTEXT];
 /// Filler bytes after the header of a "random" packet, the ordinary packet sent when there is
 /// no session yet to provoke a WHOAREYOU (geth `randomPacketMsgSize`; sigp sends 44).
 pub const RANDOM_PACKET_FILLER: usize = 20;
@@ -117,6 +119,9 @@ fn masking_cipher(dest: &NodeId) -> Aes128 {
 
 /// Keystream blocks [`Packet::decode`] computes before it knows the authdata size.
 const FIRST_BLOCKS: usize = 4;
+/// Header bytes a [`Packet`] holds without allocating: room for an ordinary packet's (71) and
+/// a WHOAREYOU's (63).
+const INLINE_HEADER: usize = 96;
 
 /// `data ^= keystream`, over the shorter of the two.
 fn xor(data: &mut [u8], keystream: &[u8]) {
@@ -359,7 +364,7 @@ pub struct AcceptedHandshake {
 pub struct Packet<'a> {
     /// Inline for ordinary packets and WHOAREYOUs (71 and 63 bytes); a handshake's spills to
     /// the heap.
-    header: SmallVec<[u8; 96]>,
+    header: SmallVec<[u8; INLINE_HEADER]>,
     message: &'a [u8],
 }
 
@@ -395,39 +400,58 @@ impl<'a> Packet<'a> {
             *b = ctr0.wrapping_add(i as u128).to_be_bytes().into();
         }
         cipher.encrypt_blocks(&mut first);
-        let mut ks = [0u8; FIRST_BLOCKS * 16];
-        for (chunk, b) in ks.chunks_exact_mut(16).zip(&first) {
-            chunk.copy_from_slice(b);
+        // The datagram's first bytes, unmasked as far as that keystream goes. Copied and
+        // XORed whole (past the header, if it is shorter): operations of a fixed size cost
+        // less than copying exactly the header's bytes.
+        let mut head = [0u8; INLINE_HEADER];
+        let n = len.min(INLINE_HEADER);
+        if n == INLINE_HEADER {
+            head.copy_from_slice(&datagram[..INLINE_HEADER]);
+        } else {
+            head[..n].copy_from_slice(&datagram[..n]);
         }
-        let mut fixed = [0u8; AUTHDATA_AT];
-        fixed.copy_from_slice(&datagram[..static_end]);
-        xor(&mut fixed[MASKING_IV_SIZE..], &ks[..STATIC_HEADER_SIZE]);
-        if fixed[PROTOCOL_ID_AT..VERSION_AT] != PROTOCOL_ID {
+        let unmasked = MASKING_IV_SIZE + FIRST_BLOCKS * 16;
+        for (chunk, b) in head[MASKING_IV_SIZE..unmasked]
+            .chunks_exact_mut(16)
+            .zip(&first)
+        {
+            xor(chunk, b);
+        }
+        if head[PROTOCOL_ID_AT..VERSION_AT] != PROTOCOL_ID {
             return Err(PacketError::ProtocolId);
         }
-        let version = u16::from_be_bytes([fixed[VERSION_AT], fixed[VERSION_AT + 1]]);
+        let version = u16::from_be_bytes([head[VERSION_AT], head[VERSION_AT + 1]]);
         if version < MIN_PROTOCOL_VERSION {
             return Err(PacketError::Version(version));
         }
-        let flag = fixed[FLAG_AT];
+        let flag = head[FLAG_AT];
         let remaining = len - static_end;
         if flag != flag::WHOAREYOU && remaining < MIN_MESSAGE_DATA_SIZE {
             return Err(PacketError::MessageTooShort);
         }
-        let auth_size = u16::from_be_bytes([fixed[AUTH_SIZE_AT], fixed[AUTH_SIZE_AT + 1]]);
+        let auth_size = u16::from_be_bytes([head[AUTH_SIZE_AT], head[AUTH_SIZE_AT + 1]]);
         let auth_len = usize::from(auth_size);
         if auth_len > remaining {
             return Err(PacketError::AuthdataPastEnd(auth_size));
         }
-        // The same keystream continues over the authdata.
         let auth_end = static_end + auth_len;
-        let mut header = SmallVec::with_capacity(auth_end);
-        header.extend_from_slice(&fixed);
-        header.extend_from_slice(&datagram[static_end..auth_end]);
-        let (near, far) =
-            header[static_end..].split_at_mut(auth_len.min(ks.len() - STATIC_HEADER_SIZE));
-        xor(near, &ks[STATIC_HEADER_SIZE..]);
-        mask_at(&cipher, &iv, ks.len(), far);
+        let header = if auth_end <= unmasked {
+            // An ordinary packet or a WHOAREYOU: unmasked already. The bytes of `head` past
+            // `auth_end` are not part of the header and are never read.
+            SmallVec::from_buf_and_len(head, auth_end)
+        } else {
+            // A handshake: the same keystream continues over the rest of the authdata.
+            let mut header = SmallVec::with_capacity(auth_end);
+            header.extend_from_slice(&head[..unmasked]);
+            header.extend_from_slice(&datagram[unmasked..auth_end]);
+            mask_at(
+                &cipher,
+                &iv,
+                unmasked - MASKING_IV_SIZE,
+                &mut header[unmasked..],
+            );
+            header
+        };
         let bad_size = PacketError::AuthdataSize {
             flag,
             size: auth_size,
@@ -536,6 +560,35 @@ impl<'a> Packet<'a> {
 
     /// Decrypts and decodes the message with the session's read key.
     pub fn open(&self, read: &MessageKey) -> Result<Message, OpenError> {
+        let (ct, tag) = self.sealed()?;
+        // Copied, then decrypted in place: cheaper than zeroing an output buffer first, and on
+        // the stack for all but the largest messages.
+        let mut plain: SmallVec<[u8; 1024]> = SmallVec::from_slice(ct);
+        read.open_in_place(&self.nonce(), &self.header, &mut plain, tag)
+            .map_err(|_| OpenError::Decrypt)?;
+        Message::decode(&plain).map_err(OpenError::Message)
+    }
+
+    /// [`open`](Self::open) without copies: decrypts straight from the datagram into `buf`
+    /// and decodes the message there, its byte fields borrowing `buf` (the same checks; see
+    /// [`MessageRef`]). `buf` can be reused from packet to packet, and nothing is allocated
+    /// but a NODES message's records.
+    pub fn open_in<'b>(
+        &self,
+        read: &MessageKey,
+        buf: &'b mut PlaintextBuffer,
+    ) -> Result<MessageRef<'b>, OpenError> {
+        let (ct, tag) = self.sealed()?;
+        // Always room: a datagram of at most MAX_PACKET_SIZE with a header of at least an
+        // ordinary packet's leaves at most MAX_MESSAGE_PLAINTEXT for the plaintext.
+        let plain = buf.get_mut(..ct.len()).ok_or(OpenError::Decrypt)?;
+        read.open_to(&self.nonce(), &self.header, ct, tag, plain)
+            .map_err(|_| OpenError::Decrypt)?;
+        MessageRef::decode(plain).map_err(OpenError::Message)
+    }
+
+    /// The message ciphertext and its tag.
+    fn sealed(&self) -> Result<(&'a [u8], &'a [u8; TAG_SIZE]), OpenError> {
         if self.flag() == flag::WHOAREYOU {
             return Err(OpenError::NoMessage);
         }
@@ -544,13 +597,7 @@ impl<'a> Packet<'a> {
             return Err(OpenError::Decrypt);
         };
         let (ct, tag) = self.message.split_at(split);
-        let tag: &[u8; TAG_SIZE] = tag.try_into().expect("split TAG_SIZE from the end");
-        // Copied, then decrypted in place: cheaper than zeroing an output buffer first, and on
-        // the stack for all but the largest messages.
-        let mut plain: SmallVec<[u8; 1024]> = SmallVec::from_slice(ct);
-        read.open_in_place(&self.nonce(), &self.header, &mut plain, tag)
-            .map_err(|_| OpenError::Decrypt)?;
-        Message::decode(&plain).map_err(OpenError::Message)
+        Ok((ct, tag.try_into().expect("split TAG_SIZE from the end")))
     }
 
     /// The recipient's side of a handshake, in geth's order ([DISCV5.md §4.7](crate::spec::discv5)):
@@ -800,4 +847,62 @@ pub fn encode_handshake_with(
     out.extend_from_slice(record);
     let write = MessageKey::new(proof.keys.initiator_key);
     seal_and_mask(out, start, dest, nonce, &write, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discv5::message::{FindNode, Ping, RequestId, TalkReq};
+
+    #[test]
+    fn open_in_opens_what_open_opens_and_refuses_what_it_refuses() {
+        let (a, b) = (
+            NodeSecretKey::from_bytes(&[0xa1; 32]).unwrap(),
+            NodeSecretKey::from_bytes(&[0xb2; 32]).unwrap(),
+        );
+        let (at_a, at_b) = (
+            SessionKeys::new([1; 16], [2; 16]),
+            SessionKeys::new([2; 16], [1; 16]),
+        );
+        let id = RequestId::from_u64(7);
+        let messages = [
+            Message::Ping(Ping {
+                request_id: id,
+                enr_seq: 9,
+            }),
+            Message::FindNode(FindNode {
+                request_id: id,
+                distances: vec![256, 255, 0],
+            }),
+            Message::TalkReq(TalkReq {
+                request_id: id,
+                protocol: b"portal".to_vec(),
+                // As large as an ordinary packet holds.
+                request: vec![0x5a; MAX_MESSAGE_PLAINTEXT - 23],
+            }),
+        ];
+        let mut buf = [0u8; MAX_MESSAGE_PLAINTEXT];
+        for m in &messages {
+            let mut d = Vec::new();
+            encode_message(&mut d, &b.id(), &a.id(), &[7; 16], &[9; 12], &at_a.write, m).unwrap();
+            let p = Packet::decode(&b.id(), &d).unwrap();
+            assert_eq!(p.open(&at_b.read).as_ref(), Ok(m));
+            assert_eq!(p.open_in(&at_b.read, &mut buf).unwrap().to_message(), *m);
+            assert_eq!(p.open_in(&at_b.write, &mut buf), Err(OpenError::Decrypt));
+            // A flipped ciphertext bit: neither opens it.
+            let last = d.len() - 1;
+            d[last] ^= 1;
+            let p = Packet::decode(&b.id(), &d).unwrap();
+            assert_eq!(p.open(&at_b.read), Err(OpenError::Decrypt));
+            assert_eq!(p.open_in(&at_b.read, &mut buf), Err(OpenError::Decrypt));
+        }
+        let mut w = Vec::new();
+        let whoareyou = Whoareyou {
+            id_nonce: [4; 16],
+            enr_seq: 0,
+        };
+        encode_whoareyou(&mut w, &a.id(), &[3; 16], &[2; 12], &whoareyou);
+        let p = Packet::decode(&a.id(), &w).unwrap();
+        assert_eq!(p.open_in(&at_a.read, &mut buf), Err(OpenError::NoMessage));
+    }
 }

@@ -1,7 +1,7 @@
 // Command bench is the go-ethereum side of devp2p-sansio's side-by-side benchmark
 // (tests/benches/versus_geth.rs): the same work as our side, done by go-ethereum's own
-// packages (p2p, p2p/rlpx, p2p/discover/v4wire, p2p/enode, crypto). Nothing of go-ethereum
-// is copied here.
+// packages (p2p, p2p/rlpx, p2p/discover/v4wire, p2p/discover/v5wire, p2p/enode, crypto).
+// Nothing of go-ethereum is copied here.
 //
 // Two modes:
 //
@@ -51,7 +51,8 @@ type request struct {
 	Ms int `json:"ms,omitempty"`
 	// frames, pair, stream: message size in bytes.
 	Size int `json:"size,omitempty"`
-	// prim: which primitive (see prim).
+	// prim: which primitive (see prim); discv5: which packet (ping, pong, findnode, talkreq,
+	// nodes, handshake, handshake-with-record).
 	Name string `json:"name,omitempty"`
 	// handshake: "initiator" or "recipient".
 	Role string `json:"role,omitempty"`
@@ -107,6 +108,17 @@ func handle(req *request) error {
 		return discv4(req.Ms)
 	case "prim":
 		return prim(req.Name, req.Ms)
+	case "discv5":
+		switch req.Name {
+		case "handshake":
+			return discv5Handshake(false, req.Ms)
+		case "handshake-with-record":
+			return discv5Handshake(true, req.Ms)
+		default:
+			return discv5Ordinary(req.Name, req.Ms)
+		}
+	case "discv5-sizes":
+		return v5sizes()
 	case "pair":
 		return pair(req.Size, req.Count, req.Seed)
 	case "listen":

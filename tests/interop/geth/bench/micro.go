@@ -31,6 +31,8 @@ type fixture struct {
 	Auths   []string `json:"auths"`
 	Acks    []string `json:"acks"`
 	Packets []string `json:"packets"`
+	// The records of the discv5 figure's NODES packet.
+	V5Records []string `json:"v5_records"`
 }
 
 var (
@@ -73,6 +75,9 @@ func load(path string) error {
 		return err
 	}
 	if packets, err = unhex(f.Packets); err != nil {
+		return err
+	}
+	if v5records, err = unhex(f.V5Records); err != nil {
 		return err
 	}
 	if len(auths) == 0 || len(acks) == 0 || len(packets) == 0 {
