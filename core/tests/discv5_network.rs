@@ -3,317 +3,19 @@
 //! liveness checks carry enr-seq and fetch a newer record, TALKREQ reaches the application
 //! (and an unknown protocol gets an empty TALKRESP), within their limits.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod discv5_network_support;
 
-use devp2p_core::discv4::{LookupId, Node, NodeDbSnapshot};
-use devp2p_core::discv5::discovery::{Config, Discovery, Event, Refusal, TalkError};
+use std::collections::BTreeMap;
+
+use devp2p_core::discv4::Node;
+use devp2p_core::discv5::discovery::{Config, Event, Refusal, TalkError};
 use devp2p_core::discv5::message::Message;
-use devp2p_core::discv5::packet::MAX_PACKET_SIZE;
-use devp2p_core::discv5::{
-    Contact, Event as SessionEvent, Request, RequestFailure, Response, Sessions, SessionsConfig,
-};
-use devp2p_core::{Enr, Instant, NodeId, NodeSecretKey};
-use quickcheck::{quickcheck, TestResult};
+use devp2p_core::discv5::{Contact, Event as SessionEvent, Request, RequestFailure, Response};
+use devp2p_core::{Enr, NodeId, NodeSecretKey};
+use discv5_network_support::{record, Net};
+use quickcheck::TestResult;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
-
-const UNIX_START: u64 = 1_700_000_000;
-/// One-way delay of every datagram.
-const LATENCY_MS: u64 = 20;
-
-/// A datagram in flight: (delivery time, sequence number, recipient, sender, bytes).
-type InFlight = (u64, u64, SocketAddr, SocketAddr, Vec<u8>);
-
-/// One end of the network: a discovery node, or a bare session machine the test drives by
-/// hand (to see exactly what a node sends and answers).
-enum Member {
-    Disc(Box<Discovery<ChaCha20Rng>>),
-    Raw(Box<Sessions<ChaCha20Rng>>),
-}
-
-struct Net {
-    members: Vec<Member>,
-    keys: Vec<NodeSecretKey>,
-    addrs: Vec<SocketAddr>,
-    by_addr: BTreeMap<SocketAddr, usize>,
-    queue: BinaryHeap<Reverse<InFlight>>,
-    seq: u64,
-    now: u64,
-    events: Vec<Vec<Event>>,
-    raw_events: Vec<Vec<SessionEvent>>,
-    packets: u64,
-    active: usize,
-}
-
-fn addr(i: usize) -> SocketAddr {
-    // A /24 of its own for each node, so the subnet limits never bite.
-    SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::new(11, (i / 250) as u8, (i % 250) as u8, 1)),
-        30303,
-    )
-}
-
-fn record(key: &NodeSecretKey, a: SocketAddr, seq: u64) -> Enr {
-    Enr::builder()
-        .seq(seq)
-        .ip(a.ip())
-        .udp4(a.port())
-        .tcp4(a.port())
-        .sign(key)
-        .unwrap()
-}
-
-impl Net {
-    fn empty() -> Self {
-        Net {
-            members: Vec::new(),
-            keys: Vec::new(),
-            addrs: Vec::new(),
-            by_addr: BTreeMap::new(),
-            queue: BinaryHeap::new(),
-            seq: 0,
-            now: 0,
-            events: Vec::new(),
-            raw_events: Vec::new(),
-            packets: 0,
-            active: 0,
-        }
-    }
-
-    /// `n` discovery nodes; every node but the first knows the first as its bootnode.
-    fn new(n: usize, seed: u64, configure: impl Fn(usize, &mut Config)) -> Self {
-        let mut net = Net::empty();
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        for i in 0..n {
-            let key = NodeSecretKey::generate(&mut rng);
-            let mut config = Config::default();
-            if i > 0 {
-                config.bootnodes = vec![net.boot_node(0)];
-            }
-            configure(i, &mut config);
-            net.add_disc(key, config, seed ^ (i as u64 + 1));
-        }
-        net
-    }
-
-    fn boot_node(&self, i: usize) -> Node {
-        let r = record(&self.keys[i], self.addrs[i], 1);
-        Node::from_enr(r).unwrap()
-    }
-
-    fn add_disc(&mut self, key: NodeSecretKey, config: Config, seed: u64) -> usize {
-        let i = self.members.len();
-        let a = addr(i);
-        let d = Discovery::new(
-            key.clone(),
-            record(&key, a, 1),
-            config,
-            NodeDbSnapshot::default(),
-            ChaCha20Rng::seed_from_u64(seed),
-            Instant::from_millis(self.now),
-            self.unix(),
-        );
-        self.push_member(key, a, Member::Disc(Box::new(d)))
-    }
-
-    fn add_raw(&mut self, seed: u64) -> usize {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let key = NodeSecretKey::generate(&mut rng);
-        let i = self.members.len();
-        let a = addr(i);
-        let s = Sessions::new(
-            key.clone(),
-            record(&key, a, 1),
-            SessionsConfig::default(),
-            rng,
-            Instant::from_millis(self.now),
-        );
-        self.push_member(key, a, Member::Raw(Box::new(s)))
-    }
-
-    fn push_member(&mut self, key: NodeSecretKey, a: SocketAddr, m: Member) -> usize {
-        let i = self.members.len();
-        self.members.push(m);
-        self.keys.push(key);
-        self.addrs.push(a);
-        self.by_addr.insert(a, i);
-        self.events.push(Vec::new());
-        self.raw_events.push(Vec::new());
-        i
-    }
-
-    fn disc(&mut self, i: usize) -> &mut Discovery<ChaCha20Rng> {
-        match &mut self.members[i] {
-            Member::Disc(d) => d,
-            Member::Raw(_) => panic!("member {i} is a bare session machine"),
-        }
-    }
-
-    fn raw(&mut self, i: usize) -> &mut Sessions<ChaCha20Rng> {
-        match &mut self.members[i] {
-            Member::Raw(s) => s,
-            Member::Disc(_) => panic!("member {i} is a discovery node"),
-        }
-    }
-
-    fn unix(&self) -> u64 {
-        UNIX_START + self.now / 1000
-    }
-
-    fn at(&self) -> Instant {
-        Instant::from_millis(self.now)
-    }
-
-    fn drain(&mut self, i: usize) {
-        let mut buf = [0u8; MAX_PACKET_SIZE];
-        loop {
-            let t = match &mut self.members[i] {
-                Member::Disc(d) => d.poll_transmit(&mut buf),
-                Member::Raw(s) => s.poll_transmit(&mut buf),
-            };
-            let Some(t) = t else { break };
-            self.seq += 1;
-            self.packets += 1;
-            self.queue.push(Reverse((
-                self.now + LATENCY_MS,
-                self.seq,
-                t.destination,
-                self.addrs[i],
-                buf[..t.len].to_vec(),
-            )));
-        }
-        match &mut self.members[i] {
-            Member::Disc(d) => {
-                while let Some(e) = d.poll_event() {
-                    self.events[i].push(e);
-                }
-            }
-            Member::Raw(s) => {
-                while let Some(e) = s.poll_event() {
-                    self.raw_events[i].push(e);
-                }
-            }
-        }
-    }
-
-    fn deadline(&self, i: usize) -> Option<u64> {
-        match &self.members[i] {
-            Member::Disc(d) => d.poll_timeout(),
-            Member::Raw(s) => s.poll_timeout(),
-        }
-        .map(Instant::as_millis)
-    }
-
-    /// Runs until virtual time `end_ms`; only members below `self.active` run.
-    fn run_until(&mut self, end_ms: u64) {
-        loop {
-            let next_msg = self.queue.peek().map(|Reverse(m)| m.0);
-            let next_timer = (0..self.active).filter_map(|i| self.deadline(i)).min();
-            let Some(t) = next_msg.into_iter().chain(next_timer).min() else {
-                break;
-            };
-            if t > end_ms {
-                break;
-            }
-            self.now = self.now.max(t);
-            let (now, unix) = (self.at(), self.unix());
-            while self.queue.peek().is_some_and(|Reverse(m)| m.0 <= self.now) {
-                let Reverse((_, _, to, from, bytes)) = self.queue.pop().unwrap();
-                let Some(&j) = self.by_addr.get(&to) else {
-                    continue;
-                };
-                if j >= self.active {
-                    continue;
-                }
-                match &mut self.members[j] {
-                    Member::Disc(d) => {
-                        let _ = d.handle_datagram(now, unix, from, &bytes);
-                    }
-                    Member::Raw(s) => {
-                        let _ = s.handle_datagram(now, from, &bytes);
-                    }
-                }
-                self.drain(j);
-            }
-            for i in 0..self.active {
-                if self.deadline(i).is_some_and(|d| d <= self.now) {
-                    match &mut self.members[i] {
-                        Member::Disc(d) => d.handle_timeout(now, unix),
-                        Member::Raw(s) => s.handle_timeout(now),
-                    }
-                    self.drain(i);
-                }
-            }
-        }
-        self.now = self.now.max(end_ms);
-    }
-
-    fn run_for(&mut self, ms: u64) {
-        self.run_until(self.now + ms);
-    }
-
-    /// Starts the members one every `gap_ms`.
-    fn start_all(&mut self, gap_ms: u64) {
-        for i in self.active..self.members.len() {
-            self.active = i + 1;
-            self.run_for(gap_ms);
-        }
-    }
-
-    fn ids(&self) -> Vec<NodeId> {
-        self.keys.iter().map(NodeSecretKey::id).collect()
-    }
-
-    fn true_closest(&self, target: &NodeId, exclude: usize, n: usize) -> Vec<NodeId> {
-        let mut ids: Vec<NodeId> = self
-            .ids()
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| *i != exclude && matches!(self.members[*i], Member::Disc(_)))
-            .map(|(_, id)| id)
-            .collect();
-        ids.sort_by(|a, b| target.distance_cmp(a, b));
-        ids.truncate(n);
-        ids
-    }
-
-    fn lookup(&mut self, from: usize, target: NodeId, wait_ms: u64) -> Vec<Node> {
-        let (now, unix) = (self.at(), self.unix());
-        let id: LookupId = self.disc(from).start_lookup(now, unix, target);
-        self.drain(from);
-        self.run_for(wait_ms);
-        self.events[from]
-            .iter()
-            .find_map(|e| match e {
-                Event::LookupFinished { id: got, nodes, .. } if *got == id => Some(nodes.clone()),
-                _ => None,
-            })
-            .expect("the lookup finishes in time")
-    }
-
-    /// Sends `request` from the bare machine `raw` to member `to` and runs until it ends.
-    fn ask(&mut self, raw: usize, to: usize, request: Request) -> Result<Response, RequestFailure> {
-        let contact = Contact::from_record(record(&self.keys[to], self.addrs[to], 1)).unwrap();
-        let now = self.at();
-        let id = self.raw(raw).send_request(now, contact, request).unwrap();
-        self.drain(raw);
-        self.run_for(5_000);
-        self.raw_events[raw]
-            .iter()
-            .find_map(|e| match e {
-                SessionEvent::Response {
-                    id: got, response, ..
-                } if *got == id => Some(Ok(response.clone())),
-                SessionEvent::RequestFailed {
-                    id: got, reason, ..
-                } if *got == id => Some(Err(*reason)),
-                _ => None,
-            })
-            .expect("every request ends")
-    }
-}
 
 #[test]
 fn a_hundred_nodes_fill_their_tables_and_lookups_find_the_true_closest() {
@@ -724,24 +426,155 @@ fn a_record_advertising_an_address_the_responder_may_not_relay_stays_out() {
     d.check_invariants().unwrap();
 }
 
-quickcheck! {
-    /// Whatever the seed, a small network's tables hold no node twice, keep the subnet
-    /// limits, hold only nodes with records, and lookups end.
-    fn small_networks_keep_their_invariants_and_lookups_end(seed: u64) -> TestResult {
-        let n = 6 + (seed % 10) as usize;
-        let mut net = Net::new(n, seed, |_, _| {});
-        net.start_all(30);
-        net.run_for(20_000);
-        let target = NodeId([seed as u8; 32]);
-        let from = (seed % n as u64) as usize;
-        let result = net.lookup(from, target, 10_000);
-        for i in 0..n {
-            if let Err(e) = net.disc(i).check_invariants() {
-                return TestResult::error(e);
-            }
-        }
-        let truth = net.true_closest(&target, from, 16);
-        let got: Vec<NodeId> = result.iter().map(Node::id).collect();
-        TestResult::from_bool(truth.iter().all(|t| got.contains(t)))
+/// Seeds the small-network property runs by default (each a whole network simulation; the
+/// environment's `QUICKCHECK_TESTS` overrides it).
+const SMALL_NETWORK_CASES: u64 = 40;
+
+/// A network's seed. Not shrunk: a smaller seed is another network, not a simpler one, and
+/// every try is a whole simulation.
+#[derive(Debug, Clone, Copy)]
+struct Seed(u64);
+
+impl quickcheck::Arbitrary for Seed {
+    fn arbitrary(g: &mut quickcheck::Gen) -> Self {
+        Seed(u64::arbitrary(g))
     }
+}
+
+/// A small network (6 to 15 nodes, started 30 ms apart, all knowing the first as their
+/// bootnode) runs 20 s; then one node looks up a target. The lookup must end, return at most
+/// 16 distinct members of the network nearest first (never the asker), and return every
+/// node it could have learnt: those in the asker's table when it started, and those a node
+/// it returns (and so asked) held as live at a distance it was asked for. (In networks under
+/// 17 nodes nothing is pushed out of the 16.) Every machine's invariants hold.
+///
+/// It does not demand every node of the network: discv5 cannot promise that, here or in
+/// geth. A node enters a table from a NODES answer, or from an inbound handshake once that
+/// table's first refresh is done (geth `addInboundNode` before `initDone` is dropped). A node
+/// whose handshakes all came before its peers had bootstrapped is then known to the
+/// bootnode alone, at a log distance from it that lookups for other targets never ask for
+/// (seeds 1856674092133719, 4, 18, ... show it).
+fn small_network_lookup(Seed(seed): Seed) -> TestResult {
+    let n = 6 + (seed % 10) as usize;
+    let mut net = Net::new(n, seed, |_, _| {});
+    net.start_all(30);
+    net.run_for(20_000);
+    let target = NodeId([seed as u8; 32]);
+    let from = (seed % n as u64) as usize;
+    let ids = net.ids();
+    // What the asker knows, and what each node would serve of its live nodes, at the start.
+    let mut expected: Vec<NodeId> = net
+        .disc(from)
+        .table()
+        .entries()
+        .map(|e| e.node().id())
+        .collect();
+    let live: Vec<Vec<NodeId>> = (0..n)
+        .map(|q| {
+            net.disc(q)
+                .table()
+                .entries()
+                .filter(|e| e.is_live())
+                .map(|e| e.node().id())
+                .collect()
+        })
+        .collect();
+    let (now, unix) = (net.at(), net.unix());
+    let id = net.disc(from).start_lookup(now, unix, target);
+    net.drain(from);
+    net.run_for(10_000);
+    let Some(result) = net.events[from].iter().find_map(|e| match e {
+        Event::LookupFinished { id: got, nodes, .. } if *got == id => Some(nodes.clone()),
+        _ => None,
+    }) else {
+        return TestResult::error("the lookup did not end within 10 s");
+    };
+    for i in 0..n {
+        if let Err(e) = net.disc(i).check_invariants() {
+            return TestResult::error(format!("node {i}: {e}"));
+        }
+    }
+    let got: Vec<NodeId> = result.iter().map(Node::id).collect();
+    if got.len() > 16 || got.contains(&ids[from]) || !got.iter().all(|g| ids.contains(g)) {
+        return TestResult::error(format!("not a result of at most 16 others: {got:?}"));
+    }
+    if !got
+        .windows(2)
+        .all(|w| target.distance_cmp(&w[0], &w[1]).is_lt())
+    {
+        return TestResult::error("results not nearest first, or repeated");
+    }
+    for (q, held) in live.iter().enumerate() {
+        if q == from || !got.contains(&ids[q]) {
+            continue;
+        }
+        let asked = devp2p_core::discv5::discovery::lookup_distances(&target, &ids[q]);
+        expected.extend(
+            held.iter()
+                .filter(|m| asked.contains(&u64::from(ids[q].log_distance(m)))),
+        );
+    }
+    let missed: Vec<&NodeId> = expected
+        .iter()
+        .filter(|m| **m != ids[from] && !got.contains(m))
+        .collect();
+    if !missed.is_empty() {
+        return TestResult::error(format!(
+            "the lookup missed {missed:?}, which it could learn"
+        ));
+    }
+    TestResult::passed()
+}
+
+#[test]
+fn small_networks_keep_their_invariants_and_lookups_end() {
+    let mut qc = quickcheck::QuickCheck::new();
+    if std::env::var_os("QUICKCHECK_TESTS").is_none() {
+        qc = qc.tests(SMALL_NETWORK_CASES);
+    }
+    qc.quickcheck(small_network_lookup as fn(Seed) -> TestResult);
+}
+
+#[test]
+fn a_node_that_handshakes_before_the_first_refresh_is_done_stays_out_of_the_table() {
+    // geth's guard (`addInboundNode` before `initDone`): while a node has not finished its
+    // first refresh, whoever handshakes with it is answered but not added; afterwards the
+    // first handshake adds it. Node 1's bootnode (member 0) never answers, so node 1's four
+    // refresh lookups each wait for a FINDNODE to time out.
+    let mut net = Net::empty();
+    let silent = net.add_raw(61);
+    let mut rng = ChaCha20Rng::seed_from_u64(62);
+    let mut config = Config::default();
+    config.bootnodes = vec![net.boot_node(silent)];
+    let node = net.add_disc(NodeSecretKey::generate(&mut rng), config, 63);
+    let early = net.add_raw(64);
+    let late = net.add_raw(65);
+    net.active = 4;
+    let (early_id, late_id) = (net.keys[early].id(), net.keys[late].id());
+    let contact =
+        |net: &Net, i: usize| Contact::from_record(record(&net.keys[i], net.addrs[i], 1)).unwrap();
+    let now = net.at();
+    let c = contact(&net, node);
+    net.raw(early).send_request(now, c, Request::Ping).unwrap();
+    net.drain(early);
+    net.run_for(500);
+    assert!(net.raw_events[early].iter().any(|e| matches!(
+        e,
+        SessionEvent::Response {
+            response: Response::Pong(_),
+            ..
+        }
+    )));
+    assert!(!net.disc(node).is_bootstrapped());
+    assert!(!net.disc(node).table().contains(&early_id));
+    net.run_for(30_000);
+    assert!(net.disc(node).is_bootstrapped());
+    let now = net.at();
+    let c = contact(&net, node);
+    net.raw(late).send_request(now, c, Request::Ping).unwrap();
+    net.drain(late);
+    net.run_for(500);
+    let table = net.disc(node).table();
+    assert!(table.contains(&late_id));
+    assert!(!table.contains(&early_id));
 }
