@@ -9,12 +9,14 @@
 
 mod decoders;
 mod discv5;
+mod discv5_discovery;
 mod discv5_sessions;
 mod handshake;
 mod stateful;
 
 pub use decoders::{disconnect, discv4_packet, enode, enr, hello, snappy};
 pub use discv5::{discv5_message, discv5_packet};
+pub use discv5_discovery::discv5_discovery;
 pub use discv5_sessions::discv5_sessions;
 pub use handshake::{ack, auth_eip8, auth_legacy, frame_stream};
 pub use stateful::{node, session, table};
@@ -35,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("discv5_packet", discv5_packet),
     ("discv5_message", discv5_message),
     ("discv5_sessions", discv5_sessions),
+    ("discv5_discovery", discv5_discovery),
     ("enr", enr),
     ("enode", enode),
     ("session", session),
