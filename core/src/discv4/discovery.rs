@@ -147,6 +147,11 @@ impl<R: CryptoRng> Discovery<R> {
         &self.table
     }
 
+    /// The signature scheme of our key, which the packets we read must use too.
+    pub fn signature_scheme(&self) -> crate::identity::SignatureScheme {
+        self.key.signature_scheme()
+    }
+
     /// Whether the first refresh has finished.
     pub fn is_bootstrapped(&self) -> bool {
         self.bootstrapped

@@ -412,7 +412,7 @@ impl<R: CryptoRng> Discovery<R> {
         request: &[u8],
     ) -> Result<RequestId, SendError> {
         self.advance(now, self.unix_secs);
-        let contact = Contact::from_record(record.clone()).ok_or(SendError::NoSession)?;
+        let contact = Contact::from_record(record.clone()).ok_or(SendError::NoEndpoint)?;
         let id = self.sessions.send_request(
             self.now,
             contact,
