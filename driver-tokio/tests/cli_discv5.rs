@@ -242,3 +242,48 @@ fn a_v5_only_node_and_a_node_running_both_versions_connect() {
     v5.wait_for(|v| v["event"] == "peer_added", Duration::from_secs(20));
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn sim_over_discv5_converges_and_the_same_command_repeats_its_digest() {
+    let args = [
+        "sim",
+        "--nodes",
+        "30",
+        "--seed",
+        "4",
+        "--duration",
+        "3m",
+        "--discovery",
+        "v5",
+        "--json",
+    ];
+    let runs: Vec<serde_json::Value> = (0..2)
+        .map(|_| {
+            let out = devp2p(&args);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            json(text(&out.stdout).trim())
+        })
+        .collect();
+    assert_eq!(runs[0]["discovery"], "discv5");
+    assert_eq!(runs[0]["digest"], runs[1]["digest"]);
+    let recall = runs[0]["recall"].as_f64().unwrap();
+    assert!(
+        recall >= 0.95,
+        "30 v5 nodes after 3 minutes: recall {recall}"
+    );
+    let v4 = devp2p(&[
+        "sim",
+        "--nodes",
+        "30",
+        "--seed",
+        "4",
+        "--duration",
+        "3m",
+        "--json",
+    ]);
+    let v4 = json(text(&v4.stdout).trim());
+    assert_eq!(v4["discovery"], "discv4");
+    assert_ne!(v4["digest"], runs[0]["digest"]);
+    let bad = devp2p(&["sim", "--discovery", "v6"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
