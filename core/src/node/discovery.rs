@@ -109,14 +109,18 @@ impl Machines {
 
 impl<R: CryptoRng> Node<R> {
     /// A UDP datagram arrived. With both versions running, it goes to v4 when its framing
-    /// is v4's ([`wire::is_packet`]: the head hashes the rest) and to v5 otherwise, as geth
+    /// is v4's ([`wire::is_packet`]: the head hashes the rest; or it is too large for
+    /// either, which v4 counts as `TooLarge`) and to v5 otherwise, as geth
     /// hands v5 what its v4 decoder cannot read; v5 drops what is not discv5 either
     /// (counted as [`DropReason::NotDiscv5`](crate::discv5::DropReason::NotDiscv5)).
     pub fn handle_datagram(&mut self, now: Instant, unix_secs: u64, from: SocketAddr, data: &[u8]) {
         self.tick(now, unix_secs);
         self.stats.udp_bytes_in += data.len() as u64;
         let to_v4 = match (&self.discovery, &self.discv5) {
-            (Some(d), Some(_)) => wire::is_packet(data, d.signature_scheme()),
+            // Over 1280 bytes a datagram is neither's; v4 counts it as `TooLarge`.
+            (Some(d), Some(_)) => {
+                data.len() > MAX_PACKET_SIZE || wire::is_packet(data, d.signature_scheme())
+            }
             (Some(_), None) => true,
             _ => false,
         };
