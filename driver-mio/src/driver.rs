@@ -9,10 +9,12 @@ use std::time::Duration;
 use crate::common::engine::{backlog_bytes, ACCEPT_ERROR_BACKOFF};
 use crate::common::{
     AddStaticError, Backlog, DriverConfig, Engine, Io, LogTarget, LookupError, SendFailure,
-    ShutdownReport, StartError, Stats, Stopped, Stream,
+    ShutdownReport, StartError, Stats, Stopped, Stream, TalkFailure,
 };
 use devp2p_core::discv4::{LookupId, Node as DiscNode, NodeDbSnapshot};
-use devp2p_core::node::{ConnId, NodeEvent, PeerInfo};
+use devp2p_core::discv5::discovery::TalkRequestId;
+use devp2p_core::discv5::RequestId;
+use devp2p_core::node::{ConnId, DiscoveryVersion, NodeEvent, PeerInfo};
 #[cfg(doc)]
 use devp2p_core::session::SendError;
 use devp2p_core::session::{DisconnectReason, ProtocolId};
@@ -443,22 +445,85 @@ impl Driver {
             .command(&mut self.io, |n, _| n.remove_trusted(id))
     }
 
-    /// Starts a lookup for the nodes closest to `target`; the result arrives as a
+    /// Starts a discv4 lookup for the nodes closest to `target`; the result arrives as a
     /// [`NodeEvent::Discovery`] holding a `LookupFinished` with the returned id.
     pub fn lookup(&mut self, target: &NodePublicKey) -> Result<LookupId, LookupError> {
         self.running()?;
         self.engine
             .command(&mut self.io, |n, now| n.lookup(now, target))
-            .ok_or(LookupError::NoDiscovery)
+            .ok_or_else(|| LookupError::of(self.engine.node(), DiscoveryVersion::V4))
     }
 
-    /// Starts a lookup for a random target (a crawler's walk); reported like
+    /// Starts a discv4 lookup for a random target (a crawler's walk); reported like
     /// [`lookup`](Self::lookup).
     pub fn lookup_random(&mut self) -> Result<LookupId, LookupError> {
         self.running()?;
         self.engine
             .command(&mut self.io, |n, now| n.lookup_random(now))
-            .ok_or(LookupError::NoDiscovery)
+            .ok_or_else(|| LookupError::of(self.engine.node(), DiscoveryVersion::V4))
+    }
+
+    /// Starts a discv5 lookup for the nodes closest to the node id `target`; the result
+    /// arrives as a [`NodeEvent::Discv5`] holding a `LookupFinished` with the returned id
+    /// (discv5 numbers its lookups apart from discv4).
+    pub fn lookup_v5(&mut self, target: &NodeId) -> Result<LookupId, LookupError> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, now| n.lookup_v5(now, target))
+            .ok_or_else(|| LookupError::of(self.engine.node(), DiscoveryVersion::V5))
+    }
+
+    /// Starts a discv5 lookup for a random target; reported like
+    /// [`lookup_v5`](Self::lookup_v5).
+    pub fn lookup_random_v5(&mut self) -> Result<LookupId, LookupError> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, now| n.lookup_random_v5(now))
+            .ok_or_else(|| LookupError::of(self.engine.node(), DiscoveryVersion::V5))
+    }
+
+    /// Registers the discv5 TALKREQ protocol `name`: its requests arrive as
+    /// [`NodeEvent::Discv5`] holding a `TalkRequest`, to answer with
+    /// [`answer_talk`](Self::answer_talk); other protocols get an empty TALKRESP.
+    pub fn register_talk_protocol(&mut self, name: &[u8]) -> Result<(), TalkFailure> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, _| n.register_talk_protocol(name))
+            .map_err(TalkFailure::Refused)
+    }
+
+    /// Unregisters the TALKREQ protocol `name`.
+    pub fn unregister_talk_protocol(&mut self, name: &[u8]) -> Result<(), TalkFailure> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, _| n.unregister_talk_protocol(name))
+            .map_err(TalkFailure::Refused)
+    }
+
+    /// Sends a discv5 TALKREQ of `protocol` to the node of `to`; the answer (or why none
+    /// came) arrives as a [`NodeEvent::Discv5`] holding a `TalkResponse` with the returned
+    /// id.
+    pub fn talk_request(
+        &mut self,
+        to: &Enr,
+        protocol: &[u8],
+        request: &[u8],
+    ) -> Result<RequestId, TalkFailure> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, now| {
+                n.talk_request(now, to, protocol, request)
+            })
+            .map_err(TalkFailure::Refused)
+    }
+
+    /// Answers the TALKREQ `id` (from a `TalkRequest` event) with `response`, within
+    /// [`TALK_ANSWER_TIMEOUT`](devp2p_core::discv5::discovery::TALK_ANSWER_TIMEOUT).
+    pub fn answer_talk(&mut self, id: TalkRequestId, response: &[u8]) -> Result<(), TalkFailure> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, now| n.answer_talk(now, id, response))
+            .map_err(TalkFailure::Refused)
     }
 
     // ---- getters ---------------------------------------------------------------------------
@@ -468,9 +533,14 @@ impl Driver {
         self.engine.node().peers()
     }
 
-    /// The nodes in the discovery table (empty without discovery).
+    /// The nodes in the discv4 table (empty without discv4).
     pub fn table(&self) -> Vec<DiscNode> {
         self.engine.table()
+    }
+
+    /// The nodes in the discv5 table, each with its record (empty without discv5).
+    pub fn table_v5(&self) -> Vec<DiscNode> {
+        self.engine.table_v5()
     }
 
     /// The node's counters and the driver's.

@@ -4,13 +4,14 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use devp2p_core::discv4::{Node as DiscNode, NodeDbSnapshot};
-use devp2p_core::node::{Node, PeerInfo, Undialable};
+use devp2p_core::discv4::{LookupId, Node as DiscNode, NodeDbSnapshot};
+use devp2p_core::discv5::discovery::TalkRequestId;
+use devp2p_core::node::{DiscoveryVersion, Node, PeerInfo, Undialable};
 use devp2p_core::rlpx::MAX_UNCOMPRESSED_SIZE;
 use devp2p_core::session::{DisconnectReason, ProtocolId, SendError, SizeLimit};
 use devp2p_core::{Enode, Enr, Instant, NodeId, NodePublicKey};
 use devp2p_mio::common::{
-    AddStaticError, Engine, LookupError, SendFailure, ShutdownReport, Stats, Stopped,
+    AddStaticError, Engine, LookupError, SendFailure, ShutdownReport, Stats, Stopped, TalkFailure,
 };
 use rand_chacha::ChaCha20Rng;
 use tokio::sync::{mpsc, oneshot};
@@ -34,10 +35,6 @@ pub(crate) enum Command {
         code: u64,
         payload: Vec<u8>,
         reply: Reply,
-    },
-    Lookup {
-        target: Option<NodePublicKey>,
-        reply: oneshot::Sender<Vec<DiscNode>>,
     },
     Shutdown(oneshot::Sender<ShutdownReport>),
 }
@@ -345,9 +342,14 @@ impl NodeHandle {
         self.call(|n, _| n.peers()).await
     }
 
-    /// The nodes in the discovery table (empty without discovery).
+    /// The nodes in the discv4 table (empty without discv4).
     pub async fn table(&self) -> Result<Vec<DiscNode>, Stopped> {
         self.query(|engine, _| engine.table()).await
+    }
+
+    /// The nodes in the discv5 table, each with its record (empty without discv5).
+    pub async fn table_v5(&self) -> Result<Vec<DiscNode>, Stopped> {
+        self.query(|engine, _| engine.table_v5()).await
     }
 
     /// The node's counters and the driver's.
@@ -365,34 +367,134 @@ impl NodeHandle {
         self.query(|engine, _| engine.db_snapshot()).await
     }
 
-    /// Runs a discovery lookup for the nodes closest to `target` and returns them, nearest
+    /// Runs a discv4 lookup for the nodes closest to `target` and returns them, nearest
     /// first.
     pub async fn lookup(&self, target: &NodePublicKey) -> Result<Vec<DiscNode>, LookupError> {
         self.run_lookup(Some(*target)).await
     }
 
-    /// Runs a lookup for a random target (a crawler's walk) and returns what it found.
+    /// Runs a discv4 lookup for a random target (a crawler's walk) and returns what it
+    /// found.
     pub async fn lookup_random(&self) -> Result<Vec<DiscNode>, LookupError> {
         self.run_lookup(None).await
+    }
+
+    /// Runs a discv5 lookup for the nodes closest to the node id `target` and returns them,
+    /// nearest first, each with its record.
+    pub async fn lookup_v5(&self, target: &NodeId) -> Result<Vec<DiscNode>, LookupError> {
+        self.run_lookup_v5(Some(*target)).await
+    }
+
+    /// Runs a discv5 lookup for a random target and returns what it found.
+    pub async fn lookup_random_v5(&self) -> Result<Vec<DiscNode>, LookupError> {
+        self.run_lookup_v5(None).await
+    }
+
+    /// Registers the discv5 TALKREQ protocol `name`: its requests arrive on the event
+    /// stream as [`NodeEvent::Discv5`](devp2p_core::node::NodeEvent::Discv5) holding a
+    /// `TalkRequest`, to answer with [`answer_talk`](Self::answer_talk); other protocols get
+    /// an empty TALKRESP.
+    pub async fn register_talk_protocol(&self, name: &[u8]) -> Result<(), TalkFailure> {
+        let name = name.to_vec();
+        self.call(move |n, _| n.register_talk_protocol(&name))
+            .await?
+            .map_err(TalkFailure::Refused)
+    }
+
+    /// Unregisters the TALKREQ protocol `name`.
+    pub async fn unregister_talk_protocol(&self, name: &[u8]) -> Result<(), TalkFailure> {
+        let name = name.to_vec();
+        self.call(move |n, _| n.unregister_talk_protocol(&name))
+            .await?
+            .map_err(TalkFailure::Refused)
+    }
+
+    /// Sends a discv5 TALKREQ of `protocol` to the node of `to` and returns its answer
+    /// (empty when the node does not know the protocol). The `TalkResponse` event reaches
+    /// the event stream too.
+    pub async fn talk_request(
+        &self,
+        to: &Enr,
+        protocol: &[u8],
+        request: &[u8],
+    ) -> Result<Vec<u8>, TalkFailure> {
+        let (to, protocol, request) = (to.clone(), protocol.to_vec(), request.to_vec());
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .query(move |engine, io| {
+                let now = engine.clock().now();
+                let r = engine
+                    .node_mut()
+                    .talk_request(now, &to, &protocol, &request)
+                    .map(|id| {
+                        io.talks.insert(id, reply);
+                    });
+                engine.flush(io);
+                r
+            })
+            .await?;
+        sent.map_err(TalkFailure::Refused)?;
+        rx.await
+            .map_err(|_| TalkFailure::Stopped)?
+            .map_err(TalkFailure::Failed)
+    }
+
+    /// Answers the TALKREQ `id` (from a `TalkRequest` event) with `response`, within
+    /// [`TALK_ANSWER_TIMEOUT`](devp2p_core::discv5::discovery::TALK_ANSWER_TIMEOUT).
+    pub async fn answer_talk(&self, id: TalkRequestId, response: &[u8]) -> Result<(), TalkFailure> {
+        let response = response.to_vec();
+        self.call(move |n, now| n.answer_talk(now, id, &response))
+            .await?
+            .map_err(TalkFailure::Refused)
     }
 
     async fn run_lookup(
         &self,
         target: Option<NodePublicKey>,
     ) -> Result<Vec<DiscNode>, LookupError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Lookup { target, reply })
-            .await
-            .map_err(|_| LookupError::Stopped)?;
-        // The task drops `reply` at once when there is no discovery, and at stop otherwise.
-        rx.await.map_err(|_| {
-            if self.commands.is_closed() {
-                LookupError::Stopped
-            } else {
-                LookupError::NoDiscovery
-            }
+        self.start_lookup(DiscoveryVersion::V4, move |node, now| match target {
+            Some(t) => node.lookup(now, &t),
+            None => node.lookup_random(now),
         })
+        .await
+    }
+
+    async fn run_lookup_v5(&self, target: Option<NodeId>) -> Result<Vec<DiscNode>, LookupError> {
+        self.start_lookup(DiscoveryVersion::V5, move |node, now| match target {
+            Some(t) => node.lookup_v5(now, &t),
+            None => node.lookup_random_v5(now),
+        })
+        .await
+    }
+
+    /// Starts a lookup of `version` with `start` and waits for its result. Started without
+    /// draining the node, so that a lookup that ends at once still finds its reply waiting.
+    async fn start_lookup(
+        &self,
+        version: DiscoveryVersion,
+        start: impl FnOnce(&mut Node<ChaCha20Rng>, Instant) -> Option<LookupId> + Send + 'static,
+    ) -> Result<Vec<DiscNode>, LookupError> {
+        let (reply, rx) = oneshot::channel();
+        let started = self
+            .query(move |engine, io| {
+                let now = engine.clock().now();
+                let result = match start(engine.node_mut(), now) {
+                    Some(id) => {
+                        let waiting = match version {
+                            DiscoveryVersion::V4 => &mut io.lookups,
+                            DiscoveryVersion::V5 => &mut io.lookups_v5,
+                        };
+                        waiting.insert(id, reply);
+                        Ok(())
+                    }
+                    None => Err(LookupError::of(engine.node(), version)),
+                };
+                engine.flush(io);
+                result
+            })
+            .await?;
+        started?;
+        rx.await.map_err(|_| LookupError::Stopped)
     }
 
     /// Shuts the node down gracefully: Disconnect(ClientQuitting) to every peer, waits for
@@ -483,18 +585,6 @@ pub(crate) fn execute(
                 }
                 r => reply.finish(io, &peer, r.map_err(SendFailure::Refused)),
             }
-        }
-        Command::Lookup { target, reply } => {
-            let now = engine.clock().now();
-            let node = engine.node_mut();
-            let id = match target {
-                Some(t) => node.lookup(now, &t),
-                None => node.lookup_random(now),
-            };
-            if let Some(id) = id {
-                io.lookups.insert(id, reply);
-            }
-            engine.flush(io);
         }
         Command::Shutdown(reply) => {
             shutdown_waiters.push(reply);

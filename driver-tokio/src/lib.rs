@@ -78,7 +78,7 @@ use std::sync::Arc;
 pub use devp2p_mio::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
 pub use devp2p_mio::common::{
     AddStaticError, DriverConfig, DriverStats, KeySource, LookupError, SendFailure, ShutdownReport,
-    StartError, Stats, Stopped, Transport,
+    StartError, Stats, Stopped, TalkFailure, Transport,
 };
 use devp2p_mio::common::{Engine, LogTarget};
 pub use devp2p_mio::KeyFileError;
@@ -124,6 +124,8 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
         dial_results: dial_tx,
         events: event_tx,
         lookups: Default::default(),
+        lookups_v5: Default::default(),
+        talks: Default::default(),
         parked: Default::default(),
         writable: Default::default(),
         try_blocked: Default::default(),

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
 use devp2p_core::discv4::{Event as DiscoveryEvent, LookupId, Node as DiscNode};
+use devp2p_core::discv5::discovery::Event as Discv5Event;
+use devp2p_core::discv5::{RequestFailure, RequestId};
 use devp2p_core::node::{ConnId, NodeEvent, DIAL_TIMEOUT};
 use devp2p_core::session::{ProtocolId, SendError};
 use devp2p_core::NodeId;
@@ -90,6 +92,10 @@ pub(crate) struct TokioIo {
     pub(crate) dial_results: mpsc::UnboundedSender<(ConnId, io::Result<TcpStream>)>,
     pub(crate) events: EventSender,
     pub(crate) lookups: BTreeMap<LookupId, oneshot::Sender<Vec<DiscNode>>>,
+    /// discv5's lookups, numbered apart from discv4's.
+    pub(crate) lookups_v5: BTreeMap<LookupId, oneshot::Sender<Vec<DiscNode>>>,
+    /// TALKREQs whose caller waits for the answer.
+    pub(crate) talks: BTreeMap<RequestId, oneshot::Sender<Result<Vec<u8>, RequestFailure>>>,
     pub(crate) parked: BTreeMap<NodeId, VecDeque<ParkedSend>>,
     /// Peers the node said are writable again since the parked sends were last retried.
     pub(crate) writable: BTreeSet<NodeId>,
@@ -145,6 +151,19 @@ impl Io for TokioIo {
                     }
                 }
             }
+            NodeEvent::Discv5(d) => match d.as_ref() {
+                Discv5Event::LookupFinished { id, nodes, .. } => {
+                    if let Some(reply) = self.lookups_v5.remove(id) {
+                        let _ = reply.send(nodes.clone());
+                    }
+                }
+                Discv5Event::TalkResponse { id, result, .. } => {
+                    if let Some(reply) = self.talks.remove(id) {
+                        let _ = reply.send(result.clone());
+                    }
+                }
+                _ => {}
+            },
             NodeEvent::PeerRemoved { id, .. } => {
                 self.writable.remove(id);
                 self.try_blocked.remove(id);

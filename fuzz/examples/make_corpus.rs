@@ -232,7 +232,13 @@ fn main() {
 
     // The stateful targets read structured operations; seed them with a few fixed patterns.
     for (i, seed) in [[0u8; 64], [0x41; 64], [0xff; 64]].iter().enumerate() {
-        for t in ["session", "node", "table", "discv5_sessions"] {
+        for t in [
+            "session",
+            "node",
+            "table",
+            "discv5_sessions",
+            "discv5_discovery",
+        ] {
             out.put(t, &format!("pattern{i}"), seed);
         }
     }
@@ -240,7 +246,13 @@ fn main() {
     for i in 0..=255u8 {
         counter.extend_from_slice(&[i, i.wrapping_mul(7), 3, i]);
     }
-    for t in ["session", "node", "table", "discv5_sessions"] {
+    for t in [
+        "session",
+        "node",
+        "table",
+        "discv5_sessions",
+        "discv5_discovery",
+    ] {
         out.put(t, "counter", &counter);
     }
     println!("wrote {} seed files under fuzz/corpus/", out.count);

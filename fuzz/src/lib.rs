@@ -9,6 +9,7 @@
 
 mod decoders;
 mod discv5;
+mod discv5_discovery;
 mod discv5_sessions;
 mod dnsdisc;
 mod handshake;
@@ -16,6 +17,7 @@ mod stateful;
 
 pub use decoders::{disconnect, discv4_packet, enode, enr, hello, snappy};
 pub use discv5::{discv5_message, discv5_packet};
+pub use discv5_discovery::discv5_discovery;
 pub use discv5_sessions::discv5_sessions;
 pub use dnsdisc::dnsdisc;
 pub use handshake::{ack, auth_eip8, auth_legacy, frame_stream};
@@ -37,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("discv5_packet", discv5_packet),
     ("discv5_message", discv5_message),
     ("discv5_sessions", discv5_sessions),
+    ("discv5_discovery", discv5_discovery),
     ("enr", enr),
     ("dnsdisc", dnsdisc),
     ("enode", enode),

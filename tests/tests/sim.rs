@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use devp2p_core::node::Direction;
 use devp2p_core::NodeId;
-use devp2p_tests::sim::run::{run, RunConfig};
+use devp2p_tests::sim::run::{run, RunConfig, Versions};
 use devp2p_tests::sim::{Churn, NodeSpec, Sim, SimConfig};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -350,4 +350,45 @@ fn the_standard_run_reports_what_the_cli_prints() {
     assert!(a.recall.mean >= 0.95, "{:?}", a.recall);
     assert!(a.messages_per_node() > 10.0);
     assert_eq!(a.nodes_up, 100);
+}
+
+#[test]
+fn a_small_v5_network_converges_and_replays_bit_for_bit() {
+    let mut config = RunConfig::default();
+    config.nodes = 40;
+    config.seed = 3;
+    config.duration = 4 * MINUTE;
+    config.loss = 0.01;
+    config.churn = 0.0;
+    config.peers = 0;
+    config.lookups = 20;
+    config.discovery = Versions::V5;
+    let a = run(&config, |_| {});
+    let b = run(&config, |_| {});
+    println!(
+        "40 v5 nodes: converged after {:?}, recall {:.3} (min {:.3}), tables {} .. {:.1} .. {}, \
+         {:.0} messages per node, digest {}",
+        a.converged_at,
+        a.recall.mean,
+        a.recall.min,
+        a.table_fill.min,
+        a.table_fill.mean,
+        a.table_fill.max,
+        a.messages_per_node(),
+        a.digest_hex()
+    );
+    assert_eq!(a.digest, b.digest, "the same seed replays bit for bit");
+    assert_eq!(a.trace_records, b.trace_records);
+    assert!(a.converged_at.is_some(), "{:?}", a.recall);
+    assert!(a.recall.mean >= 0.95, "{:?}", a.recall);
+    assert_eq!(a.recall.finished, a.recall.lookups);
+    assert!(a.table_fill.min >= 16, "{:?}", a.table_fill);
+    // The same network over discv4 is another run, and over both versions a third.
+    config.discovery = Versions::V4;
+    let v4 = run(&config, |_| {});
+    assert_ne!(v4.digest, a.digest);
+    config.discovery = Versions::Both;
+    let both = run(&config, |_| {});
+    assert_ne!(both.digest, a.digest);
+    assert_ne!(both.digest, v4.digest);
 }

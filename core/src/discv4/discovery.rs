@@ -147,6 +147,11 @@ impl<R: CryptoRng> Discovery<R> {
         &self.table
     }
 
+    /// The signature scheme of our key, which the packets we read must use too.
+    pub fn signature_scheme(&self) -> crate::identity::SignatureScheme {
+        self.key.signature_scheme()
+    }
+
     /// Whether the first refresh has finished.
     pub fn is_bootstrapped(&self) -> bool {
         self.bootstrapped
@@ -607,7 +612,7 @@ impl<R: CryptoRng> Discovery<R> {
         };
         self.emit(Event::LookupFinished {
             id,
-            target: *lookup.target(),
+            target: lookup.target().copied().unwrap_or([0; PUBLIC_KEY_LEN]),
             nodes: lookup.result(),
         });
         if kind == LookupKind::Refresh {
@@ -648,8 +653,11 @@ impl<R: CryptoRng> Discovery<R> {
         let Some((l, _)) = self.lookups.get(&lookup) else {
             return;
         };
+        let Some(&target) = l.target() else {
+            return; // every discv4 lookup has a 64-byte target (Lookup::new)
+        };
         let packet = Packet::FindNode(FindNode {
-            target: *l.target(),
+            target,
             expiration: self.expiration(),
         });
         self.send(node.udp_addr(), &packet);

@@ -1,4 +1,7 @@
-//! An iterative Kademlia lookup as a pure machine ([PROTOCOL.md §8.6](crate::spec::protocol)).
+//! An iterative Kademlia lookup as a pure machine ([PROTOCOL.md §8.6](crate::spec::protocol)),
+//! shared by both discovery versions: discv4 looks up a 64-byte target ([`Lookup::new`]),
+//! discv5 a node id ([`Lookup::for_id`], [DISCV5.md §8](crate::spec::discv5)); how a node is
+//! asked (FindNode for the target, FINDNODE for distances) is the owner's business.
 //!
 //! The lookup keeps the 16 nodes closest to the target seen so far. While fewer than α = 3
 //! queries are in flight it hands out the closest node not yet asked ([`Lookup::next_query`]);
@@ -35,7 +38,8 @@ struct Candidate {
 /// One iterative lookup.
 #[derive(Debug, Clone)]
 pub struct Lookup {
-    target: [u8; PUBLIC_KEY_LEN],
+    /// The 64-byte discv4 target; `None` for a lookup by node id.
+    target: Option<[u8; PUBLIC_KEY_LEN]>,
     target_id: NodeId,
     /// Sorted by distance to `target_id`, at most [`LOOKUP_RESULTS`] long.
     result: Vec<Candidate>,
@@ -50,9 +54,24 @@ impl Lookup {
     /// A lookup for the 64-byte `target` by the node `local`, seeded with `seeds` (usually the
     /// table's closest nodes). `local` is never asked nor returned.
     pub fn new(local: NodeId, target: [u8; PUBLIC_KEY_LEN], seeds: Vec<Node>) -> Self {
+        Self::build(local, Some(target), NodeId::of_target(&target), seeds)
+    }
+
+    /// A lookup for the nodes closest to the node id `target` (discv5, where targets are ids
+    /// and not keys), by the node `local`, seeded with `seeds`.
+    pub fn for_id(local: NodeId, target: NodeId, seeds: Vec<Node>) -> Self {
+        Self::build(local, None, target, seeds)
+    }
+
+    fn build(
+        local: NodeId,
+        target: Option<[u8; PUBLIC_KEY_LEN]>,
+        target_id: NodeId,
+        seeds: Vec<Node>,
+    ) -> Self {
         let mut l = Lookup {
             target,
-            target_id: NodeId::of_target(&target),
+            target_id,
             result: Vec::new(),
             seen: BTreeSet::from([local]),
             in_flight: BTreeSet::new(),
@@ -62,9 +81,10 @@ impl Lookup {
         l
     }
 
-    /// The 64-byte target, as sent in FindNode.
-    pub fn target(&self) -> &[u8; PUBLIC_KEY_LEN] {
-        &self.target
+    /// The 64-byte target, as sent in discv4's FindNode; `None` for a lookup by node id
+    /// ([`Lookup::for_id`]).
+    pub fn target(&self) -> Option<&[u8; PUBLIC_KEY_LEN]> {
+        self.target.as_ref()
     }
 
     /// The target's id: distances are measured to it.

@@ -52,6 +52,38 @@ pub struct NodeDbSnapshot {
     pub endpoints: Vec<EndpointSnapshot>,
 }
 
+impl NodeDbSnapshot {
+    /// Both snapshots in one, as a database both versions of discovery wrote would hold it
+    /// (geth keeps one for both): every node, the one with the higher record seq where both
+    /// have it; per (node, IP) the later ping and pong; FindNode failures, counted by either,
+    /// the higher count. Sorted like [`NodeDb::snapshot`].
+    pub fn merge(self, other: NodeDbSnapshot) -> NodeDbSnapshot {
+        let mut nodes: BTreeMap<NodeId, Node> = BTreeMap::new();
+        for n in self.nodes.into_iter().chain(other.nodes) {
+            match nodes.get(&n.id()) {
+                Some(have) if have.seq() >= n.seq() => {}
+                _ => {
+                    nodes.insert(n.id(), n);
+                }
+            }
+        }
+        let mut endpoints: BTreeMap<(NodeId, IpAddr), EndpointRecord> = BTreeMap::new();
+        for e in self.endpoints.into_iter().chain(other.endpoints) {
+            let r = endpoints.entry((e.id, e.ip)).or_default();
+            r.last_ping_received = r.last_ping_received.max(e.record.last_ping_received);
+            r.last_pong_received = r.last_pong_received.max(e.record.last_pong_received);
+            r.find_failures = r.find_failures.max(e.record.find_failures);
+        }
+        NodeDbSnapshot {
+            nodes: nodes.into_values().collect(),
+            endpoints: endpoints
+                .into_iter()
+                .map(|((id, ip), record)| EndpointSnapshot { id, ip, record })
+                .collect(),
+        }
+    }
+}
+
 /// The in-memory node database.
 #[derive(Debug, Clone, Default)]
 pub struct NodeDb {
@@ -200,6 +232,36 @@ mod tests {
             db.endpoint(&n.id(), &v4(10, 0, 0, 99)),
             EndpointRecord::default()
         );
+    }
+
+    #[test]
+    fn merged_snapshots_keep_the_later_times_and_the_newer_record() {
+        let (a, b) = (node(1), node(2));
+        let mut x = NodeDb::new();
+        x.set_last_pong_received(&a.id(), &a.ip(), 100);
+        x.set_last_ping_received(&a.id(), &a.ip(), 300);
+        x.set_find_failures(&a.id(), &a.ip(), 2);
+        x.store_node(a.clone());
+        let mut y = NodeDb::new();
+        y.set_last_pong_received(&a.id(), &a.ip(), 200);
+        y.set_last_pong_received(&b.id(), &b.ip(), 50);
+        y.store_node(b.clone());
+        let m = x.snapshot().merge(y.snapshot());
+        let mut both = vec![a.clone(), b.clone()];
+        both.sort_by_key(Node::id);
+        assert_eq!(m.nodes, both);
+        let ra = m.endpoints.iter().find(|e| e.id == a.id()).unwrap().record;
+        assert_eq!(
+            ra,
+            EndpointRecord {
+                last_ping_received: 300,
+                last_pong_received: 200,
+                find_failures: 2
+            }
+        );
+        assert_eq!(m.endpoints.len(), 2);
+        // The same database merged with itself is unchanged.
+        assert_eq!(x.snapshot().merge(x.snapshot()), x.snapshot());
     }
 
     #[test]

@@ -581,6 +581,25 @@ impl Table {
         nodes
     }
 
+    /// The bucket entries at log distance `distance` (1 to 256) from our id, in insertion
+    /// order; with `live_only`, only those whose last revalidation succeeded. What a discv5
+    /// FINDNODE asks for ([DISCV5.md §3.3](crate::spec::discv5)). geth serves the whole
+    /// bucket, which for distances up to [`BUCKET_MIN_DISTANCE`] holds nodes at other
+    /// distances too (and the asker drops them); we serve the exact distance.
+    pub fn nodes_at_distance(&self, distance: u32, live_only: bool) -> Vec<&Node> {
+        if distance == 0 || distance > 256 {
+            return Vec::new();
+        }
+        let bi = distance.saturating_sub(BUCKET_MIN_DISTANCE + 1) as usize;
+        self.buckets[bi]
+            .entries
+            .iter()
+            .filter(|e| !live_only || e.live)
+            .filter(|e| self.local.log_distance(&e.node.id()) == distance)
+            .map(|e| &e.node)
+            .collect()
+    }
+
     /// Checks the structural invariants; used by tests and fuzzers.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {

@@ -352,6 +352,16 @@ fn append_endpoint(out: &mut Vec<u8>, e: &Endpoint) {
     end_list(out, list);
 }
 
+/// Whether `datagram` is a discv4 packet as far as its framing tells: a size within
+/// [`MIN_PACKET_SIZE`]..=[`MAX_PACKET_SIZE`] and a head that hashes the rest (under
+/// `scheme`). A socket shared with discv5 sends what fails this there, as geth does with
+/// what its v4 decoder cannot read (`UDPConn` `Unhandled`); a discv5 packet passes it only
+/// by a 2^-256 chance. Cheap: one hash, no signature recovery.
+pub fn is_packet(datagram: &[u8], scheme: SignatureScheme) -> bool {
+    (MIN_PACKET_SIZE..=MAX_PACKET_SIZE).contains(&datagram.len())
+        && packet_hash(scheme, &datagram[32..]) == datagram[..32]
+}
+
 /// Checks the hash and signature of a datagram and decodes its packet. Expiration is *not*
 /// checked here (see [`is_expired`]); the caller knows the time.
 pub fn decode(datagram: &[u8]) -> Result<Decoded, WireError> {

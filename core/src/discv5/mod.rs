@@ -70,6 +70,7 @@
 //!   check later, deleting the challenge, which a session machine may do on this error too.
 
 pub mod crypto;
+pub mod discovery;
 pub mod message;
 pub mod packet;
 pub mod sessions;
@@ -77,6 +78,7 @@ pub mod sessions;
 pub use crypto::{
     derive_keys, ecdh, DecryptError, HandshakeKeys, HandshakeProof, MessageKey, Nonce, SessionKeys,
 };
+pub use discovery::Discovery;
 pub use message::{
     pack_nodes, FindNode, Message, MessageError, Nodes, Ping, Pong, RequestId, TalkReq, TalkResp,
 };

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::discv4::NodeDbSnapshot;
 use crate::enode::Enode;
+use crate::enr::Enr;
 use crate::identity::NodeId;
 use crate::netlist::NetList;
 use crate::session::SessionConfig;
@@ -46,10 +47,28 @@ pub struct NodeConfig {
     pub dial_ratio: usize,
     /// Never dial anyone (static peers included).
     pub no_dial: bool,
-    /// Run without discovery.
+    /// Run without discovery (neither version, whatever [`discv4`](Self::discv4) and
+    /// [`discv5`](Self::discv5) say).
     pub no_discovery: bool,
-    /// Discovery bootnodes.
+    /// Run discovery v4 (default: on).
+    pub discv4: bool,
+    /// Run discovery v5 on the same UDP socket. A datagram goes to v4 when its framing is
+    /// v4's and to v5 otherwise, as in geth ([`crate::discv4::wire::is_packet`]); both feed
+    /// the dialer and start from the same node database.
+    ///
+    /// Default: on. geth v1.17 runs both versions unless told otherwise (`node/defaults.go`
+    /// sets `DiscoveryV4` and `DiscoveryV5`; `--discovery.v5` defaults to true), so a node of
+    /// ours started with the defaults is found, and finds peers, on the v5 network too (where
+    /// most consensus-layer and many execution nodes are). What it costs a node whose
+    /// bootnodes do not speak v5: one `FINDNODE [0]` per bootnode per refresh, timing out.
+    pub discv5: bool,
+    /// Discovery bootnodes, for every version that runs (geth's `--bootnodes` sets both
+    /// lists). discv5 asks a bootnode known by its enode for its record first
+    /// (`FINDNODE [0]`); one that does not speak v5 costs that request per refresh.
     pub bootnodes: Vec<Enode>,
+    /// Bootnodes known by their signed record (an `enr:` text), for every version that runs.
+    /// discv5 can use them at once; discv4 takes their key, IP and UDP and TCP ports.
+    pub bootnode_records: Vec<Enr>,
     /// Peers kept connected.
     pub static_nodes: Vec<Enode>,
     /// Peers admitted past the peer limits.
@@ -76,7 +95,10 @@ impl Default for NodeConfig {
             dial_ratio: 0,
             no_dial: false,
             no_discovery: false,
+            discv4: true,
+            discv5: true,
             bootnodes: Vec::new(),
+            bootnode_records: Vec::new(),
             static_nodes: Vec::new(),
             trusted_nodes: Vec::new(),
             net_restrict: None,
@@ -88,6 +110,16 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
+    /// Whether discovery v4 runs.
+    pub fn runs_discv4(&self) -> bool {
+        !self.no_discovery && self.discv4
+    }
+
+    /// Whether discovery v5 runs.
+    pub fn runs_discv5(&self) -> bool {
+        !self.no_discovery && self.discv5
+    }
+
     /// The IP we advertise: [`advertised_ip`](Self::advertised_ip) if set, else the listen
     /// IP, else (listening on an unspecified address) 127.0.0.1.
     pub fn ip_to_advertise(&self) -> IpAddr {

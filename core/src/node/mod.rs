@@ -1,6 +1,14 @@
 //! The `Node`: discovery, the dial scheduler and every session of one devp2p node behind a
 //! single driver-facing API ([PROTOCOL.md §9](crate::spec::protocol)).
 //!
+//! Discovery runs v4, v5 or both ([`NodeConfig::discv4`], [`NodeConfig::discv5`]) on the one
+//! UDP socket: each datagram goes to the version whose framing it has, both versions feed
+//! the dialer and start from the same node database, and [`Node::set_local_record`] changes
+//! the record of both. v4 reports through [`NodeEvent::Discovery`], v5 through
+//! [`NodeEvent::Discv5`]; lookups run over either ([`Node::lookup`], [`Node::lookup_v5`]),
+//! and discv5's TALKREQ is open to the application ([`Node::register_talk_protocol`],
+//! [`Node::talk_request`], [`Node::answer_talk`]).
+//!
 //! # Driving a node
 //!
 //! The driver owns one UDP socket, one TCP listener and the TCP streams; the node decides
@@ -42,6 +50,7 @@
 
 mod admission;
 mod config;
+mod discovery;
 mod types;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -49,17 +58,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, SeedableRng};
+use rand_core::CryptoRng;
 
 pub use config::*;
 pub use types::*;
 
-use crate::dial::{max_dialed_peers, DialAction, DialConfig, DialKind, DialTarget, Dialer};
-use crate::discv4::wire::MAX_PACKET_SIZE;
-use crate::discv4::{
-    Config as DiscoveryConfig, Discovery, Event as DiscoveryEvent, LookupId, Node as DiscNode,
-    NodeDbSnapshot,
-};
+use crate::dial::{max_dialed_peers, DialConfig, DialKind, DialTarget, Dialer};
+use crate::discv4::{Discovery, LookupId, NodeDbSnapshot};
+use crate::discv5::discovery::Discovery as Discv5;
 use crate::enode::{Enode, Host};
 use crate::enr::Enr;
 use crate::identity::{NodeId, NodePublicKey, NodeSecretKey};
@@ -179,7 +185,10 @@ pub struct Node<R> {
     config: NodeConfig,
     session_config: Arc<SessionConfig>,
     rng: R,
+    /// Our record, shared by both versions; `None` without discovery.
+    record: Option<Enr>,
     discovery: Option<Discovery<ChaCha20Rng>>,
+    discv5: Option<Box<Discv5<ChaCha20Rng>>>,
     dialer: Dialer,
     conns: BTreeMap<ConnId, Conn>,
     peers: BTreeMap<NodeId, ConnId>,
@@ -193,10 +202,12 @@ pub struct Node<R> {
     now: Instant,
     unix_secs: u64,
     /// The random lookup feeding the dialer, and when the last one started.
-    feeder: Option<LookupId>,
+    feeder: Option<(DiscoveryVersion, LookupId)>,
     last_feed: Option<Instant>,
+    /// Which version runs the next feeder lookup, when both run.
+    next_feeder: DiscoveryVersion,
     /// Lookups resolving static nodes.
-    resolving: BTreeMap<LookupId, NodeId>,
+    resolving: BTreeMap<(DiscoveryVersion, LookupId), NodeId>,
 }
 
 impl<R: CryptoRng> Node<R> {
@@ -212,40 +223,17 @@ impl<R: CryptoRng> Node<R> {
         session.manual_admission = true;
         let ip = config.ip_to_advertise();
         let port = config.listen.port();
-        let discovery = (!config.no_discovery).then(|| {
-            let record = Enr::builder()
+        let record = (config.runs_discv4() || config.runs_discv5()).then(|| {
+            Enr::builder()
                 .seq(config.enr_seq.unwrap_or(1))
                 .ip(ip)
                 .tcp4(port)
                 .udp4(port)
                 .sign(&key)
-                .expect("a record with ip, tcp and udp fits 300 bytes");
-            let bootnodes = config
-                .bootnodes
-                .iter()
-                .filter(|e| {
-                    config
-                        .net_restrict
-                        .as_ref()
-                        .is_none_or(|n| e.ip().is_some_and(|ip| n.contains(&ip)))
-                })
-                .filter_map(|e| Some(DiscNode::new(e.public_key, e.ip()?, e.udp_port, e.tcp_port)))
-                .collect();
-            let mut seed = [0u8; 32];
-            rng.fill_bytes(&mut seed);
-            Discovery::new(
-                key.clone(),
-                record,
-                DiscoveryConfig {
-                    bootnodes,
-                    ..DiscoveryConfig::default()
-                },
-                config.node_db.clone(),
-                ChaCha20Rng::from_seed(seed),
-                now,
-                unix_secs,
-            )
+                .expect("a record with ip, tcp and udp fits 300 bytes")
         });
+        let machines =
+            discovery::Machines::new(&key, &config, record.as_ref(), &mut rng, now, unix_secs);
         let dial_config = DialConfig {
             max_dial_peers: max_dialed_peers(config.max_peers, config.dial_ratio, config.no_dial),
             max_active_dials: config.max_pending_peers,
@@ -259,7 +247,9 @@ impl<R: CryptoRng> Node<R> {
             key,
             config,
             rng,
-            discovery,
+            record,
+            discovery: machines.v4,
+            discv5: machines.v5,
             dialer,
             conns: BTreeMap::new(),
             peers: BTreeMap::new(),
@@ -273,6 +263,7 @@ impl<R: CryptoRng> Node<R> {
             unix_secs,
             feeder: None,
             last_feed: None,
+            next_feeder: DiscoveryVersion::V4,
             resolving: BTreeMap::new(),
         };
         for e in &static_nodes {
@@ -310,14 +301,28 @@ impl<R: CryptoRng> Node<R> {
         )
     }
 
-    /// Our signed record, when discovery runs.
+    /// Our signed record (both discovery versions hand out this one), when discovery runs.
     pub fn local_enr(&self) -> Option<&Enr> {
-        self.discovery.as_ref().map(|d| d.local_record())
+        self.record.as_ref()
     }
 
-    /// Discovery, when it runs (table, drop counters).
+    /// Discovery v4, when it runs (table, drop counters).
     pub fn discovery(&self) -> Option<&Discovery<ChaCha20Rng>> {
         self.discovery.as_ref()
+    }
+
+    /// Discovery v5, when it runs (table, sessions, drop and refusal counters, TALKREQs
+    /// waiting for an answer).
+    pub fn discv5(&self) -> Option<&Discv5<ChaCha20Rng>> {
+        self.discv5.as_deref()
+    }
+
+    /// Whether discovery of `version` runs.
+    pub fn runs(&self, version: DiscoveryVersion) -> bool {
+        match version {
+            DiscoveryVersion::V4 => self.discovery.is_some(),
+            DiscoveryVersion::V5 => self.discv5.is_some(),
+        }
     }
 
     /// The connected peers, by id.
@@ -347,34 +352,25 @@ impl<R: CryptoRng> Node<R> {
         if let Some(d) = &self.discovery {
             s.packets_dropped = d.drop_counts().clone();
         }
+        if let Some(d) = &self.discv5 {
+            s.discv5_packets_dropped = d.sessions().drop_counts().clone();
+        }
         s.dials_skipped = self.dialer.skipped().clone();
         s
     }
 
-    /// The node database to persist, when discovery runs.
+    /// The node database to persist, when discovery runs: what both versions learnt, merged
+    /// ([`NodeDbSnapshot::merge`]); both start from it on the next run.
     pub fn db_snapshot(&self) -> NodeDbSnapshot {
-        self.discovery
-            .as_ref()
-            .map(|d| d.db_snapshot())
-            .unwrap_or_default()
+        let v4 = self.discovery.as_ref().map(|d| d.db_snapshot());
+        let v5 = self.discv5.as_ref().map(|d| d.db_snapshot());
+        match (v4, v5) {
+            (Some(a), Some(b)) => a.merge(b),
+            (a, b) => a.or(b).unwrap_or_default(),
+        }
     }
 
     // ---- outputs ---------------------------------------------------------------------------
-
-    /// The next datagram to send: written into `buf`, returned as (destination, length).
-    pub fn poll_transmit(
-        &mut self,
-        buf: &mut [u8; MAX_PACKET_SIZE],
-    ) -> Option<(SocketAddr, usize)> {
-        let t = self.discovery.as_mut()?.poll_transmit(buf)?;
-        *self
-            .stats
-            .packets_out
-            .entry(PacketKind::of(&buf[..t.len]))
-            .or_default() += 1;
-        self.stats.udp_bytes_out += t.len as u64;
-        Some((t.destination, t.len))
-    }
 
     /// The next socket action.
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -408,6 +404,7 @@ impl<R: CryptoRng> Node<R> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = [
             self.discovery.as_ref().and_then(|d| d.poll_timeout()),
+            self.discv5.as_ref().and_then(|d| d.poll_timeout()),
             self.dialer.poll_timeout(),
             self.throttle.poll_timeout(),
             self.feed_due(),
@@ -429,22 +426,6 @@ impl<R: CryptoRng> Node<R> {
     }
 
     // ---- driver inputs ---------------------------------------------------------------------
-
-    /// A UDP datagram arrived.
-    pub fn handle_datagram(&mut self, now: Instant, unix_secs: u64, from: SocketAddr, data: &[u8]) {
-        self.tick(now, unix_secs);
-        *self
-            .stats
-            .packets_in
-            .entry(PacketKind::of(data))
-            .or_default() += 1;
-        self.stats.udp_bytes_in += data.len() as u64;
-        if let Some(d) = &mut self.discovery {
-            d.handle_datagram(now, unix_secs, from, data);
-        }
-        self.after_discovery();
-        self.run_dialer();
-    }
 
     /// The listener accepted a connection from `remote`. `Err`: close it at once.
     ///
@@ -617,6 +598,9 @@ impl<R: CryptoRng> Node<R> {
         if let Some(d) = &mut self.discovery {
             d.handle_timeout(now, unix_secs);
         }
+        if let Some(d) = &mut self.discv5 {
+            d.handle_timeout(now, unix_secs);
+        }
         self.after_discovery();
         self.throttle.expire(now);
         self.dialer.handle_timeout(now);
@@ -716,7 +700,9 @@ impl<R: CryptoRng> Node<R> {
     fn add_static_target(&mut self, node: &Enode) -> Result<(), Undialable> {
         let addr = match &node.host {
             Some(Host::Dns(name)) => return Err(Undialable::DnsName(name.clone())),
-            None if self.discovery.is_none() => return Err(Undialable::NoAddress),
+            None if self.discovery.is_none() && self.discv5.is_none() => {
+                return Err(Undialable::NoAddress)
+            }
             None => None,
             Some(Host::Ip(_)) if node.tcp_port == 0 => return Err(Undialable::NoPort),
             Some(Host::Ip(_)) => node.tcp_addr(),
@@ -754,37 +740,6 @@ impl<R: CryptoRng> Node<R> {
         self.trusted.remove(id);
     }
 
-    /// Starts a discovery lookup for the nodes closest to `target`; the result arrives as
-    /// [`NodeEvent::Discovery`] holding a `LookupFinished` with the returned id. `None`
-    /// without discovery.
-    pub fn lookup(&mut self, now: Instant, target: &NodePublicKey) -> Option<LookupId> {
-        self.tick(now, self.unix_secs);
-        let unix = self.unix_secs;
-        let id = self
-            .discovery
-            .as_mut()?
-            .start_lookup(now, unix, *target.raw());
-        Some(id)
-    }
-
-    /// Starts a lookup for any 64-byte `target` (a discv4 target need not be a valid key:
-    /// simulations and crawlers pick them at random); reported like [`lookup`](Self::lookup).
-    pub fn lookup_target(&mut self, now: Instant, target: &[u8; 64]) -> Option<LookupId> {
-        self.tick(now, self.unix_secs);
-        let unix = self.unix_secs;
-        let id = self.discovery.as_mut()?.start_lookup(now, unix, *target);
-        Some(id)
-    }
-
-    /// Starts a lookup for a random target (what a crawler runs to walk the DHT); reported
-    /// like [`lookup`](Self::lookup).
-    pub fn lookup_random(&mut self, now: Instant) -> Option<LookupId> {
-        self.tick(now, self.unix_secs);
-        let unix = self.unix_secs;
-        let id = self.discovery.as_mut()?.start_random_lookup(now, unix);
-        Some(id)
-    }
-
     // ---- internals -------------------------------------------------------------------------
 
     fn tick(&mut self, now: Instant, unix_secs: u64) {
@@ -816,111 +771,6 @@ impl<R: CryptoRng> Node<R> {
             },
         );
         id
-    }
-
-    /// When a feeder lookup may start, if the dialer wants candidates.
-    fn feed_due(&self) -> Option<Instant> {
-        if self.discovery.is_none() || self.feeder.is_some() || self.dialer.free_slots() == 0 {
-            return None;
-        }
-        Some(self.last_feed.map_or(self.now, |t| t + LOOKUP_MIN_INTERVAL))
-    }
-
-    /// Starts dials and resolves while the dialer has them, and a feeder lookup when it runs
-    /// out of candidates.
-    fn run_dialer(&mut self) {
-        let now = self.now;
-        while let Some(action) = self.dialer.poll_action(now, &mut self.rng) {
-            match action {
-                DialAction::Dial { target, kind } => {
-                    let addr = target.addr.expect("the dialer only dials known addresses");
-                    let conn = self.new_conn(
-                        Direction::Outbound,
-                        addr,
-                        ConnState::Connecting {
-                            deadline: now + DIAL_TIMEOUT,
-                        },
-                        Some((target.public_key, kind)),
-                    );
-                    self.stats.dials_started += 1;
-                    self.actions.push_back(Action::Dial { conn, addr });
-                }
-                DialAction::Resolve(id) => {
-                    let key = self.dialer.static_key(&id);
-                    let unix = self.unix_secs;
-                    if let (Some(d), Some(key)) = (&mut self.discovery, key) {
-                        let lookup = d.start_lookup(now, unix, *key.raw());
-                        self.resolving.insert(lookup, id);
-                    }
-                }
-            }
-        }
-        if self.feed_due().is_some_and(|t| t <= now) {
-            let unix = self.unix_secs;
-            if let Some(d) = &mut self.discovery {
-                self.feeder = Some(d.start_random_lookup(now, unix));
-                self.last_feed = Some(now);
-            }
-        }
-    }
-
-    /// Moves discovery's events to the dialer and the application.
-    fn after_discovery(&mut self) {
-        let Some(d) = &mut self.discovery else { return };
-        let mut evs = Vec::new();
-        while let Some(e) = d.poll_event() {
-            evs.push(e);
-        }
-        for e in evs {
-            match &e {
-                DiscoveryEvent::NodeAdded(n) | DiscoveryEvent::NodeSeen(n) => {
-                    self.offer_candidate(n)
-                }
-                DiscoveryEvent::LookupFinished { id, nodes, .. } => {
-                    if self.feeder == Some(*id) {
-                        self.feeder = None;
-                    }
-                    if let Some(static_id) = self.resolving.remove(id) {
-                        match nodes.iter().find(|n| n.id() == static_id) {
-                            Some(n) if n.tcp_port() != 0 => self
-                                .dialer
-                                .update_static(&static_id, SocketAddr::new(n.ip(), n.tcp_port())),
-                            // A static node with an address is dialled there again; one
-                            // without is reported, and looked up again later.
-                            _ if self.dialer.static_addr(&static_id).is_some() => {}
-                            _ => {
-                                let key = self.dialer.static_key(&static_id);
-                                self.dialer.resolve_failed(&static_id, self.now);
-                                self.fail(ConnectionFailure {
-                                    conn: None,
-                                    direction: Direction::Outbound,
-                                    addr: None,
-                                    remote: key,
-                                    dial: Some(DialKind::Static),
-                                    trusted: self.is_trusted(&static_id),
-                                    error: ConnectError::Unresolved,
-                                });
-                            }
-                        }
-                    }
-                    for n in nodes {
-                        self.offer_candidate(n);
-                    }
-                }
-                _ => {}
-            }
-            self.events.push_back(NodeEvent::Discovery(Box::new(e)));
-        }
-    }
-
-    fn offer_candidate(&mut self, n: &DiscNode) {
-        if n.tcp_port() == 0 {
-            return;
-        }
-        self.dialer.add_candidate(DialTarget {
-            public_key: *n.public_key(),
-            addr: Some(SocketAddr::new(n.ip(), n.tcp_port())),
-        });
     }
 
     /// Handles what a session produced: admission, peer changes, messages, writes, closes.

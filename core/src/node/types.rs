@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 
 use crate::dial::{DialKind, SkipReason};
 use crate::discv4::{DropReason, Event as DiscoveryEvent};
+use crate::discv5::discovery::{Event as Discv5Event, TalkError};
+use crate::discv5::{DropReason as Discv5DropReason, SendError as Discv5SendError};
 use crate::identity::{NodeId, NodePublicKey};
 use crate::rlpx::HandshakeError;
 use crate::session::{
@@ -168,9 +170,66 @@ pub enum NodeEvent {
     },
     /// A connection, or a dial, ended before it became a peer: who, where, and why.
     ConnectionFailed(Box<ConnectionFailure>),
-    /// Something discovery reports (nodes added and removed, lookup results).
+    /// Something discovery v4 reports (nodes added and removed, lookup results).
     Discovery(Box<DiscoveryEvent>),
+    /// Something discovery v5 reports: nodes added and removed, lookup results (their ids
+    /// are v5's own, apart from v4's), a TALKREQ of a registered protocol to answer with
+    /// [`Node::answer_talk`](super::Node::answer_talk), and the answer (or the failure) of
+    /// each [`Node::talk_request`](super::Node::talk_request).
+    Discv5(Box<Discv5Event>),
 }
+
+/// A discovery protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DiscoveryVersion {
+    /// Node Discovery v4.
+    V4,
+    /// Node Discovery v5 (wire version 5.1).
+    V5,
+}
+
+impl fmt::Display for DiscoveryVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DiscoveryVersion::V4 => "discv4",
+            DiscoveryVersion::V5 => "discv5",
+        })
+    }
+}
+
+/// Why a discv5 command of the [`Node`](super::Node) did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Discv5Error {
+    /// discv5 does not run: [`NodeConfig::discv5`](super::NodeConfig::discv5) is off, or
+    /// [`no_discovery`](super::NodeConfig::no_discovery) is set.
+    NotRunning,
+    /// [`MAX_TALK_PROTOCOLS`](crate::discv5::discovery::MAX_TALK_PROTOCOLS) protocols are
+    /// registered already.
+    TooManyProtocols,
+    /// The session layer refused to send the request (to ourselves, too large, too many
+    /// waiting, or a record without an IP and UDP port).
+    Send(Discv5SendError),
+    /// The TALKREQ is not waiting for an answer (answered already, or forgotten after
+    /// [`TALK_ANSWER_TIMEOUT`](crate::discv5::discovery::TALK_ANSWER_TIMEOUT)), or its
+    /// answer could not be sent.
+    Talk(TalkError),
+}
+
+impl fmt::Display for Discv5Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Discv5Error::NotRunning => f.write_str("discovery v5 does not run on this node"),
+            Discv5Error::TooManyProtocols => {
+                f.write_str("too many TALKREQ protocols registered (unregister one first)")
+            }
+            Discv5Error::Send(e) => write!(f, "discv5 request not sent: {e}"),
+            Discv5Error::Talk(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Discv5Error {}
 
 /// A dial or an inbound connection that did not become a peer (see
 /// [`NodeEvent::ConnectionFailed`]).
@@ -474,7 +533,8 @@ pub enum DialOutcome {
     HandshakeFailed,
 }
 
-/// The discv4 packet types, for counting.
+/// The discv4 packet types, for counting ([`NodeStats::packets_in`]; discv5's are counted
+/// apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PacketKind {
     /// Ping (0x01).
@@ -516,8 +576,16 @@ pub struct NodeStats {
     pub packets_in: BTreeMap<PacketKind, u64>,
     /// Datagrams sent, by type.
     pub packets_out: BTreeMap<PacketKind, u64>,
-    /// Datagrams (or Neighbors entries) discovery dropped, by reason.
+    /// Datagrams (or Neighbors entries) discovery v4 dropped, by reason.
     pub packets_dropped: BTreeMap<DropReason, u64>,
+    /// discv5 datagrams received (counted apart: [`packets_in`](Self::packets_in) holds
+    /// discv4's, by type).
+    pub discv5_packets_in: u64,
+    /// discv5 datagrams sent.
+    pub discv5_packets_out: u64,
+    /// Datagrams discv5 dropped, by reason (on a socket shared with v4: those v4 could not
+    /// read either, as [`Discv5DropReason::NotDiscv5`]).
+    pub discv5_packets_dropped: BTreeMap<Discv5DropReason, u64>,
     /// Connections by how their handshake phase ended.
     pub handshakes: BTreeMap<HandshakeOutcome, u64>,
     /// Dials started.

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use devp2p_core::node::Undialable;
+use devp2p_core::discv5::RequestFailure;
+use devp2p_core::node::{DiscoveryVersion, Discv5Error, Node, Undialable};
 use devp2p_core::session::SendError;
 use devp2p_core::NodeId;
 
@@ -107,6 +108,21 @@ pub enum LookupError {
     /// The node runs without discovery
     /// ([`NodeConfig::no_discovery`](devp2p_core::node::NodeConfig::no_discovery)).
     NoDiscovery,
+    /// The node runs discovery, but not this version
+    /// ([`NodeConfig::discv4`](devp2p_core::node::NodeConfig::discv4),
+    /// [`NodeConfig::discv5`](devp2p_core::node::NodeConfig::discv5)).
+    NotRunning(DiscoveryVersion),
+}
+
+impl LookupError {
+    /// Why `node` ran no lookup of `version`.
+    pub fn of<R: rand_core::CryptoRng>(node: &Node<R>, version: DiscoveryVersion) -> Self {
+        if node.runs(DiscoveryVersion::V4) || node.runs(DiscoveryVersion::V5) {
+            LookupError::NotRunning(version)
+        } else {
+            LookupError::NoDiscovery
+        }
+    }
 }
 
 impl fmt::Display for LookupError {
@@ -114,6 +130,7 @@ impl fmt::Display for LookupError {
         match self {
             LookupError::Stopped => Stopped.fmt(f),
             LookupError::NoDiscovery => f.write_str("the node runs without discovery"),
+            LookupError::NotRunning(v) => write!(f, "the node does not run {v}"),
         }
     }
 }
@@ -123,5 +140,39 @@ impl std::error::Error for LookupError {}
 impl From<Stopped> for LookupError {
     fn from(_: Stopped) -> Self {
         LookupError::Stopped
+    }
+}
+
+/// Why a driver's discv5 TALKREQ command failed: registering a protocol, asking, answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TalkFailure {
+    /// The node has stopped (with tokio: before the answer came, too).
+    Stopped,
+    /// The node refused the command at once; [`Discv5Error`] says why (discv5 does not
+    /// run, too many protocols, a record without an IP and UDP port, the request not
+    /// waiting for an answer any more, …).
+    Refused(Discv5Error),
+    /// (tokio only, where `talk_request` waits for the answer) The request went out and no
+    /// answer came: [`RequestFailure`] says why (a timeout, or a handshake that could not
+    /// be made). With mio the same arrives as the `TalkResponse` event's error.
+    Failed(RequestFailure),
+}
+
+impl fmt::Display for TalkFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TalkFailure::Stopped => Stopped.fmt(f),
+            TalkFailure::Refused(e) => e.fmt(f),
+            TalkFailure::Failed(e) => write!(f, "TALKREQ failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TalkFailure {}
+
+impl From<Stopped> for TalkFailure {
+    fn from(_: Stopped) -> Self {
+        TalkFailure::Stopped
     }
 }

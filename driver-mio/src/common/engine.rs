@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
 use devp2p_core::discv4::{Event as DiscoveryEvent, Node as DiscNode, NodeDbSnapshot};
+use devp2p_core::discv5::discovery::Event as Discv5Event;
 use devp2p_core::node::{Action, ConnId, ConnectionFailure, Node, NodeEvent, NodeStats};
 use devp2p_core::session::DisconnectReason;
 use devp2p_core::Instant;
@@ -323,10 +324,18 @@ impl<S: Stream> Engine<S> {
         }
     }
 
-    /// The nodes in the discovery table (empty without discovery).
+    /// The nodes in the discv4 table (empty without discv4).
     pub fn table(&self) -> Vec<DiscNode> {
         self.node
             .discovery()
+            .map(|d| d.table().entries().map(|e| e.node().clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The nodes in the discv5 table, each with its record (empty without discv5).
+    pub fn table_v5(&self) -> Vec<DiscNode> {
+        self.node
+            .discv5()
             .map(|d| d.table().entries().map(|e| e.node().clone()).collect())
             .unwrap_or_default()
     }
@@ -884,11 +893,18 @@ fn backlog_full(io: &impl Io) -> bool {
 
 /// Whether an event may be dropped when the application falls behind: discovery's table
 /// changes and sightings, and failed connections of strangers and discovered candidates
-/// (each is logged, and counted in the node's stats), but not a finished lookup or the
-/// failure of a static or trusted peer.
+/// (each is logged, and counted in the node's stats), but not a finished lookup, a TALKREQ
+/// or its answer, or the failure of a static or trusted peer.
 fn droppable(event: &NodeEvent) -> bool {
     match event {
         NodeEvent::Discovery(d) => !matches!(d.as_ref(), DiscoveryEvent::LookupFinished { .. }),
+        NodeEvent::Discv5(d) => matches!(
+            d.as_ref(),
+            Discv5Event::NodeAdded(_)
+                | Discv5Event::NodeRemoved(_)
+                | Discv5Event::NodeSeen(_)
+                | Discv5Event::Bootstrapped
+        ),
         NodeEvent::ConnectionFailed(f) => !f.is_configured_peer(),
         _ => false,
     }
@@ -923,6 +939,18 @@ mod tests {
             payload: vec![1, 2, 3],
         };
         assert!(droppable(&seen));
+        let talk = NodeEvent::Discv5(Box::new(Discv5Event::TalkRequest {
+            id: devp2p_core::discv5::discovery::TalkRequestId(1),
+            from: devp2p_core::discv5::NodeAddress {
+                id: NodeId::default(),
+                addr: "127.0.0.1:1".parse().unwrap(),
+            },
+            protocol: b"x".to_vec(),
+            request: Vec::new(),
+        }));
+        assert!(!droppable(&talk), "a TALKREQ waits for its answer");
+        let bootstrapped = NodeEvent::Discv5(Box::new(Discv5Event::Bootstrapped));
+        assert!(droppable(&bootstrapped));
         assert!(!droppable(&lookup), "a lookup caller may wait for it");
         assert!(!droppable(&message));
         assert_eq!(backlog_bytes(&message), 3);

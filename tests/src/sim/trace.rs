@@ -7,6 +7,7 @@
 //! Keccak-256 of its final state. It detects change; it is not meant to resist an adversary.
 
 use devp2p_core::discv4::Event as DiscoveryEvent;
+use devp2p_core::discv5::discovery::Event as Discv5Event;
 use devp2p_core::fastmix::Mix128;
 use devp2p_core::keccak::keccak256;
 use devp2p_core::node::NodeEvent;
@@ -144,6 +145,19 @@ impl Trace {
                 // The enum may grow; anything new still counts as "an event happened".
                 #[allow(unreachable_patterns)]
                 _ => rec(10, 0, &[]),
+            },
+            NodeEvent::Discv5(e) => match &**e {
+                Discv5Event::NodeAdded(n) => rec(14, 0, &[&n.id().0]),
+                Discv5Event::NodeRemoved(id) => rec(15, 0, &[&id.0]),
+                Discv5Event::NodeSeen(n) => rec(16, 0, &[&n.id().0]),
+                Discv5Event::LookupFinished { id, nodes, .. } => {
+                    let ids: Vec<[u8; 32]> = nodes.iter().map(|n| n.id().0).collect();
+                    let parts: Vec<&[u8]> = ids.iter().map(|i| &i[..]).collect();
+                    rec(17, id.0, &parts)
+                }
+                Discv5Event::Bootstrapped => rec(18, 0, &[]),
+                Discv5Event::TalkRequest { id, from, .. } => rec(19, id.0, &[&from.id.0]),
+                Discv5Event::TalkResponse { to, .. } => rec(20, 0, &[&to.id.0]),
             },
             NodeEvent::Writable { peer } => rec(11, 0, &[&peer.0]),
             NodeEvent::ConnectionFailed(f) => {

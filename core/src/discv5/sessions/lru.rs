@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// At most `capacity` entries; inserting into a full map evicts the entry used longest ago.
 /// "Used" means inserted or fetched with [`Lru::get_mut`]; [`Lru::peek`] leaves the order.
 #[derive(Debug, Clone)]
-pub(super) struct Lru<K, V> {
+pub(in crate::discv5) struct Lru<K, V> {
     capacity: usize,
     entries: BTreeMap<K, (u64, V)>,
     /// Use stamp → key; the first entry is the least recently used.

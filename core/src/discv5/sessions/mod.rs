@@ -199,9 +199,9 @@
 mod calls;
 mod config;
 mod inbound;
-mod lru;
+pub(in crate::discv5) mod lru;
 mod outbound;
-mod session;
+pub(in crate::discv5) mod session;
 mod types;
 
 use std::collections::{BTreeMap, VecDeque};

@@ -105,10 +105,13 @@ fn confirm(keys: &mut Keys) -> bool {
 /// at `per_second` a second ([`super::WHOAREYOU_PER_IP_PER_SECOND`]). Tokens are counted in
 /// thousandths so that refilling by the millisecond stays exact.
 #[derive(Debug, Clone)]
-pub(super) struct WhoareyouLimiter {
+pub(in crate::discv5) struct RateLimiter<K> {
     per_second: u32,
-    buckets: Lru<IpAddr, Bucket>,
+    buckets: Lru<K, Bucket>,
 }
+
+/// The WHOAREYOU budget of each IP address.
+pub(super) type WhoareyouLimiter = RateLimiter<IpAddr>;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -116,9 +119,9 @@ struct Bucket {
     at: Instant,
 }
 
-impl WhoareyouLimiter {
+impl<K: Ord + Clone> RateLimiter<K> {
     pub fn new(per_second: u32, max_ips: usize) -> Self {
-        WhoareyouLimiter {
+        RateLimiter {
             per_second,
             buckets: Lru::new(max_ips),
         }
@@ -128,8 +131,8 @@ impl WhoareyouLimiter {
         self.buckets.len()
     }
 
-    /// Takes one WHOAREYOU from `ip`'s budget if there is one left.
-    pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+    /// Takes one token (a WHOAREYOU, say) from `ip`'s budget if there is one left.
+    pub fn allow(&mut self, ip: K, now: Instant) -> bool {
         let rate = u64::from(self.per_second);
         if rate == 0 {
             return false;

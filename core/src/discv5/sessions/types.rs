@@ -290,6 +290,8 @@ pub enum SendError {
     NoSession,
     /// [`super::Sessions::send_response`] was given a request (PING, FINDNODE, TALKREQ).
     NotAResponse,
+    /// The destination's record advertises no IP and UDP port to send to.
+    NoEndpoint,
 }
 
 impl fmt::Display for SendError {
@@ -301,6 +303,7 @@ impl fmt::Display for SendError {
             SendError::TooManyRequests => f.write_str("too many requests outstanding"),
             SendError::NoSession => f.write_str("no session with this node at this address"),
             SendError::NotAResponse => f.write_str("not a response message"),
+            SendError::NoEndpoint => f.write_str("the record advertises no IP and UDP port"),
         }
     }
 }

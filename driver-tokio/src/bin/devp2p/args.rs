@@ -102,6 +102,75 @@ pub fn parse_enode(s: &str) -> Result<Enode, String> {
 #[derive(Debug, Clone, Default)]
 pub struct EnodeList(pub Vec<Enode>);
 
+/// A node to reach over discv5: its record when given one (the handshake needs the key, and
+/// a record also names the endpoint), else its enode URL (the node's record is then asked
+/// for first).
+#[derive(Debug, Clone)]
+pub struct V5Node {
+    /// The node's key, IP and ports (from the record when there is one).
+    pub enode: Enode,
+    /// Its record, when given as `enr:…`.
+    pub record: Option<Enr>,
+}
+
+/// `enr:…` or `enode://…`, with an IP address and a UDP port.
+pub fn parse_v5_node(s: &str) -> Result<V5Node, String> {
+    let enode = parse_enode(s)?;
+    if enode.udp_port == 0 {
+        return Err(format!(
+            "{s:?} has no UDP port: the node does not run discovery"
+        ));
+    }
+    let t = s.trim();
+    let record = if t.starts_with("enr:") {
+        Some(t.parse::<Enr>().map_err(|e| format!("{s:?}: {e}"))?)
+    } else {
+        None
+    };
+    Ok(V5Node { enode, record })
+}
+
+/// Bootnodes for discv5 and `devp2p node`: records kept as records (discv5 can use them at
+/// once), enode URLs as enodes.
+#[derive(Debug, Clone, Default)]
+pub struct NodeList {
+    /// Those given as enode URLs.
+    pub enodes: Vec<Enode>,
+    /// Those given as `enr:` records.
+    pub records: Vec<Enr>,
+}
+
+impl NodeList {
+    /// Every node as it was given (enode URL or record), for messages naming them.
+    pub fn as_given(&self) -> Vec<String> {
+        let enodes = self.enodes.iter().map(ToString::to_string);
+        enodes
+            .chain(self.records.iter().map(ToString::to_string))
+            .collect()
+    }
+
+    /// Whether the list names no node.
+    pub fn is_empty(&self) -> bool {
+        self.enodes.is_empty() && self.records.is_empty()
+    }
+}
+
+/// Comma-separated enode URLs or records (empty entries ignored), each checked as
+/// [`parse_enode`] checks it.
+pub fn parse_node_list(s: &str) -> Result<NodeList, String> {
+    let mut list = NodeList::default();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let enode = parse_enode(part)?;
+        if part.starts_with("enr:") {
+            list.records
+                .push(part.parse().map_err(|e| format!("{part:?}: {e}"))?);
+        } else {
+            list.enodes.push(enode);
+        }
+    }
+    Ok(list)
+}
+
 /// Comma-separated enode URLs or records (empty entries ignored).
 pub fn parse_enode_list(s: &str) -> Result<EnodeList, String> {
     s.split(',')

@@ -24,16 +24,17 @@ use crate::args::show;
 use crate::Failure;
 
 /// Lookups a crawl keeps running at once (geth's crawler runs several iterators too).
-const CRAWL_PARALLEL_LOOKUPS: usize = 3;
-/// Nodes a crawl checks (bond, ENRRequest) at once: geth's crawler's `-parallel` default.
-const CRAWL_PARALLEL_CHECKS: usize = 16;
+pub(crate) const CRAWL_PARALLEL_LOOKUPS: usize = 3;
+/// Nodes a crawl checks (bond, ENRRequest; discv5: `FINDNODE [0]`) at once: geth's
+/// crawler's `-parallel` default.
+pub(crate) const CRAWL_PARALLEL_CHECKS: usize = 16;
 /// Longest one check of a crawled node may take; checks still running when the lookups stop
 /// get this long to finish.
-const CRAWL_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CRAWL_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the crawl's progress line is redrawn on a terminal.
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// How often a progress line is printed when stderr is not a terminal.
-const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// One node probed over UDP: our throwaway key, a socket connected to it.
 struct Probe {
@@ -310,7 +311,10 @@ async fn anyone_answered(node: &devp2p_tokio::NodeHandle) -> Result<bool, Failur
 }
 
 /// The failure when no bootnode answered, naming them.
-fn no_bootnode_answered(bootnodes: &[Enode], timeout: Duration) -> Failure {
+pub(crate) fn no_bootnode_answered(
+    bootnodes: &[impl std::fmt::Display],
+    timeout: Duration,
+) -> Failure {
     let list: Vec<String> = bootnodes.iter().map(|b| format!("  {b}")).collect();
     format!(
         "no bootnode answered within {}; check that these are up, that their keys are \
@@ -321,11 +325,12 @@ fn no_bootnode_answered(bootnodes: &[Enode], timeout: Duration) -> Failure {
     .into()
 }
 
-/// A node that runs discovery only: it never dials and admits nobody.
+/// A node that runs discovery v4 only: it never dials and admits nobody.
 fn discovery_only(bootnodes: Vec<Enode>) -> DriverConfig {
     let mut config = DriverConfig::default();
     config.node.listen = (Ipv4Addr::UNSPECIFIED, 0).into();
     config.node.bootnodes = bootnodes;
+    config.node.discv5 = false;
     config.node.no_dial = true;
     config.node.max_peers = 0;
     config
@@ -374,15 +379,15 @@ pub async fn resolve(
 }
 
 /// A node a crawl found, and what its check gave.
-struct Crawled {
-    enode: Enode,
-    /// The answer to our ENRRequest: the record and the unix time the check started; `None`
-    /// while unchecked or when it did not answer.
-    answer: Option<(Enr, u64)>,
+pub(crate) struct Crawled {
+    pub(crate) enode: Enode,
+    /// The answer to our ENRRequest (discv5: `FINDNODE [0]`): the record and the unix time
+    /// the check started; `None` while unchecked or when it did not answer.
+    pub(crate) answer: Option<(Enr, u64)>,
 }
 
 /// What one check of a crawled node gave: its id, the record (or why none) and when it began.
-type Checked = (NodeId, Result<Enr, String>, u64);
+pub(crate) type Checked = (NodeId, Result<Enr, String>, u64);
 
 /// Checks `enode` under `key`: bonds and fetches its record, by `cap` at the latest and
 /// within [`CRAWL_CHECK_TIMEOUT`] of starting, at most [`CRAWL_PARALLEL_CHECKS`] at a time.
@@ -562,7 +567,7 @@ pub async fn crawl(
 /// check), `firstResponse`, `lastResponse` and `lastCheck` (RFC 3339, UTC, whole seconds).
 /// Like geth's crawler we write only the nodes that answered ENRRequest; geth's encoder
 /// sorts the ids and indents by four spaces, and so do we.
-fn nodes_json(nodes: &BTreeMap<NodeId, Crawled>) -> String {
+pub(crate) fn nodes_json(nodes: &BTreeMap<NodeId, Crawled>) -> String {
     let entries: Vec<String> = nodes
         .iter()
         .filter_map(|(id, c)| {

@@ -9,6 +9,7 @@ mod output;
 mod args;
 mod discv4;
 mod dns;
+mod discv5;
 mod enr;
 mod key;
 mod localnet;
@@ -25,9 +26,12 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use devp2p_core::Enode;
 
-use args::{parse_caps, parse_duration, parse_enode, parse_enode_list, Caps, EnodeList};
+use args::{
+    parse_caps, parse_duration, parse_enode, parse_enode_list, parse_node_list, parse_v5_node,
+    Caps, EnodeList, NodeList, V5Node,
+};
 
-/// Ethereum devp2p tool: keys, records, RLPx and discovery v4 probes, and real nodes.
+/// Ethereum devp2p tool: keys, records, RLPx and discovery probes, and real nodes.
 #[derive(Parser)]
 #[command(name = "devp2p", version, propagate_version = true)]
 struct Cli {
@@ -55,6 +59,9 @@ enum Command {
     /// Node sets (geth's nodes.json): statistics and filters.
     #[command(subcommand)]
     Nodeset(NodesetCommand),
+    /// Discovery v5 probes, crawling and a bootnode.
+    #[command(subcommand)]
+    Discv5(Discv5Command),
     /// Runs a node until Ctrl-C.
     Node(node::NodeArgs),
     /// Starts N nodes on 127.0.0.1 in this process (the first is the bootnode) and checks that
@@ -221,6 +228,56 @@ enum DnsCommand {
         /// Where to write the JSON (default: stdout).
         out: Option<PathBuf>,
     },
+enum Discv5Command {
+    /// Handshakes with a node, sends a PING and waits for the PONG.
+    Ping {
+        /// The node: its enr: record (or an enode URL, whose record is then fetched in the
+        /// handshake).
+        #[arg(value_parser = parse_v5_node)]
+        node: V5Node,
+        #[command(flatten)]
+        identity: discv5::Identity,
+        /// Give up after this long.
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        timeout: Duration,
+        /// Print one JSON object {"id","rtt_ms","enr_seq","seen_as"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints a node's current record: asked of the node (FINDNODE, distance 0), else found by a
+    /// lookup for its id through --bootnodes.
+    Resolve {
+        /// The node.
+        #[arg(value_parser = parse_v5_node)]
+        node: V5Node,
+        /// Where to look the node up if it does not answer (comma-separated enode URLs or
+        /// enr: records).
+        #[arg(long, value_parser = parse_node_list)]
+        bootnodes: Option<NodeList>,
+        #[command(flatten)]
+        identity: discv5::Identity,
+        /// Give up after this long.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        timeout: Duration,
+    },
+    /// Walks the DHT with random lookups, asks every node found for its record, and writes
+    /// those that answered.
+    Crawl {
+        /// Where to start (comma-separated enode URLs or enr: records).
+        #[arg(long, value_parser = parse_node_list)]
+        bootnodes: NodeList,
+        #[command(flatten)]
+        identity: discv5::Identity,
+        /// How long to crawl.
+        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        timeout: Duration,
+        /// Where to write the nodes (geth's nodes.json); without it the records are printed.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Runs a discv5 node that only answers and learns (a bootnode) until Ctrl-C; prints
+    /// its record first.
+    Listen(discv5::ListenArgs),
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (else `default`). Coloured only on a terminal, and
@@ -241,6 +298,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = match &cli.command {
         Command::Node(a) if !a.json => "info",
+        Command::Discv5(Discv5Command::Listen(a)) if !a.json => "info",
         _ => "warn",
     };
     init_logs(quiet);
@@ -313,6 +371,25 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Nodeset(NodesetCommand::Filter { file, filters }) => {
             nodeset::filter(&file, &filters)
         }
+        Command::Discv5(Discv5Command::Ping {
+            node,
+            identity,
+            timeout,
+            json,
+        }) => discv5::ping(&node, &identity, timeout, json).await,
+        Command::Discv5(Discv5Command::Resolve {
+            node,
+            bootnodes,
+            identity,
+            timeout,
+        }) => discv5::resolve(&node, &identity, bootnodes.unwrap_or_default(), timeout).await,
+        Command::Discv5(Discv5Command::Crawl {
+            bootnodes,
+            identity,
+            timeout,
+            out,
+        }) => discv5::crawl(bootnodes, &identity, timeout, out.as_deref()).await,
+        Command::Discv5(Discv5Command::Listen(a)) => discv5::listen(&a).await,
         Command::Node(a) => node::run(a).await,
         Command::Localnet(a) => localnet::run(a).await,
         Command::Sim(a) => sim::run_sim(a),

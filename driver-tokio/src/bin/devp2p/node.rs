@@ -9,7 +9,10 @@ use devp2p_core::{Enode, Enr, NodeSecretKey};
 use devp2p_mio::common::{DriverConfig, KeySource, ShutdownReport};
 use serde_json::json;
 
-use crate::args::{parse_caps, parse_enode_list, parse_secret_hex, Caps, Driver, EnodeList};
+use crate::args::{
+    parse_caps, parse_enode_list, parse_node_list, parse_secret_hex, Caps, Driver, EnodeList,
+    NodeList,
+};
 use crate::output::{event_json, log_event, ordered};
 use crate::Failure;
 
@@ -69,9 +72,21 @@ pub struct NodeArgs {
     /// Data directory: the node database (and the node key, unless given otherwise).
     #[arg(long)]
     datadir: Option<PathBuf>,
-    /// Discovery bootnodes (comma-separated enode URLs or enr: records).
-    #[arg(long, value_parser = parse_enode_list)]
-    bootnodes: Option<EnodeList>,
+    /// Discovery bootnodes, for both versions (comma-separated enode URLs or enr: records).
+    #[arg(long, value_parser = parse_node_list)]
+    bootnodes: Option<NodeList>,
+    /// Run discovery v5 beside v4 on the same UDP port (the default, as in geth).
+    #[arg(long, overrides_with = "no_discv5")]
+    discv5: bool,
+    /// Do not run discovery v5.
+    #[arg(long, overrides_with = "discv5")]
+    no_discv5: bool,
+    /// Run discovery v4 (the default).
+    #[arg(long, overrides_with = "no_discv4")]
+    discv4: bool,
+    /// Do not run discovery v4 (with --discv5: a v5-only node).
+    #[arg(long, overrides_with = "discv4")]
+    no_discv4: bool,
     /// Peers to keep connected (comma-separated enode URLs or enr: records).
     #[arg(long = "static", value_parser = parse_enode_list)]
     static_nodes: Option<EnodeList>,
@@ -103,7 +118,11 @@ impl NodeArgs {
             Nat::ExtIp(ip) => Some(ip),
         };
         config.node.max_peers = self.max_peers;
-        config.node.bootnodes = self.bootnodes.clone().unwrap_or_default().0;
+        let bootnodes = self.bootnodes.clone().unwrap_or_default();
+        config.node.bootnodes = bootnodes.enodes;
+        config.node.bootnode_records = bootnodes.records;
+        config.node.discv4 = !self.no_discv4;
+        config.node.discv5 = !self.no_discv5;
         config.node.static_nodes = self.static_nodes.clone().unwrap_or_default().0;
         config.node.trusted_nodes = self
             .trusted
@@ -121,6 +140,11 @@ impl NodeArgs {
 
     /// Warnings about settings that work but are rarely what an operator wants.
     fn warn_about_defaults(&self) {
+        if self.no_discv4 && self.no_discv5 {
+            tracing::warn!(
+                "--no-discv4 with --no-discv5: this node runs no discovery and finds no peers                  by itself (only --static peers are dialled)"
+            );
+        }
         if self.listen.ip().is_unspecified() && self.nat == Nat::None {
             tracing::warn!(
                 "listening on {} but advertising 127.0.0.1 in the enode and record, which only \

@@ -10,6 +10,7 @@
 
 use devp2p_core::dial::DialKind;
 use devp2p_core::discv4::Event as DiscoveryEvent;
+use devp2p_core::discv5::discovery::Event as Discv5Event;
 use devp2p_core::node::{Direction, NodeEvent};
 use devp2p_core::session::Side;
 use serde_json::{json, Value};
@@ -123,6 +124,19 @@ pub fn event_json(e: &NodeEvent) -> Option<String> {
             ])),
             _ => None,
         },
+        NodeEvent::Discv5(d) => match d.as_ref() {
+            Discv5Event::LookupFinished { id, target, nodes } => Some(ordered(&[
+                ("event", json!("lookup_v5")),
+                ("lookup", json!(id.0)),
+                ("target", json!(target.to_string())),
+                ("found", json!(nodes.len())),
+                (
+                    "nodes",
+                    json!(nodes.iter().map(|n| n.id().to_string()).collect::<Vec<_>>()),
+                ),
+            ])),
+            _ => None,
+        },
         NodeEvent::ConnectionFailed(f) => Some(ordered(&[
             ("event", json!("connection_failed")),
             ("id", json!(f.remote.map(|k| k.id().to_string()))),
@@ -159,6 +173,15 @@ pub fn log_event(e: &NodeEvent) {
                 tracing::debug!(lookup = id.0, found = nodes.len(), "lookup finished");
             }
         }
+        NodeEvent::Discv5(d) => match d.as_ref() {
+            Discv5Event::LookupFinished { id, nodes, .. } => {
+                tracing::debug!(lookup = id.0, found = nodes.len(), "discv5 lookup finished")
+            }
+            Discv5Event::NodeAdded(n) => {
+                tracing::debug!(id = %n.id(), addr = %n.udp_addr(), "discv5 node added")
+            }
+            _ => {}
+        },
         // Failed connections are logged by the driver itself (info for static and trusted
         // peers, debug for the rest); messages and writability are the application's.
         _ => {}
