@@ -8,8 +8,8 @@
 mod output;
 mod args;
 mod discv4;
-mod dns;
 mod discv5;
+mod dns;
 mod enr;
 mod key;
 mod localnet;
@@ -228,6 +228,9 @@ enum DnsCommand {
         /// Where to write the JSON (default: stdout).
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
 enum Discv5Command {
     /// Handshakes with a node, sends a PING and waits for the PONG.
     Ping {
