@@ -399,3 +399,21 @@ fn three_nodes_a_record_learnt_from_nodes_is_enough_to_reach_its_node() {
         assert_eq!(net.peers[i].m.session_count(), 2, "node {i}");
     }
 }
+
+#[test]
+fn our_request_ids_are_8_bytes_and_never_start_with_a_zero_byte() {
+    // @chainsafe/discv5 11.0.0 echoes a request id as an integer, without its leading zero
+    // bytes (ChainSafe/discv5#312): an id starting with 00 would never match its answer.
+    // With 4,096 ids, a uniform draw has one starting with 00 in all but 1e-7 of runs.
+    let mut net = Net::new();
+    let mut config = SessionsConfig::default();
+    config.max_requests = 4096;
+    config.max_queued_requests_per_node = 4096;
+    let a = net.add_at(1, "127.0.0.1:30301".parse().unwrap(), config);
+    let b = net.add(2, 30302);
+    for _ in 0..4096 {
+        let id = net.request(a, b, Request::Ping);
+        assert_eq!(id.as_bytes().len(), 8, "{id:?}");
+        assert_ne!(id.as_bytes()[0], 0, "{id:?}");
+    }
+}

@@ -231,11 +231,15 @@ impl<R: CryptoRng> Sessions<R> {
         }
     }
 
-    /// 8 random bytes, as geth's request ids, none of ours outstanding.
+    /// 8 random bytes, as geth's request ids, none of ours outstanding, and never with a
+    /// leading zero byte: @chainsafe/discv5 before 11.0.4 keeps a request id as an integer
+    /// and echoes it without its leading zeros (ChainSafe/discv5#312), so 1 in 256 of
+    /// geth's requests to such a node is never answered in effect. The spec asks for the
+    /// bytes echoed as they came, which we do; this only keeps our own ids clear of the bug.
     fn fresh_request_id(&mut self) -> RequestId {
         loop {
             let id = RequestId::from_u64(self.rng.next_u64());
-            if !self.calls.contains_id(&id) {
+            if id.as_bytes()[0] != 0 && !self.calls.contains_id(&id) {
                 debug_assert_eq!(id.as_bytes().len(), MAX_REQUEST_ID_SIZE);
                 return id;
             }
