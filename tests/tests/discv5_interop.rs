@@ -1,0 +1,482 @@
+//! Discovery v5 against three other implementations: go-ethereum (`p2p/discover`, through
+//! the harness in `tests/interop/geth/`), sigp/discv5 (in process) and @chainsafe/discv5
+//! (`tests/interop/discv5.mjs`), each against our `Discovery` over a real UDP socket on
+//! 127.0.0.1 (`tests/harness/v5peers/`). Every scenario runs against each of the three; see
+//! `tests/INTEROP.md` (the discv5 part) for what they show and the differences found.
+//! `DEVP2P_SKIP_GETH=1` skips the geth ones and `DEVP2P_SKIP_INTEROP=1` the ChainSafe ones.
+
+#[path = "../harness/v5peers/mod.rs"]
+mod v5peers;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use devp2p_core::discv5::discovery::Config;
+use devp2p_core::{Enr, NodeId, NodeSecretKey};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use v5peers::geth::GethNode;
+use v5peers::ours::OurNode;
+use v5peers::{enabled, ids, start, Kind, Options, Transform, V5Peer};
+
+/// A key from a seed, so that a failing run can be repeated with the same node ids.
+fn key(seed: u64) -> NodeSecretKey {
+    NodeSecretKey::generate(&mut ChaCha20Rng::seed_from_u64(seed))
+}
+
+/// The UDP endpoint a record advertises.
+fn endpoint(r: &Enr) -> SocketAddr {
+    r.udp_endpoint()
+        .expect("every node here advertises its endpoint")
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most `limit`; panics with
+/// `what` and the last state `check` reported.
+fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("{what}: not after {limit:?}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Runs each scenario against each implementation, as `<scenario>::<implementation>`.
+macro_rules! against_each {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                use super::*;
+
+                #[test]
+                fn geth() {
+                    if enabled(Kind::Geth, concat!(stringify!($scenario), "::geth")) {
+                        super::$scenario(Kind::Geth);
+                    }
+                }
+
+                #[test]
+                fn sigp() {
+                    super::$scenario(Kind::Sigp);
+                }
+
+                #[test]
+                fn chainsafe() {
+                    if enabled(Kind::ChainSafe, concat!(stringify!($scenario), "::chainsafe")) {
+                        super::$scenario(Kind::ChainSafe);
+                    }
+                }
+            }
+        )*
+    };
+}
+
+against_each!(
+    ping_both_ways_we_start,
+    ping_both_ways_they_start,
+    findnode_they_answer,
+    findnode_we_answer,
+    talk_both_ways,
+    they_restart_with_a_newer_record_then_a_new_key,
+    we_restart_with_a_newer_record_then_a_new_key,
+    changed_records_are_seen_both_ways,
+);
+
+/// `a` pings `b`: the PONG carries `b`'s current seq and `a`'s endpoint as `b` saw it.
+fn assert_pong(a: &mut dyn V5Peer, b: &dyn V5Peer) {
+    let (from, to) = (a.record(), b.record());
+    let pong = a
+        .ping(&to)
+        .unwrap_or_else(|e| panic!("{} pinging {}: {e}", a.kind(), b.kind()));
+    assert_eq!(
+        pong.enr_seq,
+        to.seq(),
+        "{}'s PONG to {} names its record's seq",
+        b.kind(),
+        a.kind()
+    );
+    assert_eq!(
+        pong.addr,
+        endpoint(&from),
+        "{}'s PONG to {} names the PING's source",
+        b.kind(),
+        a.kind()
+    );
+}
+
+/// We start the handshake (our PING draws their WHOAREYOU); then they ping us over the
+/// session it made, and again.
+fn ping_both_ways_we_start(kind: Kind) {
+    let mut them = start(kind, Options::new(key(101)));
+    let mut us = OurNode::start(Options::new(key(102)));
+    assert_pong(&mut us, them.as_ref());
+    assert_pong(them.as_mut(), &us);
+    assert_pong(them.as_mut(), &us);
+    assert_pong(&mut us, them.as_ref());
+}
+
+/// They start the handshake; then we ping them.
+fn ping_both_ways_they_start(kind: Kind) {
+    let mut them = start(kind, Options::new(key(111)));
+    let mut us = OurNode::start(Options::new(key(112)));
+    assert_pong(them.as_mut(), &us);
+    assert_pong(&mut us, them.as_ref());
+    assert_pong(&mut us, them.as_ref());
+    assert_pong(them.as_mut(), &us);
+    // Both pings of ours went over the session their handshake made.
+    let sessions = us.inspect(|d| d.sessions().session_count());
+    assert_eq!(sessions, 1, "one session with {kind}");
+}
+
+/// How long a hub may take to hold the nodes that bootstrapped from it.
+const TABLE_WAIT: Duration = Duration::from_secs(20);
+
+/// A node others bootstrap from, serving every node it holds: geth revalidating every
+/// 200 ms (its default, 3 s, would make a test wait a second or more per node before geth
+/// serves it, `isValidatedLive`), ours with `prefer_live` off (the same reason; our rule
+/// is geth's), sigp and ChainSafe as they are (they serve what their buckets hold).
+fn hub(kind: Kind, opts: Options) -> Box<dyn V5Peer> {
+    match kind {
+        Kind::Geth => Box::new(GethNode::start_with(opts, &["--ping-interval", "200ms"])),
+        Kind::Ours => {
+            let mut config = Config::default();
+            config.prefer_live = false;
+            Box::new(OurNode::start_with(opts, config))
+        }
+        _ => start(kind, opts),
+    }
+}
+
+/// `n` of our nodes bootstrapped from `hub`, each at log distance `at` from it if given
+/// (keys drawn from `seed` on until they are).
+fn helpers(hub: &Enr, n: usize, at: Option<u32>, seed: u64) -> Vec<OurNode> {
+    let hub_id = hub.node_id();
+    let mut out = Vec::new();
+    let mut s = seed;
+    while out.len() < n {
+        let k = key(s);
+        s += 1;
+        if at.is_some_and(|d| hub_id.log_distance(&k.id()) != d) {
+            continue;
+        }
+        let mut opts = Options::new(k);
+        opts.bootnodes = vec![hub.clone()];
+        out.push(OurNode::start(opts));
+    }
+    out
+}
+
+/// Waits until `hub`'s table holds every one of `nodes`.
+fn wait_for_table(hub: &mut dyn V5Peer, nodes: &[Enr]) {
+    let want: BTreeSet<NodeId> = ids(nodes).into_iter().collect();
+    let kind = hub.kind();
+    eventually(
+        &format!("{kind}'s table holds the nodes"),
+        TABLE_WAIT,
+        || {
+            let have: BTreeSet<NodeId> = ids(&hub.table()).into_iter().collect();
+            let missing = want.difference(&have).count();
+            if missing == 0 {
+                Ok(())
+            } else {
+                Err(format!("{missing} of {} missing", want.len()))
+            }
+        },
+    );
+}
+
+/// FINDNODE at the hub: for each distance its nodes are at, and for all of them at once,
+/// the answer holds exactly the hub's table nodes there (once the hub serves them all), each
+/// record as its node signed it; distance 0 is the hub's own record; an empty distance gives
+/// nothing; a repeated distance changes nothing. The asker itself, which enters the hub's
+/// table with its first request, is left out of the comparison: sigp never returns the
+/// asker's own record, the others do (INTEROP.md, discv5).
+fn check_findnode(asker: &mut dyn V5Peer, hub: &mut dyn V5Peer, nodes: &[Enr]) {
+    let hub_rec = hub.record();
+    let hub_id = hub_rec.node_id();
+    let (a, h) = (asker.kind(), hub.kind());
+    let own = asker
+        .request_record(&hub_rec)
+        .unwrap_or_else(|e| panic!("{a} asking {h} for its record: {e}"));
+    assert_eq!(
+        own.as_bytes(),
+        hub_rec.as_bytes(),
+        "{h}'s record, byte for byte"
+    );
+
+    let signed: BTreeMap<NodeId, Enr> = nodes.iter().map(|r| (r.node_id(), r.clone())).collect();
+    let asker_id = asker.record().node_id();
+    let table = hub.table();
+    let mut by_distance: BTreeMap<u64, BTreeSet<NodeId>> = BTreeMap::new();
+    for r in table.iter().filter(|r| r.node_id() != asker_id) {
+        let d = u64::from(hub_id.log_distance(&r.node_id()));
+        by_distance.entry(d).or_default().insert(r.node_id());
+    }
+    let ask = |asker: &mut dyn V5Peer, distances: &[u64]| -> Result<Vec<Enr>, String> {
+        let found = asker.find_node(&hub_rec, distances)?;
+        for r in &found {
+            let d = u64::from(hub_id.log_distance(&r.node_id()));
+            assert!(
+                distances.contains(&d),
+                "{h} answered {distances:?} with a node at {d}"
+            );
+            if let Some(own) = signed.get(&r.node_id()) {
+                assert_eq!(
+                    r.as_bytes(),
+                    own.as_bytes(),
+                    "a record as its node signed it"
+                );
+            }
+        }
+        let unique: BTreeSet<NodeId> = ids(&found).into_iter().collect();
+        assert_eq!(unique.len(), found.len(), "{h} repeats no node");
+        assert!(found.len() <= 16, "{h} answers with at most 16 nodes");
+        Ok(found
+            .into_iter()
+            .filter(|r| r.node_id() != asker_id)
+            .collect::<Vec<_>>())
+    };
+    for (d, want) in &by_distance {
+        let found = eventually(&format!("{h} serves its nodes at {d}"), TABLE_WAIT, || {
+            let got: BTreeSet<NodeId> = ids(&ask(asker, &[*d])?).into_iter().collect();
+            if got == *want {
+                Ok(got)
+            } else {
+                Err(format!("{} of {} served", got.len(), want.len()))
+            }
+        });
+        let twice: BTreeSet<NodeId> = ids(&ask(asker, &[*d, *d]).unwrap()).into_iter().collect();
+        assert_eq!(twice, found, "{h}: a repeated distance changes nothing");
+    }
+    let all: Vec<u64> = by_distance.keys().copied().collect();
+    let want: BTreeSet<NodeId> = by_distance.values().flatten().copied().collect();
+    if want.len() <= 16 {
+        let got: BTreeSet<NodeId> = ids(&ask(asker, &all).unwrap()).into_iter().collect();
+        assert_eq!(got, want, "{h}: FINDNODE {all:?} at once");
+    }
+    // Random ids sit at 250..=256 from each other; nothing is at 1.
+    assert!(!by_distance.contains_key(&1));
+    assert_eq!(
+        ask(asker, &[1]).unwrap(),
+        vec![],
+        "{h}: nobody at distance 1"
+    );
+}
+
+/// We ask them: FINDNODE of our node at theirs, which five of our nodes bootstrapped from.
+fn findnode_they_answer(kind: Kind) {
+    let mut them = hub(kind, Options::new(key(201)));
+    let helpers = helpers(&them.record(), 5, None, 2100);
+    let records: Vec<Enr> = helpers.iter().map(|h| h.record()).collect();
+    wait_for_table(them.as_mut(), &records);
+    let mut us = OurNode::start(Options::new(key(202)));
+    check_findnode(&mut us, them.as_mut(), &records);
+}
+
+/// They ask us: FINDNODE of theirs at our node, which five of our nodes bootstrapped from.
+fn findnode_we_answer(kind: Kind) {
+    let mut us = hub(Kind::Ours, Options::new(key(211)));
+    let helpers = helpers(&us.record(), 5, None, 2200);
+    let records: Vec<Enr> = helpers.iter().map(|h| h.record()).collect();
+    wait_for_table(us.as_mut(), &records);
+    let mut them = start(kind, Options::new(key(212)));
+    check_findnode(them.as_mut(), us.as_mut(), &records);
+}
+
+/// `a` asks `b` over TALKREQ for each (protocol, request) and checks each answer: `b`'s
+/// transform for a registered protocol, nothing for another.
+fn check_talk(a: &mut dyn V5Peer, b: &dyn V5Peer, asks: &[(&[u8], Vec<u8>, Vec<u8>)]) {
+    let to = b.record();
+    for (protocol, request, want) in asks {
+        let got = a.talk(&to, protocol, request).unwrap_or_else(|e| {
+            let p = String::from_utf8_lossy(protocol);
+            panic!("{} TALKREQ {p} to {}: {e}", a.kind(), b.kind())
+        });
+        assert_eq!(
+            &got,
+            want,
+            "{}'s TALKRESP to {} for {}",
+            b.kind(),
+            a.kind(),
+            String::from_utf8_lossy(protocol)
+        );
+    }
+}
+
+/// TALKREQ both ways, starting the handshake either side: a registered protocol is answered
+/// by the application's handler (empty, short and 700-byte requests), an unknown one with an
+/// empty TALKRESP, and only the registered ones reach the application.
+fn talk_both_ways(kind: Kind) {
+    let long: Vec<u8> = (0..700u32).map(|i| (i * 7) as u8).collect();
+    for (round, we_start) in [(0u64, true), (1, false)] {
+        let mut them = start(kind, Options::new(key(401 + 10 * round)));
+        let mut us = OurNode::start(Options::new(key(402 + 10 * round)));
+        us.register_talk(b"ours", Transform::Reverse);
+        them.register_talk(b"theirs", Transform::Prefix(b"T:".to_vec()));
+        let to_them: Vec<(&[u8], Vec<u8>, Vec<u8>)> = vec![
+            (b"theirs", b"hello".to_vec(), b"T:hello".to_vec()),
+            (b"unknown-protocol", b"x".to_vec(), vec![]),
+            (b"theirs", vec![], b"T:".to_vec()),
+            (b"theirs", long.clone(), [b"T:".as_slice(), &long].concat()),
+        ];
+        let to_us: Vec<(&[u8], Vec<u8>, Vec<u8>)> = vec![
+            (b"ours", b"abc".to_vec(), b"cba".to_vec()),
+            (b"nope", b"y".to_vec(), vec![]),
+            (b"ours", vec![], vec![]),
+            (b"ours", long.clone(), long.iter().rev().copied().collect()),
+        ];
+        if we_start {
+            check_talk(&mut us, them.as_ref(), &to_them);
+            check_talk(them.as_mut(), &us, &to_us);
+        } else {
+            check_talk(them.as_mut(), &us, &to_us);
+            check_talk(&mut us, them.as_ref(), &to_them);
+        }
+        let (us_id, them_id) = (us.record().node_id(), them.record().node_id());
+        let seen = them.talk_requests();
+        assert_eq!(
+            seen.len(),
+            3,
+            "{kind}'s handler saw its three requests: {seen:?}"
+        );
+        assert!(seen
+            .iter()
+            .all(|t| t.from == us_id && t.protocol == b"theirs"));
+        assert_eq!(seen[0].request, b"hello");
+        let seen = us.talk_requests();
+        assert_eq!(
+            seen.len(),
+            3,
+            "our handler saw its three requests: {seen:?}"
+        );
+        assert!(seen
+            .iter()
+            .all(|t| t.from == them_id && t.protocol == b"ours"));
+        assert_eq!(seen[2].request, long);
+    }
+}
+
+/// `opts` for a restart of the node whose record was `old`: its port, a higher seq.
+fn restart_opts(key: NodeSecretKey, old: &Enr) -> Options {
+    let mut opts = Options::new(key);
+    opts.port = endpoint(old).port();
+    opts.min_seq = old.seq() + 1;
+    opts
+}
+
+/// `a`'s PING to `to` fails (no answer).
+fn assert_no_pong(a: &mut dyn V5Peer, to: &Enr, what: &str) {
+    if let Ok(p) = a.ping(to) {
+        panic!("{} got a PONG ({p:?}) from {what}", a.kind());
+    }
+}
+
+/// Sessions on both sides, then they restart on the same port: first with the same key and
+/// a newer record (we still hold the old session keys and the old record: our PING draws a
+/// WHOAREYOU, the new handshake works, the PONG names the new seq, and `FINDNODE [0]` gets
+/// the new record; their PING to us works although we hold a stale session), then with a
+/// new key (the old record gets nothing; the new one works both ways).
+fn they_restart_with_a_newer_record_then_a_new_key(kind: Kind) {
+    let k1 = key(501);
+    let mut them = start(kind, Options::new(k1.clone()));
+    let mut us = OurNode::start(Options::new(key(502)));
+    assert_pong(&mut us, them.as_ref());
+    assert_pong(them.as_mut(), &us);
+    let old = them.record();
+    drop(them);
+
+    let mut them = start(kind, restart_opts(k1, &old));
+    let new = them.record();
+    assert!(
+        new.seq() > old.seq(),
+        "{kind} restarted with seq {}",
+        new.seq()
+    );
+    let pong = us
+        .ping(&old)
+        .unwrap_or_else(|e| panic!("PING to restarted {kind}: {e}"));
+    assert_eq!(
+        pong.enr_seq,
+        new.seq(),
+        "the restarted {kind} names its new seq"
+    );
+    let fetched = us.request_record(&old).unwrap();
+    assert_eq!(fetched.as_bytes(), new.as_bytes(), "{kind}'s new record");
+    assert_pong(them.as_mut(), &us);
+    drop(them);
+
+    let mut them = start(kind, restart_opts(key(503), &new));
+    assert_no_pong(
+        &mut us,
+        &new,
+        &format!("a {kind} node that changed its key"),
+    );
+    assert_pong(&mut us, them.as_ref());
+    assert_pong(them.as_mut(), &us);
+}
+
+/// The same with us restarting while they hold our session and record.
+fn we_restart_with_a_newer_record_then_a_new_key(kind: Kind) {
+    let k1 = key(511);
+    let mut them = start(kind, Options::new(key(512)));
+    let mut us = OurNode::start(Options::new(k1.clone()));
+    assert_pong(them.as_mut(), &us);
+    assert_pong(&mut us, them.as_ref());
+    let old = us.record();
+    drop(us);
+
+    let mut us = OurNode::start(restart_opts(k1, &old));
+    let new = us.record();
+    let pong = them
+        .ping(&old)
+        .unwrap_or_else(|e| panic!("{kind}'s PING to our restarted node: {e}"));
+    assert_eq!(
+        pong.enr_seq,
+        new.seq(),
+        "our restarted node names its new seq"
+    );
+    let fetched = them.request_record(&old).unwrap();
+    assert_eq!(fetched.as_bytes(), new.as_bytes(), "our new record");
+    assert_pong(&mut us, them.as_ref());
+    drop(us);
+
+    let mut us = OurNode::start(restart_opts(key(513), &new));
+    assert_no_pong(them.as_mut(), &new, "our node that changed its key");
+    assert_pong(them.as_mut(), &us);
+    assert_pong(&mut us, them.as_ref());
+}
+
+/// A record changed while sessions exist (a new entry, seq + 1): the PONGs name the new
+/// seq both ways and `FINDNODE [0]` returns the new record, byte for byte.
+fn changed_records_are_seen_both_ways(kind: Kind) {
+    let mut them = start(kind, Options::new(key(521)));
+    let mut us = OurNode::start(Options::new(key(522)));
+    assert_pong(&mut us, them.as_ref());
+    assert_pong(them.as_mut(), &us);
+
+    let old = them.record();
+    let new = them.set_enr_field("foo", b"bar");
+    assert_eq!(new.seq(), old.seq() + 1, "{kind}: one change, seq + 1");
+    assert_eq!(new.get_raw(b"foo"), Some(&b"\x83bar"[..]));
+    let pong = us.ping(&old).unwrap();
+    assert_eq!(pong.enr_seq, new.seq(), "{kind}'s PONG names its new seq");
+    let fetched = us.request_record(&old).unwrap();
+    assert_eq!(
+        fetched.as_bytes(),
+        new.as_bytes(),
+        "{kind}'s changed record"
+    );
+
+    let old = us.record();
+    let new = us.set_enr_field("baz", b"qux");
+    assert_eq!(new.seq(), old.seq() + 1);
+    let pong = them.ping(&old).unwrap();
+    assert_eq!(pong.enr_seq, new.seq(), "our PONG names our new seq");
+    let fetched = them.request_record(&old).unwrap();
+    assert_eq!(fetched.as_bytes(), new.as_bytes(), "our changed record");
+}
