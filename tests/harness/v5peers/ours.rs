@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use devp2p_core::discv4::{LookupId, Node, NodeDbSnapshot};
 use devp2p_core::discv5::discovery::{Config, Discovery, Event};
 use devp2p_core::discv5::packet::MAX_PACKET_SIZE;
-use devp2p_core::discv5::RequestId;
+use devp2p_core::discv5::{NodesResponse, RequestId};
 use devp2p_core::{Enr, Instant, NodeId, NodeSecretKey};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -30,7 +30,7 @@ type Reply<T> = std_mpsc::Sender<T>;
 /// What the test asks of the loop.
 enum Command {
     Ping(Enr, Reply<Result<Pong, String>>),
-    FindNode(Enr, Vec<u64>, Reply<Result<Vec<Enr>, String>>),
+    FindNode(Enr, Vec<u64>, Reply<Result<NodesResponse, String>>),
     Talk(Enr, Vec<u8>, Vec<u8>, Reply<Result<Vec<u8>, String>>),
     Lookup(NodeId, Reply<Result<Vec<Enr>, String>>),
     Table(Reply<Vec<Enr>>),
@@ -43,7 +43,7 @@ enum Command {
 /// Someone waiting for a request of ours to end.
 enum Waiting {
     Pong(Reply<Result<Pong, String>>),
-    Nodes(Reply<Result<Vec<Enr>, String>>),
+    Nodes(Reply<Result<NodesResponse, String>>),
     Talk(Reply<Result<Vec<u8>, String>>),
 }
 
@@ -115,6 +115,18 @@ impl OurNode {
         Self::start_with(opts, Config::default())
     }
 
+    /// FINDNODE `distances` at the node of `to`: the whole answer (records, the NODES
+    /// messages received and the `total` they announced, records left out).
+    pub fn find_node_messages(
+        &mut self,
+        to: &Enr,
+        distances: &[u64],
+    ) -> Result<NodesResponse, String> {
+        self.call(WAIT, |r| {
+            Command::FindNode(to.clone(), distances.to_vec(), r)
+        })
+    }
+
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -174,9 +186,7 @@ impl V5Peer for OurNode {
     }
 
     fn find_node(&mut self, to: &Enr, distances: &[u64]) -> Result<Vec<Enr>, String> {
-        self.call(WAIT, |r| {
-            Command::FindNode(to.clone(), distances.to_vec(), r)
-        })
+        self.find_node_messages(to, distances).map(|n| n.records)
     }
 
     fn talk(&mut self, to: &Enr, protocol: &[u8], request: &[u8]) -> Result<Vec<u8>, String> {
@@ -363,7 +373,7 @@ impl Loop {
             }
             Event::FindNodeResponse { id, result, .. } => {
                 if let Some(Waiting::Nodes(reply)) = self.waiting.remove(&id) {
-                    let _ = reply.send(result.map(|n| n.records).map_err(|f| f.to_string()));
+                    let _ = reply.send(result.map_err(|f| f.to_string()));
                 }
             }
             Event::TalkResponse { id, result, .. } => {
