@@ -26,6 +26,8 @@ use tokio::sync::mpsc;
 use super::{rlp_string, Kind, Options, Pong, TalkSeen, Transform, V5Peer, LOOKUP_WAIT, WAIT};
 
 type Reply<T> = std_mpsc::Sender<T>;
+/// A look at the machine from the test's thread.
+type Inspection = Box<dyn FnOnce(&Discovery<ChaCha20Rng>) + Send>;
 
 /// What the test asks of the loop.
 enum Command {
@@ -37,7 +39,7 @@ enum Command {
     RegisterTalk(Vec<u8>, Transform, Reply<()>),
     SetField(String, Vec<u8>, Reply<Result<Enr, String>>),
     /// Runs a closure over the machine, for what the trait does not cover.
-    Inspect(Box<dyn FnOnce(&Discovery<ChaCha20Rng>) + Send>),
+    Inspect(Inspection),
 }
 
 /// Someone waiting for a request of ours to end.
