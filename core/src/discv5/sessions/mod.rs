@@ -141,7 +141,13 @@
 //!   overwriting the old; sigp holds the new keys aside and tries them once. We keep the two
 //!   latest key sets, write with the newer and read with both; a packet opening only under the
 //!   older makes it current again. When both ends handshake at once this converges without a
-//!   further handshake (geth has an open TODO for a tie-breaker there).
+//!   further handshake (geth has an open TODO for a tie-breaker there). Against a peer that
+//!   keeps one set (geth, ChainSafe: the last handshake it handled), two rules keep the
+//!   first answers from being lost: a request to a node we have a WHOAREYOU pending for
+//!   waits for its handshake (at most until the challenge expires) instead of crossing it,
+//!   and when its handshake arrives after ours went out behind our WHOAREYOU, we keep
+//!   writing with our own keys, which that peer takes last (both seen in the interop tests,
+//!   `tests/INTEROP.md`).
 //! - **A handshake with a bad signature.** geth deletes the challenge (any failure does,
 //!   against forging attempts: `TestHandshake_BadHandshakeAttack`); sigp puts it back. We
 //!   follow geth; the spec is silent.
