@@ -80,6 +80,7 @@ macro_rules! against_each {
 against_each!(
     ping_both_ways_we_start,
     ping_both_ways_they_start,
+    handshakes_from_both_sides_at_once,
     findnode_they_answer,
     findnode_we_answer,
     talk_both_ways,
@@ -133,6 +134,26 @@ fn ping_both_ways_they_start(kind: Kind) {
     // Both pings of ours went over the session their handshake made.
     let sessions = us.inspect(|d| d.sessions().session_count());
     assert_eq!(sessions, 1, "one session with {kind}");
+}
+
+/// Both sides start a handshake at the same moment (each PINGs the other, neither holding a
+/// session), five fresh pairs in a row: both PINGs are answered, and both directions work
+/// afterwards.
+fn handshakes_from_both_sides_at_once(kind: Kind) {
+    for round in 0..5u64 {
+        let mut them = start(kind, Options::new(key(151 + 2 * round)));
+        let mut us = OurNode::start(Options::new(key(152 + 2 * round)));
+        let (to_them, to_us) = (them.record(), us.record());
+        let (ours, theirs) = std::thread::scope(|s| {
+            let a = s.spawn(|| us.ping(&to_them));
+            let b = s.spawn(|| them.ping(&to_us));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        ours.unwrap_or_else(|e| panic!("round {round}: our PING to {kind}: {e}"));
+        theirs.unwrap_or_else(|e| panic!("round {round}: {kind}'s PING to us: {e}"));
+        assert_pong(&mut us, them.as_ref());
+        assert_pong(them.as_mut(), &us);
+    }
 }
 
 /// How long a child process may take to report what it saw.
