@@ -770,7 +770,7 @@ fn mixed_network_every_node_finds_every_other_and_lookups_return_the_true_closes
                             };
                             let mut got = ids(&r);
                             // ChainSafe finds the right nodes but does not order them: its
-                            // lookup sorts with a comparator that is no order (item 6).
+                            // lookup sorts with a comparator that is no order (item 7).
                             if kind == Kind::ChainSafe {
                                 got = by_distance(&t, got);
                             }
