@@ -628,6 +628,8 @@ const MIXED: [(Kind, usize); 4] = [
 ];
 /// Lookups for one target before a node's results must have held all the true closest.
 const LOOKUP_TRIES: usize = 3;
+/// The pause between them.
+const LOOKUP_PAUSE: Duration = Duration::from_millis(1500);
 /// Longest the mixed network may take for every node to know every other.
 const CONVERGE: Duration = Duration::from_secs(40);
 
@@ -757,10 +759,15 @@ fn mixed_network_every_node_finds_every_other_and_lookups_return_the_true_closes
                         want.truncate(16);
                         // A lookup may leave out a node whose answer was lost during it (sigp
                         // and ChainSafe return only nodes that answered; geth's and sigp's
-                        // requests to ChainSafe lose 1 in 256 answers, INTEROP.md item 1):
-                        // up to LOOKUP_TRIES, each returning only true closest, in order.
+                        // requests to ChainSafe lose 1 in 256 answers, INTEROP.md item 1; two
+                        // ChainSafe nodes whose handshakes crossed cannot talk for a few
+                        // seconds, item 10): up to LOOKUP_TRIES, LOOKUP_PAUSE apart, each
+                        // returning only true closest, in order.
                         let mut attempts = Vec::new();
-                        for _ in 0..LOOKUP_TRIES {
+                        for attempt in 0..LOOKUP_TRIES {
+                            if attempt > 0 {
+                                std::thread::sleep(LOOKUP_PAUSE);
+                            }
                             let r = match n.lookup(t) {
                                 Ok(r) => r,
                                 Err(e) => {
