@@ -4,7 +4,7 @@
 
 mod discv5_support;
 
-use devp2p_core::discv5::message::{Message, Nodes, Ping, Pong, RequestId};
+use devp2p_core::discv5::message::{Message, Nodes, Ping, Pong, RequestId, MAX_NODES_RESPONSES};
 use devp2p_core::discv5::packet::flag;
 use devp2p_core::discv5::sessions::REQUEST_TIMEOUT;
 use devp2p_core::discv5::{
@@ -132,7 +132,7 @@ fn findnode_zero_returns_the_responders_own_record_and_nothing_else() {
 }
 
 #[test]
-fn nodes_parts_beyond_five_and_total_zero_follow_geths_rules() {
+fn nodes_parts_beyond_six_are_unsolicited_and_total_zero_is_read_as_one() {
     // B answers with hand-made NODES messages under its session with A.
     let (mut net, a, b) = two();
     net.request(a, b, Request::Ping);
@@ -144,7 +144,8 @@ fn nodes_parts_beyond_five_and_total_zero_follow_geths_rules() {
     let id = net.request(a, b, Request::FindNode { distances });
     net.run_until_request(b);
     let from = net.address(a);
-    // total 9 is cut to 5: the answer is complete after five parts.
+    // total 9 is cut to 6 (geth: 5; 6 parts of 3 records carry ChainSafe's 16): the answer
+    // is complete after six parts.
     for r in &records {
         let m = Message::Nodes(Nodes {
             request_id: id,
@@ -158,11 +159,12 @@ fn nodes_parts_beyond_five_and_total_zero_follow_geths_rules() {
     net.flush(b);
     net.run_idle();
     let n = nodes_of(&net, a, id);
-    assert_eq!((n.messages, n.total), (5, 5));
-    assert_eq!(n.records, records[..5].to_vec());
+    assert_eq!(MAX_NODES_RESPONSES, 6);
+    assert_eq!((n.messages, n.total), (6, 6));
+    assert_eq!(n.records, records[..6].to_vec());
     assert!(responder != net.id(a));
-    // The two parts after the fifth are unsolicited.
-    assert_eq!(net.peers[a].m.drop_count(DropReason::Unsolicited), 2);
+    // The part after the sixth is unsolicited.
+    assert_eq!(net.peers[a].m.drop_count(DropReason::Unsolicited), 1);
     // total 0 is read as 1.
     let id = net.request(a, b, Request::FindNode { distances: vec![0] });
     net.run_until_request(b);
@@ -397,5 +399,23 @@ fn three_nodes_a_record_learnt_from_nodes_is_enough_to_reach_its_node() {
     pong_of(&net, a, ping_b);
     for i in [a, b, c] {
         assert_eq!(net.peers[i].m.session_count(), 2, "node {i}");
+    }
+}
+
+#[test]
+fn our_request_ids_are_8_bytes_and_never_start_with_a_zero_byte() {
+    // @chainsafe/discv5 11.0.0 echoes a request id as an integer, without its leading zero
+    // bytes (ChainSafe/discv5#312): an id starting with 00 would never match its answer.
+    // With 4,096 ids, a uniform draw has one starting with 00 in all but 1e-7 of runs.
+    let mut net = Net::new();
+    let mut config = SessionsConfig::default();
+    config.max_requests = 4096;
+    config.max_queued_requests_per_node = 4096;
+    let a = net.add_at(1, "127.0.0.1:30301".parse().unwrap(), config);
+    let b = net.add(2, 30302);
+    for _ in 0..4096 {
+        let id = net.request(a, b, Request::Ping);
+        assert_eq!(id.as_bytes().len(), 8, "{id:?}");
+        assert_ne!(id.as_bytes()[0], 0, "{id:?}");
     }
 }

@@ -639,3 +639,158 @@ fn a_changed_local_record_goes_to_peers_that_hold_an_older_one() {
         Event::Request { request: Message::Ping(p), .. } if p.enr_seq == 2
     )));
 }
+
+/// The last datagram sent to `to`.
+fn last_to(net: &Net, to: std::net::SocketAddr) -> Vec<u8> {
+    net.log
+        .iter()
+        .rev()
+        .find(|s| s.to == to)
+        .expect("a datagram")
+        .bytes
+        .clone()
+}
+
+#[test]
+fn crossing_handshakes_answer_under_the_keys_a_peer_keeping_one_set_ends_with() {
+    // geth and ChainSafe keep only the keys of the last handshake they handled. Both ends
+    // handshake at once, and our WHOAREYOU leaves before our handshake: the peer answers
+    // the WHOAREYOU first, then takes our handshake's keys. Our answer to the request in
+    // its handshake must be readable under those (it was lost, and geth's PING with it).
+    use devp2p_core::discv5::message::Pong;
+    use devp2p_core::discv5::packet::{encode_handshake, encode_whoareyou, Whoareyou};
+    let mut net = Net::new();
+    let a = net.add(1, 30301);
+    let mut peer = Scripted::new(7, "127.0.0.1:30399".parse().unwrap());
+    let a_id = net.id(a);
+    let contact = Contact::from_record(peer.record()).unwrap();
+    let now = net.now;
+    let ours = net.peers[a]
+        .m
+        .send_request(now, contact, Request::Ping)
+        .unwrap();
+    net.flush(a);
+    let p_a = last_to(&net, peer.addr);
+    // The peer's own first packet reaches us: we challenge it.
+    let random = peer.random(&a_id);
+    net.inject(a, peer.addr, &random).unwrap();
+    let w_a = last_to(&net, peer.addr);
+    // The peer challenges our first packet; our handshake goes out after our WHOAREYOU.
+    let p_a_nonce = Packet::decode(&peer.key.id(), &p_a).unwrap().nonce();
+    let mut w_b = Vec::new();
+    let challenge = Whoareyou {
+        id_nonce: [2; 16],
+        enr_seq: 0,
+    };
+    let w_b_data = encode_whoareyou(&mut w_b, &a_id, &[1; 16], &p_a_nonce, &challenge);
+    net.inject(a, peer.addr, &w_b).unwrap();
+    let h_a = last_to(&net, peer.addr);
+    let h_a_packet = Packet::decode(&peer.key.id(), &h_a).unwrap();
+    assert_eq!(h_a_packet.flag(), flag::HANDSHAKE);
+    // The peer answers our WHOAREYOU with its handshake, carrying its PING; we PONG.
+    let w_a_packet = Packet::decode(&peer.key.id(), &w_a).unwrap();
+    let ping = Message::Ping(Ping {
+        request_id: RequestId::from_u64(0x77),
+        enr_seq: 1,
+    });
+    let eph = secp256k1::SecretKey::from_secret_bytes([0x44; 32]).unwrap();
+    let mut h_b = Vec::new();
+    encode_handshake(
+        &mut h_b,
+        &peer.key,
+        net.peers[a].key.public(),
+        w_a_packet.header(),
+        &eph,
+        Some(&peer.record()),
+        &[3; 16],
+        &[0, 0, 0, 1, 9, 9, 9, 9, 9, 9, 9, 9],
+        &ping,
+    )
+    .unwrap();
+    net.inject(a, peer.addr, &h_b).unwrap();
+    let pong = last_to(&net, peer.addr);
+    // Then the peer takes our handshake, and those keys are the only ones it holds.
+    let a_record = net.peers[a].record.clone();
+    let accepted = h_a_packet
+        .accept_handshake(&peer.key, &w_b_data, Some(&a_record))
+        .unwrap();
+    let answer = Packet::decode(&peer.key.id(), &pong)
+        .unwrap()
+        .open(&accepted.keys.read)
+        .expect("our PONG opens under the keys the peer kept");
+    match answer {
+        Message::Pong(Pong { request_id, .. }) => {
+            assert_eq!(request_id.as_bytes(), &[0, 0, 0, 0, 0, 0, 0, 0x77])
+        }
+        other => panic!("not a PONG: {other:?}"),
+    }
+    // Its PONG to our PING, under those keys, completes our request.
+    peer.keys = Some(accepted.keys.clone());
+    let pong_b = Message::Pong(Pong {
+        request_id: ours,
+        enr_seq: 1,
+        recipient_ip: Some(net.peers[a].addr.ip()),
+        recipient_port: net.peers[a].addr.port(),
+    });
+    let sealed = peer.seal(&a_id, &pong_b.to_vec());
+    net.inject(a, peer.addr, &sealed).unwrap();
+    assert_eq!(pong_of(&net, a, ours).request_id, ours);
+}
+
+#[test]
+fn a_request_while_our_whoareyou_is_pending_waits_for_the_peers_handshake() {
+    // B pings A; A's WHOAREYOU is on its way when A's application pings B. A holds its PING
+    // back and sends it under the session B's handshake makes: no random packet crosses
+    // B's handshake, so B never challenges A and one handshake serves both requests (sigp
+    // drops its fresh session on such a crossing packet, and our answer with it).
+    let (mut net, a, b) = two();
+    let ba = net.request(b, a, Request::Ping);
+    net.run_for(LATENCY);
+    assert_eq!(
+        net.whoareyous_by(a).len(),
+        1,
+        "A challenged B's first packet"
+    );
+    let ab = net.request(a, b, Request::Ping);
+    assert_eq!(
+        net.sent_by(a, flag::MESSAGE).len(),
+        0,
+        "A's PING waits for B's handshake"
+    );
+    net.run_idle();
+    pong_of(&net, a, ab);
+    pong_of(&net, b, ba);
+    assert_eq!(net.whoareyous_by(b).len(), 0, "B never challenged A");
+    assert_eq!(net.sent_by(a, flag::HANDSHAKE).len(), 0);
+    assert_eq!(net.sent_by(b, flag::HANDSHAKE).len(), 1);
+    // A's PING and its PONG to B, both under B's handshake's session.
+    assert_eq!(net.sent_by(a, flag::MESSAGE).len(), 2);
+}
+
+#[test]
+fn a_held_request_goes_out_when_the_peers_handshake_never_comes() {
+    // As above, but B's handshake is lost: A's PING goes out when its WHOAREYOU expires
+    // (at most 1 s) and is answered through a handshake of its own.
+    let (mut net, a, b) = two();
+    let b_addr = net.peers[b].addr;
+    let mut lost = false;
+    net.filter = Some(Box::new(move |net: &Net, s: &Sent| {
+        if !lost && s.from == b_addr && net.flag_of(s) == Some(flag::HANDSHAKE) {
+            lost = true;
+            return Fate::Lose;
+        }
+        Fate::Deliver
+    }));
+    let _ba = net.request(b, a, Request::Ping);
+    net.run_for(LATENCY);
+    let t0 = net.now;
+    let ab = net.request(a, b, Request::Ping);
+    net.run_idle();
+    pong_of(&net, a, ab);
+    let first = net.sent_by(a, flag::MESSAGE)[0].at;
+    assert!(first > t0, "held back");
+    assert!(
+        first <= t0 + Duration::from_secs(1),
+        "at most until the WHOAREYOU expires"
+    );
+}

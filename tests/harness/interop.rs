@@ -3,7 +3,7 @@
 //! `driver-tokio/tests/interop_cli.rs` (each includes this file with `#[path]`).
 //!
 //! [`ready`] checks for Node.js and npm and runs `npm ci` in `tests/interop/` once when its
-//! `node_modules` is missing or holds another version (serialised across threads by a
+//! `node_modules` is missing or holds another version of any pinned package (serialised across threads by a
 //! `OnceLock` and across processes by a lock file). Without `node` or `npm` it fails the test
 //! with a message saying what to install; only `DEVP2P_SKIP_INTEROP=1` skips the tests.
 //!
@@ -11,6 +11,7 @@
 //! child process: it reads the JSON lines the script prints into a log, sends it commands, and
 //! kills it on drop. Every wait is bounded.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,8 @@ use serde_json::Value;
 
 /// Set to `1` to skip the interop tests (they say so on stderr).
 pub const SKIP_VAR: &str = "DEVP2P_SKIP_INTEROP";
-/// The oldest Node.js @ethereumjs/devp2p supports (its `engines` field).
+/// The oldest Node.js the pinned packages support (@ethereumjs/devp2p's `engines` field;
+/// @chainsafe/discv5 names none, and runs here on Node.js 20).
 pub const MIN_NODE_MAJOR: u32 = 18;
 /// Longest `npm ci` may take (it takes seconds with a warm cache).
 pub const NPM_CI_TIMEOUT: Duration = Duration::from_secs(240);
@@ -82,8 +84,8 @@ fn setup(dir: &Path) -> Result<(), String> {
         }
     }
     tool_version("npm")?;
-    let wanted = pinned_version(dir)?;
-    if installed_version(dir).as_deref() == Some(wanted.as_str()) {
+    let wanted = pinned_versions(dir)?;
+    if installed_versions(dir, &wanted).is_ok() {
         return Ok(());
     }
     // Another test binary may be installing at the same moment: one at a time, and whoever
@@ -93,13 +95,18 @@ fn setup(dir: &Path) -> Result<(), String> {
         File::create(&lock_path).map_err(|e| format!("creating {}: {e}", lock_path.display()))?;
     lock.lock()
         .map_err(|e| format!("locking {}: {e}", lock_path.display()))?;
-    if installed_version(dir).as_deref() == Some(wanted.as_str()) {
+    if installed_versions(dir, &wanted).is_ok() {
         return Ok(());
     }
     let _ = writeln!(
         std::io::stderr(),
-        "interop: running `npm ci` in {} (@ethereumjs/devp2p {wanted})",
-        dir.display()
+        "interop: running `npm ci` in {} ({})",
+        dir.display(),
+        wanted
+            .iter()
+            .map(|(p, v)| format!("{p} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut cmd = Command::new("npm");
     cmd.args(["ci", "--no-audit", "--no-fund"]).current_dir(dir);
@@ -113,12 +120,7 @@ fn setup(dir: &Path) -> Result<(), String> {
             out.stderr
         ));
     }
-    match installed_version(dir) {
-        Some(v) if v == wanted => Ok(()),
-        other => Err(format!(
-            "`npm ci` succeeded but node_modules holds @ethereumjs/devp2p {other:?}, not {wanted}"
-        )),
-    }
+    installed_versions(dir, &wanted).map_err(|e| format!("`npm ci` succeeded, but {e}"))
 }
 
 /// `<tool> --version`, or an error naming the tool.
@@ -138,25 +140,40 @@ fn tool_version(tool: &str) -> Result<String, String> {
     Ok(out.stdout.trim().to_string())
 }
 
-/// The exact @ethereumjs/devp2p version `package.json` pins.
-fn pinned_version(dir: &Path) -> Result<String, String> {
+/// The packages `package.json` pins, with their exact versions.
+fn pinned_versions(dir: &Path) -> Result<BTreeMap<String, String>, String> {
     let path = dir.join("package.json");
     let v = read_json(&path)?;
-    v["dependencies"]["@ethereumjs/devp2p"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("{} pins no @ethereumjs/devp2p version", path.display()))
+    let deps = v["dependencies"]
+        .as_object()
+        .ok_or_else(|| format!("{} has no dependencies", path.display()))?;
+    deps.iter()
+        .map(|(p, v)| match v.as_str() {
+            Some(v) => Ok((p.clone(), v.to_string())),
+            None => Err(format!("{} pins {p} to no version", path.display())),
+        })
+        .collect()
 }
 
-/// The installed @ethereumjs/devp2p version, if `npm ci` completed (npm writes
-/// `node_modules/.package-lock.json` last).
-fn installed_version(dir: &Path) -> Option<String> {
+/// `Ok` if `npm ci` completed (npm writes `node_modules/.package-lock.json` last) and every
+/// pinned package is installed at its version; `Err` names the first that is not.
+fn installed_versions(dir: &Path, wanted: &BTreeMap<String, String>) -> Result<(), String> {
     let nm = dir.join("node_modules");
     if !nm.join(".package-lock.json").is_file() {
-        return None;
+        return Err(format!("{} holds no completed install", nm.display()));
     }
-    let v = read_json(&nm.join("@ethereumjs/devp2p/package.json")).ok()?;
-    v["version"].as_str().map(str::to_string)
+    for (package, version) in wanted {
+        let manifest = nm.join(package).join("package.json");
+        let found = read_json(&manifest)
+            .ok()
+            .and_then(|v| v["version"].as_str().map(str::to_string));
+        if found.as_deref() != Some(version.as_str()) {
+            return Err(format!(
+                "node_modules holds {package} {found:?}, not {version}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn read_json(path: &Path) -> Result<Value, String> {
@@ -234,10 +251,16 @@ impl EjsPeer {
     /// Starts `peer.mjs` with `args` (e.g. `--rlpx`, `--dpt`) and waits until it listens.
     /// Call [`ready`] first.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_script("peer.mjs", args)
+    }
+
+    /// Starts `script` of `tests/interop/` (which takes `--max-seconds` and prints a
+    /// `listening` line first, as `peer.mjs` and `discv5.mjs` do) with `args`.
+    pub fn start_script(script: &str, args: &[&str]) -> Self {
         let dir = interop_dir();
         let lifetime = SCRIPT_LIFETIME_SECS.to_string();
         let mut child = Command::new("node")
-            .arg("peer.mjs")
+            .arg(script)
             .args(args)
             .args(["--max-seconds", &lifetime])
             .current_dir(&dir)
@@ -245,7 +268,7 @@ impl EjsPeer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting node peer.mjs in {}: {e}", dir.display()));
+            .unwrap_or_else(|e| panic!("starting node {script} in {}: {e}", dir.display()));
         let log: Arc<(Mutex<Log>, Condvar)> = Arc::default();
         let stdout = child.stdout.take().expect("piped");
         let thread_log = log.clone();
@@ -284,7 +307,7 @@ impl EjsPeer {
             stderr,
             listening: Value::Null,
         };
-        peer.listening = peer.wait_for("the ethereumjs peer to listen", START_TIMEOUT, |e| {
+        peer.listening = peer.wait_for(&format!("{script} to listen"), START_TIMEOUT, |e| {
             e["event"] == "listening"
         });
         peer
@@ -319,9 +342,7 @@ impl EjsPeer {
         let stdin = self.stdin.as_mut().expect("stdin open until drop");
         writeln!(stdin, "{cmd}")
             .and_then(|()| stdin.flush())
-            .unwrap_or_else(|e| {
-                panic!("sending {cmd} to the ethereumjs peer: {e}\n{}", self.dump())
-            });
+            .unwrap_or_else(|e| panic!("sending {cmd} to the Node.js peer: {e}\n{}", self.dump()));
     }
 
     /// Every event so far.
@@ -348,7 +369,7 @@ impl EjsPeer {
             let now = Instant::now();
             if now >= deadline || log.closed {
                 let why = if log.closed {
-                    "the ethereumjs peer exited".to_string()
+                    "the Node.js peer exited".to_string()
                 } else {
                     format!("timed out after {timeout:?}")
                 };
@@ -385,12 +406,12 @@ impl EjsPeer {
 
     /// Everything the script printed, for a failure message.
     pub fn dump(&self) -> String {
-        let mut s = String::from("--- ethereumjs peer stdout ---\n");
+        let mut s = String::from("--- Node.js peer stdout ---\n");
         for e in self.events() {
             s.push_str(&e.to_string());
             s.push('\n');
         }
-        s.push_str("--- ethereumjs peer stderr ---\n");
+        s.push_str("--- Node.js peer stderr ---\n");
         s.push_str(&self.stderr.lock().unwrap_or_else(|p| p.into_inner()));
         s
     }

@@ -158,6 +158,8 @@ impl Trace {
                 Discv5Event::Bootstrapped => rec(18, 0, &[]),
                 Discv5Event::TalkRequest { id, from, .. } => rec(19, id.0, &[&from.id.0]),
                 Discv5Event::TalkResponse { to, .. } => rec(20, 0, &[&to.id.0]),
+                Discv5Event::PingResponse { to, .. } => rec(21, 0, &[&to.id.0]),
+                Discv5Event::FindNodeResponse { to, .. } => rec(22, 0, &[&to.id.0]),
             },
             NodeEvent::Writable { peer } => rec(11, 0, &[&peer.0]),
             NodeEvent::ConnectionFailed(f) => {

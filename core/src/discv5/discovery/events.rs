@@ -3,8 +3,8 @@
 use std::fmt;
 
 use crate::discv4::{LookupId, Node};
-use crate::discv5::message::RequestId;
-use crate::discv5::sessions::{NodeAddress, RequestFailure, SendError};
+use crate::discv5::message::{Pong, RequestId};
+use crate::discv5::sessions::{NodeAddress, NodesResponse, RequestFailure, SendError};
 use crate::identity::NodeId;
 
 /// A TALKREQ handed to the application, to be answered with
@@ -52,6 +52,25 @@ pub enum Event {
         protocol: Vec<u8>,
         /// The request.
         request: Vec<u8>,
+    },
+    /// One of our PINGs ([`super::Discovery::ping`]) was answered or failed.
+    PingResponse {
+        /// The id `ping` returned.
+        id: RequestId,
+        /// Where it went.
+        to: NodeAddress,
+        /// The PONG (the node's record seq, and our address as it saw it), or why none came.
+        result: Result<Pong, RequestFailure>,
+    },
+    /// One of our FINDNODEs ([`super::Discovery::find_node`]) was answered or failed.
+    FindNodeResponse {
+        /// The id `find_node` returned.
+        id: RequestId,
+        /// Where it went.
+        to: NodeAddress,
+        /// Every NODES message of the answer put together (verified records at the distances
+        /// asked, each node once), or why none came.
+        result: Result<NodesResponse, RequestFailure>,
     },
     /// One of our TALKREQs ([`super::Discovery::talk_request`]) was answered or failed.
     TalkResponse {

@@ -174,6 +174,16 @@ impl<R: CryptoRng> Discovery<R> {
                     .collect();
                 self.query_done(lookup, node, Some(found));
             }
+            (Purpose::Ping, Response::Pong(pong)) => self.emit(Event::PingResponse {
+                id,
+                to: from,
+                result: Ok(pong),
+            }),
+            (Purpose::FindNode, Response::Nodes(nodes)) => self.emit(Event::FindNodeResponse {
+                id,
+                to: from,
+                result: Ok(nodes),
+            }),
             (Purpose::Talk, Response::TalkResp(bytes)) => self.emit(Event::TalkResponse {
                 id,
                 to: from,
@@ -204,6 +214,16 @@ impl<R: CryptoRng> Discovery<R> {
                 self.fetching.remove(&node.id());
             }
             Purpose::Query { lookup, node } => self.query_done(lookup, node, None),
+            Purpose::Ping => self.emit(Event::PingResponse {
+                id,
+                to,
+                result: Err(reason),
+            }),
+            Purpose::FindNode => self.emit(Event::FindNodeResponse {
+                id,
+                to,
+                result: Err(reason),
+            }),
             Purpose::Talk => self.emit(Event::TalkResponse {
                 id,
                 to,

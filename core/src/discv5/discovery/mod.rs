@@ -138,6 +138,10 @@ enum Purpose {
     FetchRecord(Node),
     /// FINDNODE for a lookup.
     Query { lookup: LookupId, node: Node },
+    /// The application's PING.
+    Ping,
+    /// The application's FINDNODE.
+    FindNode,
     /// The application's TALKREQ.
     Talk,
 }
@@ -402,6 +406,29 @@ impl<R: CryptoRng> Discovery<R> {
         self.start_lookup(now, unix_secs, target)
     }
 
+    /// Sends a PING to the node of `record`, at the UDP endpoint it advertises (geth
+    /// `UDPv5.Ping`); the PONG, or why none came, arrives as [`Event::PingResponse`] with the
+    /// returned id.
+    pub fn ping(&mut self, now: Instant, record: &Enr) -> Result<RequestId, SendError> {
+        self.user_request(now, record, Request::Ping, Purpose::Ping)
+    }
+
+    /// Sends FINDNODE for `distances` (0 for the node's own record) to the node of `record`,
+    /// at the UDP endpoint it advertises (geth `UDPv5.Findnode`); the records, or why none
+    /// came, arrive as [`Event::FindNodeResponse`] with the returned id. The records are not
+    /// put into the table.
+    pub fn find_node(
+        &mut self,
+        now: Instant,
+        record: &Enr,
+        distances: &[u64],
+    ) -> Result<RequestId, SendError> {
+        let ask = Request::FindNode {
+            distances: distances.to_vec(),
+        };
+        self.user_request(now, record, ask, Purpose::FindNode)
+    }
+
     /// Sends a TALKREQ of `protocol` to the node of `record`, at the UDP endpoint it
     /// advertises; the answer arrives as [`Event::TalkResponse`] with the returned id.
     pub fn talk_request(
@@ -411,19 +438,11 @@ impl<R: CryptoRng> Discovery<R> {
         protocol: &[u8],
         request: &[u8],
     ) -> Result<RequestId, SendError> {
-        self.advance(now, self.unix_secs);
-        let contact = Contact::from_record(record.clone()).ok_or(SendError::NoEndpoint)?;
-        let id = self.sessions.send_request(
-            self.now,
-            contact,
-            Request::TalkReq {
-                protocol: protocol.to_vec(),
-                request: request.to_vec(),
-            },
-        )?;
-        self.requests.insert(id, Purpose::Talk);
-        self.drain_sessions();
-        Ok(id)
+        let ask = Request::TalkReq {
+            protocol: protocol.to_vec(),
+            request: request.to_vec(),
+        };
+        self.user_request(now, record, ask, Purpose::Talk)
     }
 
     /// Answers the TALKREQ `id` ([`Event::TalkRequest`]) with `response`.
@@ -486,6 +505,22 @@ impl<R: CryptoRng> Discovery<R> {
         let mut t = [0u8; 32];
         self.rng.fill_bytes(&mut t);
         NodeId(t)
+    }
+
+    /// Sends the application's `request` to the node of `record`, at its advertised endpoint.
+    fn user_request(
+        &mut self,
+        now: Instant,
+        record: &Enr,
+        request: Request,
+        purpose: Purpose,
+    ) -> Result<RequestId, SendError> {
+        self.advance(now, self.unix_secs);
+        let contact = Contact::from_record(record.clone()).ok_or(SendError::NoEndpoint)?;
+        let id = self.sessions.send_request(self.now, contact, request)?;
+        self.requests.insert(id, purpose);
+        self.drain_sessions();
+        Ok(id)
     }
 
     /// Sends `request` to `node` for `purpose`; false if the session layer refused it.

@@ -23,6 +23,9 @@ pub(super) struct Call {
     pub attempts: u8,
     /// Whether this attempt already answered a WHOAREYOU.
     pub handshake_sent: bool,
+    /// Whether its first send was held back for the peer's handshake (see
+    /// `Sessions::send_attempt`); once only.
+    pub held: bool,
     /// The nonce of every packet sent for it: a WHOAREYOU may name any of them (a peer
     /// repeats its first challenge, which names our first packet, §4.9).
     pub nonces: SmallVec<[Nonce; 4]>,

@@ -166,6 +166,7 @@ impl<R: CryptoRng> Sessions<R> {
         };
         // Stored as geth does, when the handshake goes out; confirmed when the peer answers.
         // The handshake packet used nonce 1 under the new keys, so the count moves past it.
+        let after_our_challenge = self.challenges.peek(&node).is_some();
         match self.sessions.get_mut(&node) {
             Some(s) => {
                 s.rekey(keys, false);
@@ -175,6 +176,11 @@ impl<R: CryptoRng> Sessions<R> {
                 let mut s = Session::new(keys, false);
                 let _ = s.next_nonce(&mut self.rng);
                 self.sessions.insert(node, s);
+            }
+        }
+        if after_our_challenge {
+            if let Some(s) = self.sessions.get_mut(&node) {
+                s.sent_after_our_challenge();
             }
         }
         let deadline = self.now + self.config.request_timeout;
@@ -207,7 +213,7 @@ impl<R: CryptoRng> Sessions<R> {
             .accept_handshake(&self.key, &challenge.data, challenge.record.as_ref())
             .map_err(|_| DropReason::BadHandshake)?;
         match self.sessions.get_mut(&node) {
-            Some(s) => s.rekey(accepted.keys, true),
+            Some(s) => s.accept(accepted.keys),
             None => {
                 self.sessions
                     .insert(node, Session::new(accepted.keys, true));
@@ -219,6 +225,14 @@ impl<R: CryptoRng> Sessions<R> {
             record: Some(accepted.record),
             direction: Direction::Inbound,
         });
+        // A request held back for this handshake goes out under the session it made.
+        if self
+            .calls
+            .active(&node)
+            .is_some_and(|c| c.held && c.attempts == 0)
+        {
+            self.send_attempt(node);
+        }
         self.on_plaintext(node, accepted.message)
     }
 

@@ -31,7 +31,7 @@
 //! | a handshake packet answering our pending WHOAREYOU | verified (record, signature, key), the session stored or replaced, [`Event::SessionEstablished`], then its message as above; the challenge is gone either way |
 //! | [`Sessions::send_request`] | one request in flight per node and address, the rest queued; without a session a random packet draws the WHOAREYOU |
 //! | a request's deadline ([`REQUEST_TIMEOUT`]) | sent again as a fresh packet [`REQUEST_RETRIES`] times, then [`Event::RequestFailed`] |
-//! | NODES answering our FINDNODE | gathered until `total` messages (at most 5) arrived, each re-arming the timer; one [`Event::Response`] |
+//! | NODES answering our FINDNODE | gathered until `total` messages (at most 6) arrived, each re-arming the timer; one [`Event::Response`] |
 //!
 //! A peer that restarts, and so lost its keys, fails to open our packets and challenges us;
 //! a peer we lost keys with fails to open under ours and is challenged. Either way a new
@@ -141,7 +141,13 @@
 //!   overwriting the old; sigp holds the new keys aside and tries them once. We keep the two
 //!   latest key sets, write with the newer and read with both; a packet opening only under the
 //!   older makes it current again. When both ends handshake at once this converges without a
-//!   further handshake (geth has an open TODO for a tie-breaker there).
+//!   further handshake (geth has an open TODO for a tie-breaker there). Against a peer that
+//!   keeps one set (geth, ChainSafe: the last handshake it handled), two rules keep the
+//!   first answers from being lost: a request to a node we have a WHOAREYOU pending for
+//!   waits for its handshake (at most until the challenge expires) instead of crossing it,
+//!   and when its handshake arrives after ours went out behind our WHOAREYOU, we keep
+//!   writing with our own keys, which that peer takes last (both seen in the interop tests,
+//!   `tests/INTEROP.md`).
 //! - **A handshake with a bad signature.** geth deletes the challenge (any failure does,
 //!   against forging attempts: `TestHandshake_BadHandshakeAttack`); sigp puts it back. We
 //!   follow geth; the spec is silent.
@@ -157,8 +163,9 @@
 //! - **Handshakes per request.** geth allows one per call; we allow one per attempt.
 //! - **Requests in flight.** geth allows one per node id, sigp one per node id and address;
 //!   we follow sigp, since sessions are per address, and bound the queue behind it.
-//! - **NODES.** We follow geth: `total` cut to 5 and 0 read as 1, records outside the asked
-//!   distances and repeats dropped one by one (sigp bans the peer instead).
+//! - **NODES.** We follow geth: `total` 0 read as 1, records outside the asked distances and
+//!   repeats dropped one by one (sigp bans the peer instead); but `total` is cut to 6, not
+//!   geth's 5, so that ChainSafe's 16 records at 3 per message arrive whole.
 //! - **The handshake record's address.** sigp refuses a session whose record advertises a
 //!   UDP address other than the packet's source; geth accepts it. We accept it as geth and
 //!   report the record; the layer above decides what to do with its address.

@@ -57,6 +57,7 @@ impl<R: CryptoRng> Sessions<R> {
             message,
             attempts: 0,
             handshake_sent: false,
+            held: false,
             nonces: SmallVec::new(),
             deadline: Instant::MAX,
             nodes: None,
@@ -145,10 +146,23 @@ impl<R: CryptoRng> Sessions<R> {
     /// Sends the request in flight to `node` once more: under the session if there is one,
     /// else as a random packet that draws a WHOAREYOU. A fresh packet each time (not the
     /// last one again) so that a lost response is recovered as well as a lost handshake.
-    fn send_attempt(&mut self, node: NodeAddress) {
+    ///
+    /// A first attempt while a WHOAREYOU of ours to the node is pending waits for the node's
+    /// handshake (then it goes under the session the handshake makes) or for the
+    /// challenge to expire, whichever comes first: the node is handshaking with us already,
+    /// and a packet of ours crossing its handshake would start a second one the other way.
+    /// sigp drops its new session on such a packet, undecryptable to it, and with it our
+    /// answer to its request (seen in the interop tests).
+    pub(super) fn send_attempt(&mut self, node: NodeAddress) {
+        let challenge_expires = self.challenges.peek(&node).map(|c| c.expires);
         let Some(call) = self.calls.active_mut(&node) else {
             return;
         };
+        if let Some(expires) = challenge_expires.filter(|_| call.attempts == 0 && !call.held) {
+            call.held = true;
+            call.deadline = expires.min(self.now + self.config.request_timeout);
+            return;
+        }
         call.attempts = call.attempts.saturating_add(1);
         call.handshake_sent = false;
         call.deadline = self.now + self.config.request_timeout;
@@ -231,11 +245,15 @@ impl<R: CryptoRng> Sessions<R> {
         }
     }
 
-    /// 8 random bytes, as geth's request ids, none of ours outstanding.
+    /// 8 random bytes, as geth's request ids, none of ours outstanding, and never with a
+    /// leading zero byte: @chainsafe/discv5 before 11.0.4 keeps a request id as an integer
+    /// and echoes it without its leading zeros (ChainSafe/discv5#312), so 1 in 256 of
+    /// geth's requests to such a node is never answered in effect. The spec asks for the
+    /// bytes echoed as they came, which we do; this only keeps our own ids clear of the bug.
     fn fresh_request_id(&mut self) -> RequestId {
         loop {
             let id = RequestId::from_u64(self.rng.next_u64());
-            if !self.calls.contains_id(&id) {
+            if id.as_bytes()[0] != 0 && !self.calls.contains_id(&id) {
                 debug_assert_eq!(id.as_bytes().len(), MAX_REQUEST_ID_SIZE);
                 return id;
             }

@@ -19,6 +19,9 @@ struct Keys {
     confirmed: bool,
     /// Packets we sealed with them.
     sent: u32,
+    /// They are our own handshake's, sent while a WHOAREYOU of ours to the same node was
+    /// pending (both ends handshaking at once, our challenge out first).
+    after_our_challenge: bool,
 }
 
 /// The keys shared with one node at one address ([DISCV5.md §6](crate::spec::discv5)).
@@ -43,8 +46,36 @@ impl Session {
                 keys,
                 confirmed,
                 sent: 0,
+                after_our_challenge: false,
             },
             previous: None,
+        }
+    }
+
+    /// Marks the current keys as our own handshake's, sent while a WHOAREYOU of ours to the
+    /// same node was pending (see [`Session::accept`]).
+    pub fn sent_after_our_challenge(&mut self) {
+        self.current.after_our_challenge = true;
+    }
+
+    /// The keys of the peer's handshake, which answered our WHOAREYOU. They take over, as
+    /// in [`Session::rekey`], unless both ends are handshaking at once and our own
+    /// handshake went out after our WHOAREYOU and is not yet answered: then the peer got
+    /// our WHOAREYOU first, answered it with these keys, and will take our handshake's keys
+    /// when it arrives, after. geth and ChainSafe keep only the keys of the last handshake
+    /// they handled, so we keep writing with ours, and keep these for reading; what we
+    /// write in answer to the handshake's own request then reaches them (a PONG under these
+    /// keys was lost, and geth's PING with it, seen in the interop tests).
+    pub fn accept(&mut self, keys: SessionKeys) {
+        if self.current.after_our_challenge && !self.current.confirmed {
+            self.previous = Some(Keys {
+                keys,
+                confirmed: true,
+                sent: 0,
+                after_our_challenge: false,
+            });
+        } else {
+            self.rekey(keys, true);
         }
     }
 
@@ -56,6 +87,7 @@ impl Session {
             keys,
             confirmed,
             sent: 0,
+            after_our_challenge: false,
         };
         self.previous = Some(std::mem::replace(&mut self.current, new));
     }

@@ -18,6 +18,11 @@
 //
 //	harness enr --key HEX --seq N [--ip IP] [--tcp PORT] [--udp PORT] [--field KEY=RLPHEX]...
 //	harness verify-enr RECORD   (enr:… or the record's RLP in hex)
+//
+// Discovery v5 mode, geth's discover.ListenV5 (optionally beside ListenV4 on one socket);
+// see discv5.go:
+//
+//	harness discv5 [--key HEX] [--listen 127.0.0.1:0] [--v4] [--bootnodes ENR,...] ...
 package main
 
 import (
@@ -84,6 +89,9 @@ func main() {
 			return
 		case "verify-enr":
 			verifyRecord(os.Args[2:])
+			return
+		case "discv5":
+			runDiscv5(os.Args[2:])
 			return
 		}
 	}
