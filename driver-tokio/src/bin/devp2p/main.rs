@@ -194,7 +194,7 @@ enum DnsCommand {
     /// Downloads the whole tree at an enrtree:// URL into a definition directory
     /// (enrtree-info.json and nodes.json; default: a directory named after the domain).
     Sync {
-        /// The tree: enrtree://<key>@<domain>.
+        /// The tree: `enrtree://<key>@<domain>`.
         url: String,
         /// Where to write the definition.
         dir: Option<PathBuf>,
