@@ -454,9 +454,8 @@ pub async fn crawl(
     }
     let mut nodes: BTreeMap<NodeId, Crawled> = BTreeMap::new();
     let mut answered_count = 0usize;
-    let tty = std::io::stderr().is_terminal();
+    let mut progress = Progress::new(started);
     let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
-    let mut last_log = Instant::now();
     let sleep = tokio::time::sleep_until(deadline.into());
     tokio::pin!(sleep);
     let mut record = |nodes: &mut BTreeMap<NodeId, Crawled>, (id, result, at): Checked| {
@@ -494,44 +493,21 @@ pub async fn crawl(
                 None => break,
             },
             Some(Ok(c)) = checks.join_next(), if !checks.is_empty() => record(&mut nodes, c),
-            _ = ticker.tick() => {
-                let line = format!(
-                    "crawl: {:>5.1}s  {} nodes found, {} answered",
-                    started.elapsed().as_secs_f64(),
-                    nodes.len(),
-                    nodes.values().filter(|c| c.answer.is_some()).count(),
-                );
-                if tty {
-                    eprint!("\r{line}   ");
-                    let _ = std::io::stderr().flush();
-                } else if last_log.elapsed() >= PROGRESS_LOG_INTERVAL {
-                    eprintln!("{line}");
-                    last_log = Instant::now();
-                }
-            }
+            _ = ticker.tick() => progress.show(
+                nodes.len(),
+                nodes.values().filter(|c| c.answer.is_some()).count(),
+            ),
             _ = &mut sleep => break,
         }
     }
-    if tty {
-        eprintln!();
-    }
+    progress.finish();
     let answered = anyone_answered(&node).await?;
     let _ = node.shutdown().await;
     let mut lookups_done = 0;
     while let Some(r) = lookups.join_next().await {
         lookups_done += r.unwrap_or(0);
     }
-    // The checks still running end by `checks_cap` on their own; the margin covers a busy
-    // machine.
-    let _ = tokio::time::timeout_at((checks_cap + Duration::from_millis(500)).into(), async {
-        while let Some(c) = checks.join_next().await {
-            if let Ok(c) = c {
-                record(&mut nodes, c);
-            }
-        }
-    })
-    .await;
-    checks.abort_all();
+    finish_checks(&mut checks, checks_cap, |c| record(&mut nodes, c)).await;
     eprintln!(
         "crawl: {} nodes found in {} lookups over {}; {} answered ENRRequest{}",
         nodes.len(),
@@ -611,6 +587,64 @@ pub(crate) fn rfc3339(unix: u64) -> String {
         secs / 60 % 60,
         secs % 60
     )
+}
+
+/// A crawl's live progress line on stderr: rewritten in place on a terminal, elsewhere one
+/// line every [`PROGRESS_LOG_INTERVAL`] (a log file gets no carriage returns).
+pub(crate) struct Progress {
+    tty: bool,
+    started: Instant,
+    last_log: Instant,
+}
+
+impl Progress {
+    pub(crate) fn new(started: Instant) -> Self {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            started,
+            last_log: Instant::now(),
+        }
+    }
+
+    /// Shows how many nodes were found and how many answered their check.
+    pub(crate) fn show(&mut self, found: usize, answered: usize) {
+        let line = format!(
+            "crawl: {:>5.1}s  {found} nodes found, {answered} answered",
+            self.started.elapsed().as_secs_f64(),
+        );
+        if self.tty {
+            eprint!("\r{line}   ");
+            let _ = std::io::stderr().flush();
+        } else if self.last_log.elapsed() >= PROGRESS_LOG_INTERVAL {
+            eprintln!("{line}");
+            self.last_log = Instant::now();
+        }
+    }
+
+    /// Ends the line on a terminal.
+    pub(crate) fn finish(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}
+
+/// Collects the checks still running when a crawl's lookups stop: they end by `cap` on their
+/// own, and a margin covers a busy machine; any left then are aborted.
+pub(crate) async fn finish_checks<T: 'static>(
+    checks: &mut tokio::task::JoinSet<T>,
+    cap: Instant,
+    mut record: impl FnMut(T),
+) {
+    let _ = tokio::time::timeout_at((cap + Duration::from_millis(500)).into(), async {
+        while let Some(c) = checks.join_next().await {
+            if let Ok(c) = c {
+                record(c);
+            }
+        }
+    })
+    .await;
+    checks.abort_all();
 }
 
 #[cfg(test)]

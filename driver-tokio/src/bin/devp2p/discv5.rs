@@ -4,7 +4,6 @@
 //! bootnodes; `crawl` and `listen` run a node with discv5 alone.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,8 +25,8 @@ use tokio::net::UdpSocket;
 
 use crate::args::{parse_secret_hex, show, NodeList, V5Node};
 use crate::discv4::{
-    no_bootnode_answered, nodes_json, Checked, Crawled, CRAWL_CHECK_TIMEOUT, CRAWL_PARALLEL_CHECKS,
-    CRAWL_PARALLEL_LOOKUPS, PROGRESS_INTERVAL, PROGRESS_LOG_INTERVAL,
+    finish_checks, no_bootnode_answered, nodes_json, Checked, Crawled, Progress,
+    CRAWL_CHECK_TIMEOUT, CRAWL_PARALLEL_CHECKS, CRAWL_PARALLEL_LOOKUPS, PROGRESS_INTERVAL,
 };
 use crate::node::{parse_nat, Nat};
 use crate::Failure;
@@ -465,9 +464,8 @@ pub async fn crawl(
     }
     let mut nodes: BTreeMap<NodeId, Crawled> = BTreeMap::new();
     let mut answered_count = 0usize;
-    let tty = std::io::stderr().is_terminal();
+    let mut progress = Progress::new(started);
     let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
-    let mut last_log = Instant::now();
     let sleep = tokio::time::sleep_until(deadline.into());
     tokio::pin!(sleep);
     let mut record = |nodes: &mut BTreeMap<NodeId, Crawled>, (id, result, at): Checked| {
@@ -500,42 +498,21 @@ pub async fn crawl(
                 None => break,
             },
             Some(Ok(c)) = checks.join_next(), if !checks.is_empty() => record(&mut nodes, c),
-            _ = ticker.tick() => {
-                let line = format!(
-                    "crawl: {:>5.1}s  {} nodes found, {} answered",
-                    started.elapsed().as_secs_f64(),
-                    nodes.len(),
-                    nodes.values().filter(|c| c.answer.is_some()).count(),
-                );
-                if tty {
-                    eprint!("\r{line}   ");
-                    let _ = std::io::stderr().flush();
-                } else if last_log.elapsed() >= PROGRESS_LOG_INTERVAL {
-                    eprintln!("{line}");
-                    last_log = Instant::now();
-                }
-            }
+            _ = ticker.tick() => progress.show(
+                nodes.len(),
+                nodes.values().filter(|c| c.answer.is_some()).count(),
+            ),
             _ = &mut sleep => break,
         }
     }
-    if tty {
-        eprintln!();
-    }
+    progress.finish();
     let answered = v5_answered(&node).await?;
     let _ = node.shutdown().await;
     let mut lookups_done = 0;
     while let Some(r) = lookups.join_next().await {
         lookups_done += r.unwrap_or(0);
     }
-    let _ = tokio::time::timeout_at((checks_cap + Duration::from_millis(500)).into(), async {
-        while let Some(c) = checks.join_next().await {
-            if let Ok(c) = c {
-                record(&mut nodes, c);
-            }
-        }
-    })
-    .await;
-    checks.abort_all();
+    finish_checks(&mut checks, checks_cap, |c| record(&mut nodes, c)).await;
     eprintln!(
         "crawl: {} nodes found in {} lookups over {}; {} answered FINDNODE [0]{}",
         nodes.len(),
