@@ -38,6 +38,8 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 const FIND_LIMIT: Duration = Duration::from_secs(30);
 /// The cases of geth v1.17.10's `discv4 test` (`cmd/devp2p/internal/v4test`).
 const V4TEST_CASES: usize = 15;
+/// The cases of geth v1.17.10's `discv5 test` (`cmd/devp2p/internal/v5test`).
+const V5TEST_CASES: usize = 10;
 /// The second address geth's `discv4 test` sends from (loopback on Linux).
 const LISTEN2: &str = "127.0.0.2";
 
@@ -254,6 +256,28 @@ fn v4test_against_our_node(driver: &str) {
         "--listen2",
         LISTEN2,
     ]);
+    check_suite(&out, "discv4", driver, V4TEST_CASES);
+}
+
+/// Runs geth's `discv5 test` against our node (both versions on, the default) on `driver`
+/// and fails listing every case that did not pass.
+fn v5test_against_our_node(driver: &str) {
+    let node = OurNode::start(driver, &[]);
+    let out = geth(&[
+        "discv5",
+        "test",
+        "--tap",
+        "--listen1",
+        "127.0.0.1",
+        "--listen2",
+        LISTEN2,
+        &node.enr,
+    ]);
+    check_suite(&out, "discv5", driver, V5TEST_CASES);
+}
+
+/// Reads a geth test suite's TAP output and fails unless every one of its `cases` passed.
+fn check_suite(out: &Finished, suite: &str, driver: &str, cases: usize) {
     // TAP: "1..15", then "ok 1 Ping/Basic" or "not ok 1 Ping/Basic" per case.
     let total: Option<usize> = out
         .stdout
@@ -275,7 +299,7 @@ fn v4test_against_our_node(driver: &str) {
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!(
-            "geth's discv4 test against our node ({driver}): {}/{} cases passed\n",
+            "geth's {suite} test against our node ({driver}): {}/{} cases passed\n",
             passed.len(),
             total.unwrap_or(0)
         )
@@ -283,7 +307,7 @@ fn v4test_against_our_node(driver: &str) {
     );
     assert!(
         failed.is_empty() && total == Some(passed.len()) && out.status.success(),
-        "geth's discv4 test against our node ({driver} driver): {}/{} passed; failed: {}\n\
+        "geth's {suite} test against our node ({driver} driver): {}/{} passed; failed: {}\n\
          ({})\nstdout:\n{}\nstderr:\n{}",
         passed.len(),
         total.map_or("?".into(), |t| t.to_string()),
@@ -298,10 +322,24 @@ fn v4test_against_our_node(driver: &str) {
     );
     assert_eq!(
         passed.len(),
-        V4TEST_CASES,
-        "geth v1.17.10's suite has {V4TEST_CASES} cases: {}",
+        cases,
+        "geth v1.17.10's {suite} suite has {cases} cases: {}",
         out.stdout
     );
+}
+
+#[test]
+fn geth_discv5_test_passes_every_case_against_our_node_on_tokio() {
+    if geth_enabled("geth_discv5_test_passes_every_case_against_our_node_on_tokio") {
+        v5test_against_our_node("tokio");
+    }
+}
+
+#[test]
+fn geth_discv5_test_passes_every_case_against_our_node_on_mio() {
+    if geth_enabled("geth_discv5_test_passes_every_case_against_our_node_on_mio") {
+        v5test_against_our_node("mio");
+    }
 }
 
 #[test]
