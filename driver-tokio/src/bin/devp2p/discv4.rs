@@ -438,20 +438,9 @@ pub async fn crawl(
     let ours = [node.local_id(), check_key.id()];
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(CRAWL_PARALLEL_CHECKS));
     let mut checks: tokio::task::JoinSet<Checked> = tokio::task::JoinSet::new();
-    let mut lookups = tokio::task::JoinSet::new();
-    for _ in 0..CRAWL_PARALLEL_LOOKUPS {
-        let node = node.clone();
-        lookups.spawn(async move {
-            let mut done = 0u64;
-            while Instant::now() < deadline {
-                if node.lookup_random().await.is_err() {
-                    break;
-                }
-                done += 1;
-            }
-            done
-        });
-    }
+    let mut lookups = spawn_lookups(&node, deadline, |n| async move {
+        n.lookup_random().await.is_ok()
+    });
     let mut nodes: BTreeMap<NodeId, Crawled> = BTreeMap::new();
     let mut answered_count = 0usize;
     let mut progress = Progress::new(started);
@@ -503,10 +492,7 @@ pub async fn crawl(
     progress.finish();
     let answered = anyone_answered(&node).await?;
     let _ = node.shutdown().await;
-    let mut lookups_done = 0;
-    while let Some(r) = lookups.join_next().await {
-        lookups_done += r.unwrap_or(0);
-    }
+    let lookups_done = lookups_done(&mut lookups).await;
     finish_checks(&mut checks, checks_cap, |c| record(&mut nodes, c)).await;
     eprintln!(
         "crawl: {} nodes found in {} lookups over {}; {} answered ENRRequest{}",
@@ -587,6 +573,44 @@ pub(crate) fn rfc3339(unix: u64) -> String {
         secs / 60 % 60,
         secs % 60
     )
+}
+
+/// A crawl's lookups: [`CRAWL_PARALLEL_LOOKUPS`] tasks each running `lookup` on `node` back
+/// to back until `deadline` or until one fails (the node stopped); each task yields how
+/// many it ran.
+pub(crate) fn spawn_lookups<F, Fut>(
+    node: &devp2p_tokio::NodeHandle,
+    deadline: Instant,
+    lookup: F,
+) -> tokio::task::JoinSet<u64>
+where
+    F: Fn(devp2p_tokio::NodeHandle) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let mut lookups = tokio::task::JoinSet::new();
+    for _ in 0..CRAWL_PARALLEL_LOOKUPS {
+        let (node, lookup) = (node.clone(), lookup.clone());
+        lookups.spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                if !lookup(node.clone()).await {
+                    break;
+                }
+                done += 1;
+            }
+            done
+        });
+    }
+    lookups
+}
+
+/// Waits for the lookups of [`spawn_lookups`] to end; returns how many ran in all.
+pub(crate) async fn lookups_done(lookups: &mut tokio::task::JoinSet<u64>) -> u64 {
+    let mut done = 0;
+    while let Some(r) = lookups.join_next().await {
+        done += r.unwrap_or(0);
+    }
+    done
 }
 
 /// A crawl's live progress line on stderr: rewritten in place on a terminal, elsewhere one

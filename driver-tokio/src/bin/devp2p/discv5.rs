@@ -25,8 +25,8 @@ use tokio::net::UdpSocket;
 
 use crate::args::{parse_secret_hex, show, NodeList, V5Node};
 use crate::discv4::{
-    finish_checks, no_bootnode_answered, nodes_json, Checked, Crawled, Progress,
-    CRAWL_CHECK_TIMEOUT, CRAWL_PARALLEL_CHECKS, CRAWL_PARALLEL_LOOKUPS, PROGRESS_INTERVAL,
+    finish_checks, lookups_done, no_bootnode_answered, nodes_json, spawn_lookups, Checked, Crawled,
+    Progress, CRAWL_CHECK_TIMEOUT, CRAWL_PARALLEL_CHECKS, PROGRESS_INTERVAL,
 };
 use crate::node::{parse_nat, Nat};
 use crate::Failure;
@@ -448,20 +448,9 @@ pub async fn crawl(
     let ours = [node.local_id(), check_key.id()];
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(CRAWL_PARALLEL_CHECKS));
     let mut checks: tokio::task::JoinSet<Checked> = tokio::task::JoinSet::new();
-    let mut lookups = tokio::task::JoinSet::new();
-    for _ in 0..CRAWL_PARALLEL_LOOKUPS {
-        let node = node.clone();
-        lookups.spawn(async move {
-            let mut done = 0u64;
-            while Instant::now() < deadline {
-                if node.lookup_random_v5().await.is_err() {
-                    break;
-                }
-                done += 1;
-            }
-            done
-        });
-    }
+    let mut lookups = spawn_lookups(&node, deadline, |n| async move {
+        n.lookup_random_v5().await.is_ok()
+    });
     let mut nodes: BTreeMap<NodeId, Crawled> = BTreeMap::new();
     let mut answered_count = 0usize;
     let mut progress = Progress::new(started);
@@ -508,10 +497,7 @@ pub async fn crawl(
     progress.finish();
     let answered = v5_answered(&node).await?;
     let _ = node.shutdown().await;
-    let mut lookups_done = 0;
-    while let Some(r) = lookups.join_next().await {
-        lookups_done += r.unwrap_or(0);
-    }
+    let lookups_done = lookups_done(&mut lookups).await;
     finish_checks(&mut checks, checks_cap, |c| record(&mut nodes, c)).await;
     eprintln!(
         "crawl: {} nodes found in {} lookups over {}; {} answered FINDNODE [0]{}",
