@@ -255,8 +255,10 @@ pub enum SignatureScheme {
     /// whole network of nodes pinging each other for a virtual hour needs tens of millions of
     /// them, and a simulation of honest nodes learns nothing from real ones. For the same
     /// reason a datagram's head is a fast checksum instead of Keccak-256
-    /// ([`crate::discv4::wire::packet_hash`]) and record signatures go unchecked. Nodes using
-    /// it reject real packets and real nodes reject theirs, so the two never mix.
+    /// ([`crate::discv4::wire::packet_hash`]) and record signatures go unchecked. discv5's
+    /// handshake uses stand-ins too: a hash for the ephemeral key and for ECDH, and one for
+    /// the id-nonce signature ([`crate::discv5::crypto::simulated_ecdh`]). Nodes using it
+    /// reject real packets and real nodes reject theirs, so the two never mix.
     InsecureSimulation,
 }
 

@@ -392,3 +392,140 @@ fn a_small_v5_network_converges_and_replays_bit_for_bit() {
     assert_ne!(both.digest, a.digest);
     assert_ne!(both.digest, v4.digest);
 }
+
+/// A 1,000-node discv5 network (the simulated signature scheme, 1 % loss) converges from its
+/// three bootnodes: lookups return at least 95 % of the true 16 closest, and the run replays
+/// bit for bit.
+#[test]
+fn a_thousand_v5_nodes_converge_and_replay_bit_for_bit() {
+    let mut config = RunConfig::default();
+    config.nodes = 1000;
+    config.seed = 11;
+    config.duration = 3 * MINUTE;
+    config.loss = 0.01;
+    config.churn = 0.0;
+    config.peers = 0;
+    config.lookups = 100;
+    config.discovery = Versions::V5;
+    let started = std::time::Instant::now();
+    let a = run(&config, |_| {});
+    println!(
+        "1000 v5 nodes: converged after {:?}, recall {:.3} (min {:.3}), tables {} .. {:.1} .. {}, \
+         {:.0} messages per node, digest {}, {:?} wall",
+        a.converged_at,
+        a.recall.mean,
+        a.recall.min,
+        a.table_fill.min,
+        a.table_fill.mean,
+        a.table_fill.max,
+        a.messages_per_node(),
+        a.digest_hex(),
+        started.elapsed()
+    );
+    assert!(a.converged_at.is_some(), "{:?}", a.recall);
+    assert!(a.recall.mean >= 0.95, "{:?}", a.recall);
+    assert_eq!(a.recall.finished, a.recall.lookups);
+    let b = run(&config, |_| {});
+    assert_eq!(a.digest, b.digest, "the same seed replays bit for bit");
+    assert_eq!(a.trace_records, b.trace_records);
+}
+
+/// What each node of a mixed network runs.
+fn mixed_versions(i: usize) -> (bool, bool) {
+    match i {
+        // The bootnodes run both, as geth does by default.
+        0..3 => (true, true),
+        _ => match i % 3 {
+            0 => (true, false),
+            1 => (false, true),
+            _ => (true, true),
+        },
+    }
+}
+
+/// 300 nodes: a third discv4 only, a third discv5 only, a third (and the three bootnodes)
+/// both on one socket. Every node reaches every node it can: a lookup for its id over each
+/// version it runs, started from a node of that version, finds it; a lookup never returns
+/// a node that does not run its version; and random lookups over each version return the
+/// true closest among the nodes that run it.
+#[test]
+fn a_mixed_network_of_v4_v5_and_dual_nodes_reaches_everyone_it_can() {
+    use devp2p_core::node::DiscoveryVersion::{V4, V5};
+    let n = 300;
+    let mut c = discovery_only(n, 12);
+    c.node.discv4 = true;
+    c.node.discv5 = true;
+    c.link.loss = 0.01;
+    let mut sim = Sim::new(c);
+    for i in 0..n {
+        let (v4, v5) = mixed_versions(i);
+        sim.configure(i, |c| {
+            c.discv4 = v4;
+            c.discv5 = v5;
+        });
+    }
+    sim.run_for(5 * MINUTE);
+    let nodes = all(&sim);
+    for version in [V4, V5] {
+        let members: Vec<usize> = nodes
+            .iter()
+            .copied()
+            .filter(|&i| sim.runs(i, version))
+            .collect();
+        let fill = sim.table_fill_over(version, members.iter().copied());
+        let recall = sim.measure_recall_over(version, &nodes, 100, MINUTE);
+        println!(
+            "mixed network, {version}: {} nodes, tables {} .. {:.1} .. {}, recall {:.3} (min {:.3})",
+            members.len(),
+            fill.min,
+            fill.mean,
+            fill.max,
+            recall.mean,
+            recall.min
+        );
+        // 99 of the one version, 99 + 3 bootnodes of both.
+        assert_eq!(fill.nodes, 201, "{version} runs on two thirds of the nodes");
+        assert!(fill.min >= 16, "{version}: {fill:?}");
+        assert!(recall.mean >= 0.95, "{version}: {recall:?}");
+        assert_eq!(recall.finished, recall.lookups, "{version}: {recall:?}");
+    }
+    // Every node, looked up by its own id over each version it runs from another node of
+    // that version (a different one for each node).
+    let mut pending = Vec::new();
+    for x in 0..n {
+        for version in [V4, V5] {
+            if !sim.runs(x, version) {
+                continue;
+            }
+            let from = (1..n)
+                .map(|k| (x + 7 * k) % n)
+                .find(|&y| sim.runs(y, version))
+                .expect("others run it");
+            let target = *sim.public_key(x).raw();
+            let id = sim
+                .start_lookup_over(from, version, target)
+                .expect("started");
+            pending.push((x, from, version, id));
+        }
+    }
+    sim.run_for(MINUTE);
+    let mut missed = Vec::new();
+    for (x, from, version, id) in pending {
+        let found = sim
+            .lookup_result_over(from, version, id)
+            .unwrap_or_else(|| panic!("{version} lookup from {from} for {x} did not finish"));
+        for f in &found {
+            let j = sim.index_of(f).expect("a simulated node");
+            assert!(
+                sim.runs(j, version),
+                "{version} lookup returned node {j}, which does not run it"
+            );
+        }
+        let want = sim.node(x).expect("up").local_id();
+        if !found.contains(&want) {
+            missed.push(format!("{version}: {from} did not find {x}"));
+        }
+    }
+    println!("mixed network: {} self-lookups missed", missed.len());
+    assert!(missed.is_empty(), "{}", missed.join("; "));
+}

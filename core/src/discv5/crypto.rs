@@ -14,7 +14,7 @@ use hkdf::Hkdf;
 use secp256k1::Message as Digest;
 use sha2::{Digest as _, Sha256};
 
-use crate::identity::{NodeId, NodePublicKey, NodeSecretKey};
+use crate::identity::{NodeId, NodePublicKey, NodeSecretKey, SignatureScheme};
 
 /// Size of an AES-128 key: session keys and the masking key (spec "Protocol Constants").
 pub const KEY_SIZE: usize = 16;
@@ -130,6 +130,10 @@ pub fn id_signature_digest(
 
 /// The id-nonce signature by `key`: deterministic (RFC 6979) and low-s, as libsecp256k1 and
 /// geth make it, so that verifiers that refuse high-s signatures (geth) accept it.
+///
+/// Under [`SignatureScheme::InsecureSimulation`] (the key's scheme) the "signature" is the
+/// digest's first half and the signer's public key's first half: it proves nothing
+/// ([`verify_id_signature_with`]).
 pub fn sign_id_nonce(
     key: &NodeSecretKey,
     challenge_data: &[u8],
@@ -137,7 +141,20 @@ pub fn sign_id_nonce(
     recipient_id: &NodeId,
 ) -> [u8; ID_SIGNATURE_SIZE] {
     let digest = id_signature_digest(challenge_data, ephemeral_key, recipient_id);
-    secp256k1::ecdsa::sign(Digest::from_digest(digest), key.secp()).serialize_compact()
+    match key.signature_scheme() {
+        SignatureScheme::Secp256k1 => {
+            secp256k1::ecdsa::sign(Digest::from_digest(digest), key.secp()).serialize_compact()
+        }
+        SignatureScheme::InsecureSimulation => simulated_id_signature(key.public(), &digest),
+    }
+}
+
+/// The insecure stand-in for an id-nonce signature (see [`sign_id_nonce`]).
+fn simulated_id_signature(signer: &NodePublicKey, digest: &[u8; 32]) -> [u8; ID_SIGNATURE_SIZE] {
+    let mut sig = [0u8; ID_SIGNATURE_SIZE];
+    sig[..32].copy_from_slice(digest);
+    sig[32..].copy_from_slice(&signer.raw()[..32]);
+    sig
 }
 
 /// Whether `signature` is `signer`'s id-nonce signature over this challenge, ephemeral key
@@ -154,6 +171,67 @@ pub fn verify_id_signature(
     };
     let digest = id_signature_digest(challenge_data, ephemeral_key, recipient_id);
     secp256k1::ecdsa::verify(&sig, Digest::from_digest(digest), &signer.secp()).is_ok()
+}
+
+/// [`verify_id_signature`] under `scheme`: a simulation's nodes
+/// ([`SignatureScheme::InsecureSimulation`]) check only the stand-in [`sign_id_nonce`] makes
+/// for them, and refuse real signatures (as real nodes refuse theirs).
+pub fn verify_id_signature_with(
+    scheme: SignatureScheme,
+    signer: &NodePublicKey,
+    signature: &[u8; ID_SIGNATURE_SIZE],
+    challenge_data: &[u8],
+    ephemeral_key: &[u8; COMPRESSED_KEY_SIZE],
+    recipient_id: &NodeId,
+) -> bool {
+    match scheme {
+        SignatureScheme::Secp256k1 => verify_id_signature(
+            signer,
+            signature,
+            challenge_data,
+            ephemeral_key,
+            recipient_id,
+        ),
+        SignatureScheme::InsecureSimulation => {
+            let digest = id_signature_digest(challenge_data, ephemeral_key, recipient_id);
+            *signature == simulated_id_signature(signer, &digest)
+        }
+    }
+}
+
+/// **Insecure, for simulations only** ([`SignatureScheme::InsecureSimulation`]): the
+/// ephemeral "public key" a simulated node sends for the secret `ephemeral`, a hash of it
+/// behind a compressed-point prefix rather than `ephemeral · G` (which costs as much as a
+/// signature). It need not be a point on the curve; only simulated nodes read it.
+pub fn simulated_ephemeral_key(ephemeral: &secp256k1::SecretKey) -> [u8; COMPRESSED_KEY_SIZE] {
+    let mut out = [0u8; COMPRESSED_KEY_SIZE];
+    out[0] = 0x02;
+    let h: [u8; 32] = Sha256::new()
+        .chain_update(b"simulated ephemeral key")
+        .chain_update(ephemeral.to_secret_bytes())
+        .finalize()
+        .into();
+    out[1..].copy_from_slice(&h);
+    out
+}
+
+/// **Insecure, for simulations only**: the stand-in for [`ecdh`] between a simulated
+/// handshake's ephemeral key ([`simulated_ephemeral_key`]) and the recipient's static key.
+/// Both sides know both public halves, so both compute it; so could anyone watching.
+pub fn simulated_ecdh(
+    ephemeral_key: &[u8; COMPRESSED_KEY_SIZE],
+    recipient: &NodePublicKey,
+) -> [u8; COMPRESSED_KEY_SIZE] {
+    let mut out = [0u8; COMPRESSED_KEY_SIZE];
+    out[0] = 0x02;
+    let h: [u8; 32] = Sha256::new()
+        .chain_update(b"simulated shared secret")
+        .chain_update(ephemeral_key)
+        .chain_update(recipient.raw())
+        .finalize()
+        .into();
+    out[1..].copy_from_slice(&h);
+    out
 }
 
 /// One direction's AES-128-GCM key, with its key schedule and GHASH key computed once: a
@@ -321,10 +399,18 @@ impl HandshakeProof {
         challenge_data: &[u8],
         ephemeral: &secp256k1::SecretKey,
     ) -> Self {
-        let ephemeral_key = secp256k1::PublicKey::from_secret_key(ephemeral).serialize();
+        let (ephemeral_key, secret) = match local.signature_scheme() {
+            SignatureScheme::Secp256k1 => (
+                secp256k1::PublicKey::from_secret_key(ephemeral).serialize(),
+                ecdh(&remote.secp(), ephemeral),
+            ),
+            SignatureScheme::InsecureSimulation => {
+                let key = simulated_ephemeral_key(ephemeral);
+                (key, simulated_ecdh(&key, remote))
+            }
+        };
         let remote_id = remote.id();
         let id_signature = sign_id_nonce(local, challenge_data, &ephemeral_key, &remote_id);
-        let secret = ecdh(&remote.secp(), ephemeral);
         let keys = derive_keys(&secret, &local.id(), &remote_id, challenge_data);
         Self {
             ephemeral_key,

@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use rlp::DecoderError;
 
 use crate::enr::{Enr, EnrError};
+use crate::identity::SignatureScheme;
 use crate::rlp_ext::{begin_list, encode_bytes, encode_uint, end_list};
 
 /// Longest request id (spec "Protocol Messages"; geth `ErrInvalidReqID`, hive
@@ -327,6 +328,12 @@ impl Message {
     pub fn decode(plaintext: &[u8]) -> Result<Message, MessageError> {
         MessageRef::decode(plaintext).map(MessageRef::into_message)
     }
+
+    /// [`decode`](Self::decode), checking the records of a NODES message under `scheme`
+    /// (a simulation's nodes, [`SignatureScheme::InsecureSimulation`], skip their ECDSA check).
+    pub fn decode_with(plaintext: &[u8], scheme: SignatureScheme) -> Result<Message, MessageError> {
+        MessageRef::decode_with(plaintext, scheme).map(MessageRef::into_message)
+    }
 }
 
 /// FINDNODE as decoded in place: the distances stay in the plaintext.
@@ -442,15 +449,21 @@ pub enum MessageRef<'a> {
 impl<'a> MessageRef<'a> {
     /// Decodes a message plaintext, borrowing from it.
     pub fn decode(plaintext: &'a [u8]) -> Result<Self, MessageError> {
+        Self::decode_with(plaintext, SignatureScheme::Secp256k1)
+    }
+
+    /// [`decode`](Self::decode), checking the records of a NODES message under `scheme`
+    /// (a simulation's nodes, [`SignatureScheme::InsecureSimulation`], skip their ECDSA check).
+    pub fn decode_with(plaintext: &'a [u8], scheme: SignatureScheme) -> Result<Self, MessageError> {
         match quick::decode(plaintext) {
             Some(m) => Ok(m),
-            None => Self::decode_strictly(plaintext),
+            None => Self::decode_strictly(plaintext, scheme),
         }
     }
 
     /// The full decoder, which tells what is wrong with a plaintext; [`quick::decode`]
     /// accepts a subset of what it accepts, decoded alike.
-    fn decode_strictly(plaintext: &'a [u8]) -> Result<Self, MessageError> {
+    fn decode_strictly(plaintext: &'a [u8], scheme: SignatureScheme) -> Result<Self, MessageError> {
         let (&ty, body) = plaintext.split_first().ok_or(MessageError::Empty)?;
         let expected = match ty {
             kind::PING | kind::FINDNODE | kind::TALKRESP => 2,
@@ -467,7 +480,7 @@ impl<'a> MessageRef<'a> {
             return Err(MessageError::TrailingBytes);
         }
         let mut f = Items(list);
-        match read_fields(ty, &mut f) {
+        match read_fields(ty, &mut f, scheme) {
             Ok(message) if f.0.is_empty() => Ok(message),
             // Fields are read in order; a list that runs out early, or has more, is counted
             // for the error (reading a field of the wrong shape first would report that).
@@ -668,7 +681,11 @@ mod quick {
 }
 
 /// The fields of a message of type `ty`, read in order from its list.
-fn read_fields<'a>(ty: u8, f: &mut Items<'a>) -> Result<MessageRef<'a>, MessageError> {
+fn read_fields<'a>(
+    ty: u8,
+    f: &mut Items<'a>,
+    scheme: SignatureScheme,
+) -> Result<MessageRef<'a>, MessageError> {
     let request_id = RequestId::new(f.bytes()?)?;
     Ok(match ty {
         kind::PING => MessageRef::Ping(Ping {
@@ -692,7 +709,7 @@ fn read_fields<'a>(ty: u8, f: &mut Items<'a>) -> Result<MessageRef<'a>, MessageE
             let mut records = Vec::new();
             let mut invalid_records = 0;
             while !items.0.is_empty() {
-                match Enr::decode(items.raw()?) {
+                match Enr::decode_exact(items.raw()?, scheme) {
                     Ok(r) => records.push(r),
                     Err(e) if is_unverifiable(&e) => invalid_records += 1,
                     Err(e) => return Err(MessageError::Record(e)),
@@ -1140,7 +1157,7 @@ mod tests {
     /// Whatever the quick path accepts, the full decoder accepts and decodes alike.
     fn quick_agrees(pt: &[u8]) -> bool {
         match quick::decode(pt) {
-            Some(m) => MessageRef::decode_strictly(pt) == Ok(m),
+            Some(m) => MessageRef::decode_strictly(pt, SignatureScheme::Secp256k1) == Ok(m),
             None => true,
         }
     }
@@ -1148,7 +1165,7 @@ mod tests {
     #[test]
     fn the_quick_path_takes_every_well_formed_message_but_nodes() {
         for pt in sample_plaintexts() {
-            let strict = MessageRef::decode_strictly(&pt).unwrap();
+            let strict = MessageRef::decode_strictly(&pt, SignatureScheme::Secp256k1).unwrap();
             let quick = (pt[0] != kind::NODES).then(|| strict.clone());
             assert_eq!(quick::decode(&pt), quick, "{}", hex::encode(&pt));
             assert_eq!(Message::decode(&pt), Ok(strict.into_message()));

@@ -22,15 +22,15 @@ use aes::cipher::{BlockCipherEncrypt, KeyInit};
 use aes::Aes128;
 
 use super::crypto::{
-    derive_keys, ecdh, verify_id_signature, DecryptError, HandshakeProof, MessageKey, Nonce,
-    SessionKeys, COMPRESSED_KEY_SIZE, ID_SIGNATURE_SIZE, NONCE_SIZE, TAG_SIZE,
+    derive_keys, ecdh, simulated_ecdh, verify_id_signature_with, DecryptError, HandshakeProof,
+    MessageKey, Nonce, SessionKeys, COMPRESSED_KEY_SIZE, ID_SIGNATURE_SIZE, NONCE_SIZE, TAG_SIZE,
 };
 use super::message::{Message, MessageError, MessageRef};
 use crate::enr::rlp_items::{list_items, split_item, uint};
 use smallvec::SmallVec;
 
 use crate::enr::{Enr, EnrError, MAX_RECORD_SIZE};
-use crate::identity::{NodeId, NodePublicKey, NodeSecretKey, NODE_ID_LEN};
+use crate::identity::{NodeId, NodePublicKey, NodeSecretKey, SignatureScheme, NODE_ID_LEN};
 
 /// Largest datagram (spec "Packet Encoding"; geth `maxPacketSize`, sigp, ChainSafe). geth
 /// reads into a buffer of this size, so longer datagrams fail there; we refuse them outright.
@@ -560,13 +560,23 @@ impl<'a> Packet<'a> {
 
     /// Decrypts and decodes the message with the session's read key.
     pub fn open(&self, read: &MessageKey) -> Result<Message, OpenError> {
+        self.open_with(read, SignatureScheme::Secp256k1)
+    }
+
+    /// [`open`](Self::open), checking a NODES message's records under `scheme` (see
+    /// [`Message::decode_with`]).
+    pub fn open_with(
+        &self,
+        read: &MessageKey,
+        scheme: SignatureScheme,
+    ) -> Result<Message, OpenError> {
         let (ct, tag) = self.sealed()?;
         // Copied, then decrypted in place: cheaper than zeroing an output buffer first, and on
         // the stack for all but the largest messages.
         let mut plain: SmallVec<[u8; 1024]> = SmallVec::from_slice(ct);
         read.open_in_place(&self.nonce(), &self.header, &mut plain, tag)
             .map_err(|_| OpenError::Decrypt)?;
-        Message::decode(&plain).map_err(OpenError::Message)
+        Message::decode_with(&plain, scheme).map_err(OpenError::Message)
     }
 
     /// [`open`](Self::open) without copies: decrypts straight from the datagram into `buf`
@@ -578,13 +588,24 @@ impl<'a> Packet<'a> {
         read: &MessageKey,
         buf: &'b mut PlaintextBuffer,
     ) -> Result<MessageRef<'b>, OpenError> {
+        self.open_in_with(read, buf, SignatureScheme::Secp256k1)
+    }
+
+    /// [`open_in`](Self::open_in), checking a NODES message's records under `scheme` (see
+    /// [`Message::decode_with`]).
+    pub fn open_in_with<'b>(
+        &self,
+        read: &MessageKey,
+        buf: &'b mut PlaintextBuffer,
+        scheme: SignatureScheme,
+    ) -> Result<MessageRef<'b>, OpenError> {
         let (ct, tag) = self.sealed()?;
         // Always room: a datagram of at most MAX_PACKET_SIZE with a header of at least an
         // ordinary packet's leaves at most MAX_MESSAGE_PLAINTEXT for the plaintext.
         let plain = buf.get_mut(..ct.len()).ok_or(OpenError::Decrypt)?;
         read.open_to(&self.nonce(), &self.header, ct, tag, plain)
             .map_err(|_| OpenError::Decrypt)?;
-        MessageRef::decode(plain).map_err(OpenError::Message)
+        MessageRef::decode_with(plain, scheme).map_err(OpenError::Message)
     }
 
     /// The message ciphertext and its tag.
@@ -615,6 +636,7 @@ impl<'a> Packet<'a> {
         let PacketKind::Handshake(auth) = self.kind() else {
             return Err(HandshakeError::NotHandshake);
         };
+        let scheme = local.signature_scheme();
         let record = match (auth.record, known) {
             (Some(raw), known) => {
                 let newer = match known {
@@ -622,7 +644,7 @@ impl<'a> Packet<'a> {
                     Some(k) => record_seq(raw).map_err(HandshakeError::Record)? > k.seq(),
                 };
                 if newer {
-                    let r = Enr::decode(raw).map_err(HandshakeError::Record)?;
+                    let r = Enr::decode_exact(raw, scheme).map_err(HandshakeError::Record)?;
                     if r.node_id() != auth.src_id {
                         return Err(HandshakeError::RecordIdMismatch);
                     }
@@ -635,7 +657,8 @@ impl<'a> Packet<'a> {
             (None, None) => return Err(HandshakeError::NoRecord),
         };
         let local_id = local.id();
-        if !verify_id_signature(
+        if !verify_id_signature_with(
+            scheme,
             record.public_key(),
             auth.id_signature,
             challenge_data,
@@ -644,11 +667,21 @@ impl<'a> Packet<'a> {
         ) {
             return Err(HandshakeError::BadSignature);
         }
-        let ephemeral = secp256k1::PublicKey::from_byte_array_compressed(*auth.ephemeral_key)
-            .map_err(|_| HandshakeError::BadEphemeralKey)?;
-        let secret = ecdh(&ephemeral, local.secp());
+        let secret = match scheme {
+            SignatureScheme::Secp256k1 => {
+                let ephemeral =
+                    secp256k1::PublicKey::from_byte_array_compressed(*auth.ephemeral_key)
+                        .map_err(|_| HandshakeError::BadEphemeralKey)?;
+                ecdh(&ephemeral, local.secp())
+            }
+            SignatureScheme::InsecureSimulation => {
+                simulated_ecdh(auth.ephemeral_key, local.public())
+            }
+        };
         let keys = derive_keys(&secret, &auth.src_id, &local_id, challenge_data).recipient();
-        let message = self.open(&keys.read).map_err(HandshakeError::Open)?;
+        let message = self
+            .open_with(&keys.read, scheme)
+            .map_err(HandshakeError::Open)?;
         Ok(AcceptedHandshake {
             record,
             keys,

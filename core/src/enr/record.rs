@@ -101,7 +101,13 @@ impl Enr {
 
     /// Decodes and verifies the RLP encoding of a record; nothing may follow it.
     pub fn decode(input: &[u8]) -> Result<Enr, EnrError> {
-        let (enr, rest) = Self::decode_prefix(input, SignatureScheme::Secp256k1, None)?;
+        Self::decode_exact(input, SignatureScheme::Secp256k1)
+    }
+
+    /// [`decode`](Self::decode) under `scheme`: the whole of `input` is one record, checked
+    /// as [`decode_prefix`](Self::decode_prefix) checks it.
+    pub(crate) fn decode_exact(input: &[u8], scheme: SignatureScheme) -> Result<Enr, EnrError> {
+        let (enr, rest) = Self::decode_prefix(input, scheme, None)?;
         if !rest.is_empty() {
             return Err(EnrError::TrailingBytes);
         }

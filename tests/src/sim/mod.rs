@@ -136,8 +136,8 @@ impl SimConfig {
 pub const DEFAULT_SIM_PEERS: usize = 12;
 
 /// The node settings [`SimConfig::new`] uses: the sim protocol, [`DEFAULT_SIM_PEERS`] peers,
-/// discv4 only (the simulator's figures are discv4's; discv5 has no cheap signature scheme
-/// for simulation yet, and its handshakes would dominate a large run).
+/// discv4 only (the simulator's figures are discv4's; `devp2p sim --discovery` and
+/// [`Sim::configure`] turn discv5 on).
 pub fn default_node_config() -> NodeConfig {
     let mut c = NodeConfig::default();
     c.discv5 = false;
@@ -333,7 +333,8 @@ pub struct Sim {
     rng: ChaCha20Rng,
     trace: Trace,
     stats: SimStats,
-    lookups: HashMap<(usize, LookupId), Option<Vec<NodeId>>>,
+    /// Lookups under way or finished, by node, version (ids are per version) and id.
+    lookups: HashMap<(usize, DiscoveryVersion, LookupId), Option<Vec<NodeId>>>,
     buf: Box<[u8; MAX_PACKET_SIZE]>,
 }
 
@@ -534,7 +535,16 @@ impl Sim {
     /// Table sizes of the running nodes among `nodes` (in the table of
     /// [`Sim::measured_version`]).
     pub fn table_fill(&self, nodes: impl IntoIterator<Item = usize>) -> TableFill {
-        let v5 = self.measured_version() == DiscoveryVersion::V5;
+        self.table_fill_over(self.measured_version(), nodes)
+    }
+
+    /// [`Sim::table_fill`] of the `version` tables (of the nodes among `nodes` that run it).
+    pub fn table_fill_over(
+        &self,
+        version: DiscoveryVersion,
+        nodes: impl IntoIterator<Item = usize>,
+    ) -> TableFill {
+        let v5 = version == DiscoveryVersion::V5;
         let sizes: Vec<usize> = nodes
             .into_iter()
             .filter_map(|i| self.node(i))
@@ -557,8 +567,20 @@ impl Sim {
     /// The [`LOOKUP_RESULTS`] running nodes closest to `target` (by XOR distance of node
     /// ids), `except` excluded: what a perfect lookup from `except` would return.
     pub fn true_closest(&self, target: &NodeId, except: usize) -> Vec<NodeId> {
+        self.true_closest_among(target, except, None)
+    }
+
+    /// [`Sim::true_closest`] among the nodes that run `version` (all if `None`): what a
+    /// perfect lookup over that version would return.
+    pub fn true_closest_among(
+        &self,
+        target: &NodeId,
+        except: usize,
+        version: Option<DiscoveryVersion>,
+    ) -> Vec<NodeId> {
         let mut ids: Vec<([u8; 32], NodeId)> = (0..self.slots.len())
             .filter(|&i| i != except && self.is_up(i))
+            .filter(|&i| version.is_none_or(|v| self.runs(i, v)))
             .map(|i| {
                 let id = self.slots[i].key.id();
                 (target.xor(&id), id)
@@ -573,7 +595,24 @@ impl Sim {
         ids.into_iter().map(|(_, id)| id).collect()
     }
 
+    /// Whether node `i` is configured to run discovery `version`.
+    pub fn runs(&self, i: usize, version: DiscoveryVersion) -> bool {
+        let c = &self.slots[i].config;
+        match version {
+            DiscoveryVersion::V4 => c.runs_discv4(),
+            DiscoveryVersion::V5 => c.runs_discv5(),
+        }
+    }
+
     // ---- control -------------------------------------------------------------------------
+
+    /// Changes the settings node `i` will start with (a network of mixed nodes: some
+    /// running discv4 only, some discv5 only). Panics once the node has started.
+    pub fn configure(&mut self, i: usize, f: impl FnOnce(&mut NodeConfig)) {
+        let slot = &mut self.slots[i];
+        assert!(!slot.ever_started, "node {i} has already started");
+        f(&mut slot.config);
+    }
 
     /// Runs until virtual time `until` (everything due at or before it happens).
     pub fn run_until(&mut self, until: Instant) {
@@ -648,15 +687,24 @@ impl Sim {
     /// (discv5 looks up the target's id, `NodeId::of_target`); its result is collected by
     /// [`Sim::lookup_result`]. `None` if the node is down or runs without discovery.
     pub fn start_lookup(&mut self, i: usize, target: [u8; 64]) -> Option<LookupId> {
+        self.start_lookup_over(i, self.measured_version(), target)
+    }
+
+    /// [`Sim::start_lookup`] over `version`; collected by [`Sim::lookup_result_over`].
+    pub fn start_lookup_over(
+        &mut self,
+        i: usize,
+        version: DiscoveryVersion,
+        target: [u8; 64],
+    ) -> Option<LookupId> {
         let now = self.now;
-        let version = self.measured_version();
         let node = self.slots[i].node.as_mut()?;
         let id = match version {
             DiscoveryVersion::V4 => node.lookup_target(now, &target)?,
             DiscoveryVersion::V5 => node.lookup_v5(now, &NodeId::of_target(&target))?,
         };
         self.trace.record(Record::Lookup, now, i, id.0, 0, &target);
-        self.lookups.insert((i, id), None);
+        self.lookups.insert((i, version, id), None);
         self.after(i);
         Some(id)
     }
@@ -664,8 +712,18 @@ impl Sim {
     /// The result of a lookup started by [`Sim::start_lookup`], once it has finished (and
     /// forgets it).
     pub fn lookup_result(&mut self, i: usize, id: LookupId) -> Option<Vec<NodeId>> {
-        match self.lookups.get(&(i, id)) {
-            Some(Some(_)) => self.lookups.remove(&(i, id)).flatten(),
+        self.lookup_result_over(i, self.measured_version(), id)
+    }
+
+    /// The result of a lookup started by [`Sim::start_lookup_over`], once it has finished.
+    pub fn lookup_result_over(
+        &mut self,
+        i: usize,
+        version: DiscoveryVersion,
+        id: LookupId,
+    ) -> Option<Vec<NodeId>> {
+        match self.lookups.get(&(i, version, id)) {
+            Some(Some(_)) => self.lookups.remove(&(i, version, id)).flatten(),
             _ => None,
         }
     }
@@ -674,7 +732,36 @@ impl Sim {
     /// runs until all finish (at most `timeout`), and compares each result with the true
     /// 16 closest running nodes.
     pub fn measure_recall(&mut self, from: &[usize], samples: usize, timeout: Duration) -> Recall {
-        let candidates: Vec<usize> = from.iter().copied().filter(|&i| self.is_up(i)).collect();
+        let version = self.measured_version();
+        self.measure_recall_inner(version, None, from, samples, timeout)
+    }
+
+    /// [`Sim::measure_recall`] over `version`, from the nodes among `from` that run it, and
+    /// against the true closest among the nodes that run it (in a mixed network the others
+    /// cannot be found over it).
+    pub fn measure_recall_over(
+        &mut self,
+        version: DiscoveryVersion,
+        from: &[usize],
+        samples: usize,
+        timeout: Duration,
+    ) -> Recall {
+        self.measure_recall_inner(version, Some(version), from, samples, timeout)
+    }
+
+    fn measure_recall_inner(
+        &mut self,
+        version: DiscoveryVersion,
+        among: Option<DiscoveryVersion>,
+        from: &[usize],
+        samples: usize,
+        timeout: Duration,
+    ) -> Recall {
+        let candidates: Vec<usize> = from
+            .iter()
+            .copied()
+            .filter(|&i| self.is_up(i) && self.runs(i, version))
+            .collect();
         let mut started = Vec::new();
         for _ in 0..samples {
             if candidates.is_empty() {
@@ -683,7 +770,7 @@ impl Sim {
             let i = candidates[(self.rng.next_u64() % candidates.len() as u64) as usize];
             let mut target = [0u8; 64];
             self.rng.fill_bytes(&mut target);
-            if let Some(id) = self.start_lookup(i, target) {
+            if let Some(id) = self.start_lookup_over(i, version, target) {
                 started.push((i, id, target));
             }
         }
@@ -692,7 +779,7 @@ impl Sim {
         while self.now < deadline
             && started
                 .iter()
-                .any(|(i, id, _)| matches!(self.lookups.get(&(*i, *id)), Some(None)))
+                .any(|(i, id, _)| matches!(self.lookups.get(&(*i, version, *id)), Some(None)))
         {
             let next = (self.now + step).min(deadline);
             self.run_until(next);
@@ -700,15 +787,15 @@ impl Sim {
         let mut recalls = Vec::new();
         let mut finished = 0;
         for (i, id, target) in started {
-            let r = match self.lookup_result(i, id) {
+            let r = match self.lookup_result_over(i, version, id) {
                 Some(found) => {
                     finished += 1;
-                    let truth = self.true_closest(&NodeId::of_target(&target), i);
+                    let truth = self.true_closest_among(&NodeId::of_target(&target), i, among);
                     let hit = found.iter().filter(|f| truth.contains(f)).count();
                     hit as f64 / truth.len().max(1) as f64
                 }
                 None => {
-                    self.lookups.remove(&(i, id));
+                    self.lookups.remove(&(i, version, id));
                     0.0
                 }
             };
@@ -1077,24 +1164,27 @@ impl Sim {
                 }
             }
         }
-        let measured = self.measured_version();
         while let Some(event) = self.slots[i].node.as_mut().and_then(|n| n.poll_event()) {
             self.stats.events += 1;
             self.trace.event(now, i, &event);
-            // Lookup ids are per version: only the measured version's results count.
-            let finished = match (&event, measured) {
-                (NodeEvent::Discovery(e), DiscoveryVersion::V4) => match &**e {
-                    DiscoveryEvent::LookupFinished { id, nodes, .. } => Some((*id, nodes)),
+            // Lookup ids are per version.
+            let finished = match &event {
+                NodeEvent::Discovery(e) => match &**e {
+                    DiscoveryEvent::LookupFinished { id, nodes, .. } => {
+                        Some((DiscoveryVersion::V4, *id, nodes))
+                    }
                     _ => None,
                 },
-                (NodeEvent::Discv5(e), DiscoveryVersion::V5) => match &**e {
-                    Discv5Event::LookupFinished { id, nodes, .. } => Some((*id, nodes)),
+                NodeEvent::Discv5(e) => match &**e {
+                    Discv5Event::LookupFinished { id, nodes, .. } => {
+                        Some((DiscoveryVersion::V5, *id, nodes))
+                    }
                     _ => None,
                 },
                 _ => None,
             };
-            if let Some((id, nodes)) = finished {
-                if let Some(slot) = self.lookups.get_mut(&(i, id)) {
+            if let Some((version, id, nodes)) = finished {
+                if let Some(slot) = self.lookups.get_mut(&(i, version, id)) {
                     *slot = Some(nodes.iter().map(|n| n.id()).collect());
                 }
             }

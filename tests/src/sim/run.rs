@@ -39,8 +39,9 @@ pub struct RunConfig {
 pub enum Versions {
     /// discv4 alone (the default: the simulator's figures are discv4's).
     V4,
-    /// discv5 alone. Its handshakes and records use real secp256k1 (there is no simulated
-    /// scheme for them), so it runs slower per node.
+    /// discv5 alone. Under the simulated signature scheme its handshakes use no elliptic
+    /// curve work, but each record a node reads still costs a point decompression (to
+    /// compute the node id), so it runs somewhat slower per node than discv4.
     V5,
     /// Both, on one socket, as geth runs them.
     Both,

@@ -44,7 +44,7 @@ impl<R: CryptoRng> Sessions<R> {
         }
         let node = NodeAddress::new(src_id, from);
         let opened = match self.sessions.get_mut(&node) {
-            Some(s) => s.open(packet),
+            Some(s) => s.open(packet, self.key.signature_scheme()),
             None => Err(OpenError::Decrypt),
         };
         match opened {

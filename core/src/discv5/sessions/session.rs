@@ -8,6 +8,7 @@ use super::lru::Lru;
 use crate::discv5::crypto::{MessageKey, Nonce, SessionKeys, NONCE_SIZE};
 use crate::discv5::message::Message;
 use crate::discv5::packet::{OpenError, Packet};
+use crate::identity::SignatureScheme;
 use crate::time::Instant;
 
 /// One set of keys and the counter that makes our nonces under them unique.
@@ -112,14 +113,19 @@ impl Session {
     /// Opens an ordinary packet: under the current keys, else the previous ones (which then
     /// become current). Also says whether this confirmed keys for the first time, which for
     /// keys from our own handshake means the session is now established.
-    pub fn open(&mut self, packet: &Packet<'_>) -> Result<(Message, bool), OpenError> {
-        match packet.open(&self.current.keys.read) {
+    /// `scheme` is how a NODES message's records are checked ([`Message::decode_with`]).
+    pub fn open(
+        &mut self,
+        packet: &Packet<'_>,
+        scheme: SignatureScheme,
+    ) -> Result<(Message, bool), OpenError> {
+        match packet.open_with(&self.current.keys.read, scheme) {
             Ok(m) => Ok((m, confirm(&mut self.current))),
             Err(OpenError::Decrypt) => {
                 let Some(previous) = self.previous.as_mut() else {
                     return Err(OpenError::Decrypt);
                 };
-                let m = packet.open(&previous.keys.read)?;
+                let m = packet.open_with(&previous.keys.read, scheme)?;
                 std::mem::swap(&mut self.current, previous);
                 Ok((m, confirm(&mut self.current)))
             }

@@ -40,8 +40,8 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 100)]
     lookups: usize,
     /// Which discovery the nodes run: v4, v5 or both (on one socket). Tables, lookups and
-    /// recall are measured over v4 when it runs, else over v5. discv5's handshakes and
-    /// records use real secp256k1, so a v5 network runs slower.
+    /// recall are measured over v4 when it runs, else over v5. A v5 network runs somewhat
+    /// slower (each record read costs a point decompression).
     #[arg(long, value_enum, default_value = "v4")]
     discovery: Discovery,
     /// Print one JSON object instead of text.
