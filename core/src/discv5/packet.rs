@@ -887,6 +887,65 @@ mod tests {
     use super::*;
     use crate::discv5::message::{FindNode, Ping, RequestId, TalkReq};
 
+    /// A handshake between two nodes of the simulated scheme completes and agrees on keys;
+    /// a real node refuses a simulated handshake and a simulated node a real one.
+    #[test]
+    fn simulated_handshakes_complete_among_themselves_only() {
+        let sim = |b: u8| {
+            NodeSecretKey::from_bytes(&[b; 32])
+                .unwrap()
+                .with_signature_scheme(SignatureScheme::InsecureSimulation)
+        };
+        let real = |b: u8| NodeSecretKey::from_bytes(&[b; 32]).unwrap();
+        let ping = Message::Ping(Ping {
+            request_id: RequestId::from_u64(3),
+            enr_seq: 1,
+        });
+        let attempt = |a: &NodeSecretKey, b: &NodeSecretKey| {
+            let record = Enr::builder()
+                .seq(1)
+                .ip("127.0.0.1".parse().unwrap())
+                .udp4(30303)
+                .sign(a)
+                .unwrap();
+            let mut w = Vec::new();
+            let whoareyou = Whoareyou {
+                id_nonce: [4; 16],
+                enr_seq: 0,
+            };
+            let challenge = encode_whoareyou(&mut w, &a.id(), &[3; 16], &[2; 12], &whoareyou);
+            let ephemeral = secp256k1::SecretKey::from_secret_bytes([0x77; 32]).unwrap();
+            let mut h = Vec::new();
+            let keys = encode_handshake(
+                &mut h,
+                a,
+                b.public(),
+                &challenge,
+                &ephemeral,
+                Some(&record),
+                &[5; 16],
+                &[6; 12],
+                &ping,
+            )
+            .unwrap();
+            let p = Packet::decode(&b.id(), &h).unwrap();
+            p.accept_handshake(b, &challenge, None).map(|acc| {
+                assert_eq!(acc.message, ping);
+                assert_eq!(acc.keys.read, keys.write);
+            })
+        };
+        assert_eq!(attempt(&sim(0xa1), &sim(0xb2)), Ok(()));
+        assert_eq!(attempt(&real(0xa1), &real(0xb2)), Ok(()));
+        assert_eq!(
+            attempt(&sim(0xa1), &real(0xb2)),
+            Err(HandshakeError::BadSignature)
+        );
+        assert_eq!(
+            attempt(&real(0xa1), &sim(0xb2)),
+            Err(HandshakeError::BadSignature)
+        );
+    }
+
     #[test]
     fn open_in_opens_what_open_opens_and_refuses_what_it_refuses() {
         let (a, b) = (
