@@ -9,6 +9,12 @@
 //! and discv5's TALKREQ is open to the application ([`Node::register_talk_protocol`],
 //! [`Node::talk_request`], [`Node::answer_talk`]).
 //!
+//! Our record follows the endpoint peers see us at, unless [`NodeConfig::advertised_ip`]
+//! pins it: both versions report what their Pings and Pongs say about it, and once enough
+//! hosts agree on another endpoint the record takes it with a higher seq
+//! ([`NodeEvent::EndpointChanged`]; the rules are [`LocalRecord`]'s). Save
+//! [`Node::db_snapshot`] after that event: it holds the seq a restart must exceed.
+//!
 //! # Driving a node
 //!
 //! The driver owns one UDP socket, one TCP listener and the TCP streams; the node decides
