@@ -1,13 +1,19 @@
-//! Predicting our own external endpoint from what other nodes say it is, as geth's
-//! `netutil.IPTracker` does ([DNSDISC_NAT.md §B.5–B.6](crate::spec::dnsdisc_nat)): each host
-//! that tells us our endpoint (the `to` of a discv4 Pong or Ping, a discv5 PONG's recipient
-//! address) makes one statement, keyed by its IP; the endpoint (IP and port) most hosts agree
-//! on, if at least [`MIN_STATEMENTS`] do within [`STATEMENT_WINDOW`], is the prediction.
+//! Our own endpoint: predicting it from what other nodes say it is, as geth's
+//! `netutil.IPTracker` does ([DNSDISC_NAT.md §B.5–B.6](crate::spec::dnsdisc_nat)), and keeping
+//! our record in step with the prediction, as geth's `enode.LocalNode` does (§B.7,
+//! [`LocalRecord`]).
 //!
-//! Departures from geth, both for determinism and bounded memory: a tie between endpoints
-//! with equal counts goes to the one predicted before, then to the smallest (geth takes the
-//! first in Go's random map order); at most [`MAX_TRACKED_HOSTS`] statements and as many
-//! contacts are kept, the oldest forgotten first (geth keeps every host of the window).
+//! Each host that tells us our endpoint (the `to` of a discv4 Pong or Ping, a discv5 PONG's
+//! recipient address) makes one statement, keyed by its IP; the endpoint (IP and port) most
+//! hosts agree on, if at least [`MIN_STATEMENTS`] do within [`STATEMENT_WINDOW`], is the
+//! prediction. Discovery reports what it hears as [`Observation`]s; the
+//! [`Node`](crate::node::Node) hands them to its [`LocalRecord`].
+//!
+//! Departures from geth's tracker, both for determinism and bounded memory: a tie between
+//! endpoints with equal counts goes to the one predicted before, then to the smallest (geth
+//! takes the first in Go's random map order); at most [`MAX_TRACKED_HOSTS`] statements and as
+//! many contacts are kept, the oldest forgotten first (geth keeps every host of the window).
+//! [`LocalRecord`] adds the departures of its own listed there.
 //!
 //! ```
 //! use devp2p_core::endpoint::IpTracker;
@@ -19,6 +25,10 @@
 //! }
 //! assert_eq!(t.predict_endpoint(Instant::ZERO), Some(ours));
 //! ```
+
+mod local;
+
+pub use local::{EndpointChange, LocalRecord};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -37,6 +47,57 @@ pub const CONTACT_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// worth of Pongs from a full table is a few hundred hosts; anyone can send Pings, so the
 /// count needs a bound geth does not have).
 pub const MAX_TRACKED_HOSTS: usize = 4096;
+/// Observations a discovery machine queues for its owner at most, the oldest dropped first
+/// (our bound: the node drains them after every input, which yields a handful).
+pub const MAX_QUEUED_OBSERVATIONS: usize = 256;
+
+/// What a discovery machine learnt about our own endpoint from one packet, for the owner's
+/// [`LocalRecord`] (geth calls `LocalNode.UDPEndpointStatement` and `UDPContact` for these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    /// The host at `reporter` (the packet's proven source) says our endpoint is `endpoint`.
+    Statement {
+        /// Who says so.
+        reporter: IpAddr,
+        /// Where it says we are.
+        endpoint: SocketAddr,
+    },
+    /// We sent our endpoint to `host` (a discv4 Ping): only the full-cone check uses it.
+    Contact {
+        /// The Ping's destination.
+        host: IpAddr,
+    },
+}
+
+/// A bounded queue of [`Observation`]s, oldest dropped first beyond
+/// [`MAX_QUEUED_OBSERVATIONS`].
+#[derive(Debug, Clone, Default)]
+pub struct Observations(std::collections::VecDeque<Observation>);
+
+impl Observations {
+    /// Queues `o`.
+    pub fn push(&mut self, o: Observation) {
+        if self.0.len() >= MAX_QUEUED_OBSERVATIONS {
+            self.0.pop_front();
+        }
+        self.0.push_back(o);
+    }
+
+    /// The oldest one queued.
+    pub fn pop(&mut self) -> Option<Observation> {
+        self.0.pop_front()
+    }
+
+    /// How many are queued.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is queued.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// One host's latest statement.
 #[derive(Debug, Clone, Copy)]

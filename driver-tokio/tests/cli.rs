@@ -231,6 +231,34 @@ fn a_localnet_out_of_time_says_what_to_try() {
 }
 
 #[test]
+fn sim_with_a_nat_share_reports_the_nodes_behind_nat_advertising_their_public_endpoint() {
+    let args = [
+        "sim",
+        "--nodes",
+        "60",
+        "--seed",
+        "5",
+        "--duration",
+        "3m",
+        "--nat-share",
+        "0.2",
+        "--json",
+    ];
+    let out = devp2p(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(String::from_utf8_lossy(&out.stdout).trim());
+    let nat = &v["nat"];
+    assert_eq!(nat["nodes"], 11, "20 % of the 57 non-boot nodes: {v}");
+    assert_eq!(nat["advertising_public"], 11, "{v}");
+    assert_eq!(nat["entries_public"], nat["table_entries"], "{v}");
+    assert_eq!(v["nat_share"], 0.2);
+}
+
+#[test]
 fn sim_prints_recall_and_a_digest_that_the_same_command_repeats() {
     let args = [
         "sim",

@@ -529,3 +529,58 @@ fn a_mixed_network_of_v4_v5_and_dual_nodes_reaches_everyone_it_can() {
     println!("mixed network: {} self-lookups missed", missed.len());
     assert!(missed.is_empty(), "{}", missed.join("; "));
 }
+
+/// 100 nodes, 20 of them behind full-cone NATs (a private address each, a public endpoint
+/// with another port), discovery only (v4, and v5 beside it with `discv5`), run for `minutes`
+/// virtual minutes.
+fn nat_scenario(seed: u64, discv5: bool, minutes: u32) -> Sim {
+    let mut c = discovery_only(100, seed);
+    c.nat_share = 20.0 / 97.0;
+    c.node.discv5 = discv5;
+    let mut sim = Sim::new(c);
+    sim.run_for(minutes * MINUTE);
+    sim
+}
+
+#[test]
+fn nodes_behind_nat_learn_their_public_endpoint_and_the_network_holds_it() {
+    for (discv5, seed) in [(false, 11), (true, 12)] {
+        let a = nat_scenario(seed, discv5, 6);
+        let report = a.nat_report();
+        let nated = a.nated_nodes();
+        println!(
+            "NAT ({}): {report:?}; digest {}",
+            if discv5 { "v4+v5" } else { "v4" },
+            hex(a.digest())
+        );
+        assert_eq!(nated.len(), 20);
+        for &n in &nated {
+            let node = a.node(n).expect("no churn: every node runs");
+            let record = node.local_enr().unwrap();
+            assert_eq!(
+                record.udp_endpoint(),
+                Some(a.public_addr(n)),
+                "node {n} advertises {:?}, not its public endpoint",
+                record.udp_endpoint()
+            );
+            assert_ne!(a.public_addr(n), a.addr(n));
+            assert!(record.seq() > 1, "its record was re-signed");
+        }
+        assert!(report.converged(), "{report:?}");
+        // They are known: on average in at least 5 tables each (of each version run), and
+        // most entries hold the new record (fetched after a higher seq was seen).
+        let versions = if discv5 { 2 } else { 1 };
+        assert!(report.table_entries >= 5 * 20 * versions, "{report:?}");
+        assert!(
+            report.entries_current_record * 2 >= report.table_entries,
+            "{report:?}"
+        );
+        // The honest nodes' records never moved.
+        for i in (0..a.len()).filter(|i| !nated.contains(i)) {
+            assert_eq!(a.node(i).unwrap().local_enr().unwrap().seq(), 1, "node {i}");
+        }
+        let b = nat_scenario(seed, discv5, 6);
+        assert_eq!(a.digest(), b.digest(), "the same seed replays bit for bit");
+        assert_eq!(a.trace_records(), b.trace_records());
+    }
+}

@@ -28,6 +28,7 @@ use super::nodedb::{NodeDb, NodeDbSnapshot};
 use super::requests::{Expect, Pending, Purpose};
 use super::table::{AddOutcome, RevalidationFailure, RevalidationList, Table, BUCKET_SIZE};
 use super::wire::{self, Endpoint, FindNode, Packet, Ping, MAX_PACKET_SIZE, PING_VERSION};
+use crate::endpoint::{Observation, Observations};
 use crate::enr::Enr;
 use crate::identity::{NodeId, NodeSecretKey, PUBLIC_KEY_LEN};
 use crate::time::Instant;
@@ -69,6 +70,9 @@ pub struct Discovery<R> {
     pub(super) revalidating: BTreeSet<NodeId>,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<Event>,
+    /// What Pings and Pongs said about our endpoint, for the owner's
+    /// [`LocalRecord`](crate::endpoint::LocalRecord).
+    observations: Observations,
     drops: BTreeMap<DropReason, u64>,
     /// Requests timed out since the last matched reply.
     consecutive_timeouts: u32,
@@ -114,6 +118,7 @@ impl<R: CryptoRng> Discovery<R> {
             revalidating: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            observations: Observations::default(),
             drops: BTreeMap::new(),
             consecutive_timeouts: 0,
             last_clock_skew_report: None,
@@ -192,6 +197,15 @@ impl<R: CryptoRng> Discovery<R> {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next thing a packet told us about our own endpoint ([DNSDISC_NAT.md
+    /// §B.6](crate::spec::dnsdisc_nat)): the `to` of every Pong matching our Ping and of every
+    /// Ping from a bonded node, and the destination of every Ping we send. For an endpoint
+    /// predictor ([`LocalRecord`](crate::endpoint::LocalRecord)); a queue nobody drains keeps
+    /// only the newest [`MAX_QUEUED_OBSERVATIONS`](crate::endpoint::MAX_QUEUED_OBSERVATIONS).
+    pub fn poll_observation(&mut self) -> Option<Observation> {
+        self.observations.pop()
     }
 
     /// When [`Discovery::handle_timeout`] should next be called.
@@ -317,6 +331,10 @@ impl<R: CryptoRng> Discovery<R> {
         *self.drops.entry(reason).or_default() += 1;
     }
 
+    pub(super) fn observe(&mut self, o: Observation) {
+        self.observations.push(o);
+    }
+
     pub(super) fn emit(&mut self, event: Event) {
         if self.events.len() >= MAX_QUEUED_EVENTS {
             self.events.pop_front();
@@ -399,6 +417,7 @@ impl<R: CryptoRng> Discovery<R> {
             enr_seq: Some(self.local_record.seq()),
         });
         let ping_hash = self.send(node.udp_addr(), &ping);
+        self.observe(Observation::Contact { host: node.ip() });
         self.expect(node, Expect::Pong { ping_hash }, purpose);
     }
 

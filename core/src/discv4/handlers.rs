@@ -16,6 +16,7 @@ use super::wire::{
     Decoded, Endpoint, EnrResponse, FindNode, Neighbor, Neighbors, Packet, Ping, Pong,
     MAX_NEIGHBORS,
 };
+use crate::endpoint::Observation;
 use crate::identity::{NodeId, NodePublicKey};
 
 /// Neighbors entries with a UDP port at or below this are refused (geth `lowPort` check,
@@ -56,6 +57,14 @@ impl<R: CryptoRng> Discovery<R> {
         self.send(from, &pong);
         let node = Node::new(sender, from.ip(), from.port(), ping.from.tcp);
         if self.has_bond(&node.id(), &from.ip()) {
+            // geth counts every Ping's `to`; only a bonded sender's here: an unbonded source
+            // address may be spoofed, and ten spoofed Pings would move our record.
+            if let Some(ip) = ping.to.ip {
+                self.observe(Observation::Statement {
+                    reporter: from.ip(),
+                    endpoint: SocketAddr::new(ip, ping.to.udp),
+                });
+            }
             if self.bootstrapped {
                 self.add_to_table(node.clone(), true);
             }
@@ -79,6 +88,12 @@ impl<R: CryptoRng> Discovery<R> {
         };
         let p = self.take_pending(i);
         self.db.set_last_pong_received(&id, &ip, self.unix_secs);
+        if let Some(to) = pong.to.ip {
+            self.observe(Observation::Statement {
+                reporter: ip,
+                endpoint: SocketAddr::new(to, pong.to.udp),
+            });
+        }
         self.ping_answered(p, pong.enr_seq);
     }
 

@@ -50,13 +50,19 @@ pub struct NodeDbSnapshot {
     pub nodes: Vec<Node>,
     /// Bond and failure data.
     pub endpoints: Vec<EndpointSnapshot>,
+    /// The seq of our own record when the snapshot was taken (0: unknown). A
+    /// [`Node`](crate::node::Node) started from the snapshot signs a higher one, so that no
+    /// peer holding the old record ignores the new (geth keeps it in its node database too,
+    /// [DNSDISC_NAT.md §B.7](crate::spec::dnsdisc_nat)). The discovery machines leave it 0.
+    pub local_seq: u64,
 }
 
 impl NodeDbSnapshot {
     /// Both snapshots in one, as a database both versions of discovery wrote would hold it
     /// (geth keeps one for both): every node, the one with the higher record seq where both
     /// have it; per (node, IP) the later ping and pong; FindNode failures, counted by either,
-    /// the higher count. Sorted like [`NodeDb::snapshot`].
+    /// the higher count; the higher [`local_seq`](Self::local_seq). Sorted like
+    /// [`NodeDb::snapshot`].
     pub fn merge(self, other: NodeDbSnapshot) -> NodeDbSnapshot {
         let mut nodes: BTreeMap<NodeId, Node> = BTreeMap::new();
         for n in self.nodes.into_iter().chain(other.nodes) {
@@ -80,6 +86,7 @@ impl NodeDbSnapshot {
                 .into_iter()
                 .map(|((id, ip), record)| EndpointSnapshot { id, ip, record })
                 .collect(),
+            local_seq: self.local_seq.max(other.local_seq),
         }
     }
 }
@@ -139,6 +146,7 @@ impl NodeDb {
                 e.sort_by_key(|x| (x.id, x.ip));
                 e
             },
+            local_seq: 0,
         }
     }
 

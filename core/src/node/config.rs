@@ -36,8 +36,18 @@ pub struct NodeConfig {
     /// [`advertised_ip`](Self::advertised_ip) says otherwise.
     pub listen: SocketAddr,
     /// The IP put in our enode URL and record (for a node behind NAT, or one listening on
-    /// `0.0.0.0`). `None`: the listen IP, or 127.0.0.1 when that is unspecified (geth's
-    /// fallback too), which only nodes on this machine can reach.
+    /// `0.0.0.0`), and with it the choice between a pinned and a predicted endpoint:
+    ///
+    /// - `Some(ip)` pins the endpoint: the record advertises `ip` and the listen port
+    ///   whatever peers report, as geth's `--nat extip:<IP>` does (DNSDISC_NAT.md §B.1).
+    /// - `None`: the record starts with the listen IP, or 127.0.0.1 when that is unspecified
+    ///   (geth's fallback too, which only nodes on this machine can reach), and the listen
+    ///   port; once [`MIN_STATEMENTS`](crate::endpoint::MIN_STATEMENTS) hosts agree on another
+    ///   endpoint, within [`STATEMENT_WINDOW`](crate::endpoint::STATEMENT_WINDOW), in the
+    ///   Pongs and Pings of discv4 and the PONGs of discv5, the record takes its IP and UDP
+    ///   port (a node behind NAT thereby advertises its public mapping) and the node reports
+    ///   [`NodeEvent::EndpointChanged`](super::NodeEvent::EndpointChanged). See
+    ///   [`LocalRecord`](crate::endpoint::LocalRecord) for the rules.
     pub advertised_ip: Option<IpAddr>,
     /// Peers at most.
     pub max_peers: usize,
@@ -78,7 +88,9 @@ pub struct NodeConfig {
     /// The node database from an earlier run.
     pub node_db: NodeDbSnapshot,
     /// Sequence number of our first record (geth starts from unix milliseconds, so a wiped
-    /// database still yields a higher one); `None`: 1.
+    /// database still yields a higher one); `None`: 1. Raised above
+    /// [`node_db`](Self::node_db)'s [`local_seq`](NodeDbSnapshot::local_seq), the seq saved
+    /// by the last run, so that a restart never signs a seq a peer already holds.
     pub enr_seq: Option<u64>,
     /// See [`DEFAULT_MAX_PENDING_MESSAGES`].
     pub max_pending_messages: usize,

@@ -115,6 +115,7 @@ impl<R: CryptoRng> Node<R> {
     /// (counted as [`DropReason::NotDiscv5`](crate::discv5::DropReason::NotDiscv5)).
     pub fn handle_datagram(&mut self, now: Instant, unix_secs: u64, from: SocketAddr, data: &[u8]) {
         self.tick(now, unix_secs);
+        self.publish_local_record();
         self.stats.udp_bytes_in += data.len() as u64;
         let to_v4 = match (&self.discovery, &self.discv5) {
             // Over 1280 bytes a datagram is neither's; v4 counts it as `TooLarge`.
@@ -169,6 +170,7 @@ impl<R: CryptoRng> Node<R> {
     /// without discv4.
     pub fn lookup(&mut self, now: Instant, target: &NodePublicKey) -> Option<LookupId> {
         self.tick(now, self.unix_secs);
+        self.publish_local_record();
         let unix = self.unix_secs;
         let id = self
             .discovery
@@ -182,6 +184,7 @@ impl<R: CryptoRng> Node<R> {
     /// [`lookup`](Self::lookup).
     pub fn lookup_target(&mut self, now: Instant, target: &[u8; 64]) -> Option<LookupId> {
         self.tick(now, self.unix_secs);
+        self.publish_local_record();
         let unix = self.unix_secs;
         let id = self.discovery.as_mut()?.start_lookup(now, unix, *target);
         Some(id)
@@ -191,6 +194,7 @@ impl<R: CryptoRng> Node<R> {
     /// reported like [`lookup`](Self::lookup).
     pub fn lookup_random(&mut self, now: Instant) -> Option<LookupId> {
         self.tick(now, self.unix_secs);
+        self.publish_local_record();
         let unix = self.unix_secs;
         let id = self.discovery.as_mut()?.start_random_lookup(now, unix);
         Some(id)
@@ -202,6 +206,7 @@ impl<R: CryptoRng> Node<R> {
     /// discv5.
     pub fn lookup_v5(&mut self, now: Instant, target: &NodeId) -> Option<LookupId> {
         self.tick(now, self.unix_secs);
+        self.publish_local_record();
         let unix = self.unix_secs;
         Some(self.discv5.as_mut()?.start_lookup(now, unix, *target))
     }
@@ -210,6 +215,7 @@ impl<R: CryptoRng> Node<R> {
     /// [`lookup_v5`](Self::lookup_v5).
     pub fn lookup_random_v5(&mut self, now: Instant) -> Option<LookupId> {
         self.tick(now, self.unix_secs);
+        self.publish_local_record();
         let unix = self.unix_secs;
         Some(self.discv5.as_mut()?.start_random_lookup(now, unix))
     }
@@ -247,6 +253,7 @@ impl<R: CryptoRng> Node<R> {
         request: &[u8],
     ) -> Result<RequestId, Discv5Error> {
         self.tick(now, self.unix_secs);
+        self.publish_local_record();
         let d = self.discv5.as_mut().ok_or(Discv5Error::NotRunning)?;
         let id = d
             .talk_request(now, record, protocol, request)
@@ -264,6 +271,7 @@ impl<R: CryptoRng> Node<R> {
         response: &[u8],
     ) -> Result<(), Discv5Error> {
         self.tick(now, self.unix_secs);
+        self.publish_local_record();
         let d = self.discv5.as_mut().ok_or(Discv5Error::NotRunning)?;
         d.answer_talk(now, id, response)
             .map_err(Discv5Error::Talk)?;
@@ -274,23 +282,59 @@ impl<R: CryptoRng> Node<R> {
     /// Replaces our record, for every version that runs: it must be signed with our key
     /// and carry a higher seq than the current one; says whether it was taken. discv4's
     /// ENRResponse and Pings, and discv5's handshakes, PINGs, PONGs and `FINDNODE [0]`
-    /// answers carry it from now on.
+    /// answers carry it from now on. Its endpoint stays until the endpoint prediction differs
+    /// from it (unless [`NodeConfig::advertised_ip`] pins it): a record the application
+    /// keeps must start from [`local_enr`](Self::local_enr) after every
+    /// [`NodeEvent::EndpointChanged`].
     pub fn set_local_record(&mut self, record: Enr) -> bool {
-        let current = self.record.as_ref().map_or(0, Enr::seq);
-        if record.node_id() != self.local_id() || record.seq() <= current {
+        let Some(local) = &mut self.local else {
+            return false;
+        };
+        if record.node_id() != self.key.id() || !local.replace(record.clone()) {
             return false;
         }
-        if let Some(d) = &mut self.discovery {
-            d.set_local_record(record.clone());
-        }
-        if let Some(d) = &mut self.discv5 {
-            d.set_local_record(record.clone());
-        }
-        self.record = Some(record);
+        self.hand_to_machines(record);
         true
     }
 
     // ---- internals -------------------------------------------------------------------------
+
+    /// Gives both machines our record if it changed since they last had it, signing it now
+    /// if nobody has asked for it yet. Called before every input that may reach discovery,
+    /// whose answers carry the record or its seq: this is the lazy re-signing of geth's
+    /// `LocalNode` (one seq step however many changes came in between).
+    pub(super) fn publish_local_record(&mut self) {
+        if let Some(record) = self.local.as_mut().and_then(|l| l.take_update(&self.key)) {
+            self.hand_to_machines(record);
+        }
+    }
+
+    fn hand_to_machines(&mut self, record: Enr) {
+        if let Some(d) = &mut self.discovery {
+            d.set_local_record(record.clone());
+        }
+        if let Some(d) = &mut self.discv5 {
+            d.set_local_record(record);
+        }
+    }
+
+    /// Hands what both machines observed about our endpoint to the local record; reports a
+    /// change of the endpoint it advertises.
+    fn take_observations(&mut self) {
+        let Some(local) = &mut self.local else { return };
+        let now = self.now;
+        let v4 = std::iter::from_fn(|| self.discovery.as_mut()?.poll_observation());
+        let v5 = std::iter::from_fn(|| self.discv5.as_mut()?.poll_observation());
+        for o in v4.chain(v5) {
+            if let Some(c) = local.observe(now, o) {
+                self.events.push_back(NodeEvent::EndpointChanged {
+                    old: c.old,
+                    new: c.new,
+                    seq: c.seq,
+                });
+            }
+        }
+    }
 
     /// When a feeder lookup may start, if the dialer wants candidates.
     pub(super) fn feed_due(&self) -> Option<Instant> {
@@ -321,6 +365,7 @@ impl<R: CryptoRng> Node<R> {
                     self.actions.push_back(Action::Dial { conn, addr });
                 }
                 DialAction::Resolve(id) => {
+                    self.publish_local_record();
                     let key = self.dialer.static_key(&id);
                     let unix = self.unix_secs;
                     if let (Some(d), Some(key)) = (&mut self.discovery, key) {
@@ -334,6 +379,7 @@ impl<R: CryptoRng> Node<R> {
             }
         }
         if self.feed_due().is_some_and(|t| t <= now) {
+            self.publish_local_record();
             let unix = self.unix_secs;
             let v5_turn = self.next_feeder == DiscoveryVersion::V5 || self.discovery.is_none();
             let started = match (&mut self.discovery, &mut self.discv5) {
@@ -354,8 +400,10 @@ impl<R: CryptoRng> Node<R> {
         }
     }
 
-    /// Moves both versions' events to the dialer and the application.
+    /// Moves both versions' events to the dialer and the application, and what they
+    /// observed about our endpoint to our record.
     pub(super) fn after_discovery(&mut self) {
+        self.take_observations();
         let mut v4 = Vec::new();
         if let Some(d) = &mut self.discovery {
             while let Some(e) = d.poll_event() {

@@ -9,6 +9,12 @@
 //! and discv5's TALKREQ is open to the application ([`Node::register_talk_protocol`],
 //! [`Node::talk_request`], [`Node::answer_talk`]).
 //!
+//! Our record follows the endpoint peers see us at, unless [`NodeConfig::advertised_ip`]
+//! pins it: both versions report what their Pings and Pongs say about it, and once enough
+//! hosts agree on another endpoint the record takes it with a higher seq
+//! ([`NodeEvent::EndpointChanged`]; the rules are [`LocalRecord`]'s). Save
+//! [`Node::db_snapshot`] after that event: it holds the seq a restart must exceed.
+//!
 //! # Driving a node
 //!
 //! The driver owns one UDP socket, one TCP listener and the TCP streams; the node decides
@@ -66,6 +72,7 @@ pub use types::*;
 use crate::dial::{max_dialed_peers, DialConfig, DialKind, DialTarget, Dialer};
 use crate::discv4::{Discovery, LookupId, NodeDbSnapshot};
 use crate::discv5::discovery::Discovery as Discv5;
+use crate::endpoint::LocalRecord;
 use crate::enode::{Enode, Host};
 use crate::enr::Enr;
 use crate::identity::{NodeId, NodePublicKey, NodeSecretKey};
@@ -185,8 +192,9 @@ pub struct Node<R> {
     config: NodeConfig,
     session_config: Arc<SessionConfig>,
     rng: R,
-    /// Our record, shared by both versions; `None` without discovery.
-    record: Option<Enr>,
+    /// Our record, shared by both versions, and the endpoint prediction that keeps it
+    /// current; `None` without discovery.
+    local: Option<LocalRecord>,
     discovery: Option<Discovery<ChaCha20Rng>>,
     discv5: Option<Box<Discv5<ChaCha20Rng>>>,
     dialer: Dialer,
@@ -223,9 +231,14 @@ impl<R: CryptoRng> Node<R> {
         session.manual_admission = true;
         let ip = config.ip_to_advertise();
         let port = config.listen.port();
+        // Never a seq a peer may hold already: above the one saved with the database.
+        let seq = config
+            .enr_seq
+            .unwrap_or(1)
+            .max(config.node_db.local_seq.saturating_add(1));
         let record = (config.runs_discv4() || config.runs_discv5()).then(|| {
             Enr::builder()
-                .seq(config.enr_seq.unwrap_or(1))
+                .seq(seq)
                 .ip(ip)
                 .tcp4(port)
                 .udp4(port)
@@ -234,6 +247,8 @@ impl<R: CryptoRng> Node<R> {
         });
         let machines =
             discovery::Machines::new(&key, &config, record.as_ref(), &mut rng, now, unix_secs);
+        let pinned = config.advertised_ip.is_some();
+        let local = record.map(|r| LocalRecord::new(r, pinned));
         let dial_config = DialConfig {
             max_dial_peers: max_dialed_peers(config.max_peers, config.dial_ratio, config.no_dial),
             max_active_dials: config.max_pending_peers,
@@ -247,7 +262,7 @@ impl<R: CryptoRng> Node<R> {
             key,
             config,
             rng,
-            record,
+            local,
             discovery: machines.v4,
             discv5: machines.v5,
             dialer,
@@ -290,20 +305,33 @@ impl<R: CryptoRng> Node<R> {
         self.key.id()
     }
 
-    /// Our enode URL.
+    /// Our enode URL: the IP and UDP port our record advertises (see
+    /// [`NodeConfig::advertised_ip`] for where they come from), and the listen port for TCP.
     pub fn local_enode(&self) -> Enode {
         let port = self.config.listen.port();
-        Enode::new(
-            *self.key.public(),
-            self.config.ip_to_advertise(),
-            port,
-            port,
-        )
+        match self.local.as_ref().and_then(LocalRecord::endpoint) {
+            Some(udp) => Enode::new(*self.key.public(), udp.ip(), port, udp.port()),
+            None => Enode::new(
+                *self.key.public(),
+                self.config.ip_to_advertise(),
+                port,
+                port,
+            ),
+        }
     }
 
     /// Our signed record (both discovery versions hand out this one), when discovery runs.
+    /// After a [`NodeEvent::EndpointChanged`] the first call signs the new one.
     pub fn local_enr(&self) -> Option<&Enr> {
-        self.record.as_ref()
+        self.local.as_ref().map(|l| l.record(&self.key))
+    }
+
+    /// The endpoint the statements of our peers predict now (of our record's address family;
+    /// `None` until [`MIN_STATEMENTS`](crate::endpoint::MIN_STATEMENTS) hosts agree), also
+    /// when the advertised address is pinned and the record does not follow it.
+    pub fn predicted_endpoint(&mut self) -> Option<SocketAddr> {
+        let now = self.now;
+        self.local.as_mut()?.prediction(now)
     }
 
     /// Discovery v4, when it runs (table, drop counters).
@@ -360,14 +388,17 @@ impl<R: CryptoRng> Node<R> {
     }
 
     /// The node database to persist, when discovery runs: what both versions learnt, merged
-    /// ([`NodeDbSnapshot::merge`]); both start from it on the next run.
+    /// ([`NodeDbSnapshot::merge`]), and our record's seq ([`NodeDbSnapshot::local_seq`]);
+    /// both versions start from it on the next run, and our record from a higher seq.
     pub fn db_snapshot(&self) -> NodeDbSnapshot {
         let v4 = self.discovery.as_ref().map(|d| d.db_snapshot());
         let v5 = self.discv5.as_ref().map(|d| d.db_snapshot());
-        match (v4, v5) {
+        let mut snap = match (v4, v5) {
             (Some(a), Some(b)) => a.merge(b),
             (a, b) => a.or(b).unwrap_or_default(),
-        }
+        };
+        snap.local_seq = self.local.as_ref().map_or(0, LocalRecord::seq);
+        snap
     }
 
     // ---- outputs ---------------------------------------------------------------------------
@@ -595,6 +626,7 @@ impl<R: CryptoRng> Node<R> {
     /// Runs every deadline due at `now`.
     pub fn handle_timeout(&mut self, now: Instant, unix_secs: u64) {
         self.tick(now, unix_secs);
+        self.publish_local_record();
         if let Some(d) = &mut self.discovery {
             d.handle_timeout(now, unix_secs);
         }

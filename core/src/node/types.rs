@@ -177,6 +177,22 @@ pub enum NodeEvent {
     /// [`Node::answer_talk`](super::Node::answer_talk), and the answer (or the failure) of
     /// each [`Node::talk_request`](super::Node::talk_request).
     Discv5(Box<Discv5Event>),
+    /// Our record now advertises another UDP endpoint: enough peers agreed on the address
+    /// they see us at (endpoint prediction, see
+    /// [`NodeConfig::advertised_ip`](super::NodeConfig::advertised_ip); never when it is
+    /// set). The record carrying `new` has seq `seq`; it is signed when first needed, and
+    /// discovery spreads it (Ping and Pong carry the seq, peers fetch the record). The TCP
+    /// port stays the listen port. Save the node database soon
+    /// ([`Node::db_snapshot`](super::Node::db_snapshot) holds the seq): a restart must sign
+    /// a higher one.
+    EndpointChanged {
+        /// The endpoint advertised before (`None`: the record had no IP and UDP port).
+        old: Option<SocketAddr>,
+        /// The endpoint advertised now.
+        new: SocketAddr,
+        /// The seq of the record advertising `new`.
+        seq: u64,
+    },
 }
 
 /// A discovery protocol version.

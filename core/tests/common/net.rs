@@ -51,6 +51,9 @@ pub struct Net {
     seq: u64,
     by_addr: BTreeMap<SocketAddr, usize>,
     next_port: u16,
+    /// Nodes behind a full-cone NAT, and their public address: what they send comes from it,
+    /// what is sent to it reaches them, and their own address reaches nobody.
+    pub nat: BTreeMap<usize, SocketAddr>,
 }
 
 /// The address of node `i`: 127.0.x.y:30303.
@@ -77,6 +80,7 @@ impl Net {
             seq: 0,
             by_addr: BTreeMap::new(),
             next_port: 40000,
+            nat: BTreeMap::new(),
         }
     }
 
@@ -87,7 +91,8 @@ impl Net {
         let key = NodeSecretKey::generate(&mut rng);
         config.listen = addr_of(i);
         let node = Node::new(key.clone(), config, rng, self.now, self.unix());
-        self.by_addr.insert(addr_of(i), i);
+        let reachable = self.nat.get(&i).copied().unwrap_or(addr_of(i));
+        self.by_addr.insert(reachable, i);
         self.nodes.push(node);
         self.keys.push(key);
         self.addrs.push(addr_of(i));
@@ -95,6 +100,17 @@ impl Net {
         self.down.push(false);
         self.drain(i);
         i
+    }
+
+    /// Adds a node like [`Net::add`] behind a full-cone NAT whose mapping is `public`.
+    pub fn add_behind_nat(&mut self, seed: u64, config: NodeConfig, public: SocketAddr) -> usize {
+        self.nat.insert(self.nodes.len(), public);
+        self.add(seed, config)
+    }
+
+    /// Where node `i`'s packets come from: its NAT's public address, or its own.
+    pub fn seen_as(&self, i: usize) -> SocketAddr {
+        self.nat.get(&i).copied().unwrap_or(self.addrs[i])
     }
 
     pub fn enode(&self, i: usize) -> Enode {
@@ -116,7 +132,7 @@ impl Net {
         let mut buf = [0u8; MAX_PACKET_SIZE];
         while let Some((to, len)) = self.nodes[i].poll_transmit(&mut buf) {
             if let Some(&j) = self.by_addr.get(&to) {
-                let from = self.addrs[i];
+                let from = self.seen_as(i);
                 self.schedule(Delivery::Datagram {
                     to: j,
                     from,
@@ -135,7 +151,7 @@ impl Net {
                         continue;
                     };
                     self.next_port += 1;
-                    let from = SocketAddr::new(self.addrs[i].ip(), self.next_port);
+                    let from = SocketAddr::new(self.seen_as(i).ip(), self.next_port);
                     match self.nodes[j].handle_accept(now, from) {
                         Ok(jc) => {
                             self.links.insert((i, conn), (j, jc));

@@ -44,7 +44,8 @@ pub struct DriverConfig {
     /// The node. `node.listen` with port 0 picks a free port (the same for TCP and UDP);
     /// `node.node_db` is replaced by the data directory's database when there is one;
     /// `node.enr_seq` defaults to the wall clock in milliseconds, as geth does, so a record
-    /// signed after a wiped database still supersedes older ones.
+    /// signed after a wiped database still supersedes older ones; the node raises it above
+    /// the seq the database saved (`local_seq`), so a clock set back cannot lower it either.
     pub node: NodeConfig,
     /// The node key.
     pub key: KeySource,

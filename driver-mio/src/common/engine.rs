@@ -747,8 +747,15 @@ impl<S: Stream> Engine<S> {
             }
             while let Some(event) = self.node.poll_event() {
                 progress = true;
-                if let NodeEvent::ConnectionFailed(f) = &event {
-                    self.log_failure(f);
+                match &event {
+                    NodeEvent::ConnectionFailed(f) => self.log_failure(f),
+                    NodeEvent::EndpointChanged { old, new, seq } => {
+                        let old = old.map_or_else(|| "none".to_string(), |a| a.to_string());
+                        log!(self.log, info, %old, %new, seq, "our record now advertises {new} (peers agree they see us there)");
+                        // The new seq must survive a crash: save at the next turn.
+                        self.next_save = self.next_save.min(self.clock.now());
+                    }
+                    _ => {}
                 }
                 let full = io.backlog().events >= MAX_BACKLOG_EVENTS;
                 if full && droppable(&event) {

@@ -2,6 +2,7 @@
 //!
 //! ```json
 //! { "format": "devp2p-sansio node database", "version": 1, "saved_at": 1800000000,
+//!   "local_seq": 1800000000123,
 //!   "nodes": [ { "enode": "enode://…@10.0.0.1:30303", "enr": "enr:…" } ],
 //!   "endpoints": [ { "id": "<64 hex>", "ip": "10.0.0.1", "last_ping_received": 0,
 //!                    "last_pong_received": 1800000000, "find_failures": 0 } ] }
@@ -12,6 +13,8 @@
 //! [`MAX_SET_ASIDE`]) with a warning naming where, and the node starts empty:
 //! the database only speeds up bootstrapping, so it is never worth failing over. Single entries
 //! that do not parse are skipped with a warning. Saving writes a temporary file and renames it.
+//! `local_seq` is the seq of the node's own record (absent in files written before it was
+//! kept: 0, unknown); the next start signs a higher one.
 
 use std::fmt;
 use std::io;
@@ -45,6 +48,8 @@ struct FileV1 {
     version: u32,
     #[serde(default)]
     saved_at: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    local_seq: u64,
     nodes: Vec<NodeV1>,
     endpoints: Vec<EndpointV1>,
 }
@@ -236,11 +241,16 @@ impl NodeDbFile {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 fn encode(snap: &NodeDbSnapshot, unix_secs: u64) -> FileV1 {
     FileV1 {
         format: FORMAT_NAME.to_string(),
         version: FORMAT_VERSION,
         saved_at: unix_secs,
+        local_seq: snap.local_seq,
         nodes: snap
             .nodes
             .iter()
@@ -265,7 +275,10 @@ fn encode(snap: &NodeDbSnapshot, unix_secs: u64) -> FileV1 {
 
 fn decode(file: FileV1) -> (NodeDbSnapshot, usize) {
     let mut skipped = 0;
-    let mut snap = NodeDbSnapshot::default();
+    let mut snap = NodeDbSnapshot {
+        local_seq: file.local_seq,
+        ..NodeDbSnapshot::default()
+    };
     for n in file.nodes {
         match decode_node(&n) {
             Some(node) => snap.nodes.push(node),
@@ -338,6 +351,7 @@ mod tests {
                     find_failures: 2,
                 },
             }],
+            local_seq: 1_800_000_000_123,
         }
     }
 
@@ -348,6 +362,22 @@ mod tests {
         let snap = sample();
         f.save(&snap, 1_800_000_000).unwrap();
         assert_eq!(f.load(), snap);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_from_before_local_seq_was_kept_loads_with_seq_unknown() {
+        let dir = crate::common::testutil::temp_dir("nodedb-old");
+        let f = NodeDbFile::in_dir(&dir);
+        f.save(&sample(), 1).unwrap();
+        let text = std::fs::read_to_string(f.path()).unwrap();
+        assert!(text.contains("\"local_seq\": 1800000000123"));
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v.as_object_mut().unwrap().remove("local_seq");
+        std::fs::write(f.path(), v.to_string()).unwrap();
+        let snap = f.load();
+        assert_eq!(snap.local_seq, 0);
+        assert_eq!(snap.nodes, sample().nodes);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

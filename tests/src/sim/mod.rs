@@ -19,9 +19,11 @@
 //!
 //! Nodes get public IPv4 addresses, one /24 each ([`honest_ip`]), so discovery's per-subnet
 //! limits apply as on the internet; extra nodes (an attacker's, say) can be added with any
-//! address by [`Sim::add_node`].
+//! address by [`Sim::add_node`]. A share of them can sit behind full-cone NATs instead
+//! ([`SimConfig::nat_share`], [`nat`]).
 
 pub mod link;
+pub mod nat;
 pub mod queue;
 pub mod run;
 pub mod trace;
@@ -111,6 +113,9 @@ pub struct SimConfig {
     /// every node runs as in production); [`SignatureScheme::Secp256k1`] runs it for real,
     /// at tens of microseconds per packet. RLPx handshakes always use real secp256k1.
     pub signatures: SignatureScheme,
+    /// Share of the non-boot nodes behind a full-cone NAT ([`nat`]): they listen on a private
+    /// address and must learn their public endpoint from their peers (0: none).
+    pub nat_share: f64,
 }
 
 impl SimConfig {
@@ -127,6 +132,7 @@ impl SimConfig {
             churn: None,
             db_save_interval: Duration::from_secs(60),
             signatures: SignatureScheme::InsecureSimulation,
+            nat_share: 0.0,
         }
     }
 }
@@ -317,6 +323,8 @@ struct Slot {
     churns: bool,
     saves_db: bool,
     ever_started: bool,
+    /// The public endpoint of the NAT in front of it, if any ([`nat`]).
+    nat: Option<SocketAddr>,
 }
 
 /// A simulated network. See the [module docs](self).
@@ -372,6 +380,8 @@ impl Sim {
         let mut join = ChaCha20Rng::from_seed(derive(sim.config.seed, "join", 0, 0));
         let churn_fraction = sim.config.churn.as_ref().map_or(0.0, |c| c.fraction);
         let window = sim.config.join_window.as_millis() as u64;
+        let c = &sim.config;
+        let nated = nat::pick(c.seed, c.nodes, c.bootnodes, c.nat_share);
         for i in 0..sim.config.nodes {
             let boot = i < sim.config.bootnodes;
             let start_at = if boot || window == 0 {
@@ -380,13 +390,21 @@ impl Sim {
                 START + Duration::from_millis(join.next_u64() % window)
             };
             let churns = !boot && unit(&mut join) < churn_fraction;
+            let behind_nat = nated.contains(&i);
             let spec = NodeSpec {
-                ip: honest_ip(i),
+                ip: if behind_nat {
+                    nat::PRIVATE_IP
+                } else {
+                    honest_ip(i)
+                },
                 config: sim.config.node.clone(),
                 start_at,
                 churns,
             };
             let j = sim.add_node(spec);
+            if behind_nat {
+                sim.put_behind_nat(j, nat::public_addr(i));
+            }
             if boot {
                 let key = *sim.slots[j].key.public();
                 let ip = IpAddr::V4(honest_ip(i));
@@ -428,6 +446,7 @@ impl Sim {
             churns: spec.churns,
             saves_db: spec.churns,
             ever_started: false,
+            nat: None,
         });
         let at = spec.start_at.max(self.now);
         self.push(at, Kind::Start { node: i });
@@ -911,7 +930,7 @@ impl Sim {
                 self.stats.datagrams_delivered += 1;
                 self.trace
                     .record(Record::Datagram, now, to, from as u64, 0, &data);
-                let src = self.slots[from].addr;
+                let src = self.public_addr(from);
                 if let Some(n) = self.slots[to].node.as_mut() {
                     n.handle_datagram(now, unix, src, &data);
                 }
@@ -998,9 +1017,10 @@ impl Sim {
         let back = self.now + self.latency(from, to);
         self.trace
             .record(Record::Syn, now, to, from as u64, conn.0, &[]);
+        let ip = self.public_addr(from).ip();
         let slot = &mut self.slots[from];
         slot.next_port = slot.next_port.checked_add(1).unwrap_or(40000);
-        let src = SocketAddr::new(slot.addr.ip(), slot.next_port);
+        let src = SocketAddr::new(ip, slot.next_port);
         let accepted = match self.slots[to].node.as_mut() {
             Some(n) => n.handle_accept(now, src).ok(),
             None => None,

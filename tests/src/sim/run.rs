@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::nat::NatReport;
 use super::{Churn, Recall, Sim, SimConfig, SimStats, TableFill};
 
 /// Recall at which a network counts as converged.
@@ -32,6 +33,8 @@ pub struct RunConfig {
     pub lookups: usize,
     /// The discovery versions the nodes run; measured is v4 when they run it, else v5.
     pub discovery: Versions,
+    /// Share of the non-boot nodes behind full-cone NATs (0: none).
+    pub nat_share: f64,
 }
 
 /// Which discovery versions simulated nodes run (`devp2p sim --discovery`).
@@ -49,7 +52,7 @@ pub enum Versions {
 
 impl Default for RunConfig {
     /// `devp2p sim`'s defaults: 1,000 nodes, seed 1, 10 virtual minutes, 1 % loss, 10 %
-    /// churn, discovery only, 100 final lookups.
+    /// churn, discovery only, 100 final lookups, no NAT.
     fn default() -> Self {
         Self {
             nodes: 1000,
@@ -60,6 +63,7 @@ impl Default for RunConfig {
             peers: 0,
             lookups: 100,
             discovery: Versions::V4,
+            nat_share: 0.0,
         }
     }
 }
@@ -76,6 +80,7 @@ impl RunConfig {
         c.node.no_dial = self.peers == 0;
         c.node.discv4 = self.discovery != Versions::V5;
         c.node.discv5 = self.discovery != Versions::V4;
+        c.nat_share = self.nat_share;
         c
     }
 }
@@ -96,6 +101,8 @@ pub struct RunReport {
     pub recall: Recall,
     /// Network counters.
     pub stats: SimStats,
+    /// The nodes behind NAT at the end: their records and the tables' entries for them.
+    pub nat: NatReport,
     /// Running nodes at the end.
     pub nodes_up: usize,
     /// Trace records hashed.
@@ -142,6 +149,7 @@ pub fn run(config: &RunConfig, mut progress: impl FnMut(&Sim)) -> RunReport {
         table_fill: sim.table_fill(0..config.nodes),
         recall,
         stats: sim.stats().clone(),
+        nat: sim.nat_report(),
         nodes_up: (0..sim.len()).filter(|&i| sim.is_up(i)).count(),
         trace_records: sim.trace_records(),
         digest: sim.digest(),

@@ -48,7 +48,7 @@ impl<R: CryptoRng> Discovery<R> {
     /// geth adds a node that handshook with us to its table as an inbound node
     /// (`addInboundNode`), once its first refresh is done; we also want its record to
     /// advertise the address it wrote from, so that what we relay is where it was seen.
-    fn on_inbound_session(&mut self, from: NodeAddress, record: Enr) {
+    pub(super) fn on_inbound_session(&mut self, from: NodeAddress, record: Enr) {
         if !self.bootstrapped {
             return;
         }
@@ -75,6 +75,7 @@ impl<R: CryptoRng> Discovery<R> {
                 let _ = self
                     .sessions
                     .send_response(self.now, &from, Message::Pong(pong));
+                self.ping_named_seq(from, p.enr_seq);
             }
             Message::FindNode(f) => self.on_findnode(from, f),
             Message::TalkReq(t) => self.on_talkreq(from, t),
@@ -154,6 +155,7 @@ impl<R: CryptoRng> Discovery<R> {
         };
         match (purpose, response) {
             (Purpose::Revalidate(node), Response::Pong(p)) => {
+                self.observe_pong(&from.addr, &p);
                 self.db
                     .set_last_pong_received(&node.id(), &from.addr.ip(), self.unix_secs);
                 self.revalidation_done(&node, true, Some(p.enr_seq));
@@ -165,6 +167,15 @@ impl<R: CryptoRng> Discovery<R> {
                     self.add_to_table(found, false);
                 }
             }
+            (Purpose::FetchInbound(node), Response::Nodes(n)) => {
+                self.fetching.remove(&node.id);
+                if let Some(r) = n.records.into_iter().find(|r| r.node_id() == node.id) {
+                    // Known from now on, whether it qualifies or not: no fetch for this seq
+                    // again.
+                    self.sessions.learn_record(r.clone());
+                    self.on_inbound_session(node, r);
+                }
+            }
             (Purpose::Query { lookup, node }, Response::Nodes(n)) => {
                 let found: Vec<Node> = n
                     .records
@@ -174,11 +185,14 @@ impl<R: CryptoRng> Discovery<R> {
                     .collect();
                 self.query_done(lookup, node, Some(found));
             }
-            (Purpose::Ping, Response::Pong(pong)) => self.emit(Event::PingResponse {
-                id,
-                to: from,
-                result: Ok(pong),
-            }),
+            (Purpose::Ping, Response::Pong(pong)) => {
+                self.observe_pong(&from.addr, &pong);
+                self.emit(Event::PingResponse {
+                    id,
+                    to: from,
+                    result: Ok(pong),
+                })
+            }
             (Purpose::FindNode, Response::Nodes(nodes)) => self.emit(Event::FindNodeResponse {
                 id,
                 to: from,
@@ -212,6 +226,9 @@ impl<R: CryptoRng> Discovery<R> {
             Purpose::Revalidate(node) => self.revalidation_done(&node, false, None),
             Purpose::FetchRecord(node) => {
                 self.fetching.remove(&node.id());
+            }
+            Purpose::FetchInbound(node) => {
+                self.fetching.remove(&node.id);
             }
             Purpose::Query { lookup, node } => self.query_done(lookup, node, None),
             Purpose::Ping => self.emit(Event::PingResponse {

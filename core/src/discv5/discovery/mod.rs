@@ -111,12 +111,13 @@ pub use events::{Event, Refusal, TalkError, TalkRequestId};
 
 use talk::Talk;
 
-use super::message::{Message, RequestId, TalkResp};
+use super::message::{Message, Pong, RequestId, TalkResp};
 use super::packet::MAX_PACKET_SIZE;
-use super::sessions::{Contact, DropReason, Request, SendError, Sessions, Transmit};
+use super::sessions::{Contact, DropReason, NodeAddress, Request, SendError, Sessions, Transmit};
 use crate::discv4::lookup::Lookup;
 use crate::discv4::table::{AddOutcome, RevalidationFailure, RevalidationList, Table};
 use crate::discv4::{LookupId, Node, NodeDb, NodeDbSnapshot};
+use crate::endpoint::{Observation, Observations};
 use crate::enr::Enr;
 use crate::identity::{NodeId, NodeSecretKey};
 use crate::time::Instant;
@@ -136,6 +137,9 @@ enum Purpose {
     /// `FINDNODE [0]`: the node's current record (a higher seq in a PONG, or a bootnode
     /// known by key only).
     FetchRecord(Node),
+    /// `FINDNODE [0]` to a node outside the table whose PING named a newer record than the
+    /// one its handshake brought: the record may now qualify it as an inbound node.
+    FetchInbound(NodeAddress),
     /// FINDNODE for a lookup.
     Query { lookup: LookupId, node: Node },
     /// The application's PING.
@@ -169,6 +173,9 @@ pub struct Discovery<R> {
     fetching: BTreeSet<NodeId>,
     talk: Talk,
     events: VecDeque<Event>,
+    /// What PONGs said about our endpoint, for the owner's
+    /// [`LocalRecord`](crate::endpoint::LocalRecord).
+    observations: Observations,
     refusals: BTreeMap<Refusal, u64>,
     now: Instant,
     unix_secs: u64,
@@ -213,6 +220,7 @@ impl<R: CryptoRng> Discovery<R> {
             revalidating: BTreeSet::new(),
             fetching: BTreeSet::new(),
             events: VecDeque::new(),
+            observations: Observations::default(),
             refusals: BTreeMap::new(),
             now,
             unix_secs,
@@ -321,6 +329,15 @@ impl<R: CryptoRng> Discovery<R> {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next thing a PONG to one of our PINGs told us about our own endpoint (its
+    /// recipient IP and port, [DNSDISC_NAT.md §B.6](crate::spec::dnsdisc_nat)), for an
+    /// endpoint predictor ([`LocalRecord`](crate::endpoint::LocalRecord)); a queue nobody
+    /// drains keeps only the newest
+    /// [`MAX_QUEUED_OBSERVATIONS`](crate::endpoint::MAX_QUEUED_OBSERVATIONS).
+    pub fn poll_observation(&mut self) -> Option<Observation> {
+        self.observations.pop()
     }
 
     /// When [`Discovery::handle_timeout`] should next be called.
@@ -485,6 +502,16 @@ impl<R: CryptoRng> Discovery<R> {
         self.unix_secs = self.unix_secs.max(unix_secs);
     }
 
+    /// A PONG from `from` said our endpoint is its recipient address.
+    pub(super) fn observe_pong(&mut self, from: &SocketAddr, pong: &Pong) {
+        if let Some(ip) = pong.recipient_ip {
+            self.observations.push(Observation::Statement {
+                reporter: from.ip(),
+                endpoint: SocketAddr::new(ip, pong.recipient_port),
+            });
+        }
+    }
+
     pub(super) fn emit(&mut self, event: Event) {
         if self.events.len() >= MAX_QUEUED_EVENTS {
             self.events.pop_front();
@@ -569,6 +596,41 @@ impl<R: CryptoRng> Discovery<R> {
         let ask = Request::FindNode { distances: vec![0] };
         if !self.request(&node.clone(), ask, Purpose::FetchRecord(node)) {
             self.fetching.remove(&id);
+        }
+    }
+
+    /// A PING named the sender's record seq: fetch the record when it is newer than the one
+    /// we hold, the table's (as a PONG's seq does; sigp does the same) or, for a node outside
+    /// the table, the one its handshake brought. The latter is how a node whose endpoint
+    /// changed gets into the table: behind a NAT its first record named an address it did not
+    /// write from ([`Refusal::InboundAddressMismatch`]), and its sessions, kept until evicted,
+    /// bring no new handshake; its PINGs carry the seq of the record that names its public
+    /// endpoint. At most one fetch per node at a time, and only for a seq above the one
+    /// already fetched.
+    pub(super) fn ping_named_seq(&mut self, from: NodeAddress, seq: u64) {
+        if let Some(e) = self.table.get(&from.id) {
+            if seq > e.node().seq() {
+                let node = e.node().clone();
+                self.fetch_record(node);
+            }
+            return;
+        }
+        let known = match self.sessions.known_record(&from.id) {
+            Some(r) if self.bootstrapped && seq > r.seq() => r.clone(),
+            _ => return,
+        };
+        if !self.fetching.insert(from.id) {
+            return;
+        }
+        let contact = Contact::from_record_at(known, from.addr);
+        let ask = Request::FindNode { distances: vec![0] };
+        match self.sessions.send_request(self.now, contact, ask) {
+            Ok(id) => {
+                self.requests.insert(id, Purpose::FetchInbound(from));
+            }
+            Err(_) => {
+                self.fetching.remove(&from.id);
+            }
         }
     }
 

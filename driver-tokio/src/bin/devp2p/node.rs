@@ -20,7 +20,8 @@ use crate::Failure;
 /// router protocol for now).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nat {
-    /// Advertise the listen IP (127.0.0.1 when listening on an unspecified address).
+    /// Advertise the listen IP (127.0.0.1 when listening on an unspecified address) until
+    /// peers agree on another endpoint (endpoint prediction).
     None,
     /// Advertise this IP: the machine's public address, as seen from outside.
     ExtIp(IpAddr),
@@ -58,9 +59,10 @@ pub struct NodeArgs {
     /// extip:IP says otherwise (listening on 0.0.0.0 or :: advertises 127.0.0.1).
     #[arg(long, default_value = "127.0.0.1:30303")]
     listen: SocketAddr,
-    /// The IP put in our enode URL and record: `none` (the listen IP) or `extip:IP` (this
-    /// IP, for a node behind NAT or listening on 0.0.0.0). geth's upnp, pmp and any are not
-    /// supported yet.
+    /// The IP put in our enode URL and record: `none` (the listen IP at first, then the
+    /// endpoint 10 peers agree they see us at) or `extip:IP` (this IP and the listen port,
+    /// always, for a node behind NAT or listening on 0.0.0.0). geth's upnp, pmp and any are
+    /// not supported yet.
     #[arg(long, value_parser = parse_nat, default_value = "none")]
     nat: Nat,
     /// Node key file; created with a fresh key when missing (its directory must exist).
@@ -147,9 +149,10 @@ impl NodeArgs {
         }
         if self.listen.ip().is_unspecified() && self.nat == Nat::None {
             tracing::warn!(
-                "listening on {} but advertising 127.0.0.1 in the enode and record, which only \
-                 this machine can reach: give --nat extip:<public IP> to advertise the address \
-                 others reach this node at",
+                "listening on {} and advertising 127.0.0.1 in the enode and record, which only \
+                 this machine can reach, until 10 peers agree on the address they see this node \
+                 at (the record then takes it); give --nat extip:<public IP> to advertise that \
+                 address from the start (and never another)",
                 self.listen
             );
         }

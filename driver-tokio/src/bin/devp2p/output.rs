@@ -72,7 +72,8 @@ pub fn ordered(fields: &[(&str, Value)]) -> String {
     format!("{{{}}}", body.join(","))
 }
 
-/// The JSON line for an event worth a line: peers added and removed, lookups finished.
+/// The JSON line for an event worth a line: peers added and removed, lookups finished,
+/// failed connections, our endpoint changed.
 pub fn event_json(e: &NodeEvent) -> Option<String> {
     match e {
         NodeEvent::PeerAdded(p) => Some(ordered(&[
@@ -137,6 +138,12 @@ pub fn event_json(e: &NodeEvent) -> Option<String> {
             ])),
             _ => None,
         },
+        NodeEvent::EndpointChanged { old, new, seq } => Some(ordered(&[
+            ("event", json!("endpoint_changed")),
+            ("old", json!(old.map(|a| a.to_string()))),
+            ("new", json!(new.to_string())),
+            ("seq", json!(seq)),
+        ])),
         NodeEvent::ConnectionFailed(f) => Some(ordered(&[
             ("event", json!("connection_failed")),
             ("id", json!(f.remote.map(|k| k.id().to_string()))),
@@ -182,8 +189,9 @@ pub fn log_event(e: &NodeEvent) {
             }
             _ => {}
         },
-        // Failed connections are logged by the driver itself (info for static and trusted
-        // peers, debug for the rest); messages and writability are the application's.
+        // Failed connections and endpoint changes are logged by the driver itself (info for
+        // static and trusted peers, debug for the rest); messages and writability are the
+        // application's.
         _ => {}
     }
 }

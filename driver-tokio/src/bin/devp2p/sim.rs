@@ -44,6 +44,12 @@ pub struct SimArgs {
     /// slower (each record read costs a point decompression).
     #[arg(long, value_enum, default_value = "v4")]
     discovery: Discovery,
+    /// Share of the non-boot nodes behind full-cone NATs (0..1): each listens on a private
+    /// address, its NAT maps it to a public IP and another port, and it must learn that
+    /// endpoint from its peers. The report says how many advertise it and how many table
+    /// entries hold it.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    nat_share: f64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -80,6 +86,7 @@ pub fn run_sim(a: SimArgs) -> Result<ExitCode, Failure> {
     config.churn = a.churn;
     config.peers = a.peers;
     config.lookups = a.lookups;
+    config.nat_share = a.nat_share;
     config.discovery = match a.discovery {
         Discovery::V4 => Versions::V4,
         Discovery::V5 => Versions::V5,
@@ -121,6 +128,7 @@ fn to_json(c: &RunConfig, r: &RunReport, wall: Duration, peak: Option<u64>) -> s
         "churn": c.churn,
         "peers": c.peers,
         "discovery": versions(c.discovery),
+        "nat_share": c.nat_share,
         "virtual_secs": r.virtual_time.as_secs_f64(),
         "wall_secs": wall.as_secs_f64(),
         "speedup": r.virtual_time.as_secs_f64() / wall.as_secs_f64().max(1e-9),
@@ -139,6 +147,13 @@ fn to_json(c: &RunConfig, r: &RunReport, wall: Duration, peak: Option<u64>) -> s
         "connections": r.stats.connections,
         "crashes": r.stats.crashes,
         "restarts": r.stats.restarts,
+        "nat": {
+            "nodes": r.nat.nodes,
+            "advertising_public": r.nat.advertising_public,
+            "table_entries": r.nat.table_entries,
+            "entries_public": r.nat.entries_public,
+            "entries_current_record": r.nat.entries_current_record,
+        },
         "trace_records": r.trace_records,
         "peak_rss_kib": peak,
         "digest": r.digest_hex(),
@@ -156,14 +171,16 @@ fn versions(v: Versions) -> &'static str {
 fn print_text(c: &RunConfig, r: &RunReport, wall: Duration, peak: Option<u64>) {
     let v = r.virtual_time.as_secs_f64();
     outln!(
-        "network      {} nodes ({} up at the end), seed {}, loss {}, churn {}, peers {}, {}",
+        "network      {} nodes ({} up at the end), seed {}, loss {}, churn {}, peers {}, {}, \
+         nat share {}",
         c.nodes,
         r.nodes_up,
         c.seed,
         c.loss,
         c.churn,
         c.peers,
-        versions(c.discovery)
+        versions(c.discovery),
+        c.nat_share
     );
     outln!(
         "time         {:.0} s virtual in {:.2} s wall ({:.0}x real time)",
@@ -204,6 +221,18 @@ fn print_text(c: &RunConfig, r: &RunReport, wall: Duration, peak: Option<u64>) {
             "churn        {} crashes, {} restarts",
             r.stats.crashes,
             r.stats.restarts
+        );
+    }
+    if r.nat.nodes > 0 {
+        outln!(
+            "nat          {} nodes behind NAT, {} of {} running advertise their public \
+             endpoint; {} of {} table entries for them hold it, {} their current record",
+            r.nat.nodes,
+            r.nat.advertising_public,
+            r.nat.running,
+            r.nat.entries_public,
+            r.nat.table_entries,
+            r.nat.entries_current_record
         );
     }
     if let Some(kib) = peak {
