@@ -27,9 +27,16 @@
 //!
 //! After each input, drain in this order: [`poll_transmit`](Node::poll_transmit) until `None`
 //! (send each datagram), [`poll_action`](Node::poll_action) until `None` (dial, write, close),
-//! [`poll_event`](Node::poll_event) until `None` (hand to the application), then re-arm the
-//! timer with [`poll_timeout`](Node::poll_timeout). `now` must never go backwards; `unix_secs`
+//! [`poll_event`](Node::poll_event) until `None` (hand to the application),
+//! [`poll_nat_request`](Node::poll_nat_request) until `None` (ask the gateway; only with
+//! [`NodeConfig::nat`] set to map ports), then re-arm the timer with
+//! [`poll_timeout`](Node::poll_timeout). `now` must never go backwards; `unix_secs`
 //! (wall-clock seconds) is data for discovery's packet expirations only.
+//!
+//! With port mapping ([`NodeConfig::nat`]), one more input: the gateway's answer to each
+//! request, [`handle_nat_response`](Node::handle_nat_response), whenever it comes; and at
+//! shutdown [`stop_port_mapping`](Node::stop_port_mapping), then keep answering requests
+//! (they delete the mappings) until [`is_port_mapping_stopped`](Node::is_port_mapping_stopped).
 //!
 //! ```
 //! use devp2p_core::node::{Node, NodeConfig};
@@ -51,6 +58,7 @@
 mod admission;
 mod config;
 mod discovery;
+mod nat;
 mod types;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -208,6 +216,8 @@ pub struct Node<R> {
     next_feeder: DiscoveryVersion,
     /// Lookups resolving static nodes.
     resolving: BTreeMap<(DiscoveryVersion, LookupId), NodeId>,
+    /// Port mapping, and what the gateway granted.
+    nat: nat::NatState,
 }
 
 impl<R: CryptoRng> Node<R> {
@@ -241,6 +251,7 @@ impl<R: CryptoRng> Node<R> {
         };
         let dialer = Dialer::new(key.id(), dial_config);
         let static_nodes = config.static_nodes.clone();
+        let (nat, nat_event) = nat::NatState::new(&config, now);
         let mut node = Self {
             trusted: config.trusted_nodes.iter().copied().collect(),
             session_config: Arc::new(session),
@@ -265,7 +276,9 @@ impl<R: CryptoRng> Node<R> {
             last_feed: None,
             next_feeder: DiscoveryVersion::V4,
             resolving: BTreeMap::new(),
+            nat,
         };
+        node.events.extend(nat_event);
         for e in &static_nodes {
             if let Err(u) = node.add_static_target(e) {
                 node.fail(ConnectionFailure {
@@ -290,14 +303,13 @@ impl<R: CryptoRng> Node<R> {
         self.key.id()
     }
 
-    /// Our enode URL.
+    /// Our enode URL: the advertised IP and ports (see [`advertised_ip`](Self::advertised_ip)).
     pub fn local_enode(&self) -> Enode {
-        let port = self.config.listen.port();
         Enode::new(
             *self.key.public(),
-            self.config.ip_to_advertise(),
-            port,
-            port,
+            self.advertised_ip(),
+            self.advertised_tcp_port(),
+            self.advertised_udp_port(),
         )
     }
 
@@ -408,6 +420,7 @@ impl<R: CryptoRng> Node<R> {
             self.dialer.poll_timeout(),
             self.throttle.poll_timeout(),
             self.feed_due(),
+            self.nat.poll_timeout(),
         ]
         .into_iter()
         .flatten()

@@ -10,6 +10,7 @@ use crate::discv4::{DropReason, Event as DiscoveryEvent};
 use crate::discv5::discovery::{Event as Discv5Event, TalkError};
 use crate::discv5::{DropReason as Discv5DropReason, SendError as Discv5SendError};
 use crate::identity::{NodeId, NodePublicKey};
+use crate::nat::NatEvent;
 use crate::rlpx::HandshakeError;
 use crate::session::{
     DisconnectReason, ProtocolId, SessionError, SharedCapability, Side, TimeoutKind,
@@ -177,6 +178,11 @@ pub enum NodeEvent {
     /// [`Node::answer_talk`](super::Node::answer_talk), and the answer (or the failure) of
     /// each [`Node::talk_request`](super::Node::talk_request).
     Discv5(Box<Discv5Event>),
+    /// Port mapping ([`NodeConfig::nat`](super::NodeConfig::nat)): the gateway's external IP,
+    /// ports granted and removed, and every failure (retried on the schedule, never fatal).
+    /// After one that changes what we advertise, [`Node::local_enr`](super::Node::local_enr)
+    /// and [`Node::local_enode`](super::Node::local_enode) return the new record and URL.
+    Nat(NatEvent),
 }
 
 /// A discovery protocol version.
