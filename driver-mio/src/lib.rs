@@ -80,6 +80,7 @@ mod runner;
 
 pub use crate::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
 pub use crate::common::keyfile::KeyFileError;
+pub use crate::common::nat::{NAT_POLL_INTERVAL, NAT_SHUTDOWN_TIMEOUT};
 pub use crate::common::{
     AddStaticError, DriverConfig, DriverStats, KeySource, LookupError, SendFailure, ShutdownReport,
     StartError, Stats, Stopped, TalkFailure, Transport,

@@ -108,13 +108,18 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
         .map(tokio::net::UdpSocket::from_std)
         .transpose()
         .map_err(StartError::Io)?;
+    let mut engine = engine;
     let node = engine.node();
     let fixed = Arc::new(handle::Fixed {
         post_budget: Arc::new(tokio::sync::Semaphore::new(handle::MAX_POSTED_BYTES)),
-        enode: node.local_enode(),
-        enr: node.local_enr().cloned(),
+        id: node.local_id(),
+        local: std::sync::Mutex::new((node.local_enode(), node.local_enr().cloned())),
         listen: listener.local_addr().map_err(StartError::Io)?,
     });
+    // The NAT thread's answers wake the task (a Notify keeps the wake-up if the task is busy).
+    let nat_wake = Arc::new(tokio::sync::Notify::new());
+    let waker = nat_wake.clone();
+    engine.set_nat_wake(Arc::new(move || waker.notify_one()));
     let (event_tx, event_rx) = events::channel();
     let (dial_tx, dial_rx) = tokio::sync::mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(COMMAND_QUEUE);
@@ -132,7 +137,16 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
         posts_dropped: 0,
         accept_paused_until: None,
     };
-    runtime.spawn(task::run(engine, io, cmd_rx, dial_rx));
+    runtime.spawn(task::run(
+        engine,
+        io,
+        cmd_rx,
+        dial_rx,
+        task::Nat {
+            wake: nat_wake,
+            local: fixed.clone(),
+        },
+    ));
     Ok((
         NodeHandle {
             commands: cmd_tx,

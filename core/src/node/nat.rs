@@ -13,7 +13,7 @@ use rand_core::CryptoRng;
 
 use super::{Node, NodeConfig, NodeEvent};
 use crate::enr::Enr;
-use crate::nat::{NatEvent, Outcome, PortMapper, Protocol, Request, RequestId};
+use crate::nat::{Nat, NatEvent, Outcome, PortMapper, Protocol, Request, RequestId};
 use crate::time::Instant;
 
 /// The port mapper when the node runs one, and what it granted.
@@ -68,6 +68,12 @@ fn maps_from(ip: &IpAddr) -> bool {
 
 impl<R: CryptoRng> Node<R> {
     // ---- NAT: getters ----------------------------------------------------------------------
+
+    /// The NAT setting the node was started with ([`NodeConfig::nat`]): which mechanism the
+    /// driver uses for [`poll_nat_request`](Self::poll_nat_request)'s requests.
+    pub fn nat(&self) -> Nat {
+        self.config.nat
+    }
 
     /// The port mapper, when [`NodeConfig::nat`] maps ports and the listen address allows it:
     /// the external IP and ports granted so far.
