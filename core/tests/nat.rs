@@ -515,7 +515,7 @@ fn a_node_advertises_the_gateways_ip_and_granted_ports_in_a_record_signed_anew_f
             Request::Unmap { .. } => unreachable!(),
         };
         asked.push(r);
-        now = now + Duration::from_millis(5);
+        now += Duration::from_millis(5);
         n.handle_nat_response(now, id, outcome);
     }
     assert_eq!(asked.len(), 3, "IP, TCP, UDP: {asked:?}");

@@ -22,6 +22,12 @@
 //! - **Shutdown**: [`NodeHandle::shutdown`] (or dropping every handle) sends
 //!   Disconnect(ClientQuitting) to every peer, waits for the Disconnects to drain, and saves
 //!   the node database.
+//! - **NAT traversal**: with [`NodeConfig::nat`](devp2p_core::node::NodeConfig::nat) set to
+//!   UPnP, NAT-PMP or either, the node's port-mapping requests are carried out on a helper
+//!   thread (UPnP through `igd-next`, NAT-PMP through the core's codec) that wakes the task
+//!   with each answer; [`NodeHandle::local_enode`] and [`NodeHandle::local_enr`] follow what
+//!   the router grants, and [`NodeEvent::Nat`](devp2p_core::node::NodeEvent::Nat) reports it.
+//!   The mappings are deleted at shutdown.
 //! - **Logs** go through `tracing`, under the target `devp2p_tokio`.
 //!
 //! An application's skeleton (not run here: it binds port 30303, writes `./node-data` and

@@ -35,7 +35,7 @@ pub const ROUTE_TABLE: &str = "/proc/net/route";
 /// A router found, ready for requests.
 pub enum Gateway {
     /// A UPnP Internet Gateway Device.
-    Upnp(UpnpGateway),
+    Upnp(Box<UpnpGateway>),
     /// A NAT-PMP gateway.
     Pmp(PmpGateway),
 }
@@ -54,7 +54,7 @@ impl Gateway {
     /// found winning). Errors say what was tried.
     pub fn discover(nat: Nat, clock: &Clock) -> Result<Gateway, GatewayError> {
         match nat {
-            Nat::Upnp => UpnpGateway::discover().map(Gateway::Upnp),
+            Nat::Upnp => UpnpGateway::discover().map(|g| Gateway::Upnp(Box::new(g))),
             Nat::Pmp(Some(gw)) => PmpGateway::new(gw).map(Gateway::Pmp),
             Nat::Pmp(None) => PmpGateway::discover(clock).map(Gateway::Pmp),
             Nat::Any => {
@@ -63,7 +63,8 @@ impl Gateway {
                 let spawned = std::thread::Builder::new()
                     .name("devp2p-upnp-search".into())
                     .spawn(move || {
-                        let _ = upnp.send(UpnpGateway::discover().map(Gateway::Upnp));
+                        let _ =
+                            upnp.send(UpnpGateway::discover().map(|g| Gateway::Upnp(Box::new(g))));
                     });
                 let mut errors = Vec::new();
                 if let Err(e) = spawned {
