@@ -15,6 +15,8 @@
 //! - [`discv5`]: discovery v5: the wire layer (packets, messages, handshake crypto) and the
 //!   session layer (sessions, handshakes, requests).
 //! - [`dial`]: the dial scheduler; [`node`]: everything above composed into one machine.
+//! - [`nat`]: the `--nat` setting, geth's port-mapping policy and the NAT-PMP codec (the
+//!   gateway I/O is the drivers').
 //!
 //! [`spec`] renders the protocol reference the code cites (`PROTOCOL.md §…`).
 //!
@@ -98,6 +100,7 @@ pub mod enr;
 pub mod fastmix;
 pub mod identity;
 pub mod keccak;
+pub mod nat;
 pub mod netlist;
 pub mod node;
 pub mod rlp_ext;

@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use crate::common::engine::{backlog_bytes, ACCEPT_ERROR_BACKOFF};
+use crate::common::nat::NAT_POLL_INTERVAL;
 use crate::common::{
     AddStaticError, Backlog, DriverConfig, Engine, Io, LogTarget, LookupError, SendFailure,
     ShutdownReport, StartError, Stats, Stopped, Stream, TalkFailure,
@@ -331,6 +332,7 @@ impl Driver {
             return;
         }
         self.engine.on_timeout(&mut self.io);
+        self.engine.on_nat(&mut self.io, |_| {});
         self.engine.run_pending(&mut self.io);
         if self.udp_ready {
             self.read_datagrams();
@@ -349,6 +351,10 @@ impl Driver {
     ///
     /// `None` also once [`is_finished`](Self::is_finished): a loop that polls a finished
     /// driver with nothing else registered blocks for ever, so check `is_finished` first.
+    ///
+    /// With port mapping ([`NodeConfig::nat`](devp2p_core::node::NodeConfig::nat)), at most
+    /// [`NAT_POLL_INTERVAL`] while a request waits for the gateway: the answer comes from a
+    /// helper thread, which looks in at the next turn.
     pub fn timeout(&self) -> Option<Duration> {
         if self.finished.is_some() {
             return None;
@@ -364,10 +370,9 @@ impl Driver {
         let accept = self
             .accept_paused_until
             .map(|t| t.saturating_duration_since(std::time::Instant::now()));
-        match (node, accept) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // The gateway's answer comes from the NAT thread, which cannot wake this Poll.
+        let nat = self.engine.nat_busy().then_some(NAT_POLL_INTERVAL);
+        [node, accept, nat].into_iter().flatten().min()
     }
 
     /// The next event for the application. Take them all after each turn: while 16 MiB of

@@ -23,7 +23,12 @@
 //! again when [`NodeEvent::Writable`](devp2p_core::node::NodeEvent::Writable) names the peer.
 //!
 //! Node key, node database, time and randomness are handled as in every driver (see
-//! [`DriverConfig`]). Log lines carry the target `devp2p_mio`. [`Runner`] and [`run`] are a
+//! [`DriverConfig`]). With port mapping
+//! ([`NodeConfig::nat`](devp2p_core::node::NodeConfig::nat): UPnP, NAT-PMP or either) the
+//! gateway I/O runs on a helper thread, which cannot wake your `Poll`: while one of its
+//! answers is awaited, [`Driver::timeout`] is at most [`NAT_POLL_INTERVAL`], and the next
+//! [`Driver::handle_timeout`] takes it. The mappings are deleted during [`Driver::shutdown`]
+//! (waited for at most [`NAT_SHUTDOWN_TIMEOUT`]). Log lines carry the target `devp2p_mio`. [`Runner`] and [`run`] are a
 //! ready-made loop for one or more nodes; `examples/custom_loop.rs` shows a loop that owns a
 //! socket of its own beside a node. The README's mio snippet is a copy of this example:
 //!
@@ -80,6 +85,7 @@ mod runner;
 
 pub use crate::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
 pub use crate::common::keyfile::KeyFileError;
+pub use crate::common::nat::{NAT_POLL_INTERVAL, NAT_SHUTDOWN_TIMEOUT};
 pub use crate::common::{
     AddStaticError, DriverConfig, DriverStats, KeySource, LookupError, SendFailure, ShutdownReport,
     StartError, Stats, Stopped, TalkFailure, Transport,

@@ -51,9 +51,35 @@ impl Command {
 
 pub(crate) struct Fixed {
     pub(crate) post_budget: Arc<tokio::sync::Semaphore>,
-    pub(crate) enode: Enode,
-    pub(crate) enr: Option<Enr>,
+    pub(crate) id: NodeId,
+    /// Our enode URL and record as the task last saw them: they change when port mapping
+    /// learns the external address (the task updates them; the handle reads without a
+    /// round trip).
+    pub(crate) local: std::sync::Mutex<(Enode, Option<Enr>)>,
     pub(crate) listen: SocketAddr,
+}
+
+impl Fixed {
+    fn local(&self) -> (Enode, Option<Enr>) {
+        // A poisoned lock only means a panic elsewhere while it was held: the copy is whole.
+        match self.local.lock() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Records the node's current enode and record, if they changed.
+    pub(crate) fn update_local(&self, node: &Node<ChaCha20Rng>) {
+        let mut l = match self.local.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        let seq = node.local_enr().map(Enr::seq);
+        let enode = node.local_enode();
+        if l.1.as_ref().map(Enr::seq) != seq || l.0 != enode {
+            *l = (enode, node.local_enr().cloned());
+        }
+    }
 }
 
 /// A cloneable handle to a running node. Dropping the last handle shuts the node down
@@ -118,7 +144,7 @@ pub struct NodeHandle {
 impl fmt::Debug for NodeHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NodeHandle")
-            .field("enode", &self.fixed.enode.to_string())
+            .field("enode", &self.fixed.local().0.to_string())
             .finish_non_exhaustive()
     }
 }
@@ -126,17 +152,20 @@ impl fmt::Debug for NodeHandle {
 impl NodeHandle {
     /// Our node id.
     pub fn local_id(&self) -> NodeId {
-        self.fixed.enode.id()
+        self.fixed.id
     }
 
-    /// Our enode URL (with the port actually bound).
+    /// Our enode URL (with the port actually bound, or, with port mapping, the external
+    /// address and ports the gateway granted once it has).
     pub fn local_enode(&self) -> Enode {
-        self.fixed.enode.clone()
+        self.fixed.local().0
     }
 
-    /// Our signed record (`None` without discovery).
+    /// Our signed record (`None` without discovery); with port mapping, the one carrying the
+    /// gateway's external address and ports once they are known (a
+    /// [`NodeEvent::Nat`](devp2p_core::node::NodeEvent::Nat) tells when).
     pub fn local_enr(&self) -> Option<Enr> {
-        self.fixed.enr.clone()
+        self.fixed.local().1
     }
 
     /// The address TCP and UDP are bound to.

@@ -22,6 +22,12 @@
 //! - **Shutdown**: [`NodeHandle::shutdown`] (or dropping every handle) sends
 //!   Disconnect(ClientQuitting) to every peer, waits for the Disconnects to drain, and saves
 //!   the node database.
+//! - **NAT traversal**: with [`NodeConfig::nat`](devp2p_core::node::NodeConfig::nat) set to
+//!   UPnP, NAT-PMP or either, the node's port-mapping requests are carried out on a helper
+//!   thread (UPnP through `igd-next`, NAT-PMP through the core's codec) that wakes the task
+//!   with each answer; [`NodeHandle::local_enode`] and [`NodeHandle::local_enr`] follow what
+//!   the router grants, and [`NodeEvent::Nat`](devp2p_core::node::NodeEvent::Nat) reports it.
+//!   The mappings are deleted at shutdown.
 //! - **Logs** go through `tracing`, under the target `devp2p_tokio`.
 //!
 //! An application's skeleton (not run here: it binds port 30303, writes `./node-data` and
@@ -108,13 +114,18 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
         .map(tokio::net::UdpSocket::from_std)
         .transpose()
         .map_err(StartError::Io)?;
+    let mut engine = engine;
     let node = engine.node();
     let fixed = Arc::new(handle::Fixed {
         post_budget: Arc::new(tokio::sync::Semaphore::new(handle::MAX_POSTED_BYTES)),
-        enode: node.local_enode(),
-        enr: node.local_enr().cloned(),
+        id: node.local_id(),
+        local: std::sync::Mutex::new((node.local_enode(), node.local_enr().cloned())),
         listen: listener.local_addr().map_err(StartError::Io)?,
     });
+    // The NAT thread's answers wake the task (a Notify keeps the wake-up if the task is busy).
+    let nat_wake = Arc::new(tokio::sync::Notify::new());
+    let waker = nat_wake.clone();
+    engine.set_nat_wake(Arc::new(move || waker.notify_one()));
     let (event_tx, event_rx) = events::channel();
     let (dial_tx, dial_rx) = tokio::sync::mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(COMMAND_QUEUE);
@@ -132,7 +143,16 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
         posts_dropped: 0,
         accept_paused_until: None,
     };
-    runtime.spawn(task::run(engine, io, cmd_rx, dial_rx));
+    runtime.spawn(task::run(
+        engine,
+        io,
+        cmd_rx,
+        dial_rx,
+        task::Nat {
+            wake: nat_wake,
+            local: fixed.clone(),
+        },
+    ));
     Ok((
         NodeHandle {
             commands: cmd_tx,

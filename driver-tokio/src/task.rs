@@ -246,12 +246,20 @@ fn poll_ready(
     }
 }
 
+/// What the task needs for port mapping: the NAT thread's wake-up, and the handles' copy of
+/// our enode and record to keep current.
+pub(crate) struct Nat {
+    pub(crate) wake: std::sync::Arc<tokio::sync::Notify>,
+    pub(crate) local: std::sync::Arc<crate::handle::Fixed>,
+}
+
 /// Runs the node until a shutdown completes; answers every shutdown request with the report.
 pub(crate) async fn run(
     mut engine: Engine<TokioStream>,
     mut io: TokioIo,
     mut commands: mpsc::Receiver<Command>,
     mut dial_results: mpsc::UnboundedReceiver<(ConnId, io::Result<TcpStream>)>,
+    nat: Nat,
 ) {
     let shared = io.events.shared.clone();
     let mut cursor: Option<ConnId> = None;
@@ -325,6 +333,10 @@ pub(crate) async fn run(
             _ = sleep_until(deadline) => engine.on_timeout(&mut io),
             _ = sleep_until(accept_resume), if accept_resume.is_some() => io.accept_paused_until = None,
             _ = shared.resume.notified() => {}
+            _ = nat.wake.notified() => {
+                let local = &nat.local;
+                engine.on_nat(&mut io, |node| local.update_local(node));
+            }
             _ = tokio::task::yield_now(), if pending => {}
         }
     }

@@ -499,7 +499,9 @@ fn node_warns_about_a_throwaway_identity_and_an_advertised_loopback() {
     let (status, err) = node.stop();
     assert!(status.success(), "{err}");
     assert!(
-        err.contains("advertising 127.0.0.1") && err.contains("--nat extip:"),
+        err.contains("advertising 127.0.0.1")
+            && err.contains("--nat extip:")
+            && err.contains("--nat upnp|pmp|any"),
         "{err}"
     );
     assert!(
@@ -530,20 +532,28 @@ fn node_warns_about_a_throwaway_identity_and_an_advertised_loopback() {
     let _ = std::fs::remove_dir_all(&dir);
 
     for (nat, needle) in [
-        ("upnp", "not supported yet"),
-        ("pmp", "not supported yet"),
-        ("any", "not supported yet"),
+        ("stun", "STUN"),
         ("extip:nonsense", "not an IP address"),
-        ("foo", "not a NAT setting"),
+        ("pmp:::1", "IPv4"),
+        ("foo", "unknown mechanism"),
     ] {
         let out = devp2p(&["node", "--nat", nat]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{nat}: {err}");
         assert!(
-            err.contains(needle) && err.contains("extip:IP"),
+            err.contains(needle) && err.contains("accepted: none, extip:<IP>, upnp"),
             "{nat}: {err}"
         );
     }
+
+    // A router is asked only by a node listening on an unspecified or public address: on
+    // loopback nothing is mapped, and no router is sent anything (geth's rule).
+    let mut node = RunningNode::start(&["--listen", "127.0.0.1:0", "--nat", "any"]);
+    let disabled = node.wait_for_line(|v| v["event"] == "nat_disabled", Duration::from_secs(10));
+    assert_eq!(disabled["listen"], "127.0.0.1");
+    let (status, err) = node.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("no ports are mapped"), "{err}");
 }
 
 #[test]

@@ -255,6 +255,25 @@ fn main() {
     ] {
         out.put(t, "counter", &counter);
     }
+    // NAT-PMP answers (RFC 6886): an external address, a TCP mapping, a refusal, PCP's
+    // version; the mapper's script reads the same bytes.
+    for (n, d) in [
+        (
+            "pmp-external",
+            &[0u8, 128, 0, 0, 0, 0, 0, 9, 45, 45, 45, 45][..],
+        ),
+        (
+            "pmp-map-tcp",
+            &[
+                0, 130, 0, 0, 0, 0, 1, 0, 0x76, 0x5f, 0x76, 0x5f, 0, 0, 2, 0x58,
+            ][..],
+        ),
+        ("pmp-refused", &[0, 130, 0, 2, 0, 0, 0, 0][..]),
+        ("pcp-version", &[2, 128, 0, 1][..]),
+    ] {
+        out.put("nat", n, d);
+    }
+    out.put("nat", "counter", &counter);
     println!("wrote {} seed files under fuzz/corpus/", out.count);
 }
 

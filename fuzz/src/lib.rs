@@ -13,6 +13,7 @@ mod discv5_discovery;
 mod discv5_sessions;
 mod dnsdisc;
 mod handshake;
+mod nat;
 mod stateful;
 
 pub use decoders::{disconnect, discv4_packet, enode, enr, hello, snappy};
@@ -21,6 +22,7 @@ pub use discv5_discovery::discv5_discovery;
 pub use discv5_sessions::discv5_sessions;
 pub use dnsdisc::dnsdisc;
 pub use handshake::{ack, auth_eip8, auth_legacy, frame_stream};
+pub use nat::nat;
 pub use stateful::{node, session, table};
 
 /// A fuzz target: takes any bytes, panics only on a bug.
@@ -42,6 +44,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("discv5_discovery", discv5_discovery),
     ("enr", enr),
     ("dnsdisc", dnsdisc),
+    ("nat", nat),
     ("enode", enode),
     ("session", session),
     ("node", node),

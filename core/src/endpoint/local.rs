@@ -79,6 +79,12 @@ impl LocalRecord {
         }
     }
 
+    /// Pins the endpoint from now on (a gateway told the node its external address, which
+    /// then outranks what peers say): predictions no longer move it.
+    pub fn pin(&mut self) {
+        self.pinned = true;
+    }
+
     /// Whether the endpoint is pinned.
     pub fn is_pinned(&self) -> bool {
         self.pinned

@@ -8,6 +8,7 @@ use crate::discv4::NodeDbSnapshot;
 use crate::enode::Enode;
 use crate::enr::Enr;
 use crate::identity::NodeId;
+use crate::nat::{Nat, PortMappingConfig};
 use crate::netlist::NetList;
 use crate::session::SessionConfig;
 
@@ -49,6 +50,17 @@ pub struct NodeConfig {
     ///   [`NodeEvent::EndpointChanged`](super::NodeEvent::EndpointChanged). See
     ///   [`LocalRecord`](crate::endpoint::LocalRecord) for the rules.
     pub advertised_ip: Option<IpAddr>,
+    /// NAT traversal (geth's `--nat`). [`Nat::ExtIp`] advertises its IP (before
+    /// [`advertised_ip`](Self::advertised_ip)). [`Nat::Upnp`], [`Nat::Pmp`] and [`Nat::Any`]
+    /// have the router forward the listen port (TCP, and UDP with discovery) and advertise
+    /// the router's external IP and the ports it grants, renewing the mappings on
+    /// [`port_mapping`](Self::port_mapping)'s schedule; the driver does the gateway I/O (see
+    /// [`crate::nat`]). As in geth, ports are mapped only when the listen IP is unspecified
+    /// or public, not loopback or private. Default: [`Nat::None`].
+    pub nat: Nat,
+    /// The schedule of port mapping: geth's by default (10-minute leases renewed every 8
+    /// minutes, failures retried after 5, the external IP asked every 2).
+    pub port_mapping: PortMappingConfig,
     /// Peers at most.
     pub max_peers: usize,
     /// Inbound handshakes and dials in flight at most.
@@ -102,6 +114,8 @@ impl Default for NodeConfig {
             session: SessionConfig::default(),
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 30303),
             advertised_ip: None,
+            nat: Nat::None,
+            port_mapping: PortMappingConfig::default(),
             max_peers: DEFAULT_MAX_PEERS,
             max_pending_peers: DEFAULT_MAX_PENDING_PEERS,
             dial_ratio: 0,
@@ -132,10 +146,14 @@ impl NodeConfig {
         !self.no_discovery && self.discv5
     }
 
-    /// The IP we advertise: [`advertised_ip`](Self::advertised_ip) if set, else the listen
-    /// IP, else (listening on an unspecified address) 127.0.0.1.
+    /// The IP we advertise at start: that of [`Nat::ExtIp`], else
+    /// [`advertised_ip`](Self::advertised_ip) if set, else the listen IP, else (listening on
+    /// an unspecified address) 127.0.0.1. With port mapping, the gateway's external IP
+    /// replaces it once known ([`Node::advertised_ip`](super::Node::advertised_ip)).
     pub fn ip_to_advertise(&self) -> IpAddr {
-        if let Some(ip) = self.advertised_ip {
+        if let Nat::ExtIp(ip) = self.nat {
+            ip
+        } else if let Some(ip) = self.advertised_ip {
             ip
         } else if self.listen.ip().is_unspecified() {
             IpAddr::V4(Ipv4Addr::LOCALHOST)

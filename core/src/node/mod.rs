@@ -33,9 +33,16 @@
 //!
 //! After each input, drain in this order: [`poll_transmit`](Node::poll_transmit) until `None`
 //! (send each datagram), [`poll_action`](Node::poll_action) until `None` (dial, write, close),
-//! [`poll_event`](Node::poll_event) until `None` (hand to the application), then re-arm the
-//! timer with [`poll_timeout`](Node::poll_timeout). `now` must never go backwards; `unix_secs`
+//! [`poll_event`](Node::poll_event) until `None` (hand to the application),
+//! [`poll_nat_request`](Node::poll_nat_request) until `None` (ask the gateway; only with
+//! [`NodeConfig::nat`] set to map ports), then re-arm the timer with
+//! [`poll_timeout`](Node::poll_timeout). `now` must never go backwards; `unix_secs`
 //! (wall-clock seconds) is data for discovery's packet expirations only.
+//!
+//! With port mapping ([`NodeConfig::nat`]), one more input: the gateway's answer to each
+//! request, [`handle_nat_response`](Node::handle_nat_response), whenever it comes; and at
+//! shutdown [`stop_port_mapping`](Node::stop_port_mapping), then keep answering requests
+//! (they delete the mappings) until [`is_port_mapping_stopped`](Node::is_port_mapping_stopped).
 //!
 //! ```
 //! use devp2p_core::node::{Node, NodeConfig};
@@ -57,6 +64,7 @@
 mod admission;
 mod config;
 mod discovery;
+mod nat;
 mod types;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -76,6 +84,7 @@ use crate::endpoint::LocalRecord;
 use crate::enode::{Enode, Host};
 use crate::enr::Enr;
 use crate::identity::{NodeId, NodePublicKey, NodeSecretKey};
+use crate::nat::Nat;
 use crate::session::{
     DisconnectReason, ProtocolId, SendError, Session, SessionConfig, SessionEvent,
 };
@@ -216,6 +225,8 @@ pub struct Node<R> {
     next_feeder: DiscoveryVersion,
     /// Lookups resolving static nodes.
     resolving: BTreeMap<(DiscoveryVersion, LookupId), NodeId>,
+    /// Port mapping, and what the gateway granted.
+    nat: nat::NatState,
 }
 
 impl<R: CryptoRng> Node<R> {
@@ -247,7 +258,9 @@ impl<R: CryptoRng> Node<R> {
         });
         let machines =
             discovery::Machines::new(&key, &config, record.as_ref(), &mut rng, now, unix_secs);
-        let pinned = config.advertised_ip.is_some();
+        // An explicit address pins the endpoint (geth's extip); a gateway's external IP pins it
+        // once known (`nat::NatState`).
+        let pinned = config.advertised_ip.is_some() || matches!(config.nat, Nat::ExtIp(_));
         let local = record.map(|r| LocalRecord::new(r, pinned));
         let dial_config = DialConfig {
             max_dial_peers: max_dialed_peers(config.max_peers, config.dial_ratio, config.no_dial),
@@ -256,6 +269,7 @@ impl<R: CryptoRng> Node<R> {
         };
         let dialer = Dialer::new(key.id(), dial_config);
         let static_nodes = config.static_nodes.clone();
+        let (nat, nat_event) = nat::NatState::new(&config, now);
         let mut node = Self {
             trusted: config.trusted_nodes.iter().copied().collect(),
             session_config: Arc::new(session),
@@ -280,7 +294,9 @@ impl<R: CryptoRng> Node<R> {
             last_feed: None,
             next_feeder: DiscoveryVersion::V4,
             resolving: BTreeMap::new(),
+            nat,
         };
+        node.events.extend(nat_event);
         for e in &static_nodes {
             if let Err(u) = node.add_static_target(e) {
                 node.fail(ConnectionFailure {
@@ -305,19 +321,14 @@ impl<R: CryptoRng> Node<R> {
         self.key.id()
     }
 
-    /// Our enode URL: the IP and UDP port our record advertises (see
-    /// [`NodeConfig::advertised_ip`] for where they come from), and the listen port for TCP.
+    /// Our enode URL: the advertised IP and ports (see [`advertised_ip`](Self::advertised_ip)).
     pub fn local_enode(&self) -> Enode {
-        let port = self.config.listen.port();
-        match self.local.as_ref().and_then(LocalRecord::endpoint) {
-            Some(udp) => Enode::new(*self.key.public(), udp.ip(), port, udp.port()),
-            None => Enode::new(
-                *self.key.public(),
-                self.config.ip_to_advertise(),
-                port,
-                port,
-            ),
-        }
+        Enode::new(
+            *self.key.public(),
+            self.advertised_ip(),
+            self.advertised_tcp_port(),
+            self.advertised_udp_port(),
+        )
     }
 
     /// Our signed record (both discovery versions hand out this one), when discovery runs.
@@ -439,6 +450,7 @@ impl<R: CryptoRng> Node<R> {
             self.dialer.poll_timeout(),
             self.throttle.poll_timeout(),
             self.feed_due(),
+            self.nat.poll_timeout(),
         ]
         .into_iter()
         .flatten()

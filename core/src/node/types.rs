@@ -10,6 +10,7 @@ use crate::discv4::{DropReason, Event as DiscoveryEvent};
 use crate::discv5::discovery::{Event as Discv5Event, TalkError};
 use crate::discv5::{DropReason as Discv5DropReason, SendError as Discv5SendError};
 use crate::identity::{NodeId, NodePublicKey};
+use crate::nat::NatEvent;
 use crate::rlpx::HandshakeError;
 use crate::session::{
     DisconnectReason, ProtocolId, SessionError, SharedCapability, Side, TimeoutKind,
@@ -193,6 +194,11 @@ pub enum NodeEvent {
         /// The seq of the record advertising `new`.
         seq: u64,
     },
+    /// Port mapping ([`NodeConfig::nat`](super::NodeConfig::nat)): the gateway's external IP,
+    /// ports granted and removed, and every failure (retried on the schedule, never fatal).
+    /// After one that changes what we advertise, [`Node::local_enr`](super::Node::local_enr)
+    /// and [`Node::local_enode`](super::Node::local_enode) return the new record and URL.
+    Nat(NatEvent),
 }
 
 /// A discovery protocol version.

@@ -18,11 +18,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
 use devp2p_core::discv4::{Event as DiscoveryEvent, Node as DiscNode, NodeDbSnapshot};
 use devp2p_core::discv5::discovery::Event as Discv5Event;
+use devp2p_core::nat::{NatEvent, Outcome, Request, RequestId};
 use devp2p_core::node::{Action, ConnId, ConnectionFailure, Node, NodeEvent, NodeStats};
 use devp2p_core::session::DisconnectReason;
 use devp2p_core::Instant;
@@ -32,6 +34,7 @@ use crate::common::clock::Clock;
 use crate::common::config::{
     prepare, DataDirLock, DriverConfig, Prepared, StartError, MIN_DB_SAVE_INTERVAL,
 };
+use crate::common::nat::{NatWorker, Wake, NAT_SHUTDOWN_TIMEOUT};
 use crate::common::nodedb_file::NodeDbFile;
 
 /// Bytes read from one socket per read call.
@@ -236,6 +239,12 @@ pub struct Engine<S> {
     /// The data directory's lock (see [`prepare`]), released by [`finish`](Self::finish)
     /// once the database is saved, or on drop.
     data_dir_lock: Option<DataDirLock>,
+    /// The thread doing the gateway I/O of port mapping, started at the node's first request.
+    nat: Option<NatWorker>,
+    /// What the NAT worker calls after each outcome (see [`set_nat_wake`](Self::set_nat_wake)).
+    nat_wake: Wake,
+    /// At shutdown, when the deletion of the mappings stops being waited for.
+    nat_deadline: Option<Instant>,
 }
 
 /// The sockets a driver converts to its own types.
@@ -283,6 +292,9 @@ impl<S: Stream> Engine<S> {
             stats: DriverStats::default(),
             log,
             data_dir_lock: lock,
+            nat: None,
+            nat_wake: Arc::new(|| {}),
+            nat_deadline: None,
         };
         Ok((engine, Sockets { listener, udp }))
     }
@@ -352,14 +364,23 @@ impl<S: Stream> Engine<S> {
 
     /// Whether a shutdown has begun and every connection is closed (or the timeout passed).
     pub fn is_drained(&self) -> bool {
-        self.shutdown_deadline
-            .is_some_and(|d| self.conns.is_empty() || self.clock.now() >= d)
+        let now = self.clock.now();
+        let nat_done = self.node.is_port_mapping_stopped()
+            || self.nat_deadline.is_some_and(|d| now >= d)
+            || self.nat.is_none();
+        nat_done
+            && self
+                .shutdown_deadline
+                .is_some_and(|d| self.conns.is_empty() || now >= d)
     }
 
     /// When [`on_timeout`](Self::on_timeout) is due.
     pub fn next_deadline(&self) -> Option<Instant> {
         let save = self.db_file.as_ref().map(|_| self.next_save);
-        [self.node.poll_timeout(), save, self.shutdown_deadline]
+        let nat = self
+            .nat_deadline
+            .filter(|_| !self.node.is_port_mapping_stopped());
+        [self.node.poll_timeout(), save, self.shutdown_deadline, nat]
             .into_iter()
             .flatten()
             .min()
@@ -629,6 +650,40 @@ impl<S: Stream> Engine<S> {
         }
     }
 
+    /// What the NAT worker calls after each gateway answer, from its own thread, so that the
+    /// driver then calls [`on_nat`](Self::on_nat) (tokio: a `Notify`). Without one the
+    /// driver polls while [`nat_busy`](Self::nat_busy) (mio). Set it before the first turn.
+    pub fn set_nat_wake(&mut self, wake: Wake) {
+        self.nat_wake = wake;
+    }
+
+    /// Whether a port-mapping request waits for the gateway's answer.
+    pub fn nat_busy(&self) -> bool {
+        self.nat.as_ref().is_some_and(NatWorker::is_busy)
+    }
+
+    /// Hands the gateway's answers that arrived to the node, then runs `changed` on it (the
+    /// tokio driver copies the new enode and record for its handles there, before the events
+    /// that announce them are delivered), then drains it.
+    pub fn on_nat(
+        &mut self,
+        io: &mut impl Io<Stream = S>,
+        changed: impl FnOnce(&Node<ChaCha20Rng>),
+    ) {
+        let Some(worker) = &mut self.nat else {
+            return;
+        };
+        let mut any = false;
+        while let Some((id, outcome)) = worker.try_recv() {
+            any = true;
+            self.node.handle_nat_response(self.clock.now(), id, outcome);
+        }
+        if any {
+            changed(&self.node);
+            self.flush(io);
+        }
+    }
+
     /// Offers input that waited (read budget spent, backlog full) again, while the backlog
     /// has room.
     pub fn run_pending(&mut self, io: &mut impl Io<Stream = S>) {
@@ -657,8 +712,10 @@ impl<S: Stream> Engine<S> {
             "shutting down"
         );
         self.shutdown_deadline = Some(now + SHUTDOWN_TIMEOUT);
+        self.nat_deadline = Some(now + NAT_SHUTDOWN_TIMEOUT);
         self.node
             .disconnect_all(now, DisconnectReason::ClientQuitting);
+        self.node.stop_port_mapping();
         self.flush(io);
     }
 
@@ -757,12 +814,19 @@ impl<S: Stream> Engine<S> {
                     }
                     _ => {}
                 }
+                if let NodeEvent::Nat(e) = &event {
+                    self.log_nat(e);
+                }
                 let full = io.backlog().events >= MAX_BACKLOG_EVENTS;
                 if full && droppable(&event) {
                     self.stats.events_dropped += 1;
                 } else {
                     io.deliver(event);
                 }
+            }
+            while let Some((id, request)) = self.node.poll_nat_request() {
+                progress = true;
+                self.submit_nat(id, request);
             }
             if !progress {
                 return;
@@ -779,6 +843,62 @@ impl<S: Stream> Engine<S> {
             log!(self.log, info, %peer, %addr, error = %f.error, "{f}");
         } else {
             log!(self.log, debug, %peer, %addr, error = %f.error, "{f}");
+        }
+    }
+
+    /// Hands a request to the NAT worker, starting it first if need be; if it cannot run,
+    /// the request fails at once (the node retries on its schedule).
+    fn submit_nat(&mut self, id: RequestId, request: Request) {
+        if self.nat.is_none() {
+            let nat = self.node.nat();
+            match NatWorker::spawn(nat, self.log, self.nat_wake.clone()) {
+                Ok(w) => self.nat = Some(w),
+                Err(e) => {
+                    let error = devp2p_core::nat::GatewayError(format!(
+                        "cannot start the NAT worker thread: {e}"
+                    ));
+                    let outcome = match request {
+                        Request::ExternalIp => Outcome::ExternalIp(Err(error)),
+                        Request::Map { .. } => Outcome::Mapped(Err(error)),
+                        Request::Unmap { .. } => Outcome::Unmapped(Err(error)),
+                    };
+                    self.node.handle_nat_response(self.clock.now(), id, outcome);
+                    return;
+                }
+            }
+        }
+        if let Some(w) = &mut self.nat {
+            if let Err(error) = w.submit(id, request.clone()) {
+                let outcome = match request {
+                    Request::ExternalIp => Outcome::ExternalIp(Err(error)),
+                    Request::Map { .. } => Outcome::Mapped(Err(error)),
+                    Request::Unmap { .. } => Outcome::Unmapped(Err(error)),
+                };
+                self.node.handle_nat_response(self.clock.now(), id, outcome);
+            }
+        }
+    }
+
+    /// A log line per port-mapping report: changes at info, the first failure of a kind at
+    /// warn and its repeats at debug (a missing router fails every few minutes).
+    fn log_nat(&self, e: &NatEvent) {
+        match e {
+            NatEvent::ExternalIp { ip } if is_private_or_shared(ip) => log!(
+                self.log,
+                warn,
+                %ip,
+                "{e}, a private or shared address: this router is behind another NAT, and                  peers outside cannot reach the ports it forwards"
+            ),
+            NatEvent::ExternalIp { ip } => log!(self.log, info, %ip, "{e}"),
+            NatEvent::Mapped { .. } | NatEvent::Unmapped { error: None, .. } => {
+                log!(self.log, info, "{e}")
+            }
+            NatEvent::ExternalIpFailed { failures: 1, .. }
+            | NatEvent::MappingFailed { failures: 1, .. }
+            | NatEvent::MappingDisabled { .. }
+            | NatEvent::MappingAbandoned { .. }
+            | NatEvent::Unmapped { .. } => log!(self.log, warn, "{e}"),
+            _ => log!(self.log, debug, "{e}"),
         }
     }
 
@@ -891,6 +1011,18 @@ impl<S: Stream> Engine<S> {
             io.deregister(conn, &mut stream);
             log!(self.log, trace, peer = %c.addr, %conn, "closed");
         }
+    }
+}
+
+/// Whether an external IP is one only a LAN knows: private, or shared (100.64/10, carrier-grade
+/// NAT).
+fn is_private_or_shared(ip: &std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private() || (o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        std::net::IpAddr::V6(v6) => v6.is_unique_local(),
     }
 }
 

@@ -15,6 +15,8 @@
 //! - [`NodeDbFile`]: the node database as a versioned file; a corrupt one is set aside with a
 //!   warning and the node starts empty; writes go through a temporary file and a rename.
 //! - [`DriverConfig`] and [`prepare`]: start-up shared by both drivers.
+//! - [`nat`] and [`gateway`]: the gateway I/O of port mapping (UPnP, NAT-PMP) on a helper
+//!   thread, for the node's requests; the policy is the core's.
 
 pub mod api;
 pub mod clock;
@@ -22,7 +24,9 @@ pub mod config;
 pub mod engine;
 pub mod entropy;
 pub mod fsutil;
+pub mod gateway;
 pub mod keyfile;
+pub mod nat;
 pub mod nodedb_file;
 
 pub use api::{AddStaticError, LookupError, SendFailure, Stopped, TalkFailure};

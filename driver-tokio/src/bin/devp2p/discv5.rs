@@ -28,7 +28,7 @@ use crate::discv4::{
     finish_checks, lookups_done, no_bootnode_answered, nodes_json, spawn_lookups, Checked, Crawled,
     Progress, CRAWL_CHECK_TIMEOUT, CRAWL_PARALLEL_CHECKS, PROGRESS_INTERVAL,
 };
-use crate::node::{parse_nat, Nat};
+use crate::node::{Announced, NatArgs};
 use crate::Failure;
 
 /// Who we are and where we listen, for every `discv5` subcommand (geth's `--nodekey`,
@@ -64,9 +64,8 @@ impl Identity {
 pub struct ListenArgs {
     #[command(flatten)]
     pub identity: Identity,
-    /// The IP put in our record: `none` (the listen IP) or `extip:IP`.
-    #[arg(long, value_parser = parse_nat, default_value = "none")]
-    pub nat: Nat,
+    #[command(flatten)]
+    pub nat: NatArgs,
     /// Nodes to learn the network from (comma-separated enode URLs or enr: records).
     #[arg(long, value_parser = crate::args::parse_node_list)]
     pub bootnodes: Option<NodeList>,
@@ -542,20 +541,13 @@ pub async fn listen(args: &ListenArgs) -> Result<ExitCode, Failure> {
         .identity
         .listen
         .unwrap_or((Ipv4Addr::UNSPECIFIED, 0).into());
-    if config.node.listen.ip().is_unspecified() && args.nat == Nat::None {
-        tracing::warn!(
-            "listening on {} but advertising 127.0.0.1 in the record, which only this machine              can reach: give --nat extip:<public IP> for a bootnode others can use",
-            config.node.listen
-        );
-    }
-    config.node.advertised_ip = match args.nat {
-        Nat::None => None,
-        Nat::ExtIp(ip) => Some(ip),
-    };
+    args.nat.warn_about_loopback(config.node.listen, "record");
+    args.nat.apply(&mut config.node);
     let (node, mut events) = devp2p_tokio::spawn(config)?;
     let stop = crate::node::stop_signal();
     tokio::pin!(stop);
     let record = node.local_enr();
+    let mut announced = Announced::new(&node.local_enode(), record.as_ref());
     let mut open = if args.json {
         crate::output::try_line(format_args!(
             "{}",
@@ -573,12 +565,18 @@ pub async fn listen(args: &ListenArgs) -> Result<ExitCode, Failure> {
     while open {
         tokio::select! {
             e = events.recv() => match e {
-                Some(e) if args.json => {
-                    if let Some(v) = crate::output::event_json(&e) {
-                        open = crate::output::try_line(format_args!("{v}"));
+                Some(e) => {
+                    if args.json {
+                        if let Some(v) = crate::output::event_json(&e) {
+                            open = crate::output::try_line(format_args!("{v}"));
+                        }
+                    } else {
+                        crate::output::log_event(&e);
+                    }
+                    if open {
+                        open = announced.after(&e, &node.local_enode(), node.local_enr().as_ref(), args.json);
                     }
                 }
-                Some(e) => crate::output::log_event(&e),
                 None => break,
             },
             _ = &mut stop => break,

@@ -1,10 +1,12 @@
 //! `devp2p node`: runs a node until Ctrl-C (or SIGTERM), then shuts it down gracefully.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use devp2p_core::node::{NodeEvent, DEFAULT_MAX_PEERS};
+use devp2p_core::nat::{Nat, NatEvent, PortMappingConfig};
+use devp2p_core::node::{NodeConfig, NodeEvent, DEFAULT_MAX_PEERS};
 use devp2p_core::{Enode, Enr, NodeSecretKey};
 use devp2p_mio::common::{DriverConfig, KeySource, ShutdownReport};
 use serde_json::json;
@@ -16,55 +18,118 @@ use crate::args::{
 use crate::output::{event_json, log_event, ordered};
 use crate::Failure;
 
-/// How the node learns the IP it advertises (geth's `--nat`; only the values that need no
-/// router protocol for now).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Nat {
-    /// Advertise the listen IP (127.0.0.1 when listening on an unspecified address) until
-    /// peers agree on another endpoint (endpoint prediction).
-    None,
-    /// Advertise this IP: the machine's public address, as seen from outside.
-    ExtIp(IpAddr),
+/// A `--nat` value: geth's forms (see [`Nat`]'s `FromStr`), or an error naming them.
+pub fn parse_nat(s: &str) -> Result<Nat, String> {
+    s.parse::<Nat>().map_err(|e| e.to_string())
 }
 
-/// The `--nat` values accepted now, for the messages that refuse the rest.
-const NAT_ACCEPTED: &str = "accepted now: none, extip:IP (e.g. extip:203.0.113.7)";
-
-/// `none` or `extip:IP`; geth's router-protocol values are refused by name.
-pub fn parse_nat(s: &str) -> Result<Nat, String> {
-    let s = s.trim();
-    let (mechanism, arg) = match s.split_once(':') {
-        Some((m, a)) => (m, Some(a)),
-        None => (s, None),
-    };
-    match (mechanism.to_ascii_lowercase().as_str(), arg) {
-        ("none", None) => Ok(Nat::None),
-        ("extip", Some(ip)) => ip
-            .trim()
-            .parse::<IpAddr>()
-            .map(Nat::ExtIp)
-            .map_err(|_| format!("{s:?}: {ip:?} is not an IP address ({NAT_ACCEPTED})")),
-        ("extip", None) => Err(format!("{s:?} lacks the IP ({NAT_ACCEPTED})")),
-        ("upnp" | "pmp" | "any" | "stun", _) => Err(format!(
-            "--nat {mechanism} (asking a router for the external address) is not supported \
-             yet; {NAT_ACCEPTED}"
+/// A `--nat-lifetime` value: seconds, at least 2.
+pub fn parse_lifetime(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n >= 2 => Ok(Duration::from_secs(n)),
+        _ => Err(format!(
+            "{s:?} is not a lease of 2 seconds or more (geth's is 600)"
         )),
-        _ => Err(format!("{s:?} is not a NAT setting ({NAT_ACCEPTED})")),
+    }
+}
+
+/// The settings of NAT traversal shared by `node` and `discv5 listen`.
+#[derive(clap::Args, Clone)]
+pub struct NatArgs {
+    /// How the node learns the address it advertises, as geth's --nat: `none` (the listen
+    /// IP), `extip:IP` (this IP; its ports forwarded by hand), `upnp` (a UPnP router forwards
+    /// the TCP and UDP ports and tells its external IP), `pmp` or `pmp:GATEWAY` (the same over
+    /// NAT-PMP, at the default gateway or this one), `any` (UPnP and NAT-PMP tried at once).
+    /// Ports are mapped only when listening on 0.0.0.0 or a public address, and removed at
+    /// shutdown.
+    #[arg(long, value_parser = parse_nat, default_value = "none")]
+    pub nat: Nat,
+    /// Lease of each port mapping in seconds (geth: 600), with geth's schedule scaled to it:
+    /// renewed at 8/10 of it, failures retried after 5/10, the external IP asked every 2/10.
+    /// For tests against a real router.
+    #[arg(long, value_parser = parse_lifetime, hide = true)]
+    pub nat_lifetime: Option<Duration>,
+}
+
+impl NatArgs {
+    /// Puts the settings into `config`.
+    pub fn apply(&self, config: &mut NodeConfig) {
+        config.nat = self.nat;
+        if let Some(l) = self.nat_lifetime {
+            config.port_mapping = PortMappingConfig::scaled_to(l);
+        }
+    }
+
+    /// Warns when the advertised address is one only this machine can reach.
+    pub fn warn_about_loopback(&self, listen: SocketAddr, what: &str) {
+        if listen.ip().is_unspecified() && self.nat == Nat::None {
+            tracing::warn!(
+                "listening on {listen} but advertising 127.0.0.1 in the {what}, which only \
+                 this machine can reach, until 10 peers agree on the address they see this \
+                 node at (the record then takes it): give --nat extip:<public IP> to advertise \
+                 the address others reach this node at from the start, or --nat upnp|pmp|any \
+                 to have the router forward the ports and tell it"
+            );
+        }
+    }
+}
+
+/// What the node advertised when it was last shown (the listening line or a "record" line),
+/// so that a "record" line follows a port-mapping report only when the record changed.
+pub struct Announced(String);
+
+impl Announced {
+    /// Starting from what the listening line showed.
+    pub fn new(enode: &Enode, enr: Option<&Enr>) -> Self {
+        Announced(Self::key(enode, enr))
+    }
+
+    fn key(enode: &Enode, enr: Option<&Enr>) -> String {
+        format!("{enode} {}", enr.map(Enr::seq).unwrap_or(0))
+    }
+
+    /// After event `e`: the `{"event":"record"}` line (or a log line) with our enode URL and
+    /// record, if a port-mapping report changed them. False when stdout is closed.
+    pub fn after(&mut self, e: &NodeEvent, enode: &Enode, enr: Option<&Enr>, json: bool) -> bool {
+        let nat = matches!(
+            e,
+            NodeEvent::Nat(NatEvent::ExternalIp { .. } | NatEvent::Mapped { .. })
+        );
+        let key = Self::key(enode, enr);
+        if !nat || key == self.0 {
+            return true;
+        }
+        self.0 = key;
+        record_line(enode, enr, json)
+    }
+}
+
+/// The `{"event":"record"}` line (or a log line) with our current enode URL and record.
+fn record_line(enode: &Enode, enr: Option<&Enr>, json: bool) -> bool {
+    if json {
+        crate::output::try_line(format_args!(
+            "{}",
+            ordered(&[
+                ("event", json!("record")),
+                ("enode", json!(enode.to_string())),
+                ("enr", json!(enr.map(|r| r.to_string()))),
+                ("seq", json!(enr.map(Enr::seq))),
+            ])
+        ))
+    } else {
+        tracing::info!(%enode, enr = enr.map(|r| r.to_string()).unwrap_or_default(), "now advertising");
+        true
     }
 }
 
 #[derive(clap::Args)]
 pub struct NodeArgs {
     /// TCP and UDP address to listen on. Its IP is also the one advertised, unless --nat
-    /// extip:IP says otherwise (listening on 0.0.0.0 or :: advertises 127.0.0.1).
+    /// says otherwise (listening on 0.0.0.0 or :: advertises 127.0.0.1).
     #[arg(long, default_value = "127.0.0.1:30303")]
     listen: SocketAddr,
-    /// The IP put in our enode URL and record: `none` (the listen IP at first, then the
-    /// endpoint 10 peers agree they see us at) or `extip:IP` (this IP and the listen port,
-    /// always, for a node behind NAT or listening on 0.0.0.0). geth's upnp, pmp and any are
-    /// not supported yet.
-    #[arg(long, value_parser = parse_nat, default_value = "none")]
-    nat: Nat,
+    #[command(flatten)]
+    nat: NatArgs,
     /// Node key file; created with a fresh key when missing (its directory must exist).
     #[arg(long, conflicts_with = "nodekey_hex")]
     nodekey: Option<PathBuf>,
@@ -115,10 +180,7 @@ impl NodeArgs {
         let mut config = DriverConfig::default();
         config.node.session.protocols = self.caps.clone().unwrap_or_default().0;
         config.node.listen = self.listen;
-        config.node.advertised_ip = match self.nat {
-            Nat::None => None,
-            Nat::ExtIp(ip) => Some(ip),
-        };
+        self.nat.apply(&mut config.node);
         config.node.max_peers = self.max_peers;
         let bootnodes = self.bootnodes.clone().unwrap_or_default();
         config.node.bootnodes = bootnodes.enodes;
@@ -147,15 +209,8 @@ impl NodeArgs {
                 "--no-discv4 with --no-discv5: this node runs no discovery and finds no peers                  by itself (only --static peers are dialled)"
             );
         }
-        if self.listen.ip().is_unspecified() && self.nat == Nat::None {
-            tracing::warn!(
-                "listening on {} and advertising 127.0.0.1 in the enode and record, which only \
-                 this machine can reach, until 10 peers agree on the address they see this node \
-                 at (the record then takes it); give --nat extip:<public IP> to advertise that \
-                 address from the start (and never another)",
-                self.listen
-            );
-        }
+        self.nat
+            .warn_about_loopback(self.listen, "enode and record");
         if self.datadir.is_none() && self.nodekey.is_none() && self.nodekey_hex.is_none() {
             tracing::warn!(
                 "no --datadir, --nodekey or --nodekey-hex: running with a throwaway identity \
@@ -260,10 +315,16 @@ pub async fn run(args: NodeArgs) -> Result<ExitCode, Failure> {
             let stop = stop_signal();
             tokio::pin!(stop);
             let mut open = listening(&node.local_enode(), node.local_enr().as_ref(), json);
+            let mut announced = Announced::new(&node.local_enode(), node.local_enr().as_ref());
             while open {
                 tokio::select! {
                     e = events.recv() => match e {
-                        Some(e) => open = show(&e, json),
+                        Some(e) => {
+                            open = show(&e, json);
+                            if open {
+                                open = announced.after(&e, &node.local_enode(), node.local_enr().as_ref(), json);
+                            }
+                        }
                         None => break,
                     },
                     _ = &mut stop => break,
@@ -284,16 +345,24 @@ pub async fn run(args: NodeArgs) -> Result<ExitCode, Failure> {
                 .name("devp2p-mio".into())
                 .spawn(move || {
                     let mut stopping = false;
+                    // Both callbacks run on this thread, one after the other.
+                    let announced = std::cell::RefCell::new(None::<Announced>);
                     devp2p_mio::run(
                         config,
                         |d, remote| {
+                            *announced.borrow_mut() =
+                                Some(Announced::new(&d.local_enode(), d.local_enr().as_ref()));
                             if !listening(&d.local_enode(), d.local_enr().as_ref(), json) {
                                 remote.stop();
                             }
                             let _ = started_tx.send(remote);
                         },
                         |d, e| {
-                            if !show(&e, json) && !stopping {
+                            let mut open = show(&e, json);
+                            if let (true, Some(a)) = (open, announced.borrow_mut().as_mut()) {
+                                open = a.after(&e, &d.local_enode(), d.local_enr().as_ref(), json);
+                            }
+                            if !open && !stopping {
                                 stopping = true;
                                 d.shutdown();
                             }

@@ -11,6 +11,7 @@
 use devp2p_core::dial::DialKind;
 use devp2p_core::discv4::Event as DiscoveryEvent;
 use devp2p_core::discv5::discovery::Event as Discv5Event;
+use devp2p_core::nat::{NatEvent, Protocol as NatProtocol};
 use devp2p_core::node::{Direction, NodeEvent};
 use devp2p_core::session::Side;
 use serde_json::{json, Value};
@@ -73,7 +74,7 @@ pub fn ordered(fields: &[(&str, Value)]) -> String {
 }
 
 /// The JSON line for an event worth a line: peers added and removed, lookups finished,
-/// failed connections, our endpoint changed.
+/// failed connections, our endpoint changed, port-mapping reports.
 pub fn event_json(e: &NodeEvent) -> Option<String> {
     match e {
         NodeEvent::PeerAdded(p) => Some(ordered(&[
@@ -144,6 +145,7 @@ pub fn event_json(e: &NodeEvent) -> Option<String> {
             ("new", json!(new.to_string())),
             ("seq", json!(seq)),
         ])),
+        NodeEvent::Nat(n) => Some(nat_json(n)),
         NodeEvent::ConnectionFailed(f) => Some(ordered(&[
             ("event", json!("connection_failed")),
             ("id", json!(f.remote.map(|k| k.id().to_string()))),
@@ -154,6 +156,75 @@ pub fn event_json(e: &NodeEvent) -> Option<String> {
             ("error", json!(f.error.to_string())),
         ])),
         _ => None,
+    }
+}
+
+/// The JSON line of a port-mapping report: `nat_disabled`, `nat_external_ip`, `nat_mapped`,
+/// `nat_abandoned`, `nat_unmapped` (with `error` null or the failure), or `nat_error` (with
+/// the `request` that failed: `external_ip` or `map`).
+fn nat_json(e: &NatEvent) -> String {
+    let proto = |p: &NatProtocol| json!(p.to_string().to_ascii_lowercase());
+    match e {
+        NatEvent::MappingDisabled { listen } => ordered(&[
+            ("event", json!("nat_disabled")),
+            ("listen", json!(listen.to_string())),
+        ]),
+        NatEvent::ExternalIp { ip } => ordered(&[
+            ("event", json!("nat_external_ip")),
+            ("ip", json!(ip.to_string())),
+        ]),
+        NatEvent::ExternalIpFailed { error, failures } => ordered(&[
+            ("event", json!("nat_error")),
+            ("request", json!("external_ip")),
+            ("error", json!(error.to_string())),
+            ("failures", json!(failures)),
+        ]),
+        NatEvent::Mapped {
+            protocol,
+            internal_port,
+            external_port,
+        } => ordered(&[
+            ("event", json!("nat_mapped")),
+            ("protocol", proto(protocol)),
+            ("internal_port", json!(internal_port)),
+            ("external_port", json!(external_port)),
+        ]),
+        NatEvent::MappingFailed {
+            protocol,
+            internal_port,
+            error,
+            failures,
+        } => ordered(&[
+            ("event", json!("nat_error")),
+            ("request", json!("map")),
+            ("protocol", proto(protocol)),
+            ("internal_port", json!(internal_port)),
+            ("error", json!(error.to_string())),
+            ("failures", json!(failures)),
+        ]),
+        NatEvent::MappingAbandoned {
+            protocol,
+            internal_port,
+            external_port,
+        } => ordered(&[
+            ("event", json!("nat_abandoned")),
+            ("protocol", proto(protocol)),
+            ("internal_port", json!(internal_port)),
+            ("external_port", json!(external_port)),
+        ]),
+        NatEvent::Unmapped {
+            protocol,
+            internal_port,
+            external_port,
+            error,
+        } => ordered(&[
+            ("event", json!("nat_unmapped")),
+            ("protocol", proto(protocol)),
+            ("internal_port", json!(internal_port)),
+            ("external_port", json!(external_port)),
+            ("error", json!(error.as_ref().map(|e| e.to_string()))),
+        ]),
+        other => ordered(&[("event", json!("nat")), ("text", json!(other.to_string()))]),
     }
 }
 
@@ -189,9 +260,9 @@ pub fn log_event(e: &NodeEvent) {
             }
             _ => {}
         },
-        // Failed connections and endpoint changes are logged by the driver itself (info for
-        // static and trusted peers, debug for the rest); messages and writability are the
-        // application's.
+        // Failed connections, endpoint changes and port-mapping reports are logged by the
+        // driver itself (info for static and trusted peers, endpoint changes and mappings,
+        // debug for the rest); messages and writability are the application's.
         _ => {}
     }
 }
