@@ -51,6 +51,7 @@
 mod admission;
 mod config;
 mod discovery;
+mod dns;
 mod types;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -208,6 +209,8 @@ pub struct Node<R> {
     next_feeder: DiscoveryVersion,
     /// Lookups resolving static nodes.
     resolving: BTreeMap<(DiscoveryVersion, LookupId), NodeId>,
+    /// DNS discovery, when trees are configured.
+    dns: Option<Box<crate::dnsdisc::Client<ChaCha20Rng>>>,
 }
 
 impl<R: CryptoRng> Node<R> {
@@ -241,6 +244,9 @@ impl<R: CryptoRng> Node<R> {
         };
         let dialer = Dialer::new(key.id(), dial_config);
         let static_nodes = config.static_nodes.clone();
+        let mut events = VecDeque::new();
+        // Drawn only with trees configured, so that nodes without keep their random streams.
+        let dns = dns::client(&config, &mut rng, &mut events);
         let mut node = Self {
             trusted: config.trusted_nodes.iter().copied().collect(),
             session_config: Arc::new(session),
@@ -256,7 +262,7 @@ impl<R: CryptoRng> Node<R> {
             throttle: admission::Throttle::default(),
             next_conn: 0,
             actions: VecDeque::new(),
-            events: VecDeque::new(),
+            events,
             pending_messages: 0,
             stats: NodeStats::default(),
             now,
@@ -265,6 +271,7 @@ impl<R: CryptoRng> Node<R> {
             last_feed: None,
             next_feeder: DiscoveryVersion::V4,
             resolving: BTreeMap::new(),
+            dns,
         };
         for e in &static_nodes {
             if let Err(u) = node.add_static_target(e) {
@@ -408,6 +415,7 @@ impl<R: CryptoRng> Node<R> {
             self.dialer.poll_timeout(),
             self.throttle.poll_timeout(),
             self.feed_due(),
+            self.dns_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -602,6 +610,7 @@ impl<R: CryptoRng> Node<R> {
             d.handle_timeout(now, unix_secs);
         }
         self.after_discovery();
+        self.dns_handle_timeout(now);
         self.throttle.expire(now);
         self.dialer.handle_timeout(now);
         let due: Vec<ConnId> = self
