@@ -75,14 +75,15 @@
 // devp2p tool.
 #[doc(hidden)]
 pub mod common;
+mod dns;
 mod driver;
 mod runner;
 
 pub use crate::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
 pub use crate::common::keyfile::KeyFileError;
 pub use crate::common::{
-    AddStaticError, DriverConfig, DriverStats, KeySource, LookupError, SendFailure, ShutdownReport,
-    StartError, Stats, Stopped, TalkFailure, Transport,
+    AddStaticError, DnsResolverConfig, DriverConfig, DriverStats, KeySource, LookupError,
+    SendFailure, ShutdownReport, StartError, Stats, Stopped, TalkFailure, Transport,
 };
 pub use driver::{Driver, MIN_TOKENS};
 pub use runner::{

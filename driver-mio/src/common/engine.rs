@@ -5,10 +5,11 @@
 //! [`Engine::on_udp_readable`] / [`Engine::on_udp_writable`] for the UDP socket,
 //! [`Engine::on_accepted`] per accepted stream, [`Engine::on_readable`] /
 //! [`Engine::on_writable`] when a connection is ready, [`Engine::on_connected`] /
-//! [`Engine::on_connect_failed`] for dials it completes itself, and [`Engine::on_timeout`]
-//! once [`Engine::next_deadline`] has passed. After every input the
-//! engine drains the node: datagrams, then actions (dial, write, close), then events, which
-//! go to the driver's [`Io::deliver`]. The engine decides nothing about the protocol.
+//! [`Engine::on_connect_failed`] for dials it completes itself, [`Engine::on_dns_answer`] for
+//! the TXT lookups it ran (off its loop) for DNS discovery, and [`Engine::on_timeout`] once
+//! [`Engine::next_deadline`] has passed. After every input the engine drains the node:
+//! datagrams, then actions (dial, write, close, resolve), then events, which go to the
+//! driver's [`Io::deliver`]. The engine decides nothing about the protocol.
 //!
 //! Backpressure is counted in bytes: while the events handed to the application and not yet
 //! taken hold [`MAX_BACKLOG_BYTES`] of message payload, no connection is read, so TCP flow
@@ -23,7 +24,10 @@ use std::time::Duration;
 use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
 use devp2p_core::discv4::{Event as DiscoveryEvent, Node as DiscNode, NodeDbSnapshot};
 use devp2p_core::discv5::discovery::Event as Discv5Event;
-use devp2p_core::node::{Action, ConnId, ConnectionFailure, Node, NodeEvent, NodeStats};
+use devp2p_core::dnsdisc::{Event as DnsEvent, ResolveError};
+use devp2p_core::node::{
+    Action, ConnId, ConnectionFailure, DnsQueryId, Node, NodeEvent, NodeStats,
+};
 use devp2p_core::session::DisconnectReason;
 use devp2p_core::Instant;
 use rand_chacha::ChaCha20Rng;
@@ -32,6 +36,7 @@ use crate::common::clock::Clock;
 use crate::common::config::{
     prepare, DataDirLock, DriverConfig, Prepared, StartError, MIN_DB_SAVE_INTERVAL,
 };
+use crate::common::dns::DnsResolver;
 use crate::common::nodedb_file::NodeDbFile;
 
 /// Bytes read from one socket per read call.
@@ -129,6 +134,11 @@ pub trait Io {
     fn register(&mut self, conn: ConnId, stream: &mut Self::Stream) -> io::Result<()>;
     /// A stream leaves the loop (it is dropped, and so closed, right after).
     fn deregister(&mut self, conn: ConnId, stream: &mut Self::Stream);
+    /// Starts a TXT lookup of `name` for DNS discovery without blocking the loop (the
+    /// resolver runs elsewhere: a task, a thread); its result goes to
+    /// [`Engine::on_dns_answer`] with `query`. Only called for nodes with DNS trees, whose
+    /// driver got a resolver in [`Sockets::dns`].
+    fn resolve_txt(&mut self, query: DnsQueryId, name: String);
     /// Hands an event to the application.
     fn deliver(&mut self, event: NodeEvent);
     /// What the application has not taken yet.
@@ -236,6 +246,10 @@ pub struct Engine<S> {
     /// The data directory's lock (see [`prepare`]), released by [`finish`](Self::finish)
     /// once the database is saved, or on drop.
     data_dir_lock: Option<DataDirLock>,
+    /// DNS trees whose last lookup failed: their next failure is logged at debug, not warn,
+    /// until one works again (one warning per outage; every failure is counted and is an
+    /// event all the same). At most the client's trees (`MAX_TREES`).
+    dns_failing: BTreeSet<String>,
 }
 
 /// The sockets a driver converts to its own types.
@@ -244,6 +258,9 @@ pub struct Sockets {
     pub listener: std::net::TcpListener,
     /// Non-blocking UDP socket on the same port (`None` without discovery).
     pub udp: Option<std::net::UdpSocket>,
+    /// The resolver for DNS discovery's lookups ([`Io::resolve_txt`]), when the node has
+    /// trees to walk.
+    pub dns: Option<DnsResolver>,
 }
 
 impl<S: Stream> Engine<S> {
@@ -262,6 +279,7 @@ impl<S: Stream> Engine<S> {
             udp,
             db_file,
             lock,
+            dns,
         } = prepare(config, log)?;
         let clock = Clock::new();
         let now = clock.now();
@@ -283,8 +301,9 @@ impl<S: Stream> Engine<S> {
             stats: DriverStats::default(),
             log,
             data_dir_lock: lock,
+            dns_failing: BTreeSet::new(),
         };
-        Ok((engine, Sockets { listener, udp }))
+        Ok((engine, Sockets { listener, udp, dns }))
     }
 
     // ---- getters ---------------------------------------------------------------------------
@@ -571,6 +590,18 @@ impl<S: Stream> Engine<S> {
         }
     }
 
+    /// The answer to the DNS lookup `query` that [`Io::resolve_txt`] started: every TXT
+    /// record at the name (character-strings joined), or why there is none.
+    pub fn on_dns_answer(
+        &mut self,
+        io: &mut impl Io<Stream = S>,
+        query: DnsQueryId,
+        answer: Result<Vec<String>, ResolveError>,
+    ) {
+        self.node.dns_answer(self.clock.now(), query, answer);
+        self.flush(io);
+    }
+
     /// `conn` is writable (or, while connecting, its connect finished either way).
     pub fn on_writable(&mut self, io: &mut impl Io<Stream = S>, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -743,12 +774,21 @@ impl<S: Stream> Engine<S> {
                             self.release(io, conn, c, true);
                         }
                     }
+                    // Nothing new starts while shutting down; the node gives the lookup up
+                    // after its timeout, by which time the driver has stopped.
+                    Action::ResolveTxt { query, name } if !self.is_shutting_down() => {
+                        log!(self.log, trace, %name, "DNS lookup");
+                        io.resolve_txt(query, name)
+                    }
+                    Action::ResolveTxt { .. } => {}
                 }
             }
             while let Some(event) = self.node.poll_event() {
                 progress = true;
-                if let NodeEvent::ConnectionFailed(f) = &event {
-                    self.log_failure(f);
+                match &event {
+                    NodeEvent::ConnectionFailed(f) => self.log_failure(f),
+                    NodeEvent::Dns(d) => self.log_dns(d),
+                    _ => {}
                 }
                 let full = io.backlog().events >= MAX_BACKLOG_EVENTS;
                 if full && droppable(&event) {
@@ -772,6 +812,45 @@ impl<S: Stream> Engine<S> {
             log!(self.log, info, %peer, %addr, error = %f.error, "{f}");
         } else {
             log!(self.log, debug, %peer, %addr, error = %f.error, "{f}");
+        }
+    }
+
+    /// A log line for what DNS discovery reports: the first failure of a tree at warn (the
+    /// operator configured it: a wrong URL or an unreachable resolver), later ones at debug
+    /// until the tree works again, which is logged at info; records found at debug.
+    fn log_dns(&mut self, e: &DnsEvent) {
+        match e {
+            DnsEvent::Error(err) => {
+                let tree = err.tree.to_string();
+                if self.dns_failing.insert(err.tree.identity()) {
+                    log!(self.log, warn, %tree, name = %err.name, error = %err.error,
+                        "DNS discovery failed: {err} (tree {tree}; check the URL, and that \
+                         the resolver answers for its domain); retrying, and logging further \
+                         failures of this tree at debug until it works again");
+                } else {
+                    log!(self.log, debug, %tree, name = %err.name, error = %err.error,
+                        "DNS discovery failed: {err}");
+                }
+            }
+            DnsEvent::RootUpdated { tree, seq } => {
+                self.dns_works(tree);
+                log!(self.log, info, tree = %tree, seq, "DNS tree root accepted");
+            }
+            DnsEvent::Node { tree, record } => {
+                self.dns_works(tree);
+                log!(self.log, debug, tree = %tree, id = %record.node_id(), "DNS tree record");
+            }
+            DnsEvent::StaleRoot { tree, held, served } => log!(self.log, info, tree = %tree,
+                held, served, "DNS tree served an older root than the one held; ignored"),
+            DnsEvent::TreeLinked { tree, added } => log!(self.log, info, tree = %tree, added,
+                "DNS tree {}", if *added { "linked" } else { "no longer linked" }),
+            _ => {}
+        }
+    }
+
+    fn dns_works(&mut self, tree: &devp2p_core::dnsdisc::TreeUrl) {
+        if self.dns_failing.remove(&tree.identity()) {
+            log!(self.log, info, tree = %tree, "DNS tree resolves again");
         }
     }
 
@@ -892,9 +971,9 @@ fn backlog_full(io: &impl Io) -> bool {
 }
 
 /// Whether an event may be dropped when the application falls behind: discovery's table
-/// changes and sightings, and failed connections of strangers and discovered candidates
-/// (each is logged, and counted in the node's stats), but not a finished lookup, a TALKREQ
-/// or its answer, or the failure of a static or trusted peer.
+/// changes and sightings, DNS discovery's reports, and failed connections of strangers and
+/// discovered candidates (each is logged, and counted in the node's stats), but not a
+/// finished lookup, a TALKREQ or its answer, or the failure of a static or trusted peer.
 fn droppable(event: &NodeEvent) -> bool {
     match event {
         NodeEvent::Discovery(d) => !matches!(d.as_ref(), DiscoveryEvent::LookupFinished { .. }),
@@ -906,6 +985,7 @@ fn droppable(event: &NodeEvent) -> bool {
                 | Discv5Event::Bootstrapped
         ),
         NodeEvent::ConnectionFailed(f) => !f.is_configured_peer(),
+        NodeEvent::Dns(_) => true,
         _ => false,
     }
 }

@@ -15,10 +15,13 @@
 //! - [`NodeDbFile`]: the node database as a versioned file; a corrupt one is set aside with a
 //!   warning and the node starts empty; writes go through a temporary file and a rename.
 //! - [`DriverConfig`] and [`prepare`]: start-up shared by both drivers.
+//! - [`DnsResolver`]: DNS discovery's TXT lookups (hickory-resolver), which the drivers run
+//!   off their loops.
 
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod dns;
 pub mod engine;
 pub mod entropy;
 pub mod fsutil;
@@ -28,6 +31,7 @@ pub mod nodedb_file;
 pub use api::{AddStaticError, LookupError, SendFailure, Stopped, TalkFailure};
 pub use clock::Clock;
 pub use config::{prepare, DataDirLock, DriverConfig, KeySource, Prepared, StartError, Transport};
+pub use dns::{DnsResolver, DnsResolverConfig};
 pub use engine::{
     Backlog, DriverStats, Engine, Interest, Io, LogTarget, ShutdownReport, Sockets, Stats, Stream,
 };
