@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use devp2p_core::node::{NodeEvent, DEFAULT_MAX_PEERS};
 use devp2p_core::{Enode, Enr, NodeSecretKey};
-use devp2p_mio::common::{DriverConfig, KeySource, ShutdownReport};
+use devp2p_mio::common::{DnsResolverConfig, DriverConfig, KeySource, ShutdownReport};
 use serde_json::json;
 
 use crate::args::{
-    parse_caps, parse_enode_list, parse_node_list, parse_secret_hex, Caps, Driver, EnodeList,
-    NodeList,
+    parse_caps, parse_enode_list, parse_node_list, parse_secret_hex, parse_tree_list, Caps, Driver,
+    EnodeList, NodeList, TreeList,
 };
 use crate::output::{event_json, log_event, ordered};
 use crate::Failure;
@@ -75,6 +75,15 @@ pub struct NodeArgs {
     /// Discovery bootnodes, for both versions (comma-separated enode URLs or enr: records).
     #[arg(long, value_parser = parse_node_list)]
     bootnodes: Option<NodeList>,
+    /// DNS node lists to take dial candidates from (comma-separated enrtree://<key>@<domain>
+    /// URLs; geth's --discovery.dns). Their records are dialled beside what discovery finds,
+    /// and seed discovery too (so a node with trees and no bootnodes enters the DHT).
+    /// Default: none (geth defaults to its network's tree).
+    #[arg(long, alias = "discovery.dns", value_parser = parse_tree_list)]
+    dns: Option<TreeList>,
+    /// Name servers for --dns (IP:PORT, comma-separated) instead of the system's resolver.
+    #[arg(long, value_delimiter = ',', requires = "dns")]
+    dns_server: Vec<SocketAddr>,
     /// Run discovery v5 beside v4 on the same UDP port (the default, as in geth).
     #[arg(long, overrides_with = "no_discv5")]
     discv5: bool,
@@ -102,8 +111,9 @@ pub struct NodeArgs {
     /// Which driver runs the node.
     #[arg(long, value_enum, default_value = "tokio")]
     driver: Driver,
-    /// Print JSON lines: first {"event":"listening",…}, then one per peer added or removed
-    /// and per lookup.
+    /// Print JSON lines: first {"event":"listening",…}, then one per peer added or removed,
+    /// lookup, failed connection, and DNS record, root and failure (dns_node, dns_root,
+    /// dns_error).
     #[arg(long)]
     pub json: bool,
 }
@@ -123,6 +133,10 @@ impl NodeArgs {
         config.node.bootnode_records = bootnodes.records;
         config.node.discv4 = !self.no_discv4;
         config.node.discv5 = !self.no_discv5;
+        config.node.dns = self.dns.clone().unwrap_or_default().0;
+        if !self.dns_server.is_empty() {
+            config.dns_resolver = DnsResolverConfig::Servers(self.dns_server.clone());
+        }
         config.node.static_nodes = self.static_nodes.clone().unwrap_or_default().0;
         config.node.trusted_nodes = self
             .trusted
@@ -140,9 +154,11 @@ impl NodeArgs {
 
     /// Warnings about settings that work but are rarely what an operator wants.
     fn warn_about_defaults(&self) {
-        if self.no_discv4 && self.no_discv5 {
+        let trees = self.dns.as_ref().is_some_and(|t| !t.0.is_empty());
+        if self.no_discv4 && self.no_discv5 && !trees {
             tracing::warn!(
-                "--no-discv4 with --no-discv5: this node runs no discovery and finds no peers                  by itself (only --static peers are dialled)"
+                "--no-discv4 with --no-discv5: this node runs no discovery and finds no peers \
+                 by itself (only --static peers are dialled; --dns trees would add theirs)"
             );
         }
         if self.listen.ip().is_unspecified() && self.nat == Nat::None {
