@@ -332,3 +332,51 @@ pub async fn run(args: NodeArgs) -> Result<ExitCode, Failure> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Runs a node that only serves discovery (a bootnode: `discv4 listen`, `discv5 listen`)
+/// until Ctrl-C or SIGTERM, then shuts it down gracefully. Prints its record first (with
+/// `json`, the listening line with enode and record), then its lookups, as JSON lines or
+/// log lines.
+pub async fn serve_discovery(config: DriverConfig, json: bool) -> Result<ExitCode, Failure> {
+    if config.node.listen.ip().is_unspecified() && config.node.advertised_ip.is_none() {
+        tracing::warn!(
+            "listening on {} but advertising 127.0.0.1 in the record, which only this machine \
+             can reach: give --nat extip:<public IP> for a bootnode others can use",
+            config.node.listen
+        );
+    }
+    let (node, mut events) = devp2p_tokio::spawn(config)?;
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    let record = node.local_enr();
+    let mut open = if json {
+        crate::output::try_line(format_args!(
+            "{}",
+            ordered(&[
+                ("event", json!("listening")),
+                ("enode", json!(node.local_enode().to_string())),
+                ("enr", json!(record.as_ref().map(|r| r.to_string()))),
+            ])
+        ))
+    } else {
+        let r = record.as_ref().map(|r| r.to_string()).unwrap_or_default();
+        tracing::info!(addr = %node.listen_addr(), enode = %node.local_enode(), "listening");
+        crate::output::try_line(format_args!("{r}"))
+    };
+    while open {
+        tokio::select! {
+            e = events.recv() => match e {
+                Some(e) if json => {
+                    if let Some(v) = event_json(&e) {
+                        open = crate::output::try_line(format_args!("{v}"));
+                    }
+                }
+                Some(e) => log_event(&e),
+                None => break,
+            },
+            _ = &mut stop => break,
+        }
+    }
+    let _ = node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
