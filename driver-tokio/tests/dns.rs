@@ -448,7 +448,7 @@ fn devp2p_node_refuses_a_bad_tree_url_and_warns_once_about_a_tree_it_cannot_reso
     let (server, _) = serve_tree(&bin, &dir, &[], "elsewhere.example.org");
     let port = server.port;
     let url = "enrtree://AKPYQIUQIL7PSIACI32J7FGZW56E5FKHEFCCOFHILBIMW3M6LWXS2@nowhere.example.org";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_devp2p"))
+    let child = Command::new(env!("CARGO_BIN_EXE_devp2p"))
         .args(["node", "--listen", "127.0.0.1:0", "--nodekey-hex"])
         .arg("0101010101010101010101010101010101010101010101010101010101010101")
         .args(["--dns", url, "--dns-server", &format!("127.0.0.1:{port}")])

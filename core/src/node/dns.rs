@@ -68,9 +68,12 @@ impl<R: CryptoRng> Node<R> {
     /// after the node gave the lookup up (5 s) is ignored rather than taken for a newer
     /// lookup of the same name. Unknown ids are ignored.
     ///
-    /// What the answer leads to is reported as [`NodeEvent::Dns`]: a verified record (which
-    /// becomes a dial candidate, and a discovery seed: see the [module docs](self) for why
-    /// geth does not and we do), a root accepted, or the failure.
+    /// What the answer leads to is reported as [`NodeEvent::Dns`]: a verified record, a root
+    /// accepted, or the failure. A record becomes a dial candidate, as in geth, and also a
+    /// seed of the discv4 and discv5 tables, which geth does not do: the tree's publisher
+    /// signed it, so it is as trustworthy as a configured bootnode, and a node given trees
+    /// and no bootnodes would otherwise dial what they list but never enter the DHT. Seeds
+    /// enter the tables as bootnodes do (found nodes, under the IP limits, revalidated).
     pub fn dns_answer(
         &mut self,
         now: Instant,

@@ -75,7 +75,7 @@ pub struct NodeArgs {
     /// Discovery bootnodes, for both versions (comma-separated enode URLs or enr: records).
     #[arg(long, value_parser = parse_node_list)]
     bootnodes: Option<NodeList>,
-    /// DNS node lists to take dial candidates from (comma-separated enrtree://<key>@<domain>
+    /// DNS node lists to take dial candidates from (comma-separated enrtree://KEY@DOMAIN
     /// URLs; geth's --discovery.dns). Their records are dialled beside what discovery finds,
     /// and seed discovery too (so a node with trees and no bootnodes enters the DHT).
     /// Default: none (geth defaults to its network's tree).

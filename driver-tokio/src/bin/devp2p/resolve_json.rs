@@ -220,7 +220,7 @@ fn update(
         (None, Err(_)) => return Outcome::Unchanged,
     };
     match answer {
-        Err(_) if e.score == 0 => return Outcome::Unchanged,
+        Err(_) if e.score == 0 => Outcome::Unchanged,
         Err(_) => {
             e.last_check = now.into();
             e.score /= 2;
