@@ -7,6 +7,10 @@
 //! `Waker` per `Poll`, and the application (or our `Runner`) may hold it already. A connected
 //! pair of loopback sockets is an ordinary registration: the kernel delivers to the wake
 //! socket only what the helper's socket sends, and a wake-up that finds nothing is harmless.
+//!
+//! Neither channel needs a bound of its own: the node walks its trees one name at a time
+//! (one lookup in flight, each given up after `LOOKUP_TIMEOUT`), so at most a few requests
+//! and answers are ever queued.
 
 use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};

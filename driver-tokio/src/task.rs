@@ -111,7 +111,8 @@ pub(crate) struct TokioIo {
     pub(crate) accept_paused_until: Option<tokio::time::Instant>,
     /// DNS discovery's resolver, with DNS trees; each lookup runs in a task of its own.
     pub(crate) dns: Option<DnsResolver>,
-    /// Where those tasks send their answers.
+    /// Where those tasks send their answers. Unbounded, as the dial results are: the node
+    /// walks its trees one name at a time, so at most a few answers are ever queued.
     pub(crate) dns_answers: mpsc::UnboundedSender<DnsAnswer>,
 }
 

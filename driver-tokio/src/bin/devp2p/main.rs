@@ -157,11 +157,13 @@ enum Discv4Command {
         #[arg(long, value_parser = parse_duration, default_value = "10s")]
         timeout: Duration,
     },
-    /// Asks every node of a node set (geth's nodes.json), and the nodes given after it, for
-    /// its current record (ENRRequest, after a Ping/Pong bond), and writes the set back with
-    /// geth's scoring: an answer takes the record and adds 1 to the score; silence halves the
-    /// score of a node that answered before and removes it at 0, and leaves a node that never
-    /// answered as it was. A missing file starts empty. 16 nodes at a time, 2 s each.
+    /// Re-checks every node of a nodes.json file and writes it back, as geth's does.
+    ///
+    /// Every node of the set (geth's nodes.json), and every node given after it, is asked for
+    /// its current record (ENRRequest, after a Ping/Pong bond), and the set is written back
+    /// with geth's scoring: an answer takes the record and adds 1 to the score; silence halves
+    /// the score of a node that answered before and removes it at 0, and leaves a node that
+    /// never answered as it was. A missing file starts empty. 16 nodes at a time, 2 s each.
     ResolveJson {
         /// The node set to update (written back in place).
         file: PathBuf,
@@ -172,9 +174,10 @@ enum Discv4Command {
         #[arg(long, value_parser = parse_node_list)]
         bootnodes: Option<NodeList>,
     },
-    /// Runs a discv4 node that answers Ping, FindNode and ENRRequest and learns who talks to
-    /// it (a bootnode) until Ctrl-C or SIGTERM; prints its record first. geth's --rpc is not
-    /// offered.
+    /// Runs a discv4 bootnode until Ctrl-C or SIGTERM; prints its record first.
+    ///
+    /// The node answers Ping, FindNode and ENRRequest, learns who talks to it and dials
+    /// nobody. geth's --rpc server is not offered.
     Listen(discv4::ListenArgs),
     /// Walks the DHT with random lookups and writes every node found.
     Crawl {

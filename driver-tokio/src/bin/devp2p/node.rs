@@ -113,7 +113,8 @@ pub struct NodeArgs {
     driver: Driver,
     /// Print JSON lines: first {"event":"listening",…}, then one per peer added or removed,
     /// lookup, failed connection, and DNS record, root and failure (dns_node, dns_root,
-    /// dns_error).
+    /// dns_error; while dial slots are free the walk goes round its trees again, as geth's
+    /// does, so a record reappears each time it is passed, 3 a second at most).
     #[arg(long)]
     pub json: bool,
 }
