@@ -64,7 +64,7 @@
 //!                 b.handle_written(now, conn, bytes.len());
 //!                 a.handle_read(now, link.unwrap().1, &bytes);
 //!             }
-//!             Action::Close { .. } => {}
+//!             Action::Close { .. } | Action::ResolveTxt { .. } => {}
 //!         }
 //!     }
 //!     while let Some(action) = a.poll_action() {

@@ -15,7 +15,7 @@ use crate::common::{
 use devp2p_core::discv4::{LookupId, Node as DiscNode, NodeDbSnapshot};
 use devp2p_core::discv5::discovery::TalkRequestId;
 use devp2p_core::discv5::RequestId;
-use devp2p_core::node::{ConnId, DiscoveryVersion, NodeEvent, PeerInfo};
+use devp2p_core::node::{ConnId, DiscoveryVersion, DnsQueryId, NodeEvent, PeerInfo};
 #[cfg(doc)]
 use devp2p_core::session::SendError;
 use devp2p_core::session::{DisconnectReason, ProtocolId};
@@ -23,7 +23,10 @@ use devp2p_core::{Enode, Enr, NodeId, NodePublicKey};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 
-/// Tokens a driver needs at least: its UDP socket, its listener, and one connection.
+use crate::dns::{Answer, DnsWorker};
+
+/// Tokens a driver needs at least: its UDP socket, its listener, and one connection (with
+/// DNS discovery one more, for its resolver's wake-up socket).
 pub const MIN_TOKENS: usize = 3;
 
 /// A mio stream as the engine sees it.
@@ -85,6 +88,10 @@ struct MioIo {
     by_conn: BTreeMap<ConnId, Token>,
     events: VecDeque<NodeEvent>,
     backlog: Backlog,
+    /// The DNS resolver's thread, with DNS trees.
+    dns: Option<DnsWorker>,
+    /// DNS answers to hand to the node at the next turn (a lookup that could not start).
+    dns_now: VecDeque<Answer>,
 }
 
 impl MioIo {
@@ -140,6 +147,21 @@ impl Io for MioIo {
             self.tokens.by_token.remove(&t.0);
         }
         let _ = self.registry.deregister(&mut stream.0);
+    }
+
+    fn resolve_txt(&mut self, query: DnsQueryId, name: String) {
+        let started = match &self.dns {
+            Some(w) => w.resolve(query, name),
+            None => Err((
+                query,
+                Err(devp2p_core::dnsdisc::ResolveError::Failed(
+                    "this driver has no DNS resolver".into(),
+                )),
+            )),
+        };
+        if let Err(answer) = started {
+            self.dns_now.push_back(answer);
+        }
     }
 
     fn deliver(&mut self, event: NodeEvent) {
@@ -213,6 +235,8 @@ pub struct Driver {
     listener: Option<TcpListener>,
     udp_token: Token,
     listener_token: Token,
+    /// The DNS resolver's wake-up socket, with DNS trees.
+    dns_token: Option<Token>,
     /// Datagrams may be waiting (the last read stopped at the budget, not at `WouldBlock`).
     udp_ready: bool,
     /// Connections may be waiting (an accept error paused accepting).
@@ -225,17 +249,21 @@ pub struct Driver {
 impl Driver {
     /// Starts a node whose sockets are registered with `registry` under the tokens in
     /// `tokens` (the first for UDP, the second for the listener, the rest for connections: at
-    /// most `tokens.len() - 2` at once). Never panics: bad input is a [`StartError`].
+    /// most `tokens.len() - 2` at once). With DNS discovery (`config.node.dns`) the third is
+    /// the wake-up socket of the resolver thread, which resolves off this loop, and one
+    /// connection fewer fits. Never panics: bad input is a [`StartError`].
     pub fn new(
         registry: &Registry,
         tokens: Range<usize>,
         config: DriverConfig,
     ) -> Result<Self, StartError> {
-        if tokens.len() < MIN_TOKENS {
+        let with_dns = !config.node.dns.is_empty();
+        let needed = MIN_TOKENS + usize::from(with_dns);
+        if tokens.len() < needed {
             return Err(StartError::Io(io::Error::new(
                 ErrorKind::InvalidInput,
                 format!(
-                    "token range {tokens:?} holds {} tokens; a driver needs at least {MIN_TOKENS}",
+                    "token range {tokens:?} holds {} tokens; a driver needs at least {needed}",
                     tokens.len()
                 ),
             )));
@@ -259,7 +287,19 @@ impl Driver {
             }
             None => None,
         };
-        let conn_tokens = tokens.start + 2..tokens.end;
+        let (dns, dns_token) = match sockets.dns {
+            Some(resolver) => {
+                let token = Token(tokens.start + 2);
+                let mut worker = DnsWorker::start(resolver).map_err(StartError::DnsResolver)?;
+                registry
+                    .register(&mut worker.wake, token, Interest::READABLE)
+                    .map_err(StartError::Io)?;
+                (Some(worker), Some(token))
+            }
+            None => (None, None),
+        };
+        let first_conn = tokens.start + 2 + usize::from(dns_token.is_some());
+        let conn_tokens = first_conn..tokens.end;
         let mut driver = Driver {
             engine,
             io: MioIo {
@@ -273,10 +313,13 @@ impl Driver {
                 by_conn: BTreeMap::new(),
                 events: VecDeque::new(),
                 backlog: Backlog::default(),
+                dns,
+                dns_now: VecDeque::new(),
             },
             listener: Some(listener),
             udp_token,
             listener_token,
+            dns_token,
             udp_ready: false,
             accept_ready: false,
             accept_paused_until: None,
@@ -293,6 +336,7 @@ impl Driver {
     pub fn owns(&self, token: Token) -> bool {
         token == self.udp_token
             || token == self.listener_token
+            || Some(token) == self.dns_token
             || self.io.tokens.range.contains(&token.0)
     }
 
@@ -313,6 +357,8 @@ impl Driver {
         } else if token == self.listener_token {
             self.accept_ready = true;
             self.accept();
+        } else if Some(token) == self.dns_token {
+            self.dns_answers();
         } else if let Some(&conn) = self.io.tokens.by_token.get(&token.0) {
             if event.is_writable() || event.is_error() {
                 self.engine.on_writable(&mut self.io, conn);
@@ -333,6 +379,7 @@ impl Driver {
         }
         self.engine.on_timeout(&mut self.io);
         self.engine.on_nat(&mut self.io, |_| {});
+        self.dns_answers();
         self.engine.run_pending(&mut self.io);
         if self.udp_ready {
             self.read_datagrams();
@@ -360,7 +407,8 @@ impl Driver {
             return None;
         }
         let accept_waits = self.accept_ready && self.accept_paused_until.is_none();
-        if self.udp_ready || accept_waits || self.engine.has_pending(&self.io) {
+        let dns_waits = !self.io.dns_now.is_empty();
+        if self.udp_ready || accept_waits || dns_waits || self.engine.has_pending(&self.io) {
             return Some(Duration::ZERO);
         }
         let node = self
@@ -615,6 +663,10 @@ impl Driver {
                 let _ = self.io.registry.deregister(u);
             }
             self.io.udp = None;
+            // The resolver thread ends once its request channel closes.
+            if let Some(mut w) = self.io.dns.take() {
+                let _ = self.io.registry.deregister(&mut w.wake);
+            }
             tracing::info!(forced_closes = report.forced_closes, db = ?report.db_saved, "node stopped");
             self.finished = Some(report);
         }
@@ -628,6 +680,17 @@ impl Driver {
             Err(Stopped)
         } else {
             Ok(())
+        }
+    }
+
+    /// Hands the DNS answers that arrived (and those given at once) to the node.
+    fn dns_answers(&mut self) {
+        let mut answers: Vec<Answer> = self.io.dns_now.drain(..).collect();
+        if let Some(w) = &self.io.dns {
+            answers.extend(w.take_answers());
+        }
+        for (query, answer) in answers {
+            self.engine.on_dns_answer(&mut self.io, query, answer);
         }
     }
 

@@ -4,6 +4,10 @@
 //! core's; this module only resolves the names the client asks for and hands back what the
 //! DNS said.
 //!
+//! A node walks its trees (`config.node.dns`) by itself: the node task resolves the names
+//! its node asks for with the resolver [`DriverConfig::dns_resolver`](crate::DriverConfig)
+//! names, each lookup in a task of its own; nothing here is needed for that.
+//!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! use devp2p_tokio::dns::{sync_tree, DnsResolver};
@@ -16,86 +20,13 @@
 //! # Ok(()) }
 //! ```
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use devp2p_core::dnsdisc::{
     Client, ClientConfig, DnsError, Event, NameError, ResolveError, SyncedTree, TreeUrl,
 };
 use devp2p_core::Instant as CoreInstant;
-use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::TokioResolver;
+pub use devp2p_mio::common::dns::{DnsResolver, DnsResolverConfig, MAX_DNS_SERVERS};
 use rand_chacha::rand_core::SeedableRng as _;
 use rand_chacha::ChaCha20Rng;
-
-/// Resolves TXT names, joining each record's character-strings (a TXT record longer than 255
-/// bytes arrives in pieces, and EIP-1459 entries often are).
-#[derive(Clone)]
-pub struct DnsResolver {
-    inner: Arc<TokioResolver>,
-}
-
-impl DnsResolver {
-    /// The system's resolver configuration (`/etc/resolv.conf` on Unix).
-    pub fn system() -> std::io::Result<Self> {
-        let builder = TokioResolver::builder_tokio().map_err(|e| {
-            std::io::Error::other(format!(
-                "cannot read the system's resolver configuration: {e}"
-            ))
-        })?;
-        Ok(DnsResolver {
-            inner: Arc::new(builder.build()),
-        })
-    }
-
-    /// Asks only the name servers at `servers` (UDP, and TCP when an answer is truncated).
-    pub fn with_servers(servers: &[SocketAddr]) -> Self {
-        let mut group = NameServerConfigGroup::new();
-        for s in servers {
-            group.merge(NameServerConfigGroup::from_ips_clear(
-                &[s.ip()],
-                s.port(),
-                true,
-            ));
-        }
-        let config = ResolverConfig::from_parts(None, vec![], group);
-        let mut options = ResolverOpts::default();
-        // The client times its lookups itself and re-checks roots on its own schedule.
-        options.attempts = 1;
-        options.cache_size = 0;
-        let inner = TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
-            .with_options(options)
-            .build();
-        DnsResolver {
-            inner: Arc::new(inner),
-        }
-    }
-
-    /// Every TXT record at `name`, each with its character-strings joined with no separator.
-    pub async fn lookup_txt(&self, name: &str) -> Result<Vec<String>, ResolveError> {
-        let fqdn = if name.ends_with('.') {
-            name.to_owned()
-        } else {
-            format!("{name}.")
-        };
-        match self.inner.txt_lookup(fqdn).await {
-            Ok(lookup) => Ok(lookup
-                .iter()
-                .map(|txt| {
-                    let bytes: Vec<u8> = txt
-                        .txt_data()
-                        .iter()
-                        .flat_map(|s| s.iter().copied())
-                        .collect();
-                    String::from_utf8_lossy(&bytes).into_owned()
-                })
-                .collect()),
-            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Err(ResolveError::NotFound),
-            Err(e) => Err(ResolveError::Failed(e.to_string())),
-        }
-    }
-}
 
 /// Syncs the whole tree at `url` (root, links, records) with `resolver`, one lookup at a
 /// time, as `devp2p dns sync` does; the first failure ends it, naming the name and what was

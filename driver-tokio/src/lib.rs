@@ -83,8 +83,8 @@ use std::sync::Arc;
 
 pub use devp2p_mio::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
 pub use devp2p_mio::common::{
-    AddStaticError, DriverConfig, DriverStats, KeySource, LookupError, SendFailure, ShutdownReport,
-    StartError, Stats, Stopped, TalkFailure, Transport,
+    AddStaticError, DnsResolverConfig, DriverConfig, DriverStats, KeySource, LookupError,
+    SendFailure, ShutdownReport, StartError, Stats, Stopped, TalkFailure, Transport,
 };
 use devp2p_mio::common::{Engine, LogTarget};
 pub use devp2p_mio::KeyFileError;
@@ -129,6 +129,7 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
     let (event_tx, event_rx) = events::channel();
     let (dial_tx, dial_rx) = tokio::sync::mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(COMMAND_QUEUE);
+    let (dns_tx, dns_rx) = tokio::sync::mpsc::unbounded_channel();
     let io = task::TokioIo {
         udp,
         listener,
@@ -142,6 +143,8 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
         try_blocked: Default::default(),
         posts_dropped: 0,
         accept_paused_until: None,
+        dns: sockets.dns,
+        dns_answers: dns_tx,
     };
     runtime.spawn(task::run(
         engine,
@@ -152,6 +155,7 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
             wake: nat_wake,
             local: fixed.clone(),
         },
+        dns_rx,
     ));
     Ok((
         NodeHandle {

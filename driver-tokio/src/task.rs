@@ -10,11 +10,13 @@ use std::task::{Context, Poll};
 use devp2p_core::discv4::{Event as DiscoveryEvent, LookupId, Node as DiscNode};
 use devp2p_core::discv5::discovery::Event as Discv5Event;
 use devp2p_core::discv5::{RequestFailure, RequestId};
-use devp2p_core::node::{ConnId, NodeEvent, DIAL_TIMEOUT};
+use devp2p_core::dnsdisc::client::LOOKUP_TIMEOUT;
+use devp2p_core::dnsdisc::ResolveError;
+use devp2p_core::node::{ConnId, DnsQueryId, NodeEvent, DIAL_TIMEOUT};
 use devp2p_core::session::{ProtocolId, SendError};
 use devp2p_core::NodeId;
 use devp2p_mio::common::engine::ACCEPT_ERROR_BACKOFF;
-use devp2p_mio::common::{Backlog, Engine, Io, ShutdownReport, Stream};
+use devp2p_mio::common::{Backlog, DnsResolver, Engine, Io, ShutdownReport, Stream};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
@@ -85,6 +87,9 @@ pub(crate) struct ParkedSend {
     pub(crate) reply: Reply,
 }
 
+/// A DNS lookup's answer, for the node task.
+pub(crate) type DnsAnswer = (DnsQueryId, Result<Vec<String>, ResolveError>);
+
 /// The task's sockets and application side.
 pub(crate) struct TokioIo {
     pub(crate) udp: Option<UdpSocket>,
@@ -104,6 +109,11 @@ pub(crate) struct TokioIo {
     /// Posted messages the node refused (peer gone, protocol not negotiated…).
     pub(crate) posts_dropped: u64,
     pub(crate) accept_paused_until: Option<tokio::time::Instant>,
+    /// DNS discovery's resolver, with DNS trees; each lookup runs in a task of its own.
+    pub(crate) dns: Option<DnsResolver>,
+    /// Where those tasks send their answers. Unbounded, as the dial results are: the node
+    /// walks its trees one name at a time, so at most a few answers are ever queued.
+    pub(crate) dns_answers: mpsc::UnboundedSender<DnsAnswer>,
 }
 
 impl Io for TokioIo {
@@ -141,6 +151,23 @@ impl Io for TokioIo {
     }
 
     fn deregister(&mut self, _conn: ConnId, _stream: &mut TokioStream) {}
+
+    fn resolve_txt(&mut self, query: DnsQueryId, name: String) {
+        let answers = self.dns_answers.clone();
+        let Some(resolver) = self.dns.clone() else {
+            let e = ResolveError::Failed("this driver has no DNS resolver".into());
+            let _ = answers.send((query, Err(e)));
+            return;
+        };
+        tokio::spawn(async move {
+            // The node gives a lookup up after LOOKUP_TIMEOUT; so does the task, so that none
+            // outlives its use.
+            let answer = tokio::time::timeout(LOOKUP_TIMEOUT, resolver.lookup_txt(&name))
+                .await
+                .unwrap_or(Err(ResolveError::Timeout));
+            let _ = answers.send((query, answer));
+        });
+    }
 
     fn deliver(&mut self, event: NodeEvent) {
         match &event {
@@ -260,6 +287,7 @@ pub(crate) async fn run(
     mut commands: mpsc::Receiver<Command>,
     mut dial_results: mpsc::UnboundedReceiver<(ConnId, io::Result<TcpStream>)>,
     nat: Nat,
+    mut dns_answers: mpsc::UnboundedReceiver<DnsAnswer>,
 ) {
     let shared = io.events.shared.clone();
     let mut cursor: Option<ConnId> = None;
@@ -330,6 +358,9 @@ pub(crate) async fn run(
                 Ok(s) => engine.on_connected(&mut io, conn, TokioStream(s)),
                 Err(e) => engine.on_connect_failed(&mut io, conn, &e),
             },
+            Some((query, answer)) = dns_answers.recv() => {
+                engine.on_dns_answer(&mut io, query, answer);
+            }
             _ = sleep_until(deadline) => engine.on_timeout(&mut io),
             _ = sleep_until(accept_resume), if accept_resume.is_some() => io.accept_paused_until = None,
             _ = shared.resume.notified() => {}

@@ -2,19 +2,27 @@
 //! installs) on 127.0.0.1 serving trees as TXT records, every entry longer than 255 bytes
 //! split into several character-strings as real zones publish them. `devp2p dns sign` and
 //! `dns to-txt` publish a tree, dnsmasq serves it, and `devp2p dns sync` reads it back
-//! through the resolver. Without dnsmasq the test fails and says what to install;
+//! through the resolver. Nodes walk trees too: a node on each driver, and `devp2p node`,
+//! given only a tree's URL (no bootnodes), find the live nodes it lists through dnsmasq and
+//! hold RLPx sessions with them. Without dnsmasq the test fails and says what to install;
 //! `DEVP2P_SKIP_DNSMASQ=1` skips it, saying so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 #[path = "support/dnsmasq.rs"]
 mod dnsmasq;
 use dnsmasq::{dnsmasq_path, serve};
 
-use devp2p_core::dnsdisc::Tree;
-use devp2p_core::{Enr, NodeSecretKey};
+use devp2p_core::dnsdisc::{Tree, TreeUrl};
+use devp2p_core::node::NodeEvent;
+use devp2p_core::session::Protocol;
+use devp2p_core::{Enr, NodeId, NodeSecretKey};
+use devp2p_tokio::{DnsResolverConfig, DriverConfig};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -213,4 +221,259 @@ fn a_tree_with_a_bad_entry_fails_the_sync_naming_the_entry() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("signature does not verify"), "{err}");
+}
+
+/// How long a node with a tree may take to hold sessions with every node it lists: the walk
+/// takes a root and five entries at once (the rate limit's burst is 10), and each dial one
+/// handshake; the rest is slack for a loaded machine.
+const CONNECT_WITHIN: Duration = Duration::from_secs(30);
+
+/// Nodes on 127.0.0.1 speaking eth/68 (so that peers share a capability), with discv4 so
+/// that they have records, knowing nobody.
+fn live_nodes(n: usize) -> Vec<(devp2p_tokio::NodeHandle, devp2p_tokio::EventStream)> {
+    (0..n)
+        .map(|_| {
+            let mut config = DriverConfig::default();
+            config.node.listen = "127.0.0.1:0".parse().unwrap();
+            config.node.discv5 = false;
+            config.node.session.protocols = vec![Protocol::new("eth", 68, 17)];
+            devp2p_tokio::spawn(config).unwrap()
+        })
+        .collect()
+}
+
+/// A signed tree of `records` at `domain`, served by a dnsmasq of its own; its URL.
+fn serve_tree(
+    bin: &Path,
+    dir: &Path,
+    records: &[Enr],
+    domain: &str,
+) -> (dnsmasq::Dnsmasq, TreeUrl) {
+    let signer =
+        NodeSecretKey::from_hex("dc599867fc513f8f5e2c2c9c489cde5e71362d1d9ec6e693e0de063236ed1240")
+            .unwrap();
+    let (tree, url) = Tree::build(7, records, &[]).sign(&signer, domain).unwrap();
+    (serve(bin, dir, &tree.to_txt(domain)), url)
+}
+
+/// A node that knows only `url`, asking the name server at `port`.
+fn seeker(url: &TreeUrl, port: u16) -> DriverConfig {
+    let mut config = DriverConfig::default();
+    config.node.listen = "127.0.0.1:0".parse().unwrap();
+    config.node.session.protocols = vec![Protocol::new("eth", 68, 17)];
+    config.node.dns = vec![url.clone()];
+    config.dns_resolver = DnsResolverConfig::Servers(vec![([127, 0, 0, 1], port).into()]);
+    config
+}
+
+#[test]
+fn a_node_on_each_driver_given_only_a_tree_connects_to_every_live_node_it_lists() {
+    let Some(bin) = dnsmasq_path() else { return };
+    let dir = tempdir("walk");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let targets = live_nodes(3);
+    let records: Vec<Enr> = targets
+        .iter()
+        .map(|(h, _)| h.local_enr().unwrap())
+        .collect();
+    let want: BTreeSet<NodeId> = records.iter().map(Enr::node_id).collect();
+    let (server, url) = serve_tree(&bin, &dir, &records, "nodes.example.org");
+
+    // mio, on a runner thread of its own.
+    let mut runner = devp2p_mio::Runner::new().unwrap();
+    runner.add(seeker(&url, server.port)).unwrap();
+    let remote = runner.remote();
+    let (tx, rx) = mpsc::channel();
+    let mio_thread = std::thread::spawn(move || {
+        runner.run(move |_, _, event| {
+            let _ = tx.send(event);
+        })
+    });
+
+    // tokio.
+    let (tokio_node, mut tokio_events) = devp2p_tokio::spawn(seeker(&url, server.port)).unwrap();
+    let tokio_peers = runtime.block_on(async {
+        let mut peers = BTreeSet::new();
+        let mut roots = 0;
+        let _ = tokio::time::timeout(CONNECT_WITHIN, async {
+            while let Some(e) = tokio_events.recv().await {
+                match e {
+                    NodeEvent::PeerAdded(p) => {
+                        peers.insert(p.id);
+                    }
+                    NodeEvent::Dns(d) => {
+                        if let devp2p_core::dnsdisc::Event::RootUpdated { seq, .. } = *d {
+                            assert_eq!(seq, 7);
+                            roots += 1;
+                        }
+                    }
+                    _ => {}
+                }
+                if peers.len() == 3 {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert_eq!(roots, 1, "one root accepted");
+        peers
+    });
+    let stats = runtime.block_on(tokio_node.stats()).unwrap().node;
+    assert_eq!(tokio_peers, want, "tokio: {stats:?}");
+    assert_eq!(stats.dns_errors, 0, "{stats:?}");
+    assert!(stats.dns_nodes >= 3 && stats.dns_lookups >= 5, "{stats:?}");
+
+    let mut mio_peers = BTreeSet::new();
+    let give_up = Instant::now() + CONNECT_WITHIN;
+    while mio_peers.len() < 3 && Instant::now() < give_up {
+        if let Ok(NodeEvent::PeerAdded(p)) = rx.recv_timeout(Duration::from_millis(100)) {
+            mio_peers.insert(p.id);
+        }
+    }
+    let mio_stats = remote
+        .call(|r| r.drivers().first().map(|d| d.stats().node))
+        .unwrap();
+    assert_eq!(mio_peers, want, "mio: {mio_stats:?}");
+
+    remote.stop();
+    mio_thread.join().unwrap().unwrap();
+    runtime.block_on(async {
+        let _ = tokio_node.shutdown().await;
+        for (h, _) in &targets {
+            let _ = h.shutdown().await;
+        }
+    });
+    drop(server);
+}
+
+#[test]
+fn devp2p_node_with_dns_and_no_bootnodes_holds_sessions_with_the_trees_nodes() {
+    let Some(bin) = dnsmasq_path() else { return };
+    let dir = tempdir("cli-walk");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let targets = live_nodes(2);
+    let records: Vec<Enr> = targets
+        .iter()
+        .map(|(h, _)| h.local_enr().unwrap())
+        .collect();
+    let want: BTreeSet<String> = records.iter().map(|r| r.node_id().to_string()).collect();
+    let (server, url) = serve_tree(&bin, &dir, &records, "cli.example.org");
+
+    for driver in ["tokio", "mio"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_devp2p"))
+            .args([
+                "node",
+                "--listen",
+                "127.0.0.1:0",
+                "--json",
+                "--caps",
+                "eth/68",
+            ])
+            .args(["--driver", driver, "--dns", &url.to_string()])
+            .args(["--dns-server", &format!("127.0.0.1:{}", server.port)])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting devp2p node");
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+            }
+        });
+        let (mut peers, mut dns_nodes) = (BTreeSet::new(), BTreeSet::new());
+        let give_up = Instant::now() + CONNECT_WITHIN;
+        while peers.len() < want.len() && Instant::now() < give_up {
+            let Ok(v) = rx.recv_timeout(Duration::from_millis(100)) else {
+                continue;
+            };
+            match v["event"].as_str() {
+                Some("peer_added") => {
+                    peers.insert(v["id"].as_str().unwrap().to_owned());
+                }
+                Some("dns_node") => {
+                    assert_eq!(v["tree"], url.to_string().as_str());
+                    dns_nodes.insert(v["id"].as_str().unwrap().to_owned());
+                }
+                Some("dns_error") => panic!("{driver}: {v}"),
+                _ => {}
+            }
+        }
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        reader.join().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(peers, want, "{driver}: {stderr}");
+        assert_eq!(dns_nodes, want, "{driver}: every record came from the tree");
+        assert!(out.status.success(), "{driver}: {stderr}");
+    }
+    runtime.block_on(async {
+        for (h, _) in &targets {
+            let _ = h.shutdown().await;
+        }
+    });
+    drop(server);
+}
+
+#[test]
+fn devp2p_node_refuses_a_bad_tree_url_and_warns_once_about_a_tree_it_cannot_resolve() {
+    let bad = devp2p(&["node", "--listen", "127.0.0.1:0", "--dns", "enrtree://nope"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("enrtree://nope") && err.contains("enrtree://<key>@<domain>"),
+        "{err}"
+    );
+
+    // A name server that does not know the tree's domain: the root lookup fails at once,
+    // again and again; the log says so once, naming the tree, and the node keeps running.
+    let Some(bin) = dnsmasq_path() else { return };
+    let dir = tempdir("nowhere");
+    let (server, _) = serve_tree(&bin, &dir, &[], "elsewhere.example.org");
+    let port = server.port;
+    let url = "enrtree://AKPYQIUQIL7PSIACI32J7FGZW56E5FKHEFCCOFHILBIMW3M6LWXS2@nowhere.example.org";
+    let child = Command::new(env!("CARGO_BIN_EXE_devp2p"))
+        .args(["node", "--listen", "127.0.0.1:0", "--nodekey-hex"])
+        .arg("0101010101010101010101010101010101010101010101010101010101010101")
+        .args(["--dns", url, "--dns-server", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn,devp2p_tokio=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Five failures in a row, then one every 5 s (geth's slowdown).
+    std::thread::sleep(Duration::from_secs(3));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let failures: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("DNS discovery failed"))
+        .collect();
+    let warnings = failures.iter().filter(|l| l.contains("WARN")).count();
+    assert_eq!(warnings, 1, "one warning per outage: {err}");
+    assert!(failures.len() >= 5, "the later failures at debug: {err}");
+    assert!(failures[0].contains("nowhere.example.org"), "{err}");
+    drop(server);
 }

@@ -2,7 +2,9 @@
 //! `tests/harness/go_build.rs`) against our `devp2p node` on each driver, and our probes
 //! against geth's discovery nodes (`devp2p discv4 listen`): geth's `discv4 test` suite, its
 //! `rlpx ping`, `discv4 ping`, `requestenr`, `resolve` and `crawl`, ours against geth, and
-//! `nodes.json` files read by geth's `nodeset info` and `discv4 crawl`. 127.0.0.1 and
+//! `nodes.json` files read by geth's `nodeset info` and `discv4 crawl`; geth's `discv4 test`
+//! against our `discv4 listen`, and geth's `discv4 resolve-json` and ours writing the same
+//! set from the same input. 127.0.0.1 and
 //! 127.0.0.2 only (geth's tools are always given `--bootnodes`, else they would start from
 //! the mainnet bootnodes). `DEVP2P_SKIP_GETH=1` skips these tests. See `tests/INTEROP.md`.
 
@@ -20,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use devp2p_core::{Enode, Enr};
+use devp2p_core::{Enode, Enr, NodeSecretKey};
 use geth_peer::go_build::GETH_DEVP2P;
 use geth_peer::{geth_binary, geth_enabled};
 use interop::{run_bounded, Finished};
@@ -354,6 +356,139 @@ fn geth_discv4_test_passes_every_case_against_our_node_on_mio() {
     if geth_enabled("geth_discv4_test_passes_every_case_against_our_node_on_mio") {
         v4test_against_our_node("mio");
     }
+}
+
+/// Our `devp2p discv4 listen --json` under `key_hex`: its enode URL and record.
+fn our_listener(key_hex: &str) -> (Running, String, Enr) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_devp2p"));
+    cmd.args(["discv4", "listen", "--json", "--listen", "127.0.0.1:0"])
+        .args(["--nodekey-hex", key_hex])
+        .env("RUST_LOG", "warn");
+    let proc = Running::start(cmd, "devp2p discv4 listen");
+    let line: Value = serde_json::from_str(&proc.first)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", proc.first));
+    let enode = line["enode"].as_str().expect("an enode").to_string();
+    let enr = line["enr"].as_str().expect("a record").parse().unwrap();
+    (proc, enode, enr)
+}
+
+#[test]
+fn geth_discv4_test_passes_every_case_against_our_discv4_listen() {
+    if !geth_enabled("geth_discv4_test_passes_every_case_against_our_discv4_listen") {
+        return;
+    }
+    let (_proc, enode, _) = our_listener(&"51".repeat(32));
+    let out = geth(&[
+        "discv4",
+        "test",
+        "--tap",
+        "--remote",
+        &enode,
+        "--listen1",
+        "127.0.0.1",
+        "--listen2",
+        LISTEN2,
+    ]);
+    check_suite(&out, "discv4", "discv4 listen", V4TEST_CASES);
+}
+
+/// A record of `key` at `port` of 127.0.0.1 with sequence number `seq`.
+fn record_at(key: &NodeSecretKey, port: u16, seq: u64) -> Enr {
+    Enr::builder()
+        .seq(seq)
+        .ip([127, 0, 0, 1].into())
+        .tcp4(port)
+        .udp4(port)
+        .sign(key)
+        .unwrap()
+}
+
+/// A `nodes.json` entry as geth writes it (`score` left out when 0).
+fn set_entry(r: &Enr, score: i64, time: &str) -> Value {
+    let mut e = serde_json::json!({
+        "seq": r.seq(), "record": r.to_string(),
+        "firstResponse": time, "lastResponse": time, "lastCheck": time,
+    });
+    if score != 0 {
+        e["score"] = serde_json::json!(score);
+    }
+    e
+}
+
+/// The same input to geth's `discv4 resolve-json` and ours: a live node of ours and one of
+/// geth's under old records, and silent nodes that never answered, answered once, and
+/// answered five times. Both write the same set: the same entries, records, seqs and scores,
+/// and the same times where they did not become "now".
+#[test]
+fn geth_and_our_resolve_json_write_the_same_set() {
+    if !geth_enabled("geth_and_our_resolve_json_write_the_same_set") {
+        return;
+    }
+    let dir = temp_dir("resolve-json");
+    let key = NodeSecretKey::from_hex(&"52".repeat(32)).unwrap();
+    let (_ours, _, our_live) = our_listener(&"52".repeat(32));
+    let geth_live = GethNode::start("");
+    let then = "2020-01-02T03:04:05Z";
+    let zero = "0001-01-01T00:00:00Z";
+    let mut set = serde_json::Map::new();
+    let ours_old = record_at(&key, our_live.udp4().unwrap(), 1);
+    set.insert(
+        ours_old.node_id().to_string(),
+        set_entry(&ours_old, 3, then),
+    );
+    // geth's key is its own; its record as printed, with its times in the past.
+    set.insert(geth_live.id(), set_entry(&geth_live.record, 2, then));
+    for (byte, score, time) in [(0x61u8, 0, zero), (0x62, 1, then), (0x63, 5, then)] {
+        let k = NodeSecretKey::from_hex(&format!("{byte:02x}").repeat(32)).unwrap();
+        let r = record_at(&k, dead_udp_port(), 3);
+        set.insert(r.node_id().to_string(), set_entry(&r, score, time));
+    }
+    let input = serde_json::to_string_pretty(&set).unwrap();
+    let (theirs, mine) = (dir.join("geth.json"), dir.join("ours.json"));
+    std::fs::write(&theirs, &input).unwrap();
+    std::fs::write(&mine, &input).unwrap();
+
+    ok(
+        &geth_discv4("resolve-json", "", &[theirs.to_str().unwrap()]),
+        "geth's discv4 resolve-json",
+    );
+    ok(
+        &ours(&["discv4", "resolve-json", mine.to_str().unwrap()]),
+        "our discv4 resolve-json",
+    );
+    let (g, o) = (read_nodes_json(&theirs), read_nodes_json(&mine));
+    let keys = |m: &serde_json::Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        keys(&g),
+        keys(&o),
+        "geth:
+{g:#?}
+ours:
+{o:#?}"
+    );
+    assert_eq!(g.len(), 4, "the node that answered once is gone: {g:#?}");
+    for (id, ge) in &g {
+        let oe = &o[id];
+        for field in ["seq", "record", "score"] {
+            assert_eq!(ge.get(field), oe.get(field), "{id} {field}: {ge} vs {oe}");
+        }
+        for field in ["firstResponse", "lastResponse", "lastCheck"] {
+            let (gt, ot) = (ge[field].as_str().unwrap(), oe[field].as_str().unwrap());
+            // Both "now" (seconds apart), or both unchanged.
+            assert_eq!(
+                gt == then || gt == zero,
+                ot == then || ot == zero,
+                "{id} {field}"
+            );
+            if gt == then || gt == zero {
+                assert_eq!(gt, ot, "{id} {field}");
+            }
+        }
+    }
+    assert_eq!(
+        o[&ours_old.node_id().to_string()]["record"],
+        our_live.to_string()
+    );
 }
 
 /// The node ids and entries of a `nodes.json` in geth's format.

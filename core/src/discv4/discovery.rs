@@ -325,6 +325,19 @@ impl<R: CryptoRng> Discovery<R> {
         self.start_lookup(now, unix_secs, target)
     }
 
+    /// Adds a node learnt outside discovery (from a signed DNS tree, say) to the table, the
+    /// way bootnodes and database seeds enter it: as a found node, under the table's IP
+    /// limits, and checked by revalidation like any other. Lookups start from it once it is
+    /// in. Says whether the table took it (not: ourselves, an address outside NetRestrict, a
+    /// node already there, a full bucket); an [`Event::NodeAdded`] follows when it did.
+    pub fn add_seed(&mut self, now: Instant, unix_secs: u64, node: Node) -> bool {
+        self.advance_clock(now, unix_secs);
+        if node.id() == self.key.id() || !self.config.allows(&node.ip()) {
+            return false;
+        }
+        self.add_to_table(node, false)
+    }
+
     // ----- internals shared with the packet handlers -----
 
     pub(super) fn count_drop(&mut self, reason: DropReason) {
@@ -421,15 +434,18 @@ impl<R: CryptoRng> Discovery<R> {
         self.expect(node, Expect::Pong { ping_hash }, purpose);
     }
 
-    pub(super) fn add_to_table(&mut self, node: Node, inbound: bool) {
+    /// Adds `node` to the table; true (and an [`Event::NodeAdded`]) when it went in.
+    pub(super) fn add_to_table(&mut self, node: Node, inbound: bool) -> bool {
         let outcome = if inbound {
             self.table.add_inbound(node.clone(), self.now)
         } else {
             self.table.add_found(node.clone(), self.now)
         };
-        if outcome == AddOutcome::Added {
+        let added = outcome == AddOutcome::Added;
+        if added {
             self.emit(Event::NodeAdded(node));
         }
+        added
     }
 
     fn jitter(&mut self, max: Duration) -> Duration {

@@ -175,7 +175,7 @@ impl fmt::Display for NameError {
 impl std::error::Error for NameError {}
 
 /// What a full sync found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncedTree {
     /// The tree synced.
     pub url: TreeUrl,
@@ -184,7 +184,7 @@ pub struct SyncedTree {
 }
 
 /// What the client reports.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
     /// A verified record from `tree`, for the dialer.

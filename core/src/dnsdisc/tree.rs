@@ -21,7 +21,7 @@ use crate::identity::NodeSecretKey;
 /// assert_eq!(txt.len(), 2);
 /// assert!(txt["empty.example.org"].starts_with("enrtree-root:v1 "));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
     root: Root,
     entries: BTreeMap<Label, String>,

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::discv4::NodeDbSnapshot;
+use crate::dnsdisc::TreeUrl;
 use crate::enode::Enode;
 use crate::enr::Enr;
 use crate::identity::NodeId;
@@ -91,6 +92,19 @@ pub struct NodeConfig {
     /// Bootnodes known by their signed record (an `enr:` text), for every version that runs.
     /// discv5 can use them at once; discv4 takes their key, IP and UDP and TCP ports.
     pub bootnode_records: Vec<Enr>,
+    /// DNS discovery (EIP-1459): `enrtree://` trees to walk for dial candidates (geth's
+    /// `--discovery.dns`; empty: none, the default here, while geth defaults to its network's
+    /// tree). The node asks its driver to resolve TXT names ([`Action::ResolveTxt`], answered
+    /// with [`Node::dns_answer`]); every record a tree yields, verified against the tree's
+    /// signed root, becomes a dial candidate beside those discovery finds, and is also given
+    /// to the discovery tables as a seed (see [`Node::dns_answer`] for why). Independent of
+    /// [`no_discovery`](Self::no_discovery): a node without discovery can still dial what
+    /// DNS lists; one that dials nobody ([`no_dial`](Self::no_dial), `max_peers` 0) never
+    /// walks the trees.
+    ///
+    /// [`Action::ResolveTxt`]: super::Action::ResolveTxt
+    /// [`Node::dns_answer`]: super::Node::dns_answer
+    pub dns: Vec<TreeUrl>,
     /// Peers kept connected.
     pub static_nodes: Vec<Enode>,
     /// Peers admitted past the peer limits.
@@ -125,6 +139,7 @@ impl Default for NodeConfig {
             discv5: true,
             bootnodes: Vec::new(),
             bootnode_records: Vec::new(),
+            dns: Vec::new(),
             static_nodes: Vec::new(),
             trusted_nodes: Vec::new(),
             net_restrict: None,

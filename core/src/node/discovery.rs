@@ -345,9 +345,20 @@ impl<R: CryptoRng> Node<R> {
         Some(self.last_feed.map_or(self.now, |t| t + LOOKUP_MIN_INTERVAL))
     }
 
-    /// Starts dials and resolves while the dialer has them, and a feeder lookup when it runs
-    /// out of candidates (the versions take turns, as geth mixes their iterators).
+    /// Starts dials and resolves while the dialer has them; when it runs out of candidates,
+    /// asks the DNS walk for a record and starts a feeder lookup (the discovery versions take
+    /// turns, as geth mixes their iterators with its DNS iterator).
     pub(super) fn run_dialer(&mut self) {
+        self.dial_candidates();
+        // The walk's cache can answer at once; those records are dialled now too.
+        if self.feed_from_dns() {
+            self.dial_candidates();
+        }
+        self.feed_from_discovery();
+    }
+
+    /// Starts dials and resolves while the dialer has them.
+    fn dial_candidates(&mut self) {
         let now = self.now;
         while let Some(action) = self.dialer.poll_action(now, &mut self.rng) {
             match action {
@@ -378,6 +389,11 @@ impl<R: CryptoRng> Node<R> {
                 }
             }
         }
+    }
+
+    /// Starts a feeder lookup when the dialer has run out of candidates.
+    fn feed_from_discovery(&mut self) {
+        let now = self.now;
         if self.feed_due().is_some_and(|t| t <= now) {
             self.publish_local_record();
             let unix = self.unix_secs;

@@ -64,6 +64,7 @@
 mod admission;
 mod config;
 mod discovery;
+mod dns;
 mod nat;
 mod types;
 
@@ -227,6 +228,8 @@ pub struct Node<R> {
     resolving: BTreeMap<(DiscoveryVersion, LookupId), NodeId>,
     /// Port mapping, and what the gateway granted.
     nat: nat::NatState,
+    /// DNS discovery, when trees are configured.
+    dns: Option<Box<crate::dnsdisc::Client<ChaCha20Rng>>>,
 }
 
 impl<R: CryptoRng> Node<R> {
@@ -270,6 +273,9 @@ impl<R: CryptoRng> Node<R> {
         let dialer = Dialer::new(key.id(), dial_config);
         let static_nodes = config.static_nodes.clone();
         let (nat, nat_event) = nat::NatState::new(&config, now);
+        let mut events = VecDeque::new();
+        // Drawn only with trees configured, so that nodes without keep their random streams.
+        let dns = dns::client(&config, &mut rng, &mut events);
         let mut node = Self {
             trusted: config.trusted_nodes.iter().copied().collect(),
             session_config: Arc::new(session),
@@ -285,7 +291,7 @@ impl<R: CryptoRng> Node<R> {
             throttle: admission::Throttle::default(),
             next_conn: 0,
             actions: VecDeque::new(),
-            events: VecDeque::new(),
+            events,
             pending_messages: 0,
             stats: NodeStats::default(),
             now,
@@ -295,6 +301,7 @@ impl<R: CryptoRng> Node<R> {
             next_feeder: DiscoveryVersion::V4,
             resolving: BTreeMap::new(),
             nat,
+            dns,
         };
         node.events.extend(nat_event);
         for e in &static_nodes {
@@ -451,6 +458,7 @@ impl<R: CryptoRng> Node<R> {
             self.throttle.poll_timeout(),
             self.feed_due(),
             self.nat.poll_timeout(),
+            self.dns_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -646,6 +654,7 @@ impl<R: CryptoRng> Node<R> {
             d.handle_timeout(now, unix_secs);
         }
         self.after_discovery();
+        self.dns_handle_timeout(now);
         self.throttle.expire(now);
         self.dialer.handle_timeout(now);
         let due: Vec<ConnId> = self

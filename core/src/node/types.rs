@@ -9,6 +9,8 @@ use crate::dial::{DialKind, SkipReason};
 use crate::discv4::{DropReason, Event as DiscoveryEvent};
 use crate::discv5::discovery::{Event as Discv5Event, TalkError};
 use crate::discv5::{DropReason as Discv5DropReason, SendError as Discv5SendError};
+use crate::dnsdisc::Event as DnsEvent;
+pub use crate::dnsdisc::QueryId as DnsQueryId;
 use crate::identity::{NodeId, NodePublicKey};
 use crate::nat::NatEvent;
 use crate::rlpx::HandshakeError;
@@ -57,6 +59,19 @@ pub enum Action {
     Close {
         /// The connection.
         conn: ConnId,
+    },
+    /// DNS discovery: look up the TXT records at `name` and hand every one of them (each
+    /// record's character-strings joined with no separator) to
+    /// [`Node::dns_answer`](super::Node::dns_answer) with `query`, or why there are none.
+    /// The node times the lookup itself
+    /// ([`LOOKUP_TIMEOUT`](crate::dnsdisc::client::LOOKUP_TIMEOUT)) and ignores an answer
+    /// that comes later, so a driver need not cancel anything; it should not block its loop
+    /// while it resolves. Only with [`NodeConfig::dns`](super::NodeConfig::dns) set.
+    ResolveTxt {
+        /// The lookup, to name in the answer.
+        query: DnsQueryId,
+        /// The name, such as `C7HRFPF3BLGF3YR4DY5KX3SMBE.nodes.example.org`.
+        name: String,
     },
 }
 
@@ -199,6 +214,14 @@ pub enum NodeEvent {
     /// After one that changes what we advertise, [`Node::local_enr`](super::Node::local_enr)
     /// and [`Node::local_enode`](super::Node::local_enode) return the new record and URL.
     Nat(NatEvent),
+    /// Something DNS discovery reports ([`NodeConfig::dns`](super::NodeConfig::dns)): a
+    /// verified record a tree yielded (`Node`, also offered to the dialer), a tree's root
+    /// accepted (`RootUpdated`) or an older one ignored (`StaleRoot`), a linked tree added or
+    /// dropped (`TreeLinked`), and every failure (`Error`: the lookup failed or timed out, an
+    /// entry did not match its hash or did not parse, a root's signature did not verify),
+    /// naming the tree and the name. The walk goes on after a failure; a tree whose root
+    /// never resolves is asked again after 5 s, then 10 s, as geth does.
+    Dns(Box<DnsEvent>),
 }
 
 /// A discovery protocol version.
@@ -628,4 +651,11 @@ pub struct NodeStats {
     pub udp_bytes_in: u64,
     /// UDP bytes sent.
     pub udp_bytes_out: u64,
+    /// DNS discovery: TXT lookups asked of the driver ([`Action::ResolveTxt`]).
+    pub dns_lookups: u64,
+    /// DNS discovery failures, each also a [`NodeEvent::Dns`] holding an `Error`: lookups
+    /// that failed or timed out, entries that did not verify or parse, roots refused.
+    pub dns_errors: u64,
+    /// Verified records DNS trees yielded (each offered to the dialer).
+    pub dns_nodes: u64,
 }

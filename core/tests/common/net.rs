@@ -1,6 +1,7 @@
 //! An in-memory network of `Node`s under virtual time: UDP datagrams and TCP streams are
-//! queued with a fixed latency, and time jumps to the next delivery or deadline. Enough for
-//! the node tests; the full simulator (loss, partitions, churn) is its own piece.
+//! queued with a fixed latency, and time jumps to the next delivery or deadline; DNS lookups
+//! are answered from an in-memory zone after the same latency. Enough for the node tests; the
+//! full simulator (loss, partitions, churn) is its own piece.
 #![allow(dead_code)]
 
 use std::cmp::Reverse;
@@ -9,7 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
-use devp2p_core::node::{Action, ConnId, Node, NodeConfig, NodeEvent};
+use devp2p_core::dnsdisc::ResolveError;
+use devp2p_core::node::{Action, ConnId, DnsQueryId, Node, NodeConfig, NodeEvent};
 use devp2p_core::{Enode, Instant, NodeSecretKey};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -34,6 +36,11 @@ enum Delivery {
         to: usize,
         conn: ConnId,
     },
+    DnsAnswer {
+        to: usize,
+        query: DnsQueryId,
+        answer: Result<Vec<String>, ResolveError>,
+    },
 }
 
 pub struct Net {
@@ -54,6 +61,11 @@ pub struct Net {
     /// Nodes behind a full-cone NAT, and their public address: what they send comes from it,
     /// what is sent to it reaches them, and their own address reaches nobody.
     pub nat: BTreeMap<usize, SocketAddr>,
+    /// TXT records by name (one record per name), what every DNS lookup is answered from; a
+    /// name not in it is `NotFound`.
+    pub zone: BTreeMap<String, String>,
+    /// The names looked up, in order, by node.
+    pub lookups: Vec<(usize, String)>,
 }
 
 /// The address of node `i`: 127.0.x.y:30303.
@@ -81,6 +93,8 @@ impl Net {
             by_addr: BTreeMap::new(),
             next_port: 40000,
             nat: BTreeMap::new(),
+            zone: BTreeMap::new(),
+            lookups: Vec::new(),
         }
     }
 
@@ -187,6 +201,18 @@ impl Net {
                     }
                     self.inbox.remove(&(i, conn));
                 }
+                Action::ResolveTxt { query, name } => {
+                    let answer = match self.zone.get(&name) {
+                        Some(text) => Ok(vec![text.clone()]),
+                        None => Err(ResolveError::NotFound),
+                    };
+                    self.lookups.push((i, name));
+                    self.schedule(Delivery::DnsAnswer {
+                        to: i,
+                        query,
+                        answer,
+                    });
+                }
             }
         }
         while let Some(e) = self.nodes[i].poll_event() {
@@ -227,6 +253,12 @@ impl Net {
             Delivery::Closed { to, conn } => {
                 if !self.down[to] {
                     self.nodes[to].handle_closed(now, conn);
+                    self.drain(to);
+                }
+            }
+            Delivery::DnsAnswer { to, query, answer } => {
+                if !self.down[to] {
+                    self.nodes[to].dns_answer(now, query, answer);
                     self.drain(to);
                 }
             }

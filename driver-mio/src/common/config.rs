@@ -12,6 +12,7 @@ use devp2p_core::node::NodeConfig;
 use devp2p_core::NodeSecretKey;
 use rand_chacha::ChaCha20Rng;
 
+use crate::common::dns::{DnsResolver, DnsResolverConfig};
 use crate::common::engine::{log, LogTarget};
 use crate::common::keyfile::{self, KeyFileError};
 use crate::common::nodedb_file::NodeDbFile;
@@ -55,6 +56,9 @@ pub struct DriverConfig {
     /// too), so that a crash or a kill loses at most this much; `None`: every 5 minutes.
     /// Raised to 100 ms if shorter.
     pub db_save_interval: Option<Duration>,
+    /// Who resolves the TXT names of DNS discovery (`node.dns`): the system's resolver
+    /// configuration (the default), or given name servers. Unused without trees.
+    pub dns_resolver: DnsResolverConfig,
 }
 
 /// The shortest [`DriverConfig::db_save_interval`] honoured: saving is a file write and a
@@ -119,6 +123,9 @@ pub enum StartError {
         /// The enode as given.
         enode: String,
     },
+    /// DNS discovery has trees to walk but no resolver: the system's configuration could
+    /// not be read, or no name servers were given.
+    DnsResolver(io::Error),
     /// Setting up the event loop failed.
     Io(io::Error),
 }
@@ -163,6 +170,11 @@ impl fmt::Display for StartError {
                 f,
                 "bootnode {enode} cannot be reached: a bootnode needs an IP address and a UDP \
                  port (enode://<key>@<ip>:<port>)"
+            ),
+            StartError::DnsResolver(e) => write!(
+                f,
+                "DNS discovery has no resolver: {e}; name the servers to ask \
+                 (DriverConfig::dns_resolver, the tool's --dns-server IP:PORT)"
             ),
             StartError::Io(e) => write!(f, "setting up sockets: {e}"),
         }
@@ -219,6 +231,8 @@ pub struct Prepared {
     pub db_file: Option<NodeDbFile>,
     /// The data directory's lock, when there is a data directory: keep it as long as the node.
     pub lock: Option<DataDirLock>,
+    /// The resolver for DNS discovery, when the node has trees to walk.
+    pub dns: Option<DnsResolver>,
 }
 
 /// Creates the data directory if needed, after checking that the path is not a file.
@@ -244,9 +258,10 @@ fn create_data_dir(dir: &Path) -> Result<(), StartError> {
     })
 }
 
-/// Seeds the randomness, locks the data directory, reads the key (if it exists), binds the
-/// sockets, loads the node database, and only then creates a missing key file: a start that
-/// fails (a port in use, a directory locked) leaves no new key behind.
+/// Sets up the DNS resolver when the node has trees, seeds the randomness, locks the data
+/// directory, reads the key (if it exists), binds the sockets, loads the node database, and
+/// only then creates a missing key file: a start that fails (a port in use, a directory
+/// locked) leaves no new key behind.
 pub fn prepare(config: DriverConfig, log: LogTarget) -> Result<Prepared, StartError> {
     if !config.node.no_discovery {
         if let Some(e) = config
@@ -260,6 +275,11 @@ pub fn prepare(config: DriverConfig, log: LogTarget) -> Result<Prepared, StartEr
             });
         }
     }
+    let dns = if config.node.dns.is_empty() {
+        None
+    } else {
+        Some(DnsResolver::from_config(&config.dns_resolver).map_err(StartError::DnsResolver)?)
+    };
     let mut rng =
         crate::common::entropy::os_seeded_rng().map_err(|e| StartError::Entropy(e.to_string()))?;
     let lock = match &config.data_dir {
@@ -315,6 +335,7 @@ pub fn prepare(config: DriverConfig, log: LogTarget) -> Result<Prepared, StartEr
         udp,
         db_file,
         lock,
+        dns,
     })
 }
 

@@ -5,10 +5,11 @@
 //! [`Engine::on_udp_readable`] / [`Engine::on_udp_writable`] for the UDP socket,
 //! [`Engine::on_accepted`] per accepted stream, [`Engine::on_readable`] /
 //! [`Engine::on_writable`] when a connection is ready, [`Engine::on_connected`] /
-//! [`Engine::on_connect_failed`] for dials it completes itself, and [`Engine::on_timeout`]
-//! once [`Engine::next_deadline`] has passed. After every input the
-//! engine drains the node: datagrams, then actions (dial, write, close), then events, which
-//! go to the driver's [`Io::deliver`]. The engine decides nothing about the protocol.
+//! [`Engine::on_connect_failed`] for dials it completes itself, [`Engine::on_dns_answer`] for
+//! the TXT lookups it ran (off its loop) for DNS discovery, and [`Engine::on_timeout`] once
+//! [`Engine::next_deadline`] has passed. After every input the engine drains the node:
+//! datagrams, then actions (dial, write, close, resolve), then events, which go to the
+//! driver's [`Io::deliver`]. The engine decides nothing about the protocol.
 //!
 //! Backpressure is counted in bytes: while the events handed to the application and not yet
 //! taken hold [`MAX_BACKLOG_BYTES`] of message payload, no connection is read, so TCP flow
@@ -24,8 +25,11 @@ use std::time::Duration;
 use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
 use devp2p_core::discv4::{Event as DiscoveryEvent, Node as DiscNode, NodeDbSnapshot};
 use devp2p_core::discv5::discovery::Event as Discv5Event;
+use devp2p_core::dnsdisc::{Event as DnsEvent, ResolveError};
 use devp2p_core::nat::{NatEvent, Outcome, Request, RequestId};
-use devp2p_core::node::{Action, ConnId, ConnectionFailure, Node, NodeEvent, NodeStats};
+use devp2p_core::node::{
+    Action, ConnId, ConnectionFailure, DnsQueryId, Node, NodeEvent, NodeStats,
+};
 use devp2p_core::session::DisconnectReason;
 use devp2p_core::Instant;
 use rand_chacha::ChaCha20Rng;
@@ -34,6 +38,7 @@ use crate::common::clock::Clock;
 use crate::common::config::{
     prepare, DataDirLock, DriverConfig, Prepared, StartError, MIN_DB_SAVE_INTERVAL,
 };
+use crate::common::dns::DnsResolver;
 use crate::common::nat::{NatWorker, Wake, NAT_SHUTDOWN_TIMEOUT};
 use crate::common::nodedb_file::NodeDbFile;
 
@@ -132,6 +137,11 @@ pub trait Io {
     fn register(&mut self, conn: ConnId, stream: &mut Self::Stream) -> io::Result<()>;
     /// A stream leaves the loop (it is dropped, and so closed, right after).
     fn deregister(&mut self, conn: ConnId, stream: &mut Self::Stream);
+    /// Starts a TXT lookup of `name` for DNS discovery without blocking the loop (the
+    /// resolver runs elsewhere: a task, a thread); its result goes to
+    /// [`Engine::on_dns_answer`] with `query`. Only called for nodes with DNS trees, whose
+    /// driver got a resolver in [`Sockets::dns`].
+    fn resolve_txt(&mut self, query: DnsQueryId, name: String);
     /// Hands an event to the application.
     fn deliver(&mut self, event: NodeEvent);
     /// What the application has not taken yet.
@@ -245,6 +255,10 @@ pub struct Engine<S> {
     nat_wake: Wake,
     /// At shutdown, when the deletion of the mappings stops being waited for.
     nat_deadline: Option<Instant>,
+    /// DNS trees whose last lookup failed: their next failure is logged at debug, not warn,
+    /// until one works again (one warning per outage; every failure is counted and is an
+    /// event all the same). At most the client's trees (`MAX_TREES`).
+    dns_failing: BTreeSet<String>,
 }
 
 /// The sockets a driver converts to its own types.
@@ -253,6 +267,9 @@ pub struct Sockets {
     pub listener: std::net::TcpListener,
     /// Non-blocking UDP socket on the same port (`None` without discovery).
     pub udp: Option<std::net::UdpSocket>,
+    /// The resolver for DNS discovery's lookups ([`Io::resolve_txt`]), when the node has
+    /// trees to walk.
+    pub dns: Option<DnsResolver>,
 }
 
 impl<S: Stream> Engine<S> {
@@ -271,6 +288,7 @@ impl<S: Stream> Engine<S> {
             udp,
             db_file,
             lock,
+            dns,
         } = prepare(config, log)?;
         let clock = Clock::new();
         let now = clock.now();
@@ -295,8 +313,9 @@ impl<S: Stream> Engine<S> {
             nat: None,
             nat_wake: Arc::new(|| {}),
             nat_deadline: None,
+            dns_failing: BTreeSet::new(),
         };
-        Ok((engine, Sockets { listener, udp }))
+        Ok((engine, Sockets { listener, udp, dns }))
     }
 
     // ---- getters ---------------------------------------------------------------------------
@@ -592,6 +611,18 @@ impl<S: Stream> Engine<S> {
         }
     }
 
+    /// The answer to the DNS lookup `query` that [`Io::resolve_txt`] started: every TXT
+    /// record at the name (character-strings joined), or why there is none.
+    pub fn on_dns_answer(
+        &mut self,
+        io: &mut impl Io<Stream = S>,
+        query: DnsQueryId,
+        answer: Result<Vec<String>, ResolveError>,
+    ) {
+        self.node.dns_answer(self.clock.now(), query, answer);
+        self.flush(io);
+    }
+
     /// `conn` is writable (or, while connecting, its connect finished either way).
     pub fn on_writable(&mut self, io: &mut impl Io<Stream = S>, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -800,6 +831,13 @@ impl<S: Stream> Engine<S> {
                             self.release(io, conn, c, true);
                         }
                     }
+                    // Nothing new starts while shutting down; the node gives the lookup up
+                    // after its timeout, by which time the driver has stopped.
+                    Action::ResolveTxt { query, name } if !self.is_shutting_down() => {
+                        log!(self.log, trace, %name, "DNS lookup");
+                        io.resolve_txt(query, name)
+                    }
+                    Action::ResolveTxt { .. } => {}
                 }
             }
             while let Some(event) = self.node.poll_event() {
@@ -812,6 +850,7 @@ impl<S: Stream> Engine<S> {
                         // The new seq must survive a crash: save at the next turn.
                         self.next_save = self.next_save.min(self.clock.now());
                     }
+                    NodeEvent::Dns(d) => self.log_dns(d),
                     _ => {}
                 }
                 if let NodeEvent::Nat(e) = &event {
@@ -899,6 +938,45 @@ impl<S: Stream> Engine<S> {
             | NatEvent::MappingAbandoned { .. }
             | NatEvent::Unmapped { .. } => log!(self.log, warn, "{e}"),
             _ => log!(self.log, debug, "{e}"),
+        }
+    }
+
+    /// A log line for what DNS discovery reports: the first failure of a tree at warn (the
+    /// operator configured it: a wrong URL or an unreachable resolver), later ones at debug
+    /// until the tree works again, which is logged at info; records found at debug.
+    fn log_dns(&mut self, e: &DnsEvent) {
+        match e {
+            DnsEvent::Error(err) => {
+                let tree = err.tree.to_string();
+                if self.dns_failing.insert(err.tree.identity()) {
+                    log!(self.log, warn, %tree, name = %err.name, error = %err.error,
+                        "DNS discovery failed: {err} (tree {tree}; check the URL, and that \
+                         the resolver answers for its domain); retrying, and logging further \
+                         failures of this tree at debug until it works again");
+                } else {
+                    log!(self.log, debug, %tree, name = %err.name, error = %err.error,
+                        "DNS discovery failed: {err}");
+                }
+            }
+            DnsEvent::RootUpdated { tree, seq } => {
+                self.dns_works(tree);
+                log!(self.log, info, tree = %tree, seq, "DNS tree root accepted");
+            }
+            DnsEvent::Node { tree, record } => {
+                self.dns_works(tree);
+                log!(self.log, debug, tree = %tree, id = %record.node_id(), "DNS tree record");
+            }
+            DnsEvent::StaleRoot { tree, held, served } => log!(self.log, info, tree = %tree,
+                held, served, "DNS tree served an older root than the one held; ignored"),
+            DnsEvent::TreeLinked { tree, added } => log!(self.log, info, tree = %tree, added,
+                "DNS tree {}", if *added { "linked" } else { "no longer linked" }),
+            _ => {}
+        }
+    }
+
+    fn dns_works(&mut self, tree: &devp2p_core::dnsdisc::TreeUrl) {
+        if self.dns_failing.remove(&tree.identity()) {
+            log!(self.log, info, tree = %tree, "DNS tree resolves again");
         }
     }
 
@@ -1031,9 +1109,9 @@ fn backlog_full(io: &impl Io) -> bool {
 }
 
 /// Whether an event may be dropped when the application falls behind: discovery's table
-/// changes and sightings, and failed connections of strangers and discovered candidates
-/// (each is logged, and counted in the node's stats), but not a finished lookup, a TALKREQ
-/// or its answer, or the failure of a static or trusted peer.
+/// changes and sightings, DNS discovery's reports, and failed connections of strangers and
+/// discovered candidates (each is logged, and counted in the node's stats), but not a
+/// finished lookup, a TALKREQ or its answer, or the failure of a static or trusted peer.
 fn droppable(event: &NodeEvent) -> bool {
     match event {
         NodeEvent::Discovery(d) => !matches!(d.as_ref(), DiscoveryEvent::LookupFinished { .. }),
@@ -1045,6 +1123,7 @@ fn droppable(event: &NodeEvent) -> bool {
                 | Discv5Event::Bootstrapped
         ),
         NodeEvent::ConnectionFailed(f) => !f.is_configured_peer(),
+        NodeEvent::Dns(_) => true,
         _ => false,
     }
 }

@@ -17,10 +17,13 @@
 //! - [`DriverConfig`] and [`prepare`]: start-up shared by both drivers.
 //! - [`nat`] and [`gateway`]: the gateway I/O of port mapping (UPnP, NAT-PMP) on a helper
 //!   thread, for the node's requests; the policy is the core's.
+//! - [`DnsResolver`]: DNS discovery's TXT lookups (hickory-resolver), which the drivers run
+//!   off their loops.
 
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod dns;
 pub mod engine;
 pub mod entropy;
 pub mod fsutil;
@@ -32,6 +35,7 @@ pub mod nodedb_file;
 pub use api::{AddStaticError, LookupError, SendFailure, Stopped, TalkFailure};
 pub use clock::Clock;
 pub use config::{prepare, DataDirLock, DriverConfig, KeySource, Prepared, StartError, Transport};
+pub use dns::{DnsResolver, DnsResolverConfig};
 pub use engine::{
     Backlog, DriverStats, Engine, Interest, Io, LogTarget, ShutdownReport, Sockets, Stats, Stream,
 };

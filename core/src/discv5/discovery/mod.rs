@@ -423,6 +423,23 @@ impl<R: CryptoRng> Discovery<R> {
         self.start_lookup(now, unix_secs, target)
     }
 
+    /// Adds a node learnt outside discovery (from a signed DNS tree, say) to the table, the
+    /// way bootnodes with a record and database seeds enter it: as a found node, under the
+    /// table's IP limits, and checked by revalidation like any other. It needs its record
+    /// (discv5 addresses and handshakes by it). Says whether the table took it (not: no
+    /// record, ourselves, an address outside NetRestrict, a node already there, a full
+    /// bucket); an [`Event::NodeAdded`] follows when it did.
+    pub fn add_seed(&mut self, now: Instant, unix_secs: u64, node: Node) -> bool {
+        self.advance(now, unix_secs);
+        if node.record().is_none()
+            || node.id() == self.local_id()
+            || !self.config.allows(&node.ip())
+        {
+            return false;
+        }
+        self.add_to_table(node, false)
+    }
+
     /// Sends a PING to the node of `record`, at the UDP endpoint it advertises (geth
     /// `UDPv5.Ping`); the PONG, or why none came, arrives as [`Event::PingResponse`] with the
     /// returned id.
@@ -566,9 +583,11 @@ impl<R: CryptoRng> Discovery<R> {
     }
 
     /// Puts a node with a record into the table; tells the session layer its record.
-    pub(super) fn add_to_table(&mut self, node: Node, inbound: bool) {
+    /// Adds `node` (with its record) to the table; true (and an [`Event::NodeAdded`]) when
+    /// it went in.
+    pub(super) fn add_to_table(&mut self, node: Node, inbound: bool) -> bool {
         let Some(record) = node.record().cloned() else {
-            return;
+            return false;
         };
         let outcome = if inbound {
             self.table.add_inbound(node.clone(), self.now)
@@ -579,12 +598,14 @@ impl<R: CryptoRng> Discovery<R> {
             AddOutcome::Added => {
                 self.sessions.learn_record(record);
                 self.emit(Event::NodeAdded(node));
+                return true;
             }
             AddOutcome::Updated { .. } | AddOutcome::Replacement => {
                 self.sessions.learn_record(record)
             }
             AddOutcome::Unchanged | AddOutcome::Rejected(_) => {}
         }
+        false
     }
 
     /// Asks `node` for its current record, unless that is under way already.

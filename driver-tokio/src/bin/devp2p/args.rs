@@ -181,6 +181,25 @@ pub fn parse_enode_list(s: &str) -> Result<EnodeList, String> {
         .map(EnodeList)
 }
 
+/// DNS trees to walk (`devp2p node --dns`).
+#[derive(Debug, Clone, Default)]
+pub struct TreeList(pub Vec<devp2p_core::dnsdisc::TreeUrl>);
+
+/// Comma-separated `enrtree://<key>@<domain>` URLs (empty entries ignored). A bad one is
+/// refused, naming it, as geth refuses to start with one (go-ethereum #31233).
+pub fn parse_tree_list(s: &str) -> Result<TreeList, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse().map_err(|e| {
+                format!("{p:?} is not a DNS tree URL ({e}); the form is enrtree://<key>@<domain>")
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(TreeList)
+}
+
 /// A comma-separated list of capabilities.
 #[derive(Debug, Clone, Default)]
 pub struct Caps(pub Vec<Protocol>);

@@ -1,5 +1,6 @@
-//! `devp2p discv4 …`. `ping` and `requestenr` speak the wire format directly (a probe of
-//! one node needs no table); `resolve` and `crawl` run a whole node without dialling.
+//! `devp2p discv4 …`. `ping`, `requestenr` and `resolve-json` (in its own module) speak the
+//! wire format directly (a probe of one node needs no table); `resolve`, `crawl` and
+//! `listen` run a whole node without dialling.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -20,7 +21,7 @@ use devp2p_mio::common::{os_seeded_rng, Clock, DriverConfig};
 use serde_json::json;
 use tokio::net::UdpSocket;
 
-use crate::args::show;
+use crate::args::{show, NodeList};
 use crate::Failure;
 
 /// Lookups a crawl keeps running at once (geth's crawler runs several iterators too).
@@ -36,8 +37,39 @@ pub(crate) const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// How often a progress line is printed when stderr is not a terminal.
 pub(crate) const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
+/// `discv4 listen`'s settings: geth's `--nodekey`, `--addr` and `--bootnodes`, and
+/// `--nat` (none, extip:IP where geth has `--extaddr IP`, upnp, pmp, any) (geth's `--rpc` server is not offered).
+#[derive(clap::Args)]
+pub struct ListenArgs {
+    #[command(flatten)]
+    pub identity: crate::discv5::Identity,
+    #[command(flatten)]
+    pub nat: crate::node::NatArgs,
+    /// Nodes to learn the network from (comma-separated enode URLs or enr: records).
+    #[arg(long, value_parser = crate::args::parse_node_list)]
+    pub bootnodes: Option<NodeList>,
+    /// Print JSON lines: first {"event":"listening","enode","enr"}, then one per lookup.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `discv4 listen`: a discv4 node that answers Ping, FindNode and ENRRequest and learns the
+/// nodes that talk to it (a bootnode), until Ctrl-C or SIGTERM.
+pub async fn listen(args: &ListenArgs) -> Result<ExitCode, Failure> {
+    let bootnodes = args.bootnodes.clone().unwrap_or_default();
+    let mut config = discovery_only(bootnodes.enodes);
+    config.node.bootnode_records = bootnodes.records;
+    config.key = args.identity.key_source();
+    // geth's `discv4 listen` binds any address and a free port unless told otherwise.
+    config.node.listen = args
+        .identity
+        .listen
+        .unwrap_or((Ipv4Addr::UNSPECIFIED, 0).into());
+    crate::node::serve_discovery(config, &args.nat, args.json).await
+}
+
 /// One node probed over UDP: our throwaway key, a socket connected to it.
-struct Probe {
+pub(crate) struct Probe {
     socket: UdpSocket,
     key: NodeSecretKey,
     remote: Enode,
@@ -59,7 +91,7 @@ impl Probe {
 
     /// A probe of `remote` signing with `key` (a crawl checks every node under one key, so
     /// that the nodes it checks learn one stranger, not one per check).
-    async fn with_key(remote: &Enode, key: NodeSecretKey) -> Result<Self, Failure> {
+    pub(crate) async fn with_key(remote: &Enode, key: NodeSecretKey) -> Result<Self, Failure> {
         let to = remote
             .udp_addr()
             .ok_or_else(|| format!("{remote} has no IP address"))?;
@@ -260,7 +292,11 @@ impl Probe {
     /// Bonds (Ping until a Pong, answering the remote's Ping back) and fetches the remote's
     /// record with ENRRequest (EIP-868), asking again every response timeout until
     /// `deadline`.
-    async fn fetch_record(&mut self, deadline: Instant, timeout: Duration) -> Result<Enr, Failure> {
+    pub(crate) async fn fetch_record(
+        &mut self,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Enr, Failure> {
         self.ping_until_pong(deadline, timeout).await?;
         // The remote answers ENRRequest only once it holds our endpoint proof: it pings
         // back, we pong (inside `next`).

@@ -47,6 +47,15 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Where a node run under this identity takes its key.
+    pub fn key_source(&self) -> KeySource {
+        match (&self.nodekey, &self.nodekey_hex) {
+            (Some(f), _) => KeySource::File(f.clone()),
+            (None, Some(k)) => KeySource::Secret(k.clone()),
+            (None, None) => KeySource::Default,
+        }
+    }
+
     fn key(&self) -> Result<NodeSecretKey, Failure> {
         match (&self.nodekey, &self.nodekey_hex) {
             (Some(f), _) => keyfile::load(f).map_err(|e| format!("{}: {e}", f.display()).into()),
@@ -530,58 +539,11 @@ pub async fn crawl(
 
 pub async fn listen(args: &ListenArgs) -> Result<ExitCode, Failure> {
     let bootnodes = args.bootnodes.clone().unwrap_or_default();
-    let key = match (&args.identity.nodekey, &args.identity.nodekey_hex) {
-        (Some(f), _) => KeySource::File(f.clone()),
-        (None, Some(k)) => KeySource::Secret(k.clone()),
-        (None, None) => KeySource::Default,
-    };
-    let mut config = v5_discovery_only(&bootnodes, key);
+    let mut config = v5_discovery_only(&bootnodes, args.identity.key_source());
     // geth's `discv5 listen` binds any address and a free port unless told otherwise.
     config.node.listen = args
         .identity
         .listen
         .unwrap_or((Ipv4Addr::UNSPECIFIED, 0).into());
-    args.nat.warn_about_loopback(config.node.listen, "record");
-    args.nat.apply(&mut config.node);
-    let (node, mut events) = devp2p_tokio::spawn(config)?;
-    let stop = crate::node::stop_signal();
-    tokio::pin!(stop);
-    let record = node.local_enr();
-    let mut announced = Announced::new(&node.local_enode(), record.as_ref());
-    let mut open = if args.json {
-        crate::output::try_line(format_args!(
-            "{}",
-            crate::output::ordered(&[
-                ("event", json!("listening")),
-                ("enode", json!(node.local_enode().to_string())),
-                ("enr", json!(record.as_ref().map(|r| r.to_string()))),
-            ])
-        ))
-    } else {
-        let r = record.as_ref().map(|r| r.to_string()).unwrap_or_default();
-        tracing::info!(addr = %node.listen_addr(), "listening");
-        crate::output::try_line(format_args!("{r}"))
-    };
-    while open {
-        tokio::select! {
-            e = events.recv() => match e {
-                Some(e) => {
-                    if args.json {
-                        if let Some(v) = crate::output::event_json(&e) {
-                            open = crate::output::try_line(format_args!("{v}"));
-                        }
-                    } else {
-                        crate::output::log_event(&e);
-                    }
-                    if open {
-                        open = announced.after(&e, &node.local_enode(), node.local_enr().as_ref(), args.json);
-                    }
-                }
-                None => break,
-            },
-            _ = &mut stop => break,
-        }
-    }
-    let _ = node.shutdown().await;
-    Ok(ExitCode::SUCCESS)
+    crate::node::serve_discovery(config, &args.nat, args.json).await
 }

@@ -15,6 +15,7 @@ mod key;
 mod localnet;
 mod node;
 mod nodeset;
+mod resolve_json;
 mod rlpx;
 mod sim;
 
@@ -50,7 +51,7 @@ enum Command {
     /// RLPx probes.
     #[command(subcommand)]
     Rlpx(RlpxCommand),
-    /// Discovery v4 probes and crawling.
+    /// Discovery v4 probes, crawling, node-set refreshes and a bootnode.
     #[command(subcommand)]
     Discv4(Discv4Command),
     /// DNS node lists (EIP-1459): sync a tree, sign one, turn one into TXT records.
@@ -156,6 +157,28 @@ enum Discv4Command {
         #[arg(long, value_parser = parse_duration, default_value = "10s")]
         timeout: Duration,
     },
+    /// Re-checks every node of a nodes.json file and writes it back, as geth's does.
+    ///
+    /// Every node of the set (geth's nodes.json), and every node given after it, is asked for
+    /// its current record (ENRRequest, after a Ping/Pong bond), and the set is written back
+    /// with geth's scoring: an answer takes the record and adds 1 to the score; silence halves
+    /// the score of a node that answered before and removes it at 0, and leaves a node that
+    /// never answered as it was. A missing file starts empty. 16 nodes at a time, 2 s each.
+    ResolveJson {
+        /// The node set to update (written back in place).
+        file: PathBuf,
+        /// More nodes to check and add if they answer (enode URLs or enr: records).
+        nodes: Vec<String>,
+        /// Where to start when the file holds no nodes and none are given (comma-separated
+        /// enode URLs or enr: records); geth defaults to mainnet's bootnodes, we to none.
+        #[arg(long, value_parser = parse_node_list)]
+        bootnodes: Option<NodeList>,
+    },
+    /// Runs a discv4 bootnode until Ctrl-C or SIGTERM; prints its record first.
+    ///
+    /// The node answers Ping, FindNode and ENRRequest, learns who talks to it and dials
+    /// nobody. geth's --rpc server is not offered.
+    Listen(discv4::ListenArgs),
     /// Walks the DHT with random lookups and writes every node found.
     Crawl {
         /// Where to start (comma-separated enode URLs or enr: records).
@@ -302,6 +325,7 @@ fn main() -> ExitCode {
     let quiet = match &cli.command {
         Command::Node(a) if !a.json => "info",
         Command::Discv5(Discv5Command::Listen(a)) if !a.json => "info",
+        Command::Discv4(Discv4Command::Listen(a)) if !a.json => "info",
         _ => "warn",
     };
     init_logs(quiet);
@@ -352,6 +376,12 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             bootnodes,
             timeout,
         }) => discv4::resolve(&enode, bootnodes.0, timeout).await,
+        Command::Discv4(Discv4Command::ResolveJson {
+            file,
+            nodes,
+            bootnodes,
+        }) => resolve_json::resolve_json(&file, &nodes, bootnodes).await,
+        Command::Discv4(Discv4Command::Listen(a)) => discv4::listen(&a).await,
         Command::Discv4(Discv4Command::Crawl {
             bootnodes,
             timeout,

@@ -8,12 +8,12 @@ use std::time::Duration;
 use devp2p_core::nat::{Nat, NatEvent, PortMappingConfig};
 use devp2p_core::node::{NodeConfig, NodeEvent, DEFAULT_MAX_PEERS};
 use devp2p_core::{Enode, Enr, NodeSecretKey};
-use devp2p_mio::common::{DriverConfig, KeySource, ShutdownReport};
+use devp2p_mio::common::{DnsResolverConfig, DriverConfig, KeySource, ShutdownReport};
 use serde_json::json;
 
 use crate::args::{
-    parse_caps, parse_enode_list, parse_node_list, parse_secret_hex, Caps, Driver, EnodeList,
-    NodeList,
+    parse_caps, parse_enode_list, parse_node_list, parse_secret_hex, parse_tree_list, Caps, Driver,
+    EnodeList, NodeList, TreeList,
 };
 use crate::output::{event_json, log_event, ordered};
 use crate::Failure;
@@ -142,6 +142,15 @@ pub struct NodeArgs {
     /// Discovery bootnodes, for both versions (comma-separated enode URLs or enr: records).
     #[arg(long, value_parser = parse_node_list)]
     bootnodes: Option<NodeList>,
+    /// DNS node lists to take dial candidates from (comma-separated enrtree://KEY@DOMAIN
+    /// URLs; geth's --discovery.dns). Their records are dialled beside what discovery finds,
+    /// and seed discovery too (so a node with trees and no bootnodes enters the DHT).
+    /// Default: none (geth defaults to its network's tree).
+    #[arg(long, alias = "discovery.dns", value_parser = parse_tree_list)]
+    dns: Option<TreeList>,
+    /// Name servers for --dns (IP:PORT, comma-separated) instead of the system's resolver.
+    #[arg(long, value_delimiter = ',', requires = "dns")]
+    dns_server: Vec<SocketAddr>,
     /// Run discovery v5 beside v4 on the same UDP port (the default, as in geth).
     #[arg(long, overrides_with = "no_discv5")]
     discv5: bool,
@@ -169,8 +178,10 @@ pub struct NodeArgs {
     /// Which driver runs the node.
     #[arg(long, value_enum, default_value = "tokio")]
     driver: Driver,
-    /// Print JSON lines: first {"event":"listening",…}, then one per peer added or removed
-    /// and per lookup.
+    /// Print JSON lines: first {"event":"listening",…}, then one per peer added or removed,
+    /// lookup, failed connection, and DNS record, root and failure (dns_node, dns_root,
+    /// dns_error; while dial slots are free the walk goes round its trees again, as geth's
+    /// does, so a record reappears each time it is passed, 3 a second at most).
     #[arg(long)]
     pub json: bool,
 }
@@ -187,6 +198,10 @@ impl NodeArgs {
         config.node.bootnode_records = bootnodes.records;
         config.node.discv4 = !self.no_discv4;
         config.node.discv5 = !self.no_discv5;
+        config.node.dns = self.dns.clone().unwrap_or_default().0;
+        if !self.dns_server.is_empty() {
+            config.dns_resolver = DnsResolverConfig::Servers(self.dns_server.clone());
+        }
         config.node.static_nodes = self.static_nodes.clone().unwrap_or_default().0;
         config.node.trusted_nodes = self
             .trusted
@@ -204,9 +219,11 @@ impl NodeArgs {
 
     /// Warnings about settings that work but are rarely what an operator wants.
     fn warn_about_defaults(&self) {
-        if self.no_discv4 && self.no_discv5 {
+        let trees = self.dns.as_ref().is_some_and(|t| !t.0.is_empty());
+        if self.no_discv4 && self.no_discv5 && !trees {
             tracing::warn!(
-                "--no-discv4 with --no-discv5: this node runs no discovery and finds no peers                  by itself (only --static peers are dialled)"
+                "--no-discv4 with --no-discv5: this node runs no discovery and finds no peers \
+                 by itself (only --static peers are dialled; --dns trees would add theirs)"
             );
         }
         self.nat
@@ -386,5 +403,59 @@ pub async fn run(args: NodeArgs) -> Result<ExitCode, Failure> {
             stopped(&report, json);
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a node that only serves discovery (a bootnode: `discv4 listen`, `discv5 listen`)
+/// until Ctrl-C or SIGTERM, then shuts it down gracefully. Prints its record first (with
+/// `json`, the listening line with enode and record), then its lookups, as JSON lines or
+/// log lines.
+pub async fn serve_discovery(
+    mut config: DriverConfig,
+    nat: &NatArgs,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    nat.warn_about_loopback(config.node.listen, "record");
+    nat.apply(&mut config.node);
+    let (node, mut events) = devp2p_tokio::spawn(config)?;
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    let record = node.local_enr();
+    let mut announced = Announced::new(&node.local_enode(), record.as_ref());
+    let mut open = if json {
+        crate::output::try_line(format_args!(
+            "{}",
+            ordered(&[
+                ("event", json!("listening")),
+                ("enode", json!(node.local_enode().to_string())),
+                ("enr", json!(record.as_ref().map(|r| r.to_string()))),
+            ])
+        ))
+    } else {
+        let r = record.as_ref().map(|r| r.to_string()).unwrap_or_default();
+        tracing::info!(addr = %node.listen_addr(), enode = %node.local_enode(), "listening");
+        crate::output::try_line(format_args!("{r}"))
+    };
+    while open {
+        tokio::select! {
+            e = events.recv() => match e {
+                Some(e) => {
+                    if json {
+                        if let Some(v) = event_json(&e) {
+                            open = crate::output::try_line(format_args!("{v}"));
+                        }
+                    } else {
+                        log_event(&e);
+                    }
+                    if open {
+                        open = announced.after(&e, &node.local_enode(), node.local_enr().as_ref(), json);
+                    }
+                }
+                None => break,
+            },
+            _ = &mut stop => break,
+        }
+    }
+    let _ = node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

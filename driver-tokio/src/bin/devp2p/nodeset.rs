@@ -15,18 +15,23 @@ use crate::args::parse_duration;
 use crate::Failure;
 
 /// One entry of a node set.
-struct Entry {
-    record: Enr,
-    score: i64,
-    first_response: String,
-    last_response: String,
-    last_check: String,
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// The node's record (its `seq` is written beside it).
+    pub(crate) record: Enr,
+    /// Liveness checks passed: +1 per answer, halved per silence (geth's crawler).
+    pub(crate) score: i64,
+    /// RFC 3339 times, as geth writes them ([`ZERO_TIME`] when never set).
+    pub(crate) first_response: String,
+    pub(crate) last_response: String,
+    pub(crate) last_check: String,
 }
 
 /// Go's zero `time.Time`, which geth writes for times never set.
-const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+pub(crate) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-fn load(path: &Path) -> Result<BTreeMap<String, Entry>, Failure> {
+/// Reads a node set, with geth's checks (each key the record's id, `seq` the record's).
+pub(crate) fn load(path: &Path) -> Result<BTreeMap<String, Entry>, Failure> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let v: Value =
@@ -76,7 +81,7 @@ fn load(path: &Path) -> Result<BTreeMap<String, Entry>, Failure> {
 
 /// The set as geth writes it: ids sorted, fields in geth's order, four-space indents,
 /// `score` left out when 0.
-fn write(set: &BTreeMap<String, &Entry>) -> String {
+pub(crate) fn write(set: &BTreeMap<String, &Entry>) -> String {
     if set.is_empty() {
         return "{}".into();
     }

@@ -11,6 +11,7 @@
 use devp2p_core::dial::DialKind;
 use devp2p_core::discv4::Event as DiscoveryEvent;
 use devp2p_core::discv5::discovery::Event as Discv5Event;
+use devp2p_core::dnsdisc::Event as DnsEvent;
 use devp2p_core::nat::{NatEvent, Protocol as NatProtocol};
 use devp2p_core::node::{Direction, NodeEvent};
 use devp2p_core::session::Side;
@@ -75,6 +76,7 @@ pub fn ordered(fields: &[(&str, Value)]) -> String {
 
 /// The JSON line for an event worth a line: peers added and removed, lookups finished,
 /// failed connections, our endpoint changed, port-mapping reports.
+/// failed connections, and DNS discovery's records, roots and failures.
 pub fn event_json(e: &NodeEvent) -> Option<String> {
     match e {
         NodeEvent::PeerAdded(p) => Some(ordered(&[
@@ -146,6 +148,26 @@ pub fn event_json(e: &NodeEvent) -> Option<String> {
             ("seq", json!(seq)),
         ])),
         NodeEvent::Nat(n) => Some(nat_json(n)),
+        NodeEvent::Dns(d) => match d.as_ref() {
+            DnsEvent::Node { tree, record } => Some(ordered(&[
+                ("event", json!("dns_node")),
+                ("tree", json!(tree.to_string())),
+                ("id", json!(record.node_id().to_string())),
+                ("record", json!(record.to_string())),
+            ])),
+            DnsEvent::RootUpdated { tree, seq } => Some(ordered(&[
+                ("event", json!("dns_root")),
+                ("tree", json!(tree.to_string())),
+                ("seq", json!(seq)),
+            ])),
+            DnsEvent::Error(e) => Some(ordered(&[
+                ("event", json!("dns_error")),
+                ("tree", json!(e.tree.to_string())),
+                ("name", json!(e.name)),
+                ("error", json!(e.to_string())),
+            ])),
+            _ => None,
+        },
         NodeEvent::ConnectionFailed(f) => Some(ordered(&[
             ("event", json!("connection_failed")),
             ("id", json!(f.remote.map(|k| k.id().to_string()))),
