@@ -14,8 +14,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, SeedableRng};
 
 use super::types::{
-    ConnectError, ConnectionFailure, Direction, DiscoveryVersion, Discv5Error, NodeEvent,
-    PacketKind,
+    ConnectError, ConnectionFailure, Direction, DiscoveryVersion, Discv5Error, LocalRecordError,
+    NodeEvent, PacketKind,
 };
 use super::{Action, ConnState, Node, DIAL_TIMEOUT, LOOKUP_MIN_INTERVAL};
 use crate::dial::{DialAction, DialKind, DialTarget};
@@ -91,7 +91,7 @@ impl Machines {
             let c = Discv5Config {
                 bootnodes: bootnodes.clone(),
                 net_restrict: config.net_restrict.clone(),
-                ..Discv5Config::default()
+                ..config.discv5_config.clone()
             };
             Box::new(Discv5::new(
                 key.clone(),
@@ -214,6 +214,42 @@ impl<R: CryptoRng> Node<R> {
         Some(self.discv5.as_mut()?.start_random_lookup(now, unix))
     }
 
+    // ---- discv5 requests to one node -------------------------------------------------------
+
+    /// Sends a discv5 PING to the node of `record` (at the UDP endpoint it advertises,
+    /// handshaking first if need be). The PONG (the node's record seq, and our address as it
+    /// saw the PING), or why none came, arrives as [`NodeEvent::Discv5`] holding a
+    /// `PingResponse` with the returned id. A liveness check the application runs itself:
+    /// the table is not touched.
+    pub fn ping_v5(&mut self, now: Instant, record: &Enr) -> Result<RequestId, Discv5Error> {
+        self.tick(now, self.unix_secs);
+        let d = self.discv5.as_mut().ok_or(Discv5Error::NotRunning)?;
+        let id = d.ping(now, record).map_err(Discv5Error::Send)?;
+        self.after_discovery();
+        Ok(id)
+    }
+
+    /// Sends a discv5 FINDNODE for the log `distances` (0 asks for the node's own record) to
+    /// the node of `record`. Every NODES message of the answer put together (the verified
+    /// records at the distances asked, each node once, and how many messages came of how
+    /// many announced), or why none came, arrives as [`NodeEvent::Discv5`] holding a
+    /// `FindNodeResponse` with the returned id. The records are not put into the table nor
+    /// offered to the dialer: what to do with them is the caller's choice.
+    pub fn find_node_v5(
+        &mut self,
+        now: Instant,
+        record: &Enr,
+        distances: &[u64],
+    ) -> Result<RequestId, Discv5Error> {
+        self.tick(now, self.unix_secs);
+        let d = self.discv5.as_mut().ok_or(Discv5Error::NotRunning)?;
+        let id = d
+            .find_node(now, record, distances)
+            .map_err(Discv5Error::Send)?;
+        self.after_discovery();
+        Ok(id)
+    }
+
     // ---- discv5 TALKREQ --------------------------------------------------------------------
 
     /// Registers the TALKREQ protocol `name`: its requests reach the application as
@@ -272,13 +308,21 @@ impl<R: CryptoRng> Node<R> {
     }
 
     /// Replaces our record, for every version that runs: it must be signed with our key
-    /// and carry a higher seq than the current one; says whether it was taken. discv4's
+    /// and carry a higher seq than the current one, or it is refused saying which. discv4's
     /// ENRResponse and Pings, and discv5's handshakes, PINGs, PONGs and `FINDNODE [0]`
     /// answers carry it from now on.
-    pub fn set_local_record(&mut self, record: Enr) -> bool {
+    pub fn set_local_record(&mut self, record: Enr) -> Result<(), LocalRecordError> {
         let current = self.record.as_ref().map_or(0, Enr::seq);
-        if record.node_id() != self.local_id() || record.seq() <= current {
-            return false;
+        if record.node_id() != self.local_id() {
+            return Err(LocalRecordError::NotOurs {
+                signer: record.node_id(),
+            });
+        }
+        if record.seq() <= current {
+            return Err(LocalRecordError::NotNewer {
+                seq: record.seq(),
+                current,
+            });
         }
         if let Some(d) = &mut self.discovery {
             d.set_local_record(record.clone());
@@ -287,7 +331,7 @@ impl<R: CryptoRng> Node<R> {
             d.set_local_record(record.clone());
         }
         self.record = Some(record);
-        true
+        Ok(())
     }
 
     // ---- internals -------------------------------------------------------------------------
