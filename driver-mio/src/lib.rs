@@ -81,8 +81,8 @@ mod runner;
 pub use crate::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
 pub use crate::common::keyfile::KeyFileError;
 pub use crate::common::{
-    AddStaticError, DriverConfig, DriverStats, KeySource, LookupError, SendFailure, ShutdownReport,
-    StartError, Stats, Stopped, TalkFailure, Transport,
+    AddStaticError, Discv5Failure, DriverConfig, DriverStats, KeySource, LookupError,
+    RecordFailure, SendFailure, ShutdownReport, StartError, Stats, Stopped, TalkFailure, Transport,
 };
 pub use driver::{Driver, MIN_TOKENS};
 pub use runner::{

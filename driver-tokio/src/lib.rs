@@ -77,8 +77,8 @@ use std::sync::Arc;
 
 pub use devp2p_mio::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
 pub use devp2p_mio::common::{
-    AddStaticError, DriverConfig, DriverStats, KeySource, LookupError, SendFailure, ShutdownReport,
-    StartError, Stats, Stopped, TalkFailure, Transport,
+    AddStaticError, Discv5Failure, DriverConfig, DriverStats, KeySource, LookupError,
+    RecordFailure, SendFailure, ShutdownReport, StartError, Stats, Stopped, TalkFailure, Transport,
 };
 use devp2p_mio::common::{Engine, LogTarget};
 pub use devp2p_mio::KeyFileError;
@@ -112,7 +112,7 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
     let fixed = Arc::new(handle::Fixed {
         post_budget: Arc::new(tokio::sync::Semaphore::new(handle::MAX_POSTED_BYTES)),
         enode: node.local_enode(),
-        enr: node.local_enr().cloned(),
+        enr: std::sync::Mutex::new(node.local_enr().cloned()),
         listen: listener.local_addr().map_err(StartError::Io)?,
     });
     let (event_tx, event_rx) = events::channel();
@@ -125,7 +125,7 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
         events: event_tx,
         lookups: Default::default(),
         lookups_v5: Default::default(),
-        talks: Default::default(),
+        v5_requests: Default::default(),
         parked: Default::default(),
         writable: Default::default(),
         try_blocked: Default::default(),
