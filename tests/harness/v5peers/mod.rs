@@ -4,7 +4,7 @@
 //!
 //! | [`Kind`] | what runs | where |
 //! |---|---|---|
-//! | [`Kind::Ours`] | `devp2p_core::discv5::discovery::Discovery` over a real UDP socket ([`ours`]) | a thread of the test process |
+//! | [`Kind::Ours`] | our node on one of our drivers, discv5 alone ([`ours`]): `devp2p_tokio` ([`OurDriver::Tokio`]) or `devp2p_mio` ([`OurDriver::Mio`]) | its own tokio runtime, or a mio `Runner` on a thread of the test process |
 //! | [`Kind::Geth`] | go-ethereum's `p2p/discover.ListenV5` (`harness discv5` in `tests/interop/geth/`) | a child process ([`geth`]) |
 //! | [`Kind::Sigp`] | sigp/discv5 from crates.io ([`sigp`]) | its own tokio runtime in the test process |
 //! | [`Kind::ChainSafe`] | @chainsafe/discv5 from npm (`tests/interop/discv5.mjs`) | a child process ([`chainsafe`]) |
@@ -37,11 +37,29 @@ pub const WAIT: Duration = Duration::from_secs(5);
 /// they take well under a second).
 pub const LOOKUP_WAIT: Duration = Duration::from_secs(20);
 
+/// Which of our drivers runs our node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OurDriver {
+    /// devp2p-tokio.
+    Tokio,
+    /// devp2p-mio.
+    Mio,
+}
+
+impl fmt::Display for OurDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OurDriver::Tokio => "tokio",
+            OurDriver::Mio => "mio",
+        })
+    }
+}
+
 /// Which implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
-    /// devp2p-sansio.
-    Ours,
+    /// devp2p-sansio, on one of its drivers.
+    Ours(OurDriver),
     /// go-ethereum.
     Geth,
     /// sigp/discv5.
@@ -53,7 +71,8 @@ pub enum Kind {
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Kind::Ours => "ours",
+            Kind::Ours(OurDriver::Tokio) => "ours-tokio",
+            Kind::Ours(OurDriver::Mio) => "ours-mio",
             Kind::Geth => "geth",
             Kind::Sigp => "sigp",
             Kind::ChainSafe => "chainsafe",
@@ -92,7 +111,7 @@ impl Options {
 /// what to install); call [`enabled`] first.
 pub fn start(kind: Kind, opts: Options) -> Box<dyn V5Peer> {
     match kind {
-        Kind::Ours => Box::new(ours::OurNode::start(opts)),
+        Kind::Ours(driver) => Box::new(ours::OurNode::start(driver, opts)),
         Kind::Geth => Box::new(geth::GethNode::start(opts)),
         Kind::Sigp => Box::new(sigp::SigpNode::start(opts)),
         Kind::ChainSafe => Box::new(chainsafe::ChainSafeNode::start(opts)),
@@ -104,7 +123,7 @@ pub fn start(kind: Kind, opts: Options) -> Box<dyn V5Peer> {
 /// for ChainSafe this also installs the pinned npm packages if needed.
 pub fn enabled(kind: Kind, test: &str) -> bool {
     match kind {
-        Kind::Ours | Kind::Sigp => true,
+        Kind::Ours(_) | Kind::Sigp => true,
         Kind::Geth => geth_process::geth_enabled(test),
         Kind::ChainSafe => node_process::ready(test),
     }
