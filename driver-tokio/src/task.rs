@@ -287,6 +287,12 @@ pub(crate) async fn run(
     let mut shutdown_waiters: Vec<oneshot::Sender<ShutdownReport>> = Vec::new();
     engine.flush(&mut io);
     loop {
+        // What is due runs before the next input, as the mio driver runs it after every
+        // poll: `select!` below picks among ready branches at random, so a deadline that has
+        // passed could otherwise wait behind datagrams or commands that came after it (a
+        // fresh node's first refresh, due at start, decides whether the handshakes it takes
+        // put their nodes into its table). Cheap when nothing is due.
+        engine.on_timeout(&mut io);
         engine.run_pending(&mut io);
         retry_parked(&mut engine, &mut io);
         if engine.is_drained() {
