@@ -33,6 +33,12 @@ use serde_json::{json, Value};
 /// Longest a single request (PING, FINDNODE, TALKREQ, a record) may take to end, answered or
 /// failed, on loopback: each implementation gives up within 1–2 s (one resend of 1 s at most).
 pub const WAIT: Duration = Duration::from_secs(5);
+/// Longest a node may take to answer a command that needs no network (its table, its
+/// record, registering a TALK protocol, changing its record). It should answer at once; the
+/// limit only turns a hung node into a failing test, and it is generous because a child
+/// process may be starved: a ChainSafe hub that 16 nodes were bootstrapping from, on the
+/// 2-core machine running other builds, once took over 5 s to read its next command.
+pub const LOCAL_WAIT: Duration = Duration::from_secs(20);
 /// Longest a lookup may take (geth's has no timeout of its own; over a dozen loopback nodes
 /// they take well under a second).
 pub const LOOKUP_WAIT: Duration = Duration::from_secs(20);

@@ -29,7 +29,8 @@ use devp2p_mio::{Discv5Failure, DriverConfig, KeySource, Remote, Runner, Stats};
 use devp2p_tokio::NodeHandle;
 
 use super::{
-    rlp_string, Kind, Options, OurDriver, Pong, TalkSeen, Transform, V5Peer, LOOKUP_WAIT, WAIT,
+    rlp_string, Kind, Options, OurDriver, Pong, TalkSeen, Transform, V5Peer, LOCAL_WAIT,
+    LOOKUP_WAIT, WAIT,
 };
 
 /// Beyond a request's own limit, how long its reply may take to reach the test thread (the
@@ -317,7 +318,7 @@ impl Backend for TokioBackend {
     }
 
     fn register_talk(&self, protocol: &[u8]) -> Result<(), String> {
-        self.run(WAIT, self.node.register_talk_protocol(protocol))
+        self.run(LOCAL_WAIT, self.node.register_talk_protocol(protocol))
             .map_err(|e| e.to_string())
     }
 
@@ -327,17 +328,17 @@ impl Backend for TokioBackend {
     }
 
     fn table(&self) -> Vec<DiscNode> {
-        self.run(WAIT, self.node.table_v5())
+        self.run(LOCAL_WAIT, self.node.table_v5())
             .expect("our tokio node runs")
     }
 
     fn set_local_record(&self, record: &Enr) -> Result<(), String> {
-        self.run(WAIT, self.node.set_local_record(record))
+        self.run(LOCAL_WAIT, self.node.set_local_record(record))
             .map_err(|e| e.to_string())
     }
 
     fn stats(&self) -> Stats {
-        self.run(WAIT, self.node.stats())
+        self.run(LOCAL_WAIT, self.node.stats())
             .expect("our tokio node runs")
     }
 }
@@ -438,14 +439,21 @@ impl MioBackend {
         (backend, addr)
     }
 
-    /// Runs `f` on the driver, on the runner's thread, and returns what it returns.
+    /// Runs `f` on the driver, on the runner's thread, and returns what it returns (within
+    /// [`LOCAL_WAIT`]: the runner runs it at its next turn).
     fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut devp2p_mio::Driver) -> T + Send + 'static,
     ) -> T {
+        let (tx, rx) = std_mpsc::channel();
         self.remote
-            .call(move |r| f(r.driver_mut(DRIVER).expect("our driver")))
-            .unwrap_or_else(|e| panic!("our mio node: {e}"))
+            .run(move |r| {
+                let _ = tx.send(f(r.driver_mut(DRIVER).expect("our driver")));
+            })
+            .unwrap_or_else(|e| panic!("our mio node: {e}"));
+        rx.recv_timeout(LOCAL_WAIT).unwrap_or_else(|e| {
+            panic!("our mio node's runner did not turn within {LOCAL_WAIT:?}: {e}")
+        })
     }
 
     /// Sends a request with `send` and waits (at most `limit` plus [`REPLY_MARGIN`]) for the
