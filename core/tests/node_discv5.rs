@@ -14,7 +14,7 @@ use common::net::Net;
 use devp2p_core::discv4::{DropReason, Event as V4Event};
 use devp2p_core::discv5::discovery::{Event as V5Event, TalkError};
 use devp2p_core::discv5::{DropReason as V5DropReason, RequestFailure, SendError};
-use devp2p_core::node::{DiscoveryVersion, Discv5Error, NodeConfig, NodeEvent};
+use devp2p_core::node::{DiscoveryVersion, Discv5Error, LocalRecordError, NodeConfig, NodeEvent};
 use devp2p_core::session::Protocol;
 use devp2p_core::{Enr, NodeId};
 
@@ -290,6 +290,92 @@ fn a_talk_request_reaches_the_application_and_its_answer_comes_back() {
     );
 }
 
+/// The `PingResponse` and `FindNodeResponse` events node `i` got, by request id.
+fn v5_answers(net: &Net, i: usize) -> Vec<V5Event> {
+    net.events[i]
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::Discv5(e) => match &**e {
+                V5Event::PingResponse { .. } | V5Event::FindNodeResponse { .. } => {
+                    Some((**e).clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_ping_and_a_findnode_to_one_node_come_back_as_events() {
+    // Node 0 serves every node it holds, checked or not (`NodeConfig::discv5_config`
+    // reaches its discv5): nodes 1 and 2 share a distance now and then, and the one checked
+    // first would otherwise be served alone.
+    let mut net = Net::new();
+    let mut c = config(false, true);
+    c.discv5_config.prefer_live = false;
+    net.add(450, c);
+    for i in 1..3 {
+        let mut c = config(false, true);
+        c.bootnodes = vec![net.enode(0)];
+        net.add(450 + i, c);
+    }
+    net.run_for(Duration::from_secs(5));
+    let to: Enr = net.nodes[0].local_enr().unwrap().clone();
+    let now = net.now;
+    let ping = net.nodes[1].ping_v5(now, &to).unwrap();
+    let at = |net: &Net, j: usize| {
+        u64::from(
+            net.nodes[0]
+                .local_id()
+                .log_distance(&net.nodes[j].local_id()),
+        )
+    };
+    let distances = [0, at(&net, 2)];
+    let find = net.nodes[1].find_node_v5(now, &to, &distances).unwrap();
+    net.drain(1);
+    net.run_for(Duration::from_millis(200));
+    let answers = v5_answers(&net, 1);
+    let pong = answers.iter().find_map(|e| match e {
+        V5Event::PingResponse { id, result, .. } if *id == ping => Some(result.clone()),
+        _ => None,
+    });
+    let pong = pong.expect("the PING ended").expect("a PONG");
+    assert_eq!(pong.enr_seq, to.seq(), "the PONG names node 0's seq");
+    assert_eq!(
+        pong.recipient(),
+        Some(common::net::addr_of(1)),
+        "and our address"
+    );
+    let nodes = answers.iter().find_map(|e| match e {
+        V5Event::FindNodeResponse { id, result, .. } if *id == find => Some(result.clone()),
+        _ => None,
+    });
+    let nodes = nodes.expect("the FINDNODE ended").expect("NODES");
+    let got: BTreeSet<NodeId> = nodes.records.iter().map(Enr::node_id).collect();
+    // Node 0's own record for distance 0, node 2 at its distance (and node 1 itself, if it
+    // happens to sit at the same one).
+    assert!(got.contains(&net.nodes[0].local_id()), "{got:?}");
+    assert!(got.contains(&net.nodes[2].local_id()), "{got:?}");
+    for r in &nodes.records {
+        let d = u64::from(net.nodes[0].local_id().log_distance(&r.node_id()));
+        assert!(distances.contains(&d), "a record at {d}, not asked for");
+    }
+    assert_eq!(nodes.messages, nodes.total);
+    // A node without discv5 says so at once, and so does a request to ourselves.
+    let mut v4_only = network(&[(true, false)], 460).nodes.remove(0);
+    assert_eq!(v4_only.ping_v5(now, &to), Err(Discv5Error::NotRunning));
+    assert_eq!(
+        v4_only.find_node_v5(now, &to, &[0]),
+        Err(Discv5Error::NotRunning)
+    );
+    let own = net.nodes[1].local_enr().unwrap().clone();
+    assert_eq!(
+        net.nodes[1].ping_v5(now, &own),
+        Err(Discv5Error::Send(SendError::ToSelf))
+    );
+}
+
 #[test]
 fn a_new_local_record_reaches_both_versions_and_their_peers() {
     let mut net = network(&[(true, true), (true, true)], 500);
@@ -305,9 +391,20 @@ fn a_new_local_record_reaches_both_versions_and_their_peers() {
         .unwrap();
     // Not ours, or not newer: refused.
     let stranger = Enr::builder().seq(9).sign(&net.keys[1]).unwrap();
-    assert!(!net.nodes[0].set_local_record(stranger));
-    assert!(!net.nodes[0].set_local_record(old.clone()));
-    assert!(net.nodes[0].set_local_record(newer.clone()));
+    assert_eq!(
+        net.nodes[0].set_local_record(stranger),
+        Err(LocalRecordError::NotOurs {
+            signer: net.keys[1].id()
+        })
+    );
+    assert_eq!(
+        net.nodes[0].set_local_record(old.clone()),
+        Err(LocalRecordError::NotNewer {
+            seq: old.seq(),
+            current: old.seq()
+        })
+    );
+    assert_eq!(net.nodes[0].set_local_record(newer.clone()), Ok(()));
     let n0 = &net.nodes[0];
     assert_eq!(n0.local_enr(), Some(&newer));
     assert_eq!(n0.discovery().unwrap().local_record(), &newer);

@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::common::engine::{backlog_bytes, ACCEPT_ERROR_BACKOFF};
 use crate::common::nat::NAT_POLL_INTERVAL;
 use crate::common::{
-    AddStaticError, Backlog, DriverConfig, Engine, Io, LogTarget, LookupError, SendFailure,
-    ShutdownReport, StartError, Stats, Stopped, Stream, TalkFailure,
+    AddStaticError, Backlog, Discv5Failure, DriverConfig, Engine, Io, LogTarget, LookupError,
+    RecordFailure, SendFailure, ShutdownReport, StartError, Stats, Stopped, Stream,
 };
 use devp2p_core::discv4::{LookupId, Node as DiscNode, NodeDbSnapshot};
 use devp2p_core::discv5::discovery::TalkRequestId;
@@ -535,22 +535,121 @@ impl Driver {
             .ok_or_else(|| LookupError::of(self.engine.node(), DiscoveryVersion::V5))
     }
 
+    /// Sends a discv5 PING to the node of `to` (at the UDP endpoint its record advertises,
+    /// handshaking first if need be); the PONG (the node's record seq, and our address as
+    /// it saw us), or why none came, arrives as a [`NodeEvent::Discv5`] holding a
+    /// `PingResponse` with the returned id.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// use devp2p_core::discv5::discovery::Event as V5Event;
+    /// use devp2p_core::node::NodeEvent;
+    /// use devp2p_mio::{DriverConfig, Runner};
+    ///
+    /// let mut config = DriverConfig::default();
+    /// config.node.listen = "127.0.0.1:0".parse()?;
+    /// config.node.discv4 = false; // discv5 alone
+    /// let mut runner = Runner::new()?;
+    /// let a = runner.add(config.clone())?;
+    /// let b = runner.add(config)?;
+    /// let b_record = runner.driver(b).unwrap().local_enr().unwrap();
+    /// let ping = runner.driver_mut(a).unwrap().ping_v5(&b_record)?;
+    ///
+    /// let mut pong = None;
+    /// let give_up = Instant::now() + Duration::from_secs(5);
+    /// while pong.is_none() && Instant::now() < give_up {
+    ///     runner.turn(Some(Duration::from_millis(20)), &mut |_, _, event| {
+    ///         if let NodeEvent::Discv5(e) = event {
+    ///             if let V5Event::PingResponse { id, result, .. } = *e {
+    ///                 if id == ping {
+    ///                     pong = Some(result);
+    ///                 }
+    ///             }
+    ///         }
+    ///     })?;
+    /// }
+    /// let pong = pong.expect("the PING ended")?;
+    /// assert_eq!(pong.enr_seq, b_record.seq());
+    /// assert_eq!(pong.recipient(), Some(runner.driver(a).unwrap().listen_addr()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ping_v5(&mut self, to: &Enr) -> Result<RequestId, Discv5Failure> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, now| n.ping_v5(now, to))
+            .map_err(Discv5Failure::Refused)
+    }
+
+    /// Sends a discv5 FINDNODE for the log `distances` (0 for the node's own record) to the
+    /// node of `to`; every NODES message of the answer put together (the verified records,
+    /// and how many messages came of how many announced), or why none came, arrives as a
+    /// [`NodeEvent::Discv5`] holding a `FindNodeResponse` with the returned id. The records
+    /// are the caller's: they do not enter the table.
+    pub fn find_node_v5(
+        &mut self,
+        to: &Enr,
+        distances: &[u64],
+    ) -> Result<RequestId, Discv5Failure> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, now| n.find_node_v5(now, to, distances))
+            .map_err(Discv5Failure::Refused)
+    }
+
+    /// Replaces our record (discv4 and discv5 hand it out from now on: handshakes, PINGs and
+    /// PONGs carry its seq, `FINDNODE [0]` and ENRRequest return it). It must be signed with
+    /// our key and carry a higher seq than [`local_enr`](Self::local_enr)'s, or it is refused
+    /// saying which: build it from the current one.
+    ///
+    /// ```
+    /// use devp2p_core::NodeSecretKey;
+    /// use devp2p_mio::{DriverConfig, KeySource, Runner};
+    /// use rand_chacha::ChaCha20Rng;
+    /// use rand_core::SeedableRng;
+    ///
+    /// // A key of our own (a real node keeps it, in its key file say), to sign with.
+    /// let key = NodeSecretKey::generate(&mut ChaCha20Rng::seed_from_u64(7));
+    /// let mut config = DriverConfig::default();
+    /// config.node.listen = "127.0.0.1:0".parse()?;
+    /// config.key = KeySource::Secret(key.clone());
+    /// let mut runner = Runner::new()?;
+    /// let i = runner.add(config)?;
+    /// let node = runner.driver_mut(i).unwrap();
+    ///
+    /// let current = node.local_enr().unwrap();
+    /// let next = current
+    ///     .to_builder()
+    ///     .seq(current.seq() + 1)
+    ///     .raw(b"app", b"\x83v02")? // an entry of our own, as an RLP string
+    ///     .sign(&key)?;
+    /// node.set_local_record(&next)?;
+    /// assert_eq!(node.local_enr(), Some(next.clone()));
+    /// assert!(node.set_local_record(&next).is_err(), "not newer than itself");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_local_record(&mut self, record: &Enr) -> Result<(), RecordFailure> {
+        self.running()?;
+        self.engine
+            .command(&mut self.io, |n, _| n.set_local_record(record.clone()))
+            .map_err(RecordFailure::Refused)
+    }
+
     /// Registers the discv5 TALKREQ protocol `name`: its requests arrive as
     /// [`NodeEvent::Discv5`] holding a `TalkRequest`, to answer with
     /// [`answer_talk`](Self::answer_talk); other protocols get an empty TALKRESP.
-    pub fn register_talk_protocol(&mut self, name: &[u8]) -> Result<(), TalkFailure> {
+    pub fn register_talk_protocol(&mut self, name: &[u8]) -> Result<(), Discv5Failure> {
         self.running()?;
         self.engine
             .command(&mut self.io, |n, _| n.register_talk_protocol(name))
-            .map_err(TalkFailure::Refused)
+            .map_err(Discv5Failure::Refused)
     }
 
     /// Unregisters the TALKREQ protocol `name`.
-    pub fn unregister_talk_protocol(&mut self, name: &[u8]) -> Result<(), TalkFailure> {
+    pub fn unregister_talk_protocol(&mut self, name: &[u8]) -> Result<(), Discv5Failure> {
         self.running()?;
         self.engine
             .command(&mut self.io, |n, _| n.unregister_talk_protocol(name))
-            .map_err(TalkFailure::Refused)
+            .map_err(Discv5Failure::Refused)
     }
 
     /// Sends a discv5 TALKREQ of `protocol` to the node of `to`; the answer (or why none
@@ -561,22 +660,22 @@ impl Driver {
         to: &Enr,
         protocol: &[u8],
         request: &[u8],
-    ) -> Result<RequestId, TalkFailure> {
+    ) -> Result<RequestId, Discv5Failure> {
         self.running()?;
         self.engine
             .command(&mut self.io, |n, now| {
                 n.talk_request(now, to, protocol, request)
             })
-            .map_err(TalkFailure::Refused)
+            .map_err(Discv5Failure::Refused)
     }
 
     /// Answers the TALKREQ `id` (from a `TalkRequest` event) with `response`, within
     /// [`TALK_ANSWER_TIMEOUT`](devp2p_core::discv5::discovery::TALK_ANSWER_TIMEOUT).
-    pub fn answer_talk(&mut self, id: TalkRequestId, response: &[u8]) -> Result<(), TalkFailure> {
+    pub fn answer_talk(&mut self, id: TalkRequestId, response: &[u8]) -> Result<(), Discv5Failure> {
         self.running()?;
         self.engine
             .command(&mut self.io, |n, now| n.answer_talk(now, id, response))
-            .map_err(TalkFailure::Refused)
+            .map_err(Discv5Failure::Refused)
     }
 
     // ---- getters ---------------------------------------------------------------------------

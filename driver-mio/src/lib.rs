@@ -88,8 +88,9 @@ pub use crate::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
 pub use crate::common::keyfile::KeyFileError;
 pub use crate::common::nat::{NAT_POLL_INTERVAL, NAT_SHUTDOWN_TIMEOUT};
 pub use crate::common::{
-    AddStaticError, DnsResolverConfig, DriverConfig, DriverStats, KeySource, LookupError,
-    SendFailure, ShutdownReport, StartError, Stats, Stopped, TalkFailure, Transport,
+    AddStaticError, Discv5Failure, DnsResolverConfig, DriverConfig, DriverStats, KeySource,
+    LookupError, RecordFailure, SendFailure, ShutdownReport, StartError, Stats, Stopped,
+    TalkFailure, Transport,
 };
 pub use driver::{Driver, MIN_TOKENS};
 pub use runner::{

@@ -6,17 +6,19 @@ use std::sync::Arc;
 
 use devp2p_core::discv4::{LookupId, Node as DiscNode, NodeDbSnapshot};
 use devp2p_core::discv5::discovery::TalkRequestId;
-use devp2p_core::node::{DiscoveryVersion, Node, PeerInfo, Undialable};
+use devp2p_core::discv5::{NodesResponse, Pong, RequestFailure, RequestId};
+use devp2p_core::node::{DiscoveryVersion, Discv5Error, Node, PeerInfo, Undialable};
 use devp2p_core::rlpx::MAX_UNCOMPRESSED_SIZE;
 use devp2p_core::session::{DisconnectReason, ProtocolId, SendError, SizeLimit};
 use devp2p_core::{Enode, Enr, Instant, NodeId, NodePublicKey};
 use devp2p_mio::common::{
-    AddStaticError, Engine, LookupError, SendFailure, ShutdownReport, Stats, Stopped, TalkFailure,
+    AddStaticError, Discv5Failure, Engine, LookupError, RecordFailure, SendFailure, ShutdownReport,
+    Stats, Stopped,
 };
 use rand_chacha::ChaCha20Rng;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::task::{ParkedSend, Reply, TokioIo, TokioStream, MAX_PARKED_SENDS_PER_PEER};
+use crate::task::{ParkedSend, Reply, TokioIo, TokioStream, V5Reply, MAX_PARKED_SENDS_PER_PEER};
 
 /// Bytes of posted messages (see [`NodeHandle::post`]) on their way to the node at most;
 /// `post` waits beyond it. One maximal message (16 MiB) fits.
@@ -161,9 +163,10 @@ impl NodeHandle {
         self.fixed.local().0
     }
 
-    /// Our signed record (`None` without discovery); with port mapping, the one carrying the
-    /// gateway's external address and ports once they are known (a
-    /// [`NodeEvent::Nat`](devp2p_core::node::NodeEvent::Nat) tells when).
+    /// Our signed record (`None` without discovery): the one the node started with, or the
+    /// last one that replaced it ([`set_local_record`](Self::set_local_record), endpoint
+    /// prediction, or port mapping learning the external address and ports, which a
+    /// [`NodeEvent::Nat`](devp2p_core::node::NodeEvent::Nat) tells).
     pub fn local_enr(&self) -> Option<Enr> {
         self.fixed.local().1
     }
@@ -419,23 +422,121 @@ impl NodeHandle {
         self.run_lookup_v5(None).await
     }
 
+    /// Sends a discv5 PING to the node of `to` (at the UDP endpoint its record advertises,
+    /// handshaking first if need be) and returns its PONG: the node's record seq, and our
+    /// address as it saw us ([`Pong::recipient`]). The `PingResponse` event reaches the
+    /// event stream too.
+    ///
+    /// Two nodes running discv5 alone; one pings the other:
+    ///
+    /// ```
+    /// use devp2p_tokio::{spawn, DriverConfig};
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let mut config = DriverConfig::default();
+    ///     config.node.listen = "127.0.0.1:0".parse()?;
+    ///     config.node.discv4 = false;
+    ///     let (a, _a_events) = spawn(config.clone())?;
+    ///     let (b, _b_events) = spawn(config)?;
+    ///     let b_record = b.local_enr().expect("discovery runs");
+    ///
+    ///     let pong = a.ping_v5(&b_record).await?;
+    ///     assert_eq!(pong.enr_seq, b_record.seq());
+    ///     assert_eq!(pong.recipient(), Some(a.listen_addr()));
+    ///
+    ///     // FINDNODE [0]: the node's own record.
+    ///     let nodes = a.find_node_v5(&b_record, &[0]).await?;
+    ///     assert_eq!(nodes.records, vec![b_record]);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn ping_v5(&self, to: &Enr) -> Result<Pong, Discv5Failure> {
+        let to = to.clone();
+        self.v5_request(move |n, now| n.ping_v5(now, &to), V5Reply::Pong)
+            .await
+    }
+
+    /// Sends a discv5 FINDNODE for the log `distances` (0 for the node's own record) to the
+    /// node of `to` and returns every NODES message of its answer put together: the
+    /// verified records at the distances asked, each node once, and how many messages came
+    /// of how many announced. The records are the caller's: they do not enter the table.
+    /// The `FindNodeResponse` event reaches the event stream too.
+    pub async fn find_node_v5(
+        &self,
+        to: &Enr,
+        distances: &[u64],
+    ) -> Result<NodesResponse, Discv5Failure> {
+        let (to, distances) = (to.clone(), distances.to_vec());
+        self.v5_request(
+            move |n, now| n.find_node_v5(now, &to, &distances),
+            V5Reply::Nodes,
+        )
+        .await
+    }
+
+    /// Replaces our record (discv4 and discv5 hand it out from now on: handshakes, PINGs and
+    /// PONGs carry its seq, `FINDNODE [0]` and ENRRequest return it, and
+    /// [`local_enr`](Self::local_enr) too). It must be signed with our key and carry a higher
+    /// seq than the current one, or it is refused saying which: build it from the current
+    /// one.
+    ///
+    /// ```
+    /// use devp2p_core::NodeSecretKey;
+    /// use devp2p_tokio::{spawn, DriverConfig, KeySource};
+    /// use rand_chacha::ChaCha20Rng;
+    /// use rand_core::SeedableRng;
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     // A key of our own (a real node keeps it, in its key file say), to sign with.
+    ///     let key = NodeSecretKey::generate(&mut ChaCha20Rng::seed_from_u64(7));
+    ///     let mut config = DriverConfig::default();
+    ///     config.node.listen = "127.0.0.1:0".parse()?;
+    ///     config.key = KeySource::Secret(key.clone());
+    ///     let (node, _events) = spawn(config)?;
+    ///
+    ///     let current = node.local_enr().unwrap();
+    ///     let next = current
+    ///         .to_builder()
+    ///         .seq(current.seq() + 1)
+    ///         .raw(b"app", b"\x83v02")? // an entry of our own, as an RLP string
+    ///         .sign(&key)?;
+    ///     node.set_local_record(&next).await?;
+    ///     assert_eq!(node.local_enr(), Some(next.clone()));
+    ///     assert!(node.set_local_record(&next).await.is_err(), "not newer than itself");
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn set_local_record(&self, record: &Enr) -> Result<(), RecordFailure> {
+        let record = record.clone();
+        let fixed = self.fixed.clone();
+        self.call(move |n, _| {
+            n.set_local_record(record.clone())?;
+            fixed.update_local(n);
+            Ok(())
+        })
+        .await?
+        .map_err(RecordFailure::Refused)
+    }
+
     /// Registers the discv5 TALKREQ protocol `name`: its requests arrive on the event
     /// stream as [`NodeEvent::Discv5`](devp2p_core::node::NodeEvent::Discv5) holding a
     /// `TalkRequest`, to answer with [`answer_talk`](Self::answer_talk); other protocols get
     /// an empty TALKRESP.
-    pub async fn register_talk_protocol(&self, name: &[u8]) -> Result<(), TalkFailure> {
+    pub async fn register_talk_protocol(&self, name: &[u8]) -> Result<(), Discv5Failure> {
         let name = name.to_vec();
         self.call(move |n, _| n.register_talk_protocol(&name))
             .await?
-            .map_err(TalkFailure::Refused)
+            .map_err(Discv5Failure::Refused)
     }
 
     /// Unregisters the TALKREQ protocol `name`.
-    pub async fn unregister_talk_protocol(&self, name: &[u8]) -> Result<(), TalkFailure> {
+    pub async fn unregister_talk_protocol(&self, name: &[u8]) -> Result<(), Discv5Failure> {
         let name = name.to_vec();
         self.call(move |n, _| n.unregister_talk_protocol(&name))
             .await?
-            .map_err(TalkFailure::Refused)
+            .map_err(Discv5Failure::Refused)
     }
 
     /// Sends a discv5 TALKREQ of `protocol` to the node of `to` and returns its answer
@@ -446,35 +547,53 @@ impl NodeHandle {
         to: &Enr,
         protocol: &[u8],
         request: &[u8],
-    ) -> Result<Vec<u8>, TalkFailure> {
+    ) -> Result<Vec<u8>, Discv5Failure> {
         let (to, protocol, request) = (to.clone(), protocol.to_vec(), request.to_vec());
-        let (reply, rx) = oneshot::channel();
+        self.v5_request(
+            move |n, now| n.talk_request(now, &to, &protocol, &request),
+            V5Reply::Talk,
+        )
+        .await
+    }
+
+    /// Sends a discv5 request with `send` and waits for its answer, which `reply` wraps for
+    /// the node task. Registered before the node is drained, so that a request that ends
+    /// at once still finds its caller waiting.
+    async fn v5_request<T: Send + 'static>(
+        &self,
+        send: impl FnOnce(&mut Node<ChaCha20Rng>, Instant) -> Result<RequestId, Discv5Error>
+            + Send
+            + 'static,
+        reply: fn(oneshot::Sender<Result<T, RequestFailure>>) -> V5Reply,
+    ) -> Result<T, Discv5Failure> {
+        let (tx, rx) = oneshot::channel();
         let sent = self
             .query(move |engine, io| {
                 let now = engine.clock().now();
-                let r = engine
-                    .node_mut()
-                    .talk_request(now, &to, &protocol, &request)
-                    .map(|id| {
-                        io.talks.insert(id, reply);
-                    });
+                let r = send(engine.node_mut(), now).map(|id| {
+                    io.v5_requests.insert(id, reply(tx));
+                });
                 engine.flush(io);
                 r
             })
             .await?;
-        sent.map_err(TalkFailure::Refused)?;
+        sent.map_err(Discv5Failure::Refused)?;
         rx.await
-            .map_err(|_| TalkFailure::Stopped)?
-            .map_err(TalkFailure::Failed)
+            .map_err(|_| Discv5Failure::Stopped)?
+            .map_err(Discv5Failure::Failed)
     }
 
     /// Answers the TALKREQ `id` (from a `TalkRequest` event) with `response`, within
     /// [`TALK_ANSWER_TIMEOUT`](devp2p_core::discv5::discovery::TALK_ANSWER_TIMEOUT).
-    pub async fn answer_talk(&self, id: TalkRequestId, response: &[u8]) -> Result<(), TalkFailure> {
+    pub async fn answer_talk(
+        &self,
+        id: TalkRequestId,
+        response: &[u8],
+    ) -> Result<(), Discv5Failure> {
         let response = response.to_vec();
         self.call(move |n, now| n.answer_talk(now, id, &response))
             .await?
-            .map_err(TalkFailure::Refused)
+            .map_err(Discv5Failure::Refused)
     }
 
     async fn run_lookup(

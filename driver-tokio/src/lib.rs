@@ -83,8 +83,9 @@ use std::sync::Arc;
 
 pub use devp2p_mio::common::engine::{ACCEPT_ERROR_BACKOFF, DATAGRAMS_PER_TURN};
 pub use devp2p_mio::common::{
-    AddStaticError, DnsResolverConfig, DriverConfig, DriverStats, KeySource, LookupError,
-    SendFailure, ShutdownReport, StartError, Stats, Stopped, TalkFailure, Transport,
+    AddStaticError, Discv5Failure, DnsResolverConfig, DriverConfig, DriverStats, KeySource,
+    LookupError, RecordFailure, SendFailure, ShutdownReport, StartError, Stats, Stopped,
+    TalkFailure, Transport,
 };
 use devp2p_mio::common::{Engine, LogTarget};
 pub use devp2p_mio::KeyFileError;
@@ -137,7 +138,7 @@ pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartErr
         events: event_tx,
         lookups: Default::default(),
         lookups_v5: Default::default(),
-        talks: Default::default(),
+        v5_requests: Default::default(),
         parked: Default::default(),
         writable: Default::default(),
         try_blocked: Default::default(),

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use devp2p_core::discv4::{Event as DiscoveryEvent, LookupId, Node as DiscNode};
 use devp2p_core::discv5::discovery::Event as Discv5Event;
-use devp2p_core::discv5::{RequestFailure, RequestId};
+use devp2p_core::discv5::{NodesResponse, Pong, RequestFailure, RequestId};
 use devp2p_core::dnsdisc::client::LOOKUP_TIMEOUT;
 use devp2p_core::dnsdisc::ResolveError;
 use devp2p_core::node::{ConnId, DnsQueryId, NodeEvent, DIAL_TIMEOUT};
@@ -80,6 +80,32 @@ impl Reply {
     }
 }
 
+/// A caller waiting for the answer to one of its discv5 requests, by what it asked.
+pub(crate) enum V5Reply {
+    Pong(oneshot::Sender<Result<Pong, RequestFailure>>),
+    Nodes(oneshot::Sender<Result<NodesResponse, RequestFailure>>),
+    Talk(oneshot::Sender<Result<Vec<u8>, RequestFailure>>),
+}
+
+impl V5Reply {
+    /// Hands `event` to this caller if it is the answer it waits for (the request ids of
+    /// one node are unique, so a mismatch cannot happen; it is dropped if it did).
+    fn answer(self, event: &Discv5Event) {
+        match (self, event) {
+            (V5Reply::Pong(tx), Discv5Event::PingResponse { result, .. }) => {
+                let _ = tx.send(result.clone());
+            }
+            (V5Reply::Nodes(tx), Discv5Event::FindNodeResponse { result, .. }) => {
+                let _ = tx.send(result.clone());
+            }
+            (V5Reply::Talk(tx), Discv5Event::TalkResponse { result, .. }) => {
+                let _ = tx.send(result.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
 pub(crate) struct ParkedSend {
     pub(crate) protocol: ProtocolId,
     pub(crate) code: u64,
@@ -99,8 +125,8 @@ pub(crate) struct TokioIo {
     pub(crate) lookups: BTreeMap<LookupId, oneshot::Sender<Vec<DiscNode>>>,
     /// discv5's lookups, numbered apart from discv4's.
     pub(crate) lookups_v5: BTreeMap<LookupId, oneshot::Sender<Vec<DiscNode>>>,
-    /// TALKREQs whose caller waits for the answer.
-    pub(crate) talks: BTreeMap<RequestId, oneshot::Sender<Result<Vec<u8>, RequestFailure>>>,
+    /// discv5 requests (PING, FINDNODE, TALKREQ) whose caller waits for the answer.
+    pub(crate) v5_requests: BTreeMap<RequestId, V5Reply>,
     pub(crate) parked: BTreeMap<NodeId, VecDeque<ParkedSend>>,
     /// Peers the node said are writable again since the parked sends were last retried.
     pub(crate) writable: BTreeSet<NodeId>,
@@ -184,9 +210,11 @@ impl Io for TokioIo {
                         let _ = reply.send(nodes.clone());
                     }
                 }
-                Discv5Event::TalkResponse { id, result, .. } => {
-                    if let Some(reply) = self.talks.remove(id) {
-                        let _ = reply.send(result.clone());
+                Discv5Event::PingResponse { id, .. }
+                | Discv5Event::FindNodeResponse { id, .. }
+                | Discv5Event::TalkResponse { id, .. } => {
+                    if let Some(reply) = self.v5_requests.remove(id) {
+                        reply.answer(d);
                     }
                 }
                 _ => {}
@@ -295,6 +323,12 @@ pub(crate) async fn run(
     let mut shutdown_waiters: Vec<oneshot::Sender<ShutdownReport>> = Vec::new();
     engine.flush(&mut io);
     loop {
+        // What is due runs before the next input, as the mio driver runs it after every
+        // poll: `select!` below picks among ready branches at random, so a deadline that has
+        // passed could otherwise wait behind datagrams or commands that came after it (a
+        // fresh node's first refresh, due at start, decides whether the handshakes it takes
+        // put their nodes into its table). Cheap when nothing is due.
+        engine.on_timeout(&mut io);
         engine.run_pending(&mut io);
         retry_parked(&mut engine, &mut io);
         if engine.is_drained() {

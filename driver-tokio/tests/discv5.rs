@@ -1,16 +1,20 @@
 //! discv5 through the tokio driver over real loopback sockets: a v5-only network of a few
 //! nodes fills its tables and connects over RLPx; a TALKREQ goes from one application to
-//! another and its answer comes back; what a node without discv5 cannot do is refused
-//! saying so. The same scenarios as devp2p-mio's `tests/discv5.rs`, with the same names.
+//! another and its answer comes back; a PING and a FINDNODE to one node are answered, and a
+//! new local record is seen in the next answers; what a node without discv5 cannot do is
+//! refused saying so. The same scenarios as devp2p-mio's `tests/discv5.rs`, with the same names.
 
 use std::time::{Duration, Instant};
 
 use devp2p_core::discv5::discovery::{Event as V5Event, TalkError};
 use devp2p_core::discv5::RequestFailure;
-use devp2p_core::node::{DiscoveryVersion, Discv5Error, NodeEvent};
+use devp2p_core::node::{DiscoveryVersion, Discv5Error, LocalRecordError, NodeEvent};
 use devp2p_core::session::Protocol;
 use devp2p_core::{Enr, NodeSecretKey};
-use devp2p_tokio::{spawn, DriverConfig, EventStream, LookupError, NodeHandle, TalkFailure};
+use devp2p_tokio::{
+    spawn, Discv5Failure, DriverConfig, EventStream, KeySource, LookupError, NodeHandle,
+    RecordFailure,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -116,7 +120,7 @@ async fn a_talk_request_is_answered_by_the_other_application() {
                 a2.answer_talk(id, &reply).await.unwrap();
                 assert_eq!(
                     a2.answer_talk(id, b"twice").await,
-                    Err(TalkFailure::Refused(Discv5Error::Talk(
+                    Err(Discv5Failure::Refused(Discv5Error::Talk(
                         TalkError::UnknownRequest
                     )))
                 );
@@ -133,20 +137,10 @@ async fn a_talk_request_is_answered_by_the_other_application() {
     let unknown = b.talk_request(&a_record, b"nobody", b"?").await;
     assert_eq!(unknown, Ok(Vec::new()));
     // Nobody at the address a record names: the request times out (700 ms, one resend).
-    let nobody = NodeSecretKey::generate(&mut ChaCha20Rng::seed_from_u64(9));
-    let free_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let gone = Enr::builder()
-        .ip("127.0.0.1".parse().unwrap())
-        .udp4(free_port)
-        .sign(&nobody)
-        .unwrap();
+    let gone = record_of_nobody(9);
     assert_eq!(
         b.talk_request(&gone, b"echo", b"?").await,
-        Err(TalkFailure::Failed(RequestFailure::Timeout))
+        Err(Discv5Failure::Failed(RequestFailure::Timeout))
     );
 
     // A node without discv5 says so.
@@ -156,11 +150,11 @@ async fn a_talk_request_is_answered_by_the_other_application() {
     let (c, _c_events) = spawn(config).unwrap();
     assert_eq!(
         c.register_talk_protocol(b"echo").await,
-        Err(TalkFailure::Refused(Discv5Error::NotRunning))
+        Err(Discv5Failure::Refused(Discv5Error::NotRunning))
     );
     assert_eq!(
         c.talk_request(&a_record, b"echo", b"?").await,
-        Err(TalkFailure::Refused(Discv5Error::NotRunning))
+        Err(Discv5Failure::Refused(Discv5Error::NotRunning))
     );
     assert_eq!(
         c.lookup_random_v5().await,
@@ -170,4 +164,110 @@ async fn a_talk_request_is_answered_by_the_other_application() {
         n.shutdown().await.unwrap();
     }
     server.abort();
+}
+
+/// A record for a node nobody runs, at a UDP port nobody listens on.
+fn record_of_nobody(seed: u64) -> Enr {
+    let nobody = NodeSecretKey::generate(&mut ChaCha20Rng::seed_from_u64(seed));
+    let free_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    Enr::builder()
+        .ip("127.0.0.1".parse().unwrap())
+        .udp4(free_port)
+        .sign(&nobody)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_and_a_findnode_to_one_node_are_answered_and_a_new_record_is_seen() {
+    let key = NodeSecretKey::generate(&mut ChaCha20Rng::seed_from_u64(21));
+    let mut config = v5_only();
+    config.key = KeySource::Secret(key.clone());
+    let (a, _a_events) = spawn(config).unwrap();
+    let a_record = a.local_enr().unwrap();
+    let mut config = v5_only();
+    config.node.bootnode_records = vec![a_record.clone()];
+    let (c, _c_events) = spawn(config).unwrap();
+    let (b, _b_events) = spawn(v5_only()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !a
+        .table_v5()
+        .await
+        .unwrap()
+        .iter()
+        .any(|n| n.id() == c.local_id())
+    {
+        assert!(Instant::now() < deadline, "c never entered a's table");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // PING: a's seq, and b's address as a saw it.
+    let pong = b.ping_v5(&a_record).await.unwrap();
+    assert_eq!(pong.enr_seq, a_record.seq());
+    assert_eq!(pong.recipient(), Some(b.listen_addr()));
+    // FINDNODE [0, d]: a's own record, and c (at distance d from a), as c signed it.
+    let d = u64::from(a.local_id().log_distance(&c.local_id()));
+    let nodes = b.find_node_v5(&a_record, &[0, d]).await.unwrap();
+    assert!(nodes.records.contains(&a_record), "{nodes:?}");
+    assert!(nodes.records.contains(&c.local_enr().unwrap()), "{nodes:?}");
+    assert_eq!((nodes.messages, nodes.rejected), (nodes.total, 0));
+
+    // A new record: taken, and seen in the next PONG and FINDNODE [0].
+    let next = a_record
+        .to_builder()
+        .seq(a_record.seq() + 1)
+        .raw(b"app", b"\x83v02")
+        .unwrap()
+        .sign(&key)
+        .unwrap();
+    a.set_local_record(&next).await.unwrap();
+    assert_eq!(a.local_enr(), Some(next.clone()));
+    assert_eq!(
+        a.set_local_record(&a_record).await,
+        Err(RecordFailure::Refused(LocalRecordError::NotNewer {
+            seq: a_record.seq(),
+            current: next.seq()
+        }))
+    );
+    let foreign = b.local_enr().unwrap();
+    assert_eq!(
+        a.set_local_record(&foreign).await,
+        Err(RecordFailure::Refused(LocalRecordError::NotOurs {
+            signer: b.local_id()
+        }))
+    );
+    assert_eq!(b.ping_v5(&a_record).await.unwrap().enr_seq, next.seq());
+    let own = b.find_node_v5(&a_record, &[0]).await.unwrap();
+    assert_eq!(own.records, vec![next.clone()]);
+
+    // Nobody there: the requests time out (700 ms, one resend).
+    let gone = record_of_nobody(22);
+    assert_eq!(
+        b.ping_v5(&gone).await,
+        Err(Discv5Failure::Failed(RequestFailure::Timeout))
+    );
+    assert_eq!(
+        b.find_node_v5(&gone, &[0]).await,
+        Err(Discv5Failure::Failed(RequestFailure::Timeout))
+    );
+    // A node without discv5 says so.
+    let mut config = v5_only();
+    config.node.discv4 = true;
+    config.node.discv5 = false;
+    let (v4, _v4_events) = spawn(config).unwrap();
+    assert_eq!(
+        v4.ping_v5(&a_record).await,
+        Err(Discv5Failure::Refused(Discv5Error::NotRunning))
+    );
+    assert_eq!(
+        v4.find_node_v5(&a_record, &[0]).await,
+        Err(Discv5Failure::Refused(Discv5Error::NotRunning))
+    );
+    for n in [&a, &b, &c, &v4] {
+        n.shutdown().await.unwrap();
+    }
+    assert_eq!(a.ping_v5(&next).await, Err(Discv5Failure::Stopped));
 }

@@ -1,9 +1,10 @@
 //! Discovery v5 against three other implementations: go-ethereum (`p2p/discover`, through
 //! the harness in `tests/interop/geth/`), sigp/discv5 (in process) and @chainsafe/discv5
-//! (`tests/interop/discv5.mjs`), each against our `Discovery` over a real UDP socket on
-//! 127.0.0.1 (`tests/harness/v5peers/`). Every scenario runs against each of the three; see
-//! `tests/INTEROP.md` (the discv5 part) for what they show and the differences found.
-//! `DEVP2P_SKIP_GETH=1` skips the geth ones and `DEVP2P_SKIP_INTEROP=1` the ChainSafe ones.
+//! (`tests/interop/discv5.mjs`), each against our node on each of our drivers (devp2p-tokio
+//! and devp2p-mio, discv5 alone, on 127.0.0.1; `tests/harness/v5peers/`). Every scenario
+//! runs once per pair, as `<scenario>::<implementation>_<driver>`; see `tests/INTEROP.md`
+//! (the discv5 part) for what they show and the differences found. `DEVP2P_SKIP_GETH=1`
+//! skips the geth ones and `DEVP2P_SKIP_INTEROP=1` the ChainSafe ones.
 
 #[path = "../harness/v5peers/mod.rs"]
 mod v5peers;
@@ -12,14 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use devp2p_core::discv5::discovery::Config;
 use devp2p_core::discv5::{pack_nodes, RequestId};
 use devp2p_core::{Enr, NodeId, NodeSecretKey};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use v5peers::geth::GethNode;
 use v5peers::ours::OurNode;
-use v5peers::{enabled, ids, start, Kind, Options, Transform, V5Peer};
+use v5peers::{enabled, ids, start, Kind, Options, OurDriver, Transform, V5Peer};
 
 /// A key from a seed, so that a failing run can be repeated with the same node ids.
 fn key(seed: u64) -> NodeSecretKey {
@@ -47,30 +47,49 @@ fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<
     }
 }
 
-/// Runs each scenario against each implementation, as `<scenario>::<implementation>`.
+/// Runs each scenario against each implementation with our node on each driver, as
+/// `<scenario>::<implementation>_<driver>`.
 macro_rules! against_each {
     ($($scenario:ident),* $(,)?) => {
         $(
             mod $scenario {
                 use super::*;
 
-                #[test]
-                fn geth() {
-                    if enabled(Kind::Geth, concat!(stringify!($scenario), "::geth")) {
-                        super::$scenario(Kind::Geth);
+                fn run(them: Kind, ours: OurDriver) {
+                    let name = format!("{}::{them}_{ours}", stringify!($scenario));
+                    if enabled(them, &name) {
+                        super::$scenario(them, ours);
                     }
                 }
 
                 #[test]
-                fn sigp() {
-                    super::$scenario(Kind::Sigp);
+                fn geth_tokio() {
+                    run(Kind::Geth, OurDriver::Tokio);
                 }
 
                 #[test]
-                fn chainsafe() {
-                    if enabled(Kind::ChainSafe, concat!(stringify!($scenario), "::chainsafe")) {
-                        super::$scenario(Kind::ChainSafe);
-                    }
+                fn geth_mio() {
+                    run(Kind::Geth, OurDriver::Mio);
+                }
+
+                #[test]
+                fn sigp_tokio() {
+                    run(Kind::Sigp, OurDriver::Tokio);
+                }
+
+                #[test]
+                fn sigp_mio() {
+                    run(Kind::Sigp, OurDriver::Mio);
+                }
+
+                #[test]
+                fn chainsafe_tokio() {
+                    run(Kind::ChainSafe, OurDriver::Tokio);
+                }
+
+                #[test]
+                fn chainsafe_mio() {
+                    run(Kind::ChainSafe, OurDriver::Mio);
                 }
             }
         )*
@@ -114,9 +133,9 @@ fn assert_pong(a: &mut dyn V5Peer, b: &dyn V5Peer) {
 
 /// We start the handshake (our PING draws their WHOAREYOU); then they ping us over the
 /// session it made, and again.
-fn ping_both_ways_we_start(kind: Kind) {
+fn ping_both_ways_we_start(kind: Kind, ours: OurDriver) {
     let mut them = start(kind, Options::new(key(101)));
-    let mut us = OurNode::start(Options::new(key(102)));
+    let mut us = OurNode::start(ours, Options::new(key(102)));
     assert_pong(&mut us, them.as_ref());
     assert_pong(them.as_mut(), &us);
     assert_pong(them.as_mut(), &us);
@@ -124,25 +143,25 @@ fn ping_both_ways_we_start(kind: Kind) {
 }
 
 /// They start the handshake; then we ping them.
-fn ping_both_ways_they_start(kind: Kind) {
+fn ping_both_ways_they_start(kind: Kind, ours: OurDriver) {
     let mut them = start(kind, Options::new(key(111)));
-    let mut us = OurNode::start(Options::new(key(112)));
+    let mut us = OurNode::start(ours, Options::new(key(112)));
     assert_pong(them.as_mut(), &us);
     assert_pong(&mut us, them.as_ref());
     assert_pong(&mut us, them.as_ref());
     assert_pong(them.as_mut(), &us);
-    // Both pings of ours went over the session their handshake made.
-    let sessions = us.inspect(|d| d.sessions().session_count());
-    assert_eq!(sessions, 1, "one session with {kind}");
+    // Both pings of ours went over the session their handshake made (the driver's
+    // `discv5_sessions` gauge).
+    assert_eq!(us.session_count(), 1, "one session with {kind}");
 }
 
 /// Both sides start a handshake at the same moment (each PINGs the other, neither holding a
 /// session), five fresh pairs in a row: both PINGs are answered, and both directions work
 /// afterwards.
-fn handshakes_from_both_sides_at_once(kind: Kind) {
+fn handshakes_from_both_sides_at_once(kind: Kind, ours: OurDriver) {
     for round in 0..5u64 {
         let mut them = start(kind, Options::new(key(151 + 2 * round)));
-        let mut us = OurNode::start(Options::new(key(152 + 2 * round)));
+        let mut us = OurNode::start(ours, Options::new(key(152 + 2 * round)));
         let (to_them, to_us) = (them.record(), us.record());
         let (ours, theirs) = std::thread::scope(|s| {
             let a = s.spawn(|| us.ping(&to_them));
@@ -164,22 +183,21 @@ const TABLE_WAIT: Duration = Duration::from_secs(20);
 /// A node others bootstrap from, serving every node it holds: geth revalidating every
 /// 200 ms (its default, 3 s, would make a test wait a second or more per node before geth
 /// serves it, `isValidatedLive`), ours with `prefer_live` off (the same reason; our rule
-/// is geth's), sigp and ChainSafe as they are (they serve what their buckets hold).
+/// is geth's; `NodeConfig::discv5_config`), sigp and ChainSafe as they are (they serve what
+/// their buckets hold).
 fn hub(kind: Kind, opts: Options) -> Box<dyn V5Peer> {
     match kind {
         Kind::Geth => Box::new(GethNode::start_with(opts, &["--ping-interval", "200ms"])),
-        Kind::Ours => {
-            let mut config = Config::default();
-            config.prefer_live = false;
-            Box::new(OurNode::start_with(opts, config))
-        }
+        Kind::Ours(driver) => Box::new(OurNode::start_with(driver, opts, |c| {
+            c.node.discv5_config.prefer_live = false
+        })),
         _ => start(kind, opts),
     }
 }
 
-/// `n` of our nodes bootstrapped from `hub`, each at log distance `at` from it if given
-/// (keys drawn from `seed` on until they are).
-fn helpers(hub: &Enr, n: usize, at: Option<u32>, seed: u64) -> Vec<OurNode> {
+/// `n` of our nodes on `driver` bootstrapped from `hub`, each at log distance `at` from it
+/// if given (keys drawn from `seed` on until they are).
+fn helpers(driver: OurDriver, hub: &Enr, n: usize, at: Option<u32>, seed: u64) -> Vec<OurNode> {
     let hub_id = hub.node_id();
     let mut out = Vec::new();
     let mut s = seed;
@@ -191,7 +209,7 @@ fn helpers(hub: &Enr, n: usize, at: Option<u32>, seed: u64) -> Vec<OurNode> {
         }
         let mut opts = Options::new(k);
         opts.bootnodes = vec![hub.clone()];
-        out.push(OurNode::start(opts));
+        out.push(OurNode::start(driver, opts));
     }
     out
 }
@@ -307,19 +325,19 @@ fn check_findnode(asker: &mut dyn V5Peer, hub: &mut dyn V5Peer, nodes: &[Enr]) {
 }
 
 /// We ask them: FINDNODE of our node at theirs, which five of our nodes bootstrapped from.
-fn findnode_they_answer(kind: Kind) {
+fn findnode_they_answer(kind: Kind, ours: OurDriver) {
     let mut them = hub(kind, Options::new(key(201)));
-    let helpers = helpers(&them.record(), 5, None, 2100);
+    let helpers = helpers(ours, &them.record(), 5, None, 2100);
     let records: Vec<Enr> = helpers.iter().map(|h| h.record()).collect();
     wait_for_table(them.as_mut(), &records);
-    let mut us = OurNode::start(Options::new(key(202)));
+    let mut us = OurNode::start(ours, Options::new(key(202)));
     check_findnode(&mut us, them.as_mut(), &records);
 }
 
 /// They ask us: FINDNODE of theirs at our node, which five of our nodes bootstrapped from.
-fn findnode_we_answer(kind: Kind) {
-    let mut us = hub(Kind::Ours, Options::new(key(211)));
-    let helpers = helpers(&us.record(), 5, None, 2200);
+fn findnode_we_answer(kind: Kind, ours: OurDriver) {
+    let mut us = hub(Kind::Ours(ours), Options::new(key(211)));
+    let helpers = helpers(ours, &us.record(), 5, None, 2200);
     let records: Vec<Enr> = helpers.iter().map(|h| h.record()).collect();
     wait_for_table(us.as_mut(), &records);
     let mut them = start(kind, Options::new(key(212)));
@@ -349,11 +367,11 @@ fn check_talk(a: &mut dyn V5Peer, b: &dyn V5Peer, asks: &[(&[u8], Vec<u8>, Vec<u
 /// TALKREQ both ways, starting the handshake either side: a registered protocol is answered
 /// by the application's handler (empty, short and 700-byte requests), an unknown one with an
 /// empty TALKRESP, and only the registered ones reach the application.
-fn talk_both_ways(kind: Kind) {
+fn talk_both_ways(kind: Kind, ours: OurDriver) {
     let long: Vec<u8> = (0..700u32).map(|i| (i * 7) as u8).collect();
     for (round, we_start) in [(0u64, true), (1, false)] {
         let mut them = start(kind, Options::new(key(401 + 10 * round)));
-        let mut us = OurNode::start(Options::new(key(402 + 10 * round)));
+        let mut us = OurNode::start(ours, Options::new(key(402 + 10 * round)));
         us.register_talk(b"ours", Transform::Reverse);
         them.register_talk(b"theirs", Transform::Prefix(b"T:".to_vec()));
         let to_them: Vec<(&[u8], Vec<u8>, Vec<u8>)> = vec![
@@ -433,10 +451,10 @@ fn assert_no_pong(a: &mut dyn V5Peer, to: &Enr, what: &str) {
 /// WHOAREYOU, the new handshake works, the PONG names the new seq, and `FINDNODE [0]` gets
 /// the new record; their PING to us works although we hold a stale session), then with a
 /// new key (the old record gets nothing; the new one works both ways).
-fn they_restart_with_a_newer_record_then_a_new_key(kind: Kind) {
+fn they_restart_with_a_newer_record_then_a_new_key(kind: Kind, ours: OurDriver) {
     let k1 = key(501);
     let mut them = start(kind, Options::new(k1.clone()));
-    let mut us = OurNode::start(Options::new(key(502)));
+    let mut us = OurNode::start(ours, Options::new(key(502)));
     assert_pong(&mut us, them.as_ref());
     assert_pong(them.as_mut(), &us);
     let old = them.record();
@@ -473,16 +491,16 @@ fn they_restart_with_a_newer_record_then_a_new_key(kind: Kind) {
 }
 
 /// The same with us restarting while they hold our session and record.
-fn we_restart_with_a_newer_record_then_a_new_key(kind: Kind) {
+fn we_restart_with_a_newer_record_then_a_new_key(kind: Kind, ours: OurDriver) {
     let k1 = key(511);
     let mut them = start(kind, Options::new(key(512)));
-    let mut us = OurNode::start(Options::new(k1.clone()));
+    let mut us = OurNode::start(ours, Options::new(k1.clone()));
     assert_pong(them.as_mut(), &us);
     assert_pong(&mut us, them.as_ref());
     let old = us.record();
     drop(us);
 
-    let mut us = OurNode::start(restart_opts(k1, &old));
+    let mut us = OurNode::start(ours, restart_opts(k1, &old));
     let new = us.record();
     let pong = them
         .ping(&old)
@@ -497,7 +515,7 @@ fn we_restart_with_a_newer_record_then_a_new_key(kind: Kind) {
     assert_pong(&mut us, them.as_ref());
     drop(us);
 
-    let mut us = OurNode::start(restart_opts(key(513), &new));
+    let mut us = OurNode::start(ours, restart_opts(key(513), &new));
     assert_no_pong(them.as_mut(), &new, "our node that changed its key");
     assert_pong(them.as_mut(), &us);
     assert_pong(&mut us, them.as_ref());
@@ -505,9 +523,9 @@ fn we_restart_with_a_newer_record_then_a_new_key(kind: Kind) {
 
 /// A record changed while sessions exist (a new entry, seq + 1): the PONGs name the new
 /// seq both ways and `FINDNODE [0]` returns the new record, byte for byte.
-fn changed_records_are_seen_both_ways(kind: Kind) {
+fn changed_records_are_seen_both_ways(kind: Kind, ours: OurDriver) {
     let mut them = start(kind, Options::new(key(521)));
-    let mut us = OurNode::start(Options::new(key(522)));
+    let mut us = OurNode::start(ours, Options::new(key(522)));
     assert_pong(&mut us, them.as_ref());
     assert_pong(them.as_mut(), &us);
 
@@ -538,13 +556,13 @@ fn changed_records_are_seen_both_ways(kind: Kind) {
 /// records per message and so sends 6 (geth, which waits for 5, loses the 16th; we wait for
 /// 6, `MAX_NODES_RESPONSES`); but sigp's FINDNODE to one node returns only the first message
 /// of an answer (INTEROP.md, discv5).
-fn sixteen_records_in_several_nodes_messages(kind: Kind) {
+fn sixteen_records_in_several_nodes_messages(kind: Kind, ours: OurDriver) {
     // They answer.
     let mut them = hub(kind, Options::new(key(601)));
-    let helpers16 = helpers(&them.record(), 16, Some(256), 6100);
+    let helpers16 = helpers(ours, &them.record(), 16, Some(256), 6100);
     let records: Vec<Enr> = helpers16.iter().map(|h| h.record()).collect();
     wait_for_table(them.as_mut(), &records);
-    let mut us = OurNode::start(Options::new(key(602)));
+    let mut us = OurNode::start(ours, Options::new(key(602)));
     let to = them.record();
     let want: BTreeSet<NodeId> = ids(&records).into_iter().collect();
     let answer = eventually(&format!("{kind} serves 16 nodes"), TABLE_WAIT, || {
@@ -587,8 +605,8 @@ fn sixteen_records_in_several_nodes_messages(kind: Kind) {
     drop((helpers16, us, them));
 
     // We answer.
-    let mut us = hub(Kind::Ours, Options::new(key(611)));
-    let helpers16 = helpers(&us.record(), 16, Some(256), 6200);
+    let mut us = hub(Kind::Ours(ours), Options::new(key(611)));
+    let helpers16 = helpers(ours, &us.record(), 16, Some(256), 6200);
     let records: Vec<Enr> = helpers16.iter().map(|h| h.record()).collect();
     wait_for_table(us.as_mut(), &records);
     let mut them = start(kind, Options::new(key(612)));
@@ -620,8 +638,9 @@ fn sixteen_records_in_several_nodes_messages(kind: Kind) {
 }
 
 /// The nodes of the mixed network, by implementation.
-const MIXED: [(Kind, usize); 4] = [
-    (Kind::Ours, 4),
+const MIXED: [(Kind, usize); 5] = [
+    (Kind::Ours(OurDriver::Tokio), 2),
+    (Kind::Ours(OurDriver::Mio), 2),
     (Kind::Geth, 4),
     (Kind::Sigp, 2),
     (Kind::ChainSafe, 2),
@@ -641,8 +660,8 @@ fn by_distance(target: &NodeId, mut ids: Vec<NodeId>) -> Vec<NodeId> {
     ids
 }
 
-/// 4 of ours, 4 geth, 2 sigp and 2 ChainSafe nodes, all bootstrapped from one of ours and
-/// one geth node: every node comes to know every other (its table and its lookups), and
+/// 4 of ours (2 on each driver), 4 geth, 2 sigp and 2 ChainSafe nodes, all bootstrapped
+/// from one of ours (on tokio) and one geth node: every node comes to know every other (its table and its lookups), and
 /// then a lookup from any node, for random targets and for other nodes' ids, returns the
 /// true closest nodes of the mixed set (with 12 nodes, all 11 others), nearest first
 /// (ChainSafe's in no order: INTEROP.md, discv5).
@@ -657,10 +676,11 @@ fn mixed_network_every_node_finds_every_other_and_lookups_return_the_true_closes
     let mut nodes: Vec<Box<dyn V5Peer>> = Vec::new();
     let mut seeds: Vec<Enr> = Vec::new();
     // The two seeds first (ours, then geth from it), so that neither is asked before it is up.
+    let seed = Kind::Ours(OurDriver::Tokio);
     let order: Vec<Kind> = {
-        let mut o = vec![Kind::Ours];
+        let mut o = vec![seed];
         let mut rest = kinds.clone();
-        rest.remove(rest.iter().position(|k| *k == Kind::Ours).unwrap());
+        rest.remove(rest.iter().position(|k| *k == seed).unwrap());
         if let Some(g) = rest.iter().position(|k| *k == Kind::Geth) {
             o.push(rest.remove(g));
         }
@@ -843,19 +863,35 @@ fn mixed_network_every_node_finds_every_other_and_lookups_return_the_true_closes
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+mod geth_with_v4_and_v5_on_one_socket {
+    use super::*;
+
+    #[test]
+    fn tokio() {
+        super::geth_with_v4_and_v5_on_one_socket(OurDriver::Tokio);
+    }
+
+    #[test]
+    fn mio() {
+        super::geth_with_v4_and_v5_on_one_socket(OurDriver::Mio);
+    }
+}
+
 /// geth with discovery v4 and v5 on one socket, as `p2p.Server` runs them (v4 reads every
 /// datagram first and hands v5 what it cannot decode): our discv5 PING, FINDNODE [0] and
 /// TALKREQ reach its v5 through that path and it reaches us; meanwhile another geth's
 /// discv4 PING to the same port is answered by its v4.
-#[test]
-fn geth_with_v4_and_v5_on_one_socket() {
-    if !enabled(Kind::Geth, "geth_with_v4_and_v5_on_one_socket") {
+fn geth_with_v4_and_v5_on_one_socket(ours: OurDriver) {
+    if !enabled(
+        Kind::Geth,
+        &format!("geth_with_v4_and_v5_on_one_socket::{ours}"),
+    ) {
         return;
     }
     let mut both = GethNode::start_with(Options::new(key(801)), &["--v4"]);
     assert_eq!(both.process().listening()["v4"], true);
     both.register_talk(b"shared", Transform::Echo);
-    let mut us = OurNode::start(Options::new(key(802)));
+    let mut us = OurNode::start(ours, Options::new(key(802)));
     assert_pong(&mut us, &both);
     assert_pong(&mut both, &us);
     let own = us.request_record(&both.record()).unwrap();

@@ -6,7 +6,7 @@
 //! EIP-8 leniency does not carry over.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use rlp::DecoderError;
 
@@ -121,6 +121,14 @@ pub struct Pong {
     pub recipient_ip: Option<IpAddr>,
     /// The UDP source port of the PING.
     pub recipient_port: u16,
+}
+
+impl Pong {
+    /// Our address as the responder saw the PING (its source IP and port), if the PONG
+    /// named a valid IP.
+    pub fn recipient(&self) -> Option<SocketAddr> {
+        Some(SocketAddr::new(self.recipient_ip?, self.recipient_port))
+    }
 }
 
 /// FINDNODE (0x03): `[request-id, [distance, ...]]`.

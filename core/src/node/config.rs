@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::discv4::NodeDbSnapshot;
+use crate::discv5::discovery::Config as Discv5Config;
 use crate::dnsdisc::TreeUrl;
 use crate::enode::Enode;
 use crate::enr::Enr;
@@ -85,6 +86,12 @@ pub struct NodeConfig {
     /// most consensus-layer and many execution nodes are). What it costs a node whose
     /// bootnodes do not speak v5: one `FINDNODE [0]` per bootnode per refresh, timing out.
     pub discv5: bool,
+    /// discv5's own settings, when it runs: which nodes FINDNODE answers serve
+    /// ([`prefer_live`](Discv5Config::prefer_live)), the session layer's limits, the TALKREQ
+    /// limits. Its `bootnodes` and `net_restrict` are not read: discv5 takes this config's
+    /// [`bootnodes`](Self::bootnodes), [`bootnode_records`](Self::bootnode_records) and
+    /// [`net_restrict`](Self::net_restrict), as discv4 and the dialer do.
+    pub discv5_config: Discv5Config,
     /// Discovery bootnodes, for every version that runs (geth's `--bootnodes` sets both
     /// lists). discv5 asks a bootnode known by its enode for its record first
     /// (`FINDNODE [0]`); one that does not speak v5 costs that request per refresh.
@@ -137,6 +144,7 @@ impl Default for NodeConfig {
             no_discovery: false,
             discv4: true,
             discv5: true,
+            discv5_config: Discv5Config::default(),
             bootnodes: Vec::new(),
             bootnode_records: Vec::new(),
             dns: Vec::new(),

@@ -14,8 +14,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, SeedableRng};
 
 use super::types::{
-    ConnectError, ConnectionFailure, Direction, DiscoveryVersion, Discv5Error, NodeEvent,
-    PacketKind,
+    ConnectError, ConnectionFailure, Direction, DiscoveryVersion, Discv5Error, LocalRecordError,
+    NodeEvent, PacketKind,
 };
 use super::{Action, ConnState, Node, DIAL_TIMEOUT, LOOKUP_MIN_INTERVAL};
 use crate::dial::{DialAction, DialKind, DialTarget};
@@ -91,7 +91,7 @@ impl Machines {
             let c = Discv5Config {
                 bootnodes: bootnodes.clone(),
                 net_restrict: config.net_restrict.clone(),
-                ..Discv5Config::default()
+                ..config.discv5_config.clone()
             };
             Box::new(Discv5::new(
                 key.clone(),
@@ -220,6 +220,42 @@ impl<R: CryptoRng> Node<R> {
         Some(self.discv5.as_mut()?.start_random_lookup(now, unix))
     }
 
+    // ---- discv5 requests to one node -------------------------------------------------------
+
+    /// Sends a discv5 PING to the node of `record` (at the UDP endpoint it advertises,
+    /// handshaking first if need be). The PONG (the node's record seq, and our address as it
+    /// saw the PING), or why none came, arrives as [`NodeEvent::Discv5`] holding a
+    /// `PingResponse` with the returned id. A liveness check the application runs itself:
+    /// the table is not touched.
+    pub fn ping_v5(&mut self, now: Instant, record: &Enr) -> Result<RequestId, Discv5Error> {
+        self.tick(now, self.unix_secs);
+        let d = self.discv5.as_mut().ok_or(Discv5Error::NotRunning)?;
+        let id = d.ping(now, record).map_err(Discv5Error::Send)?;
+        self.after_discovery();
+        Ok(id)
+    }
+
+    /// Sends a discv5 FINDNODE for the log `distances` (0 asks for the node's own record) to
+    /// the node of `record`. Every NODES message of the answer put together (the verified
+    /// records at the distances asked, each node once, and how many messages came of how
+    /// many announced), or why none came, arrives as [`NodeEvent::Discv5`] holding a
+    /// `FindNodeResponse` with the returned id. The records are not put into the table nor
+    /// offered to the dialer: what to do with them is the caller's choice.
+    pub fn find_node_v5(
+        &mut self,
+        now: Instant,
+        record: &Enr,
+        distances: &[u64],
+    ) -> Result<RequestId, Discv5Error> {
+        self.tick(now, self.unix_secs);
+        let d = self.discv5.as_mut().ok_or(Discv5Error::NotRunning)?;
+        let id = d
+            .find_node(now, record, distances)
+            .map_err(Discv5Error::Send)?;
+        self.after_discovery();
+        Ok(id)
+    }
+
     // ---- discv5 TALKREQ --------------------------------------------------------------------
 
     /// Registers the TALKREQ protocol `name`: its requests reach the application as
@@ -280,21 +316,31 @@ impl<R: CryptoRng> Node<R> {
     }
 
     /// Replaces our record, for every version that runs: it must be signed with our key
-    /// and carry a higher seq than the current one; says whether it was taken. discv4's
+    /// and carry a higher seq than the current one, or it is refused saying which. discv4's
     /// ENRResponse and Pings, and discv5's handshakes, PINGs, PONGs and `FINDNODE [0]`
     /// answers carry it from now on. Its endpoint stays until the endpoint prediction differs
     /// from it (unless [`NodeConfig::advertised_ip`] pins it): a record the application
     /// keeps must start from [`local_enr`](Self::local_enr) after every
-    /// [`NodeEvent::EndpointChanged`].
-    pub fn set_local_record(&mut self, record: Enr) -> bool {
+    /// [`NodeEvent::EndpointChanged`]. Without discovery there is no record to replace
+    /// ([`LocalRecordError::NoDiscovery`]).
+    pub fn set_local_record(&mut self, record: Enr) -> Result<(), LocalRecordError> {
+        if record.node_id() != self.local_id() {
+            return Err(LocalRecordError::NotOurs {
+                signer: record.node_id(),
+            });
+        }
         let Some(local) = &mut self.local else {
-            return false;
+            return Err(LocalRecordError::NoDiscovery);
         };
-        if record.node_id() != self.key.id() || !local.replace(record.clone()) {
-            return false;
+        let current = local.seq();
+        if record.seq() <= current || !local.replace(record.clone()) {
+            return Err(LocalRecordError::NotNewer {
+                seq: record.seq(),
+                current,
+            });
         }
         self.hand_to_machines(record);
-        true
+        Ok(())
     }
 
     // ---- internals -------------------------------------------------------------------------

@@ -6,7 +6,8 @@
 //! the dialer and start from the same node database, and [`Node::set_local_record`] changes
 //! the record of both. v4 reports through [`NodeEvent::Discovery`], v5 through
 //! [`NodeEvent::Discv5`]; lookups run over either ([`Node::lookup`], [`Node::lookup_v5`]),
-//! and discv5's TALKREQ is open to the application ([`Node::register_talk_protocol`],
+//! discv5's requests to one node are open to the application ([`Node::ping_v5`],
+//! [`Node::find_node_v5`]), and so is its TALKREQ ([`Node::register_talk_protocol`],
 //! [`Node::talk_request`], [`Node::answer_talk`]).
 //!
 //! Our record follows the endpoint peers see us at, unless [`NodeConfig::advertised_ip`]
@@ -400,6 +401,7 @@ impl<R: CryptoRng> Node<R> {
         }
         if let Some(d) = &self.discv5 {
             s.discv5_packets_dropped = d.sessions().drop_counts().clone();
+            s.discv5_sessions = d.sessions().session_count();
         }
         s.dials_skipped = self.dialer.skipped().clone();
         s

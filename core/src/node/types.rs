@@ -276,6 +276,50 @@ impl fmt::Display for Discv5Error {
 
 impl std::error::Error for Discv5Error {}
 
+/// Why [`Node::set_local_record`](super::Node::set_local_record) kept the record it had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalRecordError {
+    /// The record is signed by another key: it names another node.
+    NotOurs {
+        /// The node it names.
+        signer: NodeId,
+    },
+    /// Its seq is not above the current record's: nodes holding the current one would never
+    /// take it (a changed record needs a higher seq, EIP-778).
+    NotNewer {
+        /// The offered record's seq.
+        seq: u64,
+        /// The current record's seq.
+        current: u64,
+    },
+    /// The node runs no discovery, so it has no record.
+    NoDiscovery,
+}
+
+impl fmt::Display for LocalRecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LocalRecordError::NotOurs { signer } => {
+                write!(
+                    f,
+                    "record refused: it is signed by {signer}, not by our key"
+                )
+            }
+            LocalRecordError::NotNewer { seq, current } => write!(
+                f,
+                "record refused: its seq {seq} is not above the current record's {current}"
+            ),
+            LocalRecordError::NoDiscovery => f.write_str(
+                "record refused: this node runs no discovery (enable discv4 or discv5 in its \
+                 NodeConfig)",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LocalRecordError {}
+
 /// A dial or an inbound connection that did not become a peer (see
 /// [`NodeEvent::ConnectionFailed`]).
 ///
@@ -631,6 +675,10 @@ pub struct NodeStats {
     /// Datagrams discv5 dropped, by reason (on a socket shared with v4: those v4 could not
     /// read either, as [`Discv5DropReason::NotDiscv5`]).
     pub discv5_packets_dropped: BTreeMap<Discv5DropReason, u64>,
+    /// discv5 sessions held now (a gauge, not a counter): one per node and address a
+    /// handshake was made with, at most
+    /// [`SessionsConfig::max_sessions`](crate::discv5::SessionsConfig::max_sessions).
+    pub discv5_sessions: usize,
     /// Connections by how their handshake phase ended.
     pub handshakes: BTreeMap<HandshakeOutcome, u64>,
     /// Dials started.

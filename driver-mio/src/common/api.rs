@@ -4,7 +4,7 @@
 use std::fmt;
 
 use devp2p_core::discv5::RequestFailure;
-use devp2p_core::node::{DiscoveryVersion, Discv5Error, Node, Undialable};
+use devp2p_core::node::{DiscoveryVersion, Discv5Error, LocalRecordError, Node, Undialable};
 use devp2p_core::session::SendError;
 use devp2p_core::NodeId;
 
@@ -143,36 +143,69 @@ impl From<Stopped> for LookupError {
     }
 }
 
-/// Why a driver's discv5 TALKREQ command failed: registering a protocol, asking, answering.
+/// Why a driver's discv5 command failed: a PING, a FINDNODE or a TALKREQ to one node,
+/// registering a TALKREQ protocol, answering a TALKREQ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum TalkFailure {
+pub enum Discv5Failure {
     /// The node has stopped (with tokio: before the answer came, too).
     Stopped,
     /// The node refused the command at once; [`Discv5Error`] says why (discv5 does not
     /// run, too many protocols, a record without an IP and UDP port, the request not
     /// waiting for an answer any more, …).
     Refused(Discv5Error),
-    /// (tokio only, where `talk_request` waits for the answer) The request went out and no
+    /// (tokio only, where the requests wait for their answer) The request went out and no
     /// answer came: [`RequestFailure`] says why (a timeout, or a handshake that could not
-    /// be made). With mio the same arrives as the `TalkResponse` event's error.
+    /// be made). With mio the same arrives as the error in the request's event
+    /// (`PingResponse`, `FindNodeResponse`, `TalkResponse`).
     Failed(RequestFailure),
 }
 
-impl fmt::Display for TalkFailure {
+/// [`Discv5Failure`]'s name from when TALKREQ was the drivers' only discv5 request.
+pub type TalkFailure = Discv5Failure;
+
+impl fmt::Display for Discv5Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TalkFailure::Stopped => Stopped.fmt(f),
-            TalkFailure::Refused(e) => e.fmt(f),
-            TalkFailure::Failed(e) => write!(f, "TALKREQ failed: {e}"),
+            Discv5Failure::Stopped => Stopped.fmt(f),
+            Discv5Failure::Refused(e) => e.fmt(f),
+            Discv5Failure::Failed(e) => write!(f, "discv5 request failed: {e}"),
         }
     }
 }
 
-impl std::error::Error for TalkFailure {}
+impl std::error::Error for Discv5Failure {}
 
-impl From<Stopped> for TalkFailure {
+impl From<Stopped> for Discv5Failure {
     fn from(_: Stopped) -> Self {
-        TalkFailure::Stopped
+        Discv5Failure::Stopped
+    }
+}
+
+/// Why a driver kept the local record it had (`set_local_record`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordFailure {
+    /// The node has stopped.
+    Stopped,
+    /// The node refused the record: not signed by our key, or not newer than the current
+    /// one ([`LocalRecordError`] says which).
+    Refused(LocalRecordError),
+}
+
+impl fmt::Display for RecordFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordFailure::Stopped => Stopped.fmt(f),
+            RecordFailure::Refused(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RecordFailure {}
+
+impl From<Stopped> for RecordFailure {
+    fn from(_: Stopped) -> Self {
+        RecordFailure::Stopped
     }
 }

@@ -32,7 +32,9 @@ pub mod keyfile;
 pub mod nat;
 pub mod nodedb_file;
 
-pub use api::{AddStaticError, LookupError, SendFailure, Stopped, TalkFailure};
+pub use api::{
+    AddStaticError, Discv5Failure, LookupError, RecordFailure, SendFailure, Stopped, TalkFailure,
+};
 pub use clock::Clock;
 pub use config::{prepare, DataDirLock, DriverConfig, KeySource, Prepared, StartError, Transport};
 pub use dns::{DnsResolver, DnsResolverConfig};

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::node_process::EjsPeer;
 use super::{
     hex, pong_of, record_of, records_of, unhex, Kind, Options, Pong, TalkSeen, Transform, V5Peer,
-    LOOKUP_WAIT, WAIT,
+    LOCAL_WAIT, LOOKUP_WAIT, WAIT,
 };
 
 /// A ChainSafe discv5 node.
@@ -99,7 +99,7 @@ impl V5Peer for ChainSafeNode {
         let mut cmd = transform.to_json();
         cmd["cmd"] = json!("register_talk");
         cmd["protocol"] = json!(String::from_utf8_lossy(protocol));
-        self.call(cmd, WAIT)
+        self.call(cmd, LOCAL_WAIT)
             .expect("the script registers a protocol");
     }
 
@@ -132,7 +132,7 @@ impl V5Peer for ChainSafeNode {
 
     fn table(&mut self) -> Vec<Enr> {
         let v = self
-            .call(json!({"cmd": "table"}), WAIT)
+            .call(json!({"cmd": "table"}), LOCAL_WAIT)
             .expect("the script prints its table");
         records_of(&v, "nodes").expect("chainsafe's table records")
     }
@@ -140,7 +140,7 @@ impl V5Peer for ChainSafeNode {
     fn set_enr_field(&mut self, key: &str, value: &[u8]) -> Enr {
         let cmd = json!({"cmd": "set_enr_field", "key": key, "hex": hex(value)});
         let v = self
-            .call(cmd, WAIT)
+            .call(cmd, LOCAL_WAIT)
             .expect("the script sets a record entry");
         record_of(&v).expect("chainsafe's new record")
     }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::geth_process::GethPeer;
 use super::{
     hex, pong_of, record_of, records_of, rlp_string, unhex, Kind, Options, Pong, TalkSeen,
-    Transform, V5Peer, LOOKUP_WAIT, WAIT,
+    Transform, V5Peer, LOCAL_WAIT, LOOKUP_WAIT, WAIT,
 };
 
 /// A geth discv5 node.
@@ -92,7 +92,8 @@ impl V5Peer for GethNode {
         let mut cmd = transform.to_json();
         cmd["cmd"] = json!("register_talk");
         cmd["protocol"] = json!(String::from_utf8_lossy(protocol));
-        self.call(cmd, WAIT).expect("geth registers a talk handler");
+        self.call(cmd, LOCAL_WAIT)
+            .expect("geth registers a talk handler");
     }
 
     fn talk_requests(&self) -> Vec<TalkSeen> {
@@ -124,14 +125,16 @@ impl V5Peer for GethNode {
 
     fn table(&mut self) -> Vec<Enr> {
         let v = self
-            .call(json!({"cmd": "table"}), WAIT)
+            .call(json!({"cmd": "table"}), LOCAL_WAIT)
             .expect("geth prints its table");
         records_of(&v, "nodes").expect("geth's table records")
     }
 
     fn set_enr_field(&mut self, key: &str, value: &[u8]) -> Enr {
         let cmd = json!({"cmd": "set_enr_field", "key": key, "value": hex(&rlp_string(value))});
-        let v = self.call(cmd, WAIT).expect("geth sets a record entry");
+        let v = self
+            .call(cmd, LOCAL_WAIT)
+            .expect("geth sets a record entry");
         record_of(&v).expect("geth's new record")
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! | [`Kind`] | what runs | where |
 //! |---|---|---|
-//! | [`Kind::Ours`] | `devp2p_core::discv5::discovery::Discovery` over a real UDP socket ([`ours`]) | a thread of the test process |
+//! | [`Kind::Ours`] | our node on one of our drivers, discv5 alone ([`ours`]): `devp2p_tokio` ([`OurDriver::Tokio`]) or `devp2p_mio` ([`OurDriver::Mio`]) | its own tokio runtime, or a mio `Runner` on a thread of the test process |
 //! | [`Kind::Geth`] | go-ethereum's `p2p/discover.ListenV5` (`harness discv5` in `tests/interop/geth/`) | a child process ([`geth`]) |
 //! | [`Kind::Sigp`] | sigp/discv5 from crates.io ([`sigp`]) | its own tokio runtime in the test process |
 //! | [`Kind::ChainSafe`] | @chainsafe/discv5 from npm (`tests/interop/discv5.mjs`) | a child process ([`chainsafe`]) |
@@ -33,15 +33,39 @@ use serde_json::{json, Value};
 /// Longest a single request (PING, FINDNODE, TALKREQ, a record) may take to end, answered or
 /// failed, on loopback: each implementation gives up within 1–2 s (one resend of 1 s at most).
 pub const WAIT: Duration = Duration::from_secs(5);
+/// Longest a node may take to answer a command that needs no network (its table, its
+/// record, registering a TALK protocol, changing its record). It should answer at once; the
+/// limit only turns a hung node into a failing test, and it is generous because a child
+/// process may be starved: a ChainSafe hub that 16 nodes were bootstrapping from, on the
+/// 2-core machine running other builds, once took over 5 s to read its next command.
+pub const LOCAL_WAIT: Duration = Duration::from_secs(20);
 /// Longest a lookup may take (geth's has no timeout of its own; over a dozen loopback nodes
 /// they take well under a second).
 pub const LOOKUP_WAIT: Duration = Duration::from_secs(20);
 
+/// Which of our drivers runs our node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OurDriver {
+    /// devp2p-tokio.
+    Tokio,
+    /// devp2p-mio.
+    Mio,
+}
+
+impl fmt::Display for OurDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OurDriver::Tokio => "tokio",
+            OurDriver::Mio => "mio",
+        })
+    }
+}
+
 /// Which implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
-    /// devp2p-sansio.
-    Ours,
+    /// devp2p-sansio, on one of its drivers.
+    Ours(OurDriver),
     /// go-ethereum.
     Geth,
     /// sigp/discv5.
@@ -53,7 +77,8 @@ pub enum Kind {
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Kind::Ours => "ours",
+            Kind::Ours(OurDriver::Tokio) => "ours-tokio",
+            Kind::Ours(OurDriver::Mio) => "ours-mio",
             Kind::Geth => "geth",
             Kind::Sigp => "sigp",
             Kind::ChainSafe => "chainsafe",
@@ -92,7 +117,7 @@ impl Options {
 /// what to install); call [`enabled`] first.
 pub fn start(kind: Kind, opts: Options) -> Box<dyn V5Peer> {
     match kind {
-        Kind::Ours => Box::new(ours::OurNode::start(opts)),
+        Kind::Ours(driver) => Box::new(ours::OurNode::start(driver, opts)),
         Kind::Geth => Box::new(geth::GethNode::start(opts)),
         Kind::Sigp => Box::new(sigp::SigpNode::start(opts)),
         Kind::ChainSafe => Box::new(chainsafe::ChainSafeNode::start(opts)),
@@ -104,7 +129,7 @@ pub fn start(kind: Kind, opts: Options) -> Box<dyn V5Peer> {
 /// for ChainSafe this also installs the pinned npm packages if needed.
 pub fn enabled(kind: Kind, test: &str) -> bool {
     match kind {
-        Kind::Ours | Kind::Sigp => true,
+        Kind::Ours(_) | Kind::Sigp => true,
         Kind::Geth => geth_process::geth_enabled(test),
         Kind::ChainSafe => node_process::ready(test),
     }

@@ -28,7 +28,7 @@ use crate::discv4::{
     finish_checks, lookups_done, no_bootnode_answered, nodes_json, spawn_lookups, Checked, Crawled,
     Progress, CRAWL_CHECK_TIMEOUT, CRAWL_PARALLEL_CHECKS, PROGRESS_INTERVAL,
 };
-use crate::node::{Announced, NatArgs};
+use crate::node::NatArgs;
 use crate::Failure;
 
 /// Who we are and where we listen, for every `discv5` subcommand (geth's `--nodekey`,
