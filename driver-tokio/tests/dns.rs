@@ -4,18 +4,24 @@
 //! `dns to-txt` publish a tree, dnsmasq serves it, and `devp2p dns sync` reads it back
 //! through the resolver. Nodes walk trees too: a node on each driver, and `devp2p node`,
 //! given only a tree's URL (no bootnodes), find the live nodes it lists through dnsmasq and
-//! hold RLPx sessions with them. Without dnsmasq the test fails and says what to install;
+//! hold RLPx sessions with them (from a tree geth signed: `geth_tools.rs`, which runs geth's
+//! tool). Without dnsmasq the test fails and says what to install;
 //! `DEVP2P_SKIP_DNSMASQ=1` skips it, saying so.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "support/dns_walk.rs"]
+mod dns_walk;
 #[path = "support/dnsmasq.rs"]
 mod dnsmasq;
+use dns_walk::{
+    devp2p_node_reaches_every_node_of_the_tree, live_nodes, nodes_json, shutdown_all,
+    CONNECT_WITHIN,
+};
 use dnsmasq::{dnsmasq_path, serve};
 
 use devp2p_core::dnsdisc::{Tree, TreeUrl};
@@ -54,17 +60,6 @@ fn records(n: usize, seed: u64) -> Vec<Enr> {
                 .unwrap()
         })
         .collect()
-}
-
-fn nodes_json(records: &[Enr]) -> String {
-    let mut m = serde_json::Map::new();
-    for r in records {
-        m.insert(
-            r.node_id().to_string(),
-            serde_json::json!({"seq": r.seq(), "record": r.to_string()}),
-        );
-    }
-    serde_json::to_string_pretty(&serde_json::Value::Object(m)).unwrap()
 }
 
 fn synced_ids(dir: &Path) -> Vec<String> {
@@ -223,25 +218,6 @@ fn a_tree_with_a_bad_entry_fails_the_sync_naming_the_entry() {
     assert!(err.contains("signature does not verify"), "{err}");
 }
 
-/// How long a node with a tree may take to hold sessions with every node it lists: the walk
-/// takes a root and five entries at once (the rate limit's burst is 10), and each dial one
-/// handshake; the rest is slack for a loaded machine.
-const CONNECT_WITHIN: Duration = Duration::from_secs(30);
-
-/// Nodes on 127.0.0.1 speaking eth/68 (so that peers share a capability), with discv4 so
-/// that they have records, knowing nobody.
-fn live_nodes(n: usize) -> Vec<(devp2p_tokio::NodeHandle, devp2p_tokio::EventStream)> {
-    (0..n)
-        .map(|_| {
-            let mut config = DriverConfig::default();
-            config.node.listen = "127.0.0.1:0".parse().unwrap();
-            config.node.discv5 = false;
-            config.node.session.protocols = vec![Protocol::new("eth", 68, 17)];
-            devp2p_tokio::spawn(config).unwrap()
-        })
-        .collect()
-}
-
 /// A signed tree of `records` at `domain`, served by a dnsmasq of its own; its URL.
 fn serve_tree(
     bin: &Path,
@@ -368,66 +344,8 @@ fn devp2p_node_with_dns_and_no_bootnodes_holds_sessions_with_the_trees_nodes() {
         .collect();
     let want: BTreeSet<String> = records.iter().map(|r| r.node_id().to_string()).collect();
     let (server, url) = serve_tree(&bin, &dir, &records, "cli.example.org");
-
-    for driver in ["tokio", "mio"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_devp2p"))
-            .args([
-                "node",
-                "--listen",
-                "127.0.0.1:0",
-                "--json",
-                "--caps",
-                "eth/68",
-            ])
-            .args(["--driver", driver, "--dns", &url.to_string()])
-            .args(["--dns-server", &format!("127.0.0.1:{}", server.port)])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting devp2p node");
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(serde_json::from_str::<serde_json::Value>(&line).unwrap());
-            }
-        });
-        let (mut peers, mut dns_nodes) = (BTreeSet::new(), BTreeSet::new());
-        let give_up = Instant::now() + CONNECT_WITHIN;
-        while peers.len() < want.len() && Instant::now() < give_up {
-            let Ok(v) = rx.recv_timeout(Duration::from_millis(100)) else {
-                continue;
-            };
-            match v["event"].as_str() {
-                Some("peer_added") => {
-                    peers.insert(v["id"].as_str().unwrap().to_owned());
-                }
-                Some("dns_node") => {
-                    assert_eq!(v["tree"], url.to_string().as_str());
-                    dns_nodes.insert(v["id"].as_str().unwrap().to_owned());
-                }
-                Some("dns_error") => panic!("{driver}: {v}"),
-                _ => {}
-            }
-        }
-        let killed = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let out = child.wait_with_output().unwrap();
-        reader.join().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(peers, want, "{driver}: {stderr}");
-        assert_eq!(dns_nodes, want, "{driver}: every record came from the tree");
-        assert!(out.status.success(), "{driver}: {stderr}");
-    }
-    runtime.block_on(async {
-        for (h, _) in &targets {
-            let _ = h.shutdown().await;
-        }
-    });
+    devp2p_node_reaches_every_node_of_the_tree(&url.to_string(), server.port, &want);
+    shutdown_all(&runtime, &targets);
     drop(server);
 }
 

@@ -4,10 +4,13 @@
 //! `rlpx ping`, `discv4 ping`, `requestenr`, `resolve` and `crawl`, ours against geth, and
 //! `nodes.json` files read by geth's `nodeset info` and `discv4 crawl`; geth's `discv4 test`
 //! against our `discv4 listen`, and geth's `discv4 resolve-json` and ours writing the same
-//! set from the same input. 127.0.0.1 and
+//! set from the same input; `devp2p node` bootstrapping from a tree geth's `dns sign` signed,
+//! served by dnsmasq. 127.0.0.1 and
 //! 127.0.0.2 only (geth's tools are always given `--bootnodes`, else they would start from
 //! the mainnet bootnodes). `DEVP2P_SKIP_GETH=1` skips these tests. See `tests/INTEROP.md`.
 
+#[path = "support/dns_walk.rs"]
+mod dns_walk;
 #[path = "support/dnsmasq.rs"]
 mod dnsmasq;
 #[path = "../../tests/harness/geth.rs"]
@@ -994,4 +997,82 @@ fn geth_and_our_dns_tools_publish_and_read_each_others_trees() {
         serde_json::from_str(&std::fs::read_to_string(out.join("enrtree-info.json")).unwrap())
             .unwrap();
     assert_eq!(synced_info["seq"], 5);
+}
+
+/// The chain a mainnet node relies on, with geth as the publisher: geth's `devp2p dns sign`
+/// (its keystore, written by geth's own package) and `dns to-txt` publish a tree of live
+/// nodes of ours, dnsmasq serves geth's TXT records, and `devp2p node` on each driver, given
+/// only the URL geth printed, verifies geth's signature and holds sessions with every node.
+#[test]
+fn devp2p_node_bootstraps_from_a_tree_signed_by_geths_dns_sign() {
+    if !geth_enabled("devp2p_node_bootstraps_from_a_tree_signed_by_geths_dns_sign") {
+        return;
+    }
+    let Some(bin) = dnsmasq::dnsmasq_path() else {
+        return;
+    };
+    let dir = temp_dir("geth-signed");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let targets = dns_walk::live_nodes(3);
+    let records: Vec<Enr> = targets
+        .iter()
+        .map(|(h, _)| h.local_enr().unwrap())
+        .collect();
+    let want: BTreeSet<String> = records.iter().map(|r| r.node_id().to_string()).collect();
+
+    let def = dir.join("tree");
+    std::fs::create_dir_all(&def).unwrap();
+    std::fs::write(def.join("nodes.json"), dns_walk::nodes_json(&records)).unwrap();
+    let keystore = dir.join("signer.keystore");
+    let (def_s, keystore_s) = (def.to_str().unwrap(), keystore.to_str().unwrap());
+    // geth's password prompt reads the empty line of a closed stdin: the keystore's password
+    // is empty.
+    let mut ks = Command::new(geth_binary("./keystore"));
+    ks.args([
+        "dc599867fc513f8f5e2c2c9c489cde5e71362d1d9ec6e693e0de063236ed1240",
+        "",
+        keystore_s,
+    ]);
+    ok(
+        &run_bounded(ks, COMMAND_LIMIT).unwrap(),
+        "writing a keystore with geth's package",
+    );
+    ok(
+        &geth(&[
+            "dns",
+            "sign",
+            "--domain",
+            "geth-signed.example.org",
+            "--seq",
+            "11",
+            def_s,
+            keystore_s,
+        ]),
+        "geth's dns sign",
+    );
+    let txt = dir.join("txt.json");
+    ok(
+        &geth(&["dns", "to-txt", def_s, txt.to_str().unwrap()]),
+        "geth's dns to-txt",
+    );
+    let geth_records: BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(&txt).unwrap()).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(def.join("enrtree-info.json")).unwrap())
+            .unwrap();
+    let url = info["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.ends_with("@geth-signed.example.org"),
+        "geth's URL: {url}"
+    );
+
+    let server = dnsmasq::serve(&bin, &dir, &geth_records);
+    dns_walk::devp2p_node_reaches_every_node_of_the_tree(&url, server.port, &want);
+    dns_walk::shutdown_all(&runtime, &targets);
+    drop(server);
 }
