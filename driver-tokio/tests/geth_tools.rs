@@ -798,6 +798,50 @@ fn varied_node_set(dir: &Path) -> PathBuf {
     path
 }
 
+/// `key to-id`, `key to-enode` and `key to-enr` (at seq 0, geth's, whose signatures are
+/// deterministic as ours are: RFC 6979) print what geth's print for the same key file.
+#[test]
+fn our_key_commands_print_what_geths_print() {
+    if !geth_enabled("our_key_commands_print_what_geths_print") {
+        return;
+    }
+    let dir = temp_dir("key");
+    let key = dir.join("nodekey");
+    std::fs::write(
+        &key,
+        "b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291",
+    )
+    .unwrap();
+    let k = key.to_str().unwrap();
+    let same = |ours_args: &[&str], geths_args: &[&str]| {
+        let o = ok(&ours(ours_args), "ours");
+        let g = ok(&geth(geths_args), "geth's");
+        assert_eq!(o, g, "devp2p {ours_args:?} against geth's {geths_args:?}");
+        assert!(!o.trim().is_empty());
+    };
+    same(&["key", "to-id", k], &["key", "to-id", k]);
+    same(&["key", "to-enode", k], &["key", "to-enode", k]);
+    let flags = ["--ip", "10.3.58.6", "--tcp", "30304", "--udp", "30301"];
+    let with = |args: &[&'static str]| -> Vec<&str> {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend_from_slice(&flags);
+        v.push(k);
+        v
+    };
+    let ours_enode = {
+        let mut v = vec!["key", "to-enode", k];
+        v.extend_from_slice(&flags);
+        v
+    };
+    same(&ours_enode, &with(&["key", "to-enode"]));
+    let ours_enr = {
+        let mut v = vec!["key", "to-enr", k, "--seq", "0"];
+        v.extend_from_slice(&flags);
+        v
+    };
+    same(&ours_enr, &with(&["key", "to-enr"]));
+}
+
 #[test]
 fn our_nodeset_info_and_filter_print_what_geths_print() {
     if !geth_enabled("our_nodeset_info_and_filter_print_what_geths_print") {

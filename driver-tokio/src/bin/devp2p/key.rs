@@ -1,4 +1,5 @@
-//! `devp2p key …`: generate a node key, and show it as an enode URL or a signed record.
+//! `devp2p key …`: generate a node key, and show it as a node id, an enode URL or a signed
+//! record.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,11 @@ pub fn generate(out: Option<&Path>) -> Result<ExitCode, Failure> {
         }
         None => outln!("{}", hex::encode(key.to_bytes())),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn to_id(file: &Path) -> Result<ExitCode, Failure> {
+    outln!("{}", keyfile::load(file)?.id());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -82,6 +82,11 @@ enum KeyCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Prints the node id (Keccak-256 of the public key) of the key in FILE.
+    ToId {
+        /// The node key file (64 hex characters).
+        file: PathBuf,
+    },
     /// Prints the enode URL of the key in FILE.
     ToEnode(key::AddressArgs),
     /// Prints a signed record (enr:…) for the key in FILE.
@@ -354,6 +359,7 @@ pub type Failure = Box<dyn std::error::Error + Send + Sync>;
 async fn run(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::Key(KeyCommand::Generate { out }) => key::generate(out.as_deref()),
+        Command::Key(KeyCommand::ToId { file }) => key::to_id(&file),
         Command::Key(KeyCommand::ToEnode(a)) => key::to_enode(&a),
         Command::Key(KeyCommand::ToEnr { address, seq }) => key::to_enr(&address, seq),
         Command::Enr(EnrCommand::Decode { record }) => enr::decode(&record),
