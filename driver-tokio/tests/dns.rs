@@ -19,8 +19,7 @@ mod dns_walk;
 #[path = "support/dnsmasq.rs"]
 mod dnsmasq;
 use dns_walk::{
-    devp2p_node_reaches_every_node_of_the_tree, live_nodes, nodes_json, shutdown_all,
-    CONNECT_WITHIN,
+    devp2p_node_reaches_every_node_of_the_tree, nodes_json, terminate, LiveNodes, CONNECT_WITHIN,
 };
 use dnsmasq::{dnsmasq_path, serve};
 
@@ -246,19 +245,11 @@ fn seeker(url: &TreeUrl, port: u16) -> DriverConfig {
 fn a_node_on_each_driver_given_only_a_tree_connects_to_every_live_node_it_lists() {
     let Some(bin) = dnsmasq_path() else { return };
     let dir = tempdir("walk");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let targets = LiveNodes::start(3, 2);
+    let runtime = &targets.runtime;
     let _guard = runtime.enter();
-    let targets = live_nodes(3);
-    let records: Vec<Enr> = targets
-        .iter()
-        .map(|(h, _)| h.local_enr().unwrap())
-        .collect();
-    let want: BTreeSet<NodeId> = records.iter().map(Enr::node_id).collect();
-    let (server, url) = serve_tree(&bin, &dir, &records, "nodes.example.org");
+    let want: BTreeSet<NodeId> = targets.records.iter().map(Enr::node_id).collect();
+    let (server, url) = serve_tree(&bin, &dir, &targets.records, "nodes.example.org");
 
     // mio, on a runner thread of its own.
     let mut runner = devp2p_mio::Runner::new().unwrap();
@@ -318,12 +309,7 @@ fn a_node_on_each_driver_given_only_a_tree_connects_to_every_live_node_it_lists(
 
     remote.stop();
     mio_thread.join().unwrap().unwrap();
-    runtime.block_on(async {
-        let _ = tokio_node.shutdown().await;
-        for (h, _) in &targets {
-            let _ = h.shutdown().await;
-        }
-    });
+    let _ = runtime.block_on(tokio_node.shutdown());
     drop(server);
 }
 
@@ -331,21 +317,9 @@ fn a_node_on_each_driver_given_only_a_tree_connects_to_every_live_node_it_lists(
 fn devp2p_node_with_dns_and_no_bootnodes_holds_sessions_with_the_trees_nodes() {
     let Some(bin) = dnsmasq_path() else { return };
     let dir = tempdir("cli-walk");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = runtime.enter();
-    let targets = live_nodes(2);
-    let records: Vec<Enr> = targets
-        .iter()
-        .map(|(h, _)| h.local_enr().unwrap())
-        .collect();
-    let want: BTreeSet<String> = records.iter().map(|r| r.node_id().to_string()).collect();
-    let (server, url) = serve_tree(&bin, &dir, &records, "cli.example.org");
-    devp2p_node_reaches_every_node_of_the_tree(&url.to_string(), server.port, &want);
-    shutdown_all(&runtime, &targets);
+    let targets = LiveNodes::start(2, 1);
+    let (server, url) = serve_tree(&bin, &dir, &targets.records, "cli.example.org");
+    devp2p_node_reaches_every_node_of_the_tree(&url.to_string(), server.port, &targets.ids());
     drop(server);
 }
 
@@ -377,12 +351,7 @@ fn devp2p_node_refuses_a_bad_tree_url_and_warns_once_about_a_tree_it_cannot_reso
         .unwrap();
     // Five failures in a row, then one every 5 s (geth's slowdown).
     std::thread::sleep(Duration::from_secs(3));
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+    let out = terminate(child);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let failures: Vec<&str> = err

@@ -1056,22 +1056,15 @@ fn devp2p_node_bootstraps_from_a_tree_signed_by_geths_dns_sign() {
         return;
     };
     let dir = temp_dir("geth-signed");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = runtime.enter();
-    let targets = dns_walk::live_nodes(3);
-    let records: Vec<Enr> = targets
-        .iter()
-        .map(|(h, _)| h.local_enr().unwrap())
-        .collect();
-    let want: BTreeSet<String> = records.iter().map(|r| r.node_id().to_string()).collect();
+    let targets = dns_walk::LiveNodes::start(3, 1);
 
     let def = dir.join("tree");
     std::fs::create_dir_all(&def).unwrap();
-    std::fs::write(def.join("nodes.json"), dns_walk::nodes_json(&records)).unwrap();
+    std::fs::write(
+        def.join("nodes.json"),
+        dns_walk::nodes_json(&targets.records),
+    )
+    .unwrap();
     let keystore = dir.join("signer.keystore");
     let (def_s, keystore_s) = (def.to_str().unwrap(), keystore.to_str().unwrap());
     // geth's password prompt reads the empty line of a closed stdin: the keystore's password
@@ -1116,7 +1109,6 @@ fn devp2p_node_bootstraps_from_a_tree_signed_by_geths_dns_sign() {
     );
 
     let server = dnsmasq::serve(&bin, &dir, &geth_records);
-    dns_walk::devp2p_node_reaches_every_node_of_the_tree(&url, server.port, &want);
-    dns_walk::shutdown_all(&runtime, &targets);
+    dns_walk::devp2p_node_reaches_every_node_of_the_tree(&url, server.port, &targets.ids());
     drop(server);
 }

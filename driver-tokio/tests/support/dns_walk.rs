@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -31,17 +31,69 @@ pub fn nodes_json(records: &[Enr]) -> String {
 pub const CONNECT_WITHIN: Duration = Duration::from_secs(30);
 
 /// Nodes on 127.0.0.1 speaking eth/68 (so that peers share a capability), with discv4 so
-/// that they have records, knowing nobody.
-pub fn live_nodes(n: usize) -> Vec<(devp2p_tokio::NodeHandle, devp2p_tokio::EventStream)> {
-    (0..n)
-        .map(|_| {
-            let mut config = DriverConfig::default();
-            config.node.listen = "127.0.0.1:0".parse().unwrap();
-            config.node.discv5 = false;
-            config.node.session.protocols = vec![Protocol::new("eth", 68, 17)];
-            devp2p_tokio::spawn(config).unwrap()
-        })
-        .collect()
+/// that they have records, knowing nobody; on a runtime of their own, shut down on drop.
+pub struct LiveNodes {
+    pub runtime: tokio::runtime::Runtime,
+    pub nodes: Vec<(devp2p_tokio::NodeHandle, devp2p_tokio::EventStream)>,
+    /// Their records, in the order of `nodes`.
+    pub records: Vec<Enr>,
+}
+
+impl LiveNodes {
+    /// `n` nodes on a runtime of `workers` threads.
+    pub fn start(n: usize, workers: usize) -> LiveNodes {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .unwrap();
+        let nodes: Vec<_> = {
+            let _guard = runtime.enter();
+            (0..n)
+                .map(|_| {
+                    let mut config = DriverConfig::default();
+                    config.node.listen = "127.0.0.1:0".parse().unwrap();
+                    config.node.discv5 = false;
+                    config.node.session.protocols = vec![Protocol::new("eth", 68, 17)];
+                    devp2p_tokio::spawn(config).unwrap()
+                })
+                .collect()
+        };
+        let records = nodes.iter().map(|(h, _)| h.local_enr().unwrap()).collect();
+        LiveNodes {
+            runtime,
+            nodes,
+            records,
+        }
+    }
+
+    /// Their node ids, as hex.
+    pub fn ids(&self) -> BTreeSet<String> {
+        self.records
+            .iter()
+            .map(|r| r.node_id().to_string())
+            .collect()
+    }
+}
+
+impl Drop for LiveNodes {
+    fn drop(&mut self) {
+        self.runtime.block_on(async {
+            for (h, _) in &self.nodes {
+                let _ = h.shutdown().await;
+            }
+        });
+    }
+}
+
+/// Stops `child` with SIGTERM (a graceful shutdown) and collects its output.
+pub fn terminate(child: Child) -> Output {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    child.wait_with_output().unwrap()
 }
 
 /// Runs `devp2p node --dns url` on each driver, asking the name server at `port`, until it
@@ -90,12 +142,7 @@ pub fn devp2p_node_reaches_every_node_of_the_tree(url: &str, port: u16, want: &B
                 _ => {}
             }
         }
-        let killed = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let out = child.wait_with_output().unwrap();
+        let out = terminate(child);
         reader.join().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(&peers, want, "{driver}: {stderr}");
@@ -105,15 +152,4 @@ pub fn devp2p_node_reaches_every_node_of_the_tree(url: &str, port: u16, want: &B
         );
         assert!(out.status.success(), "{driver}: {stderr}");
     }
-}
-
-pub fn shutdown_all(
-    runtime: &tokio::runtime::Runtime,
-    nodes: &[(devp2p_tokio::NodeHandle, devp2p_tokio::EventStream)],
-) {
-    runtime.block_on(async {
-        for (h, _) in nodes {
-            let _ = h.shutdown().await;
-        }
-    });
 }
