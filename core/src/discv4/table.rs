@@ -645,10 +645,21 @@ impl Table {
                 b.replacements.len()
             ));
         }
+        if !b.index_consistent() {
+            return Err(format!("bucket {i} index drifted"));
+        }
+        if b.entries.is_empty() && b.replacements.is_empty() {
+            // Most buckets of a small table: nothing to count.
+            return match b.ips.0.is_empty() {
+                true => Ok(()),
+                false => Err(format!("bucket {i} subnet counts drifted")),
+            };
+        }
         let first_subnet = subnets.len();
-        let mut ids: Vec<NodeId> = Vec::with_capacity(BUCKET_SIZE + MAX_REPLACEMENTS);
+        // On the stack: the sizes were checked above.
+        let mut ids = [NodeId::default(); BUCKET_SIZE + MAX_REPLACEMENTS];
         let all = b.entries.iter().map(|e| &e.node).chain(&b.replacements);
-        for n in all {
+        for (slot, n) in ids.iter_mut().zip(all) {
             if n.id() == self.local {
                 return Err("self in table".into());
             }
@@ -657,11 +668,12 @@ impl Table {
             if bucket_index(&self.local, &n.id()) != Some(i) {
                 return Err(format!("{:?} in wrong bucket {i}", n.id()));
             }
-            ids.push(n.id());
+            *slot = n.id();
             if !is_lan(&n.ip()) {
                 subnets.push(Subnet24::of(&n.ip()));
             }
         }
+        let ids = &mut ids[..b.entries.len() + b.replacements.len()];
         ids.sort_unstable_by(|a, b| key_of(a).cmp(&key_of(b)).then_with(|| a.cmp(b)));
         if let Some(w) = ids
             .windows(2)
@@ -674,9 +686,6 @@ impl Table {
         let bucket_ips = run_lengths(bucket_subnets);
         if bucket_ips.iter().any(|&(_, c)| c > BUCKET_IP_LIMIT) {
             return Err(format!("bucket {i} over its subnet limit"));
-        }
-        if !b.index_consistent() {
-            return Err(format!("bucket {i} index drifted"));
         }
         let mut counted = b.ips.0.clone();
         counted.sort_unstable_by_key(|(s, _)| s.key());

@@ -476,6 +476,10 @@ pub struct Client<R> {
     next_query: u64,
     events: VecDeque<Event>,
     now: Instant,
+    /// The last root verified, as text, with the key it verified under: walks and syncs
+    /// fetch a tree's root again every few minutes and it rarely changes, so the same text
+    /// under the same key is taken without checking its signature again (it would pass).
+    last_root: Option<(crate::NodePublicKey, String, Root)>,
 }
 
 impl<R: Rng> Client<R> {
@@ -505,6 +509,7 @@ impl<R: Rng> Client<R> {
             next_query: 0,
             events: VecDeque::new(),
             now: Instant::ZERO,
+            last_root: None,
         }
     }
 
@@ -826,7 +831,7 @@ impl<R: Rng> Client<R> {
 
     /// The verified root of an answer for the tree `id`.
     fn check_root(
-        &self,
+        &mut self,
         id: &str,
         answer: Result<Vec<String>, ResolveError>,
     ) -> Result<Root, (DnsError, Option<&'static str>)> {
@@ -834,7 +839,30 @@ impl<R: Rng> Client<R> {
             Some(t) => *t.url.public_key(),
             None => return Err((DnsError::TreeDropped, None)),
         };
-        verified_root(&key, answer)
+        self.verified_root(&key, answer)
+    }
+
+    /// The first TXT record with a root prefix, parsed and verified with `key`.
+    fn verified_root(
+        &mut self,
+        key: &crate::NodePublicKey,
+        answer: Result<Vec<String>, ResolveError>,
+    ) -> Result<Root, (DnsError, Option<&'static str>)> {
+        let records = answer.map_err(|e| (DnsError::Resolve(e), None))?;
+        let Some(text) = records.iter().find(|t| t.starts_with(ROOT_PREFIX)) else {
+            return Err((DnsError::NoRoot(None), None));
+        };
+        if let Some((k, t, root)) = &self.last_root {
+            if k == key && t == text {
+                return Ok(root.clone());
+            }
+        }
+        let root = Root::parse(text).map_err(|e| (DnsError::NoRoot(Some(e)), Some("root")))?;
+        if !root.verify(key) {
+            return Err((DnsError::BadSignature, Some("root")));
+        }
+        self.last_root = Some((*key, text.clone(), root.clone()));
+        Ok(root)
     }
 
     fn walk_root(
@@ -1048,12 +1076,13 @@ impl<R: Rng> Client<R> {
     }
 
     fn sync_root(&mut self, sync: SyncId, name: &str, answer: Result<Vec<String>, ResolveError>) {
-        let Some(s) = self.syncs.get_mut(&sync) else {
+        let Some(key) = self.syncs.get(&sync).map(|s| *s.url.public_key()) else {
             return;
         };
-        match verified_root(s.url.public_key(), answer) {
+        match self.verified_root(&key, answer) {
             Err((error, kind)) => self.sync_fail(sync, name, error, kind),
             Ok(root) => {
+                let s = self.syncs.get_mut(&sync).expect("present");
                 s.links.push_back(root.l.clone());
                 s.enrs.push_back(root.e.clone());
                 s.root = Some(root);
@@ -1125,22 +1154,6 @@ impl<R: Rng> Client<R> {
         s.entries.insert(label.clone(), text);
         self.sync_next(sync);
     }
-}
-
-/// The first TXT record with a root prefix, parsed and verified with `key`.
-fn verified_root(
-    key: &crate::NodePublicKey,
-    answer: Result<Vec<String>, ResolveError>,
-) -> Result<Root, (DnsError, Option<&'static str>)> {
-    let records = answer.map_err(|e| (DnsError::Resolve(e), None))?;
-    let Some(text) = records.iter().find(|t| t.starts_with(ROOT_PREFIX)) else {
-        return Err((DnsError::NoRoot(None), None));
-    };
-    let root = Root::parse(text).map_err(|e| (DnsError::NoRoot(Some(e)), Some("root")))?;
-    if !root.verify(key) {
-        return Err((DnsError::BadSignature, Some("root")));
-    }
-    Ok(root)
 }
 
 /// The entry text of an answer at `label` (geth `resolveEntry`): records without a known
