@@ -380,13 +380,16 @@ struct FullSync {
 struct EntryCache {
     limit: usize,
     stamp: u64,
-    map: BTreeMap<String, (u64, String)>,
+    /// By cache key: when last used, the entry's text, and the text parsed once it has
+    /// been (as geth caches parsed entries: a walk revisits them, and parsing an `enr:`
+    /// entry checks its record's signature).
+    map: BTreeMap<String, (u64, String, Option<Entry>)>,
     order: BTreeMap<u64, String>,
 }
 
 impl EntryCache {
     fn get(&mut self, key: &str) -> Option<String> {
-        let (old, text) = self.map.get_mut(key)?;
+        let (old, text, _) = self.map.get_mut(key)?;
         self.order.remove(old);
         self.stamp += 1;
         *old = self.stamp;
@@ -399,7 +402,7 @@ impl EntryCache {
             return;
         }
         self.stamp += 1;
-        if let Some((old, _)) = self.map.insert(key.to_owned(), (self.stamp, text)) {
+        if let Some((old, _, _)) = self.map.insert(key.to_owned(), (self.stamp, text, None)) {
             self.order.remove(&old);
         }
         self.order.insert(self.stamp, key.to_owned());
@@ -408,6 +411,23 @@ impl EntryCache {
                 break;
             };
             self.map.remove(&k);
+        }
+    }
+
+    /// The parsed entry cached for `key`, if its text is `text` and it has been parsed.
+    fn parsed(&self, key: &str, text: &str) -> Option<Entry> {
+        match self.map.get(key) {
+            Some((_, t, Some(e))) if t == text => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// Remembers `entry` as the parse of the text cached for `key`, if that text is `text`.
+    fn set_parsed(&mut self, key: &str, text: &str, entry: &Entry) {
+        if let Some((_, t, parsed)) = self.map.get_mut(key) {
+            if t == text {
+                *parsed = Some(entry.clone());
+            }
         }
     }
 }
@@ -790,6 +810,16 @@ impl<R: Rng> Client<R> {
         self.walk_query = Some(q);
     }
 
+    /// `text` (the entry at `label`) parsed, through the cache.
+    fn parse_entry(&mut self, label: &Label, text: &str) -> Result<Entry, EntryError> {
+        if let Some(e) = self.cache.parsed(label.cache_key(), text) {
+            return Ok(e);
+        }
+        let e = Entry::parse(text)?;
+        self.cache.set_parsed(label.cache_key(), text, &e);
+        Ok(e)
+    }
+
     fn entry_name(&self, tree: &str, label: &Label) -> String {
         let domain = self.trees.get(tree).map(|t| t.url.domain()).unwrap_or("");
         format!("{label}.{domain}")
@@ -942,7 +972,9 @@ impl<R: Rng> Client<R> {
         let url = tree.url.clone();
         let entry = text.and_then(|t| {
             let kind = Entry::kind_of(&t);
-            let e = Entry::parse(&t).map_err(|e| (DnsError::Entry(e), kind))?;
+            let e = self
+                .parse_entry(label, &t)
+                .map_err(|e| (DnsError::Entry(e), kind))?;
             match (&e, links) {
                 (Entry::Enr(_), true) => Err((DnsError::EnrInLinkTree, kind)),
                 (Entry::Link(_), false) => Err((DnsError::LinkInEnrTree, kind)),
@@ -1129,7 +1161,9 @@ impl<R: Rng> Client<R> {
     ) {
         let parsed = text.and_then(|t| {
             let kind = Entry::kind_of(&t);
-            let e = Entry::parse(&t).map_err(|e| (DnsError::Entry(e), kind))?;
+            let e = self
+                .parse_entry(label, &t)
+                .map_err(|e| (DnsError::Entry(e), kind))?;
             match (&e, links) {
                 (Entry::Enr(_), true) => Err((DnsError::EnrInLinkTree, kind)),
                 (Entry::Link(_), false) => Err((DnsError::LinkInEnrTree, kind)),
