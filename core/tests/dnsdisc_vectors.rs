@@ -513,7 +513,11 @@ fn a_rechecked_root_skips_its_signature_check_only_when_byte_identical() {
 
     let text = t["records"]["n"].as_str().unwrap();
     let at = text.find("sig=").unwrap() + 10;
-    let swapped = if text.as_bytes()[at] == b'A' { "B" } else { "A" };
+    let swapped = if text.as_bytes()[at] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
     let tampered = format!("{}{swapped}{}", &text[..at], &text[at + 1..]);
     assert!(Root::parse(&tampered).is_ok(), "still a well-formed root");
     zone.insert("n".into(), vec![tampered]);

@@ -247,7 +247,6 @@ impl SubnetCounts {
             }
         }
     }
-
 }
 
 /// The routing table of one node.
@@ -620,8 +619,11 @@ impl Table {
         if let Some(i) = bucket_index(&self.local, id) {
             self.check_bucket(i, &mut Vec::new())?;
         }
-        let mut summed: Vec<(Subnet24, usize)> =
-            self.buckets.iter().flat_map(|b| b.ips.0.iter().copied()).collect();
+        let mut summed: Vec<(Subnet24, usize)> = self
+            .buckets
+            .iter()
+            .flat_map(|b| b.ips.0.iter().copied())
+            .collect();
         summed.sort_unstable_by_key(|(s, _)| s.key());
         let mut table_ips: Vec<(Subnet24, usize)> = Vec::with_capacity(summed.len());
         for (s, c) in summed {
