@@ -5,7 +5,7 @@
 //! dropped, new local records, peer restarts and time jumps.
 //!
 //! Every key signs under the simulated scheme ([`keys::sim`]): this target fuzzes the
-//! machines' logic, and real ECDSA and ECDH made it 10x slower; `discv5_packet` and
+//! machines' logic, and real ECDSA and ECDH were most of its time; `discv5_packet` and
 //! `discv5_message` fuzz the real handshake cryptography.
 
 use std::collections::{BTreeMap, BTreeSet};

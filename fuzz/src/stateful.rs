@@ -373,7 +373,8 @@ const TABLE_FULL_CHECK_EVERY: usize = 32;
 /// The table fed adds, removes and revalidation outcomes; its invariants (sizes, IP limits,
 /// no self, no duplicates) are checked after every step: the touched bucket and the table's
 /// subnet totals each time ([`Table::check_invariants_for`]; every operation touches only the
-/// bucket of its node), the whole table every [`TABLE_FULL_CHECK_EVERY`] steps and at the end.
+/// bucket of its node), the whole table every `TABLE_FULL_CHECK_EVERY` (32) steps and at the
+/// end.
 pub fn table(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let local = table_keys()[0].id();
