@@ -487,6 +487,52 @@ fn roots_other_records_bad_signatures_and_stale_seqs() {
 }
 
 #[test]
+fn a_rechecked_root_skips_its_signature_check_only_when_byte_identical() {
+    // The client remembers the last root it verified: a recheck finding the same text takes
+    // it as verified, and one with a changed signature is checked and refused.
+    let v = vectors();
+    let t = &v["eip1459_example_tree"];
+    let url: TreeUrl = t["url"].as_str().unwrap().parse().unwrap();
+    let mut zone = zone(&t["records"]);
+    let mut c = new_client(5);
+    c.add_tree(url.clone());
+    c.want_nodes(Instant::ZERO, 3);
+    serve(&mut c, &zone, Instant::ZERO);
+    assert_eq!(c.root(&url).unwrap().seq, 1);
+
+    let later = Instant::ZERO + client::RECHECK_INTERVAL;
+    c.want_nodes(later, 1);
+    let events = serve(&mut c, &zone, later);
+    // (The tree links to one this zone does not serve: only its own errors count.)
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Error(n) if n.tree == url)),
+        "{events:?}"
+    );
+
+    let text = t["records"]["n"].as_str().unwrap();
+    let at = text.find("sig=").unwrap() + 10;
+    let swapped = if text.as_bytes()[at] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
+    let tampered = format!("{}{swapped}{}", &text[..at], &text[at + 1..]);
+    assert!(Root::parse(&tampered).is_ok(), "still a well-formed root");
+    zone.insert("n".into(), vec![tampered]);
+    let t2 = later + client::RECHECK_INTERVAL;
+    c.want_nodes(t2, 1);
+    let events = serve(&mut c, &zone, t2);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Error(n) if n.error == DnsError::BadSignature)),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn an_entry_that_does_not_match_its_label_is_a_hash_mismatch() {
     let v = vectors();
     let t = &v["eip1459_example_tree"];

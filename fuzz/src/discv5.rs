@@ -13,14 +13,22 @@ use devp2p_core::{Enr, NodeSecretKey};
 
 /// Node A of the discv5 vectors: the sender of their packets.
 pub fn node_a() -> NodeSecretKey {
-    NodeSecretKey::from_hex("eef77acb6c6a6eebc5b363a475ac583ec7eccdb42b6481424c60f59aa326547f")
-        .expect("valid key")
+    static K: OnceLock<NodeSecretKey> = OnceLock::new();
+    K.get_or_init(|| {
+        NodeSecretKey::from_hex("eef77acb6c6a6eebc5b363a475ac583ec7eccdb42b6481424c60f59aa326547f")
+            .expect("valid key")
+    })
+    .clone()
 }
 
 /// Node B of the discv5 vectors: the recipient of their packets, and of ours.
 pub fn node_b() -> NodeSecretKey {
-    NodeSecretKey::from_hex("66fb62bfbd66b9177a138c1e5cddbe4f7c30c343e94e68df8769459cb1cde628")
-        .expect("valid key")
+    static K: OnceLock<NodeSecretKey> = OnceLock::new();
+    K.get_or_init(|| {
+        NodeSecretKey::from_hex("66fb62bfbd66b9177a138c1e5cddbe4f7c30c343e94e68df8769459cb1cde628")
+            .expect("valid key")
+    })
+    .clone()
 }
 
 /// The session key B reads the vectors' ordinary PING with (A's write key there).

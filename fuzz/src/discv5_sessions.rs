@@ -2,6 +2,10 @@
 //! their datagrams delivered, lost, duplicated or corrupted in the fuzzer's order, mixed with
 //! random packets and handshakes from strangers, raw bytes, requests both ways, restarts and
 //! time jumps.
+//!
+//! Every key signs under the simulated scheme ([`keys::sim`]): this target fuzzes the
+//! machines' logic, and real ECDSA and ECDH were most of its time; `discv5_packet` and
+//! `discv5_message` fuzz the real handshake cryptography.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -33,7 +37,7 @@ fn config() -> SessionsConfig {
 
 fn strangers() -> &'static [NodeSecretKey] {
     static K: OnceLock<Vec<NodeSecretKey>> = OnceLock::new();
-    K.get_or_init(|| (0..8).map(|i| keys::nth(200 + i)).collect())
+    K.get_or_init(|| (0..8).map(|i| keys::sim(200 + i)).collect())
 }
 
 fn stranger_addr(i: u8) -> SocketAddr {
@@ -47,12 +51,7 @@ const NUT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
 const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 30303);
 
 fn record(key: &NodeSecretKey, addr: SocketAddr, seq: u64) -> Enr {
-    Enr::builder()
-        .seq(seq)
-        .ip(addr.ip())
-        .udp4(addr.port())
-        .sign(key)
-        .expect("small record")
+    crate::records::signed(key, addr, seq)
 }
 
 #[derive(Arbitrary, Debug)]
@@ -100,7 +99,7 @@ struct World {
 impl World {
     fn new() -> Self {
         let now = Instant::from_millis(1_000);
-        let nut_key = keys::nth(1);
+        let nut_key = keys::sim(1);
         let nut = Sessions::new(
             nut_key.clone(),
             record(&nut_key, NUT, 1),
@@ -120,7 +119,7 @@ impl World {
     }
 
     fn peer(seq: u64, now: Instant) -> Sessions<ChaCha20Rng> {
-        let k = keys::nth(2);
+        let k = keys::sim(2);
         Sessions::new(
             k.clone(),
             record(&k, PEER, seq),
@@ -131,7 +130,7 @@ impl World {
     }
 
     fn peer_contact(&self, how: u8) -> Contact {
-        let k = keys::nth(2);
+        let k = keys::sim(2);
         match how % 3 {
             0 => Contact::from_record(record(&k, PEER, self.peer_seq)).expect("has udp"),
             1 => Contact::from_key(*k.public(), PEER),
@@ -324,7 +323,9 @@ pub fn discv5_sessions(data: &[u8]) {
                 let addr = stranger_addr(from);
                 let last = w.to_strangers.iter().rev().find(|(a, _)| *a == addr);
                 if let Some(p) = last.and_then(|(_, b)| Packet::decode(&k.id(), b).ok()) {
-                    let eph = NodeSecretKey::from_bytes(&[(key % 100) | 1; 32]).expect("valid key");
+                    // A valid scalar; under the simulated scheme its public key is a hash.
+                    let eph = secp256k1::SecretKey::from_secret_bytes([(key % 100) | 1; 32])
+                        .expect("valid key");
                     let ping = Message::Ping(Ping {
                         request_id: RequestId::from_u64(u64::from(key)),
                         enr_seq: 1,
@@ -336,7 +337,7 @@ pub fn discv5_sessions(data: &[u8]) {
                         k,
                         w.nut.local_record().public_key(),
                         p.header(),
-                        eph.secp(),
+                        &eph,
                         rec.as_ref(),
                         &[5; 16],
                         &[6; 12],
@@ -355,7 +356,7 @@ pub fn discv5_sessions(data: &[u8]) {
             }
             Op::Learn(i) => {
                 let r = if i % 4 == 0 {
-                    record(&keys::nth(2), PEER, w.peer_seq)
+                    record(&keys::sim(2), PEER, w.peer_seq)
                 } else {
                     let k = &strangers()[usize::from(i) % strangers().len()];
                     record(k, stranger_addr(i), u64::from(i))

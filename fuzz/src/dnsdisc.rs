@@ -2,16 +2,20 @@
 //! entries are the input's lines.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use devp2p_core::dnsdisc::{Client, ClientConfig, Entry, Label, ResolveError, Root, TreeUrl};
 use devp2p_core::{Instant, NodeSecretKey};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-/// The tree's signer (geth's dnsdisc test key).
-fn signer() -> NodeSecretKey {
-    NodeSecretKey::from_hex("dc599867fc513f8f5e2c2c9c489cde5e71362d1d9ec6e693e0de063236ed1240")
-        .expect("a key")
+/// The tree's signer (geth's dnsdisc test key), derived once per process.
+fn signer() -> &'static NodeSecretKey {
+    static K: OnceLock<NodeSecretKey> = OnceLock::new();
+    K.get_or_init(|| {
+        NodeSecretKey::from_hex("dc599867fc513f8f5e2c2c9c489cde5e71362d1d9ec6e693e0de063236ed1240")
+            .expect("a key")
+    })
 }
 
 /// Each line of the input is parsed as an entry, a root and a URL (what parses prints back
@@ -25,10 +29,17 @@ pub fn dnsdisc(data: &[u8]) {
     for line in &lines {
         if let Ok(e) = Entry::parse(line) {
             let printed = e.to_string();
-            assert_eq!(Entry::parse(&printed).as_ref(), Ok(&e), "{line:?}");
+            // Parsing is a pure function: a line that prints back as itself parses back to
+            // the same (and reparsing an `enr:` line would verify its signature again).
+            if printed != *line {
+                assert_eq!(Entry::parse(&printed).as_ref(), Ok(&e), "{line:?}");
+            }
         }
         if let Ok(r) = Root::parse(line) {
-            assert_eq!(Root::parse(&r.to_string()).as_ref(), Ok(&r), "{line:?}");
+            let printed = r.to_string();
+            if printed != *line {
+                assert_eq!(Root::parse(&printed).as_ref(), Ok(&r), "{line:?}");
+            }
         }
         if let Ok(u) = line.parse::<TreeUrl>() {
             assert_eq!(u.to_string().parse::<TreeUrl>().as_ref(), Ok(&u));
@@ -43,7 +54,7 @@ pub fn dnsdisc(data: &[u8]) {
     let e = Label::of(lines[0]);
     let l = Label::of(lines.get(1).copied().unwrap_or(lines[0]));
     let seq = data.first().copied().unwrap_or(0).into();
-    zone.insert("n".into(), Root::signed(e, l, seq, &key).to_string());
+    zone.insert("n".into(), Root::signed(e, l, seq, key).to_string());
     let url = TreeUrl::new(*key.public(), "n").expect("a domain");
 
     let mut c = Client::new(ClientConfig::default(), ChaCha20Rng::seed_from_u64(seq));

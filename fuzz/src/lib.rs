@@ -14,6 +14,7 @@ mod discv5_sessions;
 mod dnsdisc;
 mod handshake;
 mod nat;
+mod records;
 mod stateful;
 
 pub use decoders::{disconnect, discv4_packet, enode, enr, hello, snappy};
@@ -52,27 +53,62 @@ pub const TARGETS: &[(&str, Target)] = &[
 ];
 
 /// Fixed keys the targets use, so inputs that need a recipient key (handshake messages) can
-/// be built for it by the corpus generator.
+/// be built for it by the corpus generator. Each is derived once per process: deriving a
+/// public key costs as much as a signature, and targets ask for keys in every input.
 pub mod keys {
-    use devp2p_core::NodeSecretKey;
+    use std::sync::OnceLock;
+
+    use devp2p_core::{NodeSecretKey, SignatureScheme};
+
+    fn cached(cell: &'static OnceLock<NodeSecretKey>, hex: &str) -> NodeSecretKey {
+        cell.get_or_init(|| NodeSecretKey::from_hex(hex).expect("valid key"))
+            .clone()
+    }
 
     /// The recipient of auth messages and the sender of frames (the EIP-8 vectors' key B).
     pub fn recipient() -> NodeSecretKey {
-        NodeSecretKey::from_hex("b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291")
-            .expect("valid key")
+        static K: OnceLock<NodeSecretKey> = OnceLock::new();
+        cached(
+            &K,
+            "b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291",
+        )
     }
 
     /// The initiator (the EIP-8 vectors' key A).
     pub fn initiator() -> NodeSecretKey {
-        NodeSecretKey::from_hex("49a7b37aa6f6645917e7b807e9d1c00d4fa71f18343b0d4122a4d2df64dd6fee")
-            .expect("valid key")
+        static K: OnceLock<NodeSecretKey> = OnceLock::new();
+        cached(
+            &K,
+            "49a7b37aa6f6645917e7b807e9d1c00d4fa71f18343b0d4122a4d2df64dd6fee",
+        )
+    }
+
+    fn all() -> &'static [NodeSecretKey] {
+        static KEYS: OnceLock<Vec<NodeSecretKey>> = OnceLock::new();
+        KEYS.get_or_init(|| {
+            (0..=255u8)
+                .map(|i| {
+                    let mut b = [0x5au8; 32];
+                    b[31] = i;
+                    b[0] = 1;
+                    NodeSecretKey::from_bytes(&b).expect("valid key")
+                })
+                .collect()
+        })
     }
 
     /// The `i`-th of a fixed set of keys, for nodes in stateful targets.
     pub fn nth(i: u8) -> NodeSecretKey {
-        let mut b = [0x5au8; 32];
-        b[31] = i;
-        b[0] = 1;
-        NodeSecretKey::from_bytes(&b).expect("valid key")
+        all()[usize::from(i)].clone()
+    }
+
+    /// [`nth`] signing under [`SignatureScheme::InsecureSimulation`], for the stateful
+    /// targets that fuzz a state machine's logic rather than its cryptography (the decoder
+    /// targets keep real signatures): a secp256k1 signature or recovery costs more than the
+    /// rest of a step, and it stood between those targets and 1,000 inputs/s. Packets,
+    /// records and handshakes are still encoded, framed, hashed, encrypted and decoded in
+    /// full; only the ECDSA and ECDH are stand-ins.
+    pub fn sim(i: u8) -> NodeSecretKey {
+        nth(i).with_signature_scheme(SignatureScheme::InsecureSimulation)
     }
 }

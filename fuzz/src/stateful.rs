@@ -5,15 +5,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
-use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
+use devp2p_core::discv4::wire::{packet_hash, MAX_PACKET_SIZE};
 use devp2p_core::discv4::{Node as DiscNode, Table};
-use devp2p_core::keccak::keccak256_concat;
 use devp2p_core::node::{Node, NodeConfig};
 use devp2p_core::rlpx::FrameCodec;
 use devp2p_core::session::{
     DisconnectReason, Protocol, ProtocolId, Session, SessionConfig, SessionEvent,
 };
-use devp2p_core::{Instant, NodeSecretKey};
+use devp2p_core::{Instant, NodeSecretKey, SignatureScheme};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -165,7 +164,8 @@ enum NodeOp {
         from: u8,
         data: Vec<u8>,
     },
-    /// `type || body`, validly hashed and signed by one of a few keys.
+    /// `type || body`, validly hashed and signed by one of a few keys (under the simulated
+    /// scheme, as the node's own key: see [`keys::sim`]).
     Signed {
         from: u8,
         key: u8,
@@ -221,11 +221,13 @@ fn addr(i: u8) -> SocketAddr {
 
 fn key_pool() -> &'static [NodeSecretKey] {
     static KEYS: OnceLock<Vec<NodeSecretKey>> = OnceLock::new();
-    KEYS.get_or_init(|| (0..16).map(|i| keys::nth(100 + i)).collect())
+    KEYS.get_or_init(|| (0..16).map(|i| keys::sim(100 + i)).collect())
 }
 
 /// A whole node fed datagrams from many addresses, connections, reads, closes, time jumps and
 /// application commands. Peers never exceed MaxPeers plus the trusted ones, and nothing panics.
+/// The node signs under the simulated scheme ([`keys::sim`]): its discovery, admission and
+/// dialing are what is fuzzed here; `discv4_packet` fuzzes the real signatures.
 pub fn node(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let mut now = Instant::from_millis(0);
@@ -241,7 +243,7 @@ pub fn node(data: &[u8]) {
         30303,
     )];
     let mut n = Node::new(
-        keys::nth(1),
+        keys::sim(1),
         config,
         ChaCha20Rng::seed_from_u64(1),
         now,
@@ -262,9 +264,11 @@ pub fn node(data: &[u8]) {
             NodeOp::Datagram { from, data } => n.handle_datagram(now, t, addr(from), &data),
             NodeOp::Signed { from, key, body } => {
                 let k = &key_pool()[usize::from(key) % key_pool().len()];
-                let sig = k.sign_recoverable(&keccak256_concat(&[&body]));
-                let hash = keccak256_concat(&[&sig, &body]);
-                let d = [&hash[..], &sig[..], &body[..]].concat();
+                // What `discv4::wire::encode` writes under the simulated scheme.
+                let sig = k.sign_recoverable(&[0; 32]);
+                let rest = [&sig[..], &body[..]].concat();
+                let hash = packet_hash(SignatureScheme::InsecureSimulation, &rest);
+                let d = [&hash[..], &rest[..]].concat();
                 n.handle_datagram(now, t, addr(from), &d);
             }
             NodeOp::Accept { from } => {
@@ -362,8 +366,15 @@ fn table_keys() -> &'static [NodeSecretKey] {
     KEYS.get_or_init(|| (0..=255u8).map(keys::nth).collect())
 }
 
+/// Operations between two whole-table checks in the `table` target; after the others only
+/// the bucket the operation touched (and the table's totals) is checked.
+const TABLE_FULL_CHECK_EVERY: usize = 32;
+
 /// The table fed adds, removes and revalidation outcomes; its invariants (sizes, IP limits,
-/// no self, no duplicates) are checked after every step.
+/// no self, no duplicates) are checked after every step: the touched bucket and the table's
+/// subnet totals each time ([`Table::check_invariants_for`]; every operation touches only the
+/// bucket of its node), the whole table every `TABLE_FULL_CHECK_EVERY` (32) steps and at the
+/// end.
 pub fn table(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let local = table_keys()[0].id();
@@ -377,27 +388,32 @@ pub fn table(data: &[u8]) {
         };
         DiscNode::new(*table_keys()[usize::from(key)].public(), ip, 30303, 30303)
     };
-    for _ in 0..256 {
+    for step in 1..=256 {
         let Ok(op) = TableOp::arbitrary(&mut u) else {
             break;
         };
         now += Duration::from_millis(10);
         let id = |k: u8| table_keys()[usize::from(k)].id();
-        match op {
+        let touched = match op {
             TableOp::AddFound { key, ip, subnet } => {
                 t.add_found(node(key, ip, subnet), now);
+                key
             }
             TableOp::AddInbound { key, ip, subnet } => {
                 t.add_inbound(node(key, ip, subnet), now);
+                key
             }
             TableOp::Remove { key } => {
                 t.remove(&id(key), now, &mut rng);
+                key
             }
             TableOp::Revalidated { key } => {
                 t.revalidation_succeeded(&id(key));
+                key
             }
             TableOp::RevalidationFailed { key } => {
                 t.revalidation_failed(&id(key), now, &mut rng);
+                key
             }
             TableOp::Closest { key } => {
                 let target = id(key);
@@ -406,11 +422,20 @@ pub fn table(data: &[u8]) {
                 assert!(c
                     .windows(2)
                     .all(|w| target.distance_cmp(&w[0].id(), &w[1].id()).is_le()));
+                key
             }
-        }
-        if let Err(e) = t.check_invariants() {
+        };
+        let checked = if step % TABLE_FULL_CHECK_EVERY == 0 {
+            t.check_invariants()
+        } else {
+            t.check_invariants_for(&id(touched))
+        };
+        if let Err(e) = checked {
             panic!("table invariant broken: {e}");
         }
         assert!(!t.contains(&local), "self in the table");
+    }
+    if let Err(e) = t.check_invariants() {
+        panic!("table invariant broken: {e}");
     }
 }

@@ -133,6 +133,13 @@ impl Subnet24 {
             prefix: [o[0], o[1], o[2]],
         }
     }
+
+    /// The subnet as one number, ordered as the subnets are: a sort key cheaper than the
+    /// derived comparison (which compares the prefix bytes with `memcmp`).
+    pub(crate) fn key(&self) -> u32 {
+        u32::from(self.v6) << 24
+            | u32::from_be_bytes([0, self.prefix[0], self.prefix[1], self.prefix[2]])
+    }
 }
 
 /// An IPv4-mapped IPv6 address as the plain IPv4 address; others unchanged.

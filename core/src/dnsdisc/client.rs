@@ -380,13 +380,16 @@ struct FullSync {
 struct EntryCache {
     limit: usize,
     stamp: u64,
-    map: BTreeMap<String, (u64, String)>,
+    /// By cache key: when last used, the entry's text, and the text parsed once it has
+    /// been (as geth caches parsed entries: a walk revisits them, and parsing an `enr:`
+    /// entry checks its record's signature).
+    map: BTreeMap<String, (u64, String, Option<Entry>)>,
     order: BTreeMap<u64, String>,
 }
 
 impl EntryCache {
     fn get(&mut self, key: &str) -> Option<String> {
-        let (old, text) = self.map.get_mut(key)?;
+        let (old, text, _) = self.map.get_mut(key)?;
         self.order.remove(old);
         self.stamp += 1;
         *old = self.stamp;
@@ -399,7 +402,7 @@ impl EntryCache {
             return;
         }
         self.stamp += 1;
-        if let Some((old, _)) = self.map.insert(key.to_owned(), (self.stamp, text)) {
+        if let Some((old, _, _)) = self.map.insert(key.to_owned(), (self.stamp, text, None)) {
             self.order.remove(&old);
         }
         self.order.insert(self.stamp, key.to_owned());
@@ -408,6 +411,23 @@ impl EntryCache {
                 break;
             };
             self.map.remove(&k);
+        }
+    }
+
+    /// The parsed entry cached for `key`, if its text is `text` and it has been parsed.
+    fn parsed(&self, key: &str, text: &str) -> Option<Entry> {
+        match self.map.get(key) {
+            Some((_, t, Some(e))) if t == text => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// Remembers `entry` as the parse of the text cached for `key`, if that text is `text`.
+    fn set_parsed(&mut self, key: &str, text: &str, entry: &Entry) {
+        if let Some((_, t, parsed)) = self.map.get_mut(key) {
+            if t == text {
+                *parsed = Some(entry.clone());
+            }
         }
     }
 }
@@ -476,6 +496,10 @@ pub struct Client<R> {
     next_query: u64,
     events: VecDeque<Event>,
     now: Instant,
+    /// The last root verified, as text, with the key it verified under: walks and syncs
+    /// fetch a tree's root again every few minutes and it rarely changes, so the same text
+    /// under the same key is taken without checking its signature again (it would pass).
+    last_root: Option<(crate::NodePublicKey, String, Root)>,
 }
 
 impl<R: Rng> Client<R> {
@@ -505,6 +529,7 @@ impl<R: Rng> Client<R> {
             next_query: 0,
             events: VecDeque::new(),
             now: Instant::ZERO,
+            last_root: None,
         }
     }
 
@@ -785,6 +810,16 @@ impl<R: Rng> Client<R> {
         self.walk_query = Some(q);
     }
 
+    /// `text` (the entry at `label`) parsed, through the cache.
+    fn parse_entry(&mut self, label: &Label, text: &str) -> Result<Entry, EntryError> {
+        if let Some(e) = self.cache.parsed(label.cache_key(), text) {
+            return Ok(e);
+        }
+        let e = Entry::parse(text)?;
+        self.cache.set_parsed(label.cache_key(), text, &e);
+        Ok(e)
+    }
+
     fn entry_name(&self, tree: &str, label: &Label) -> String {
         let domain = self.trees.get(tree).map(|t| t.url.domain()).unwrap_or("");
         format!("{label}.{domain}")
@@ -826,7 +861,7 @@ impl<R: Rng> Client<R> {
 
     /// The verified root of an answer for the tree `id`.
     fn check_root(
-        &self,
+        &mut self,
         id: &str,
         answer: Result<Vec<String>, ResolveError>,
     ) -> Result<Root, (DnsError, Option<&'static str>)> {
@@ -834,7 +869,30 @@ impl<R: Rng> Client<R> {
             Some(t) => *t.url.public_key(),
             None => return Err((DnsError::TreeDropped, None)),
         };
-        verified_root(&key, answer)
+        self.verified_root(&key, answer)
+    }
+
+    /// The first TXT record with a root prefix, parsed and verified with `key`.
+    fn verified_root(
+        &mut self,
+        key: &crate::NodePublicKey,
+        answer: Result<Vec<String>, ResolveError>,
+    ) -> Result<Root, (DnsError, Option<&'static str>)> {
+        let records = answer.map_err(|e| (DnsError::Resolve(e), None))?;
+        let Some(text) = records.iter().find(|t| t.starts_with(ROOT_PREFIX)) else {
+            return Err((DnsError::NoRoot(None), None));
+        };
+        if let Some((k, t, root)) = &self.last_root {
+            if k == key && t == text {
+                return Ok(root.clone());
+            }
+        }
+        let root = Root::parse(text).map_err(|e| (DnsError::NoRoot(Some(e)), Some("root")))?;
+        if !root.verify(key) {
+            return Err((DnsError::BadSignature, Some("root")));
+        }
+        self.last_root = Some((*key, text.clone(), root.clone()));
+        Ok(root)
     }
 
     fn walk_root(
@@ -914,7 +972,9 @@ impl<R: Rng> Client<R> {
         let url = tree.url.clone();
         let entry = text.and_then(|t| {
             let kind = Entry::kind_of(&t);
-            let e = Entry::parse(&t).map_err(|e| (DnsError::Entry(e), kind))?;
+            let e = self
+                .parse_entry(label, &t)
+                .map_err(|e| (DnsError::Entry(e), kind))?;
             match (&e, links) {
                 (Entry::Enr(_), true) => Err((DnsError::EnrInLinkTree, kind)),
                 (Entry::Link(_), false) => Err((DnsError::LinkInEnrTree, kind)),
@@ -1048,12 +1108,13 @@ impl<R: Rng> Client<R> {
     }
 
     fn sync_root(&mut self, sync: SyncId, name: &str, answer: Result<Vec<String>, ResolveError>) {
-        let Some(s) = self.syncs.get_mut(&sync) else {
+        let Some(key) = self.syncs.get(&sync).map(|s| *s.url.public_key()) else {
             return;
         };
-        match verified_root(s.url.public_key(), answer) {
+        match self.verified_root(&key, answer) {
             Err((error, kind)) => self.sync_fail(sync, name, error, kind),
             Ok(root) => {
+                let s = self.syncs.get_mut(&sync).expect("present");
                 s.links.push_back(root.l.clone());
                 s.enrs.push_back(root.e.clone());
                 s.root = Some(root);
@@ -1100,7 +1161,9 @@ impl<R: Rng> Client<R> {
     ) {
         let parsed = text.and_then(|t| {
             let kind = Entry::kind_of(&t);
-            let e = Entry::parse(&t).map_err(|e| (DnsError::Entry(e), kind))?;
+            let e = self
+                .parse_entry(label, &t)
+                .map_err(|e| (DnsError::Entry(e), kind))?;
             match (&e, links) {
                 (Entry::Enr(_), true) => Err((DnsError::EnrInLinkTree, kind)),
                 (Entry::Link(_), false) => Err((DnsError::LinkInEnrTree, kind)),
@@ -1125,22 +1188,6 @@ impl<R: Rng> Client<R> {
         s.entries.insert(label.clone(), text);
         self.sync_next(sync);
     }
-}
-
-/// The first TXT record with a root prefix, parsed and verified with `key`.
-fn verified_root(
-    key: &crate::NodePublicKey,
-    answer: Result<Vec<String>, ResolveError>,
-) -> Result<Root, (DnsError, Option<&'static str>)> {
-    let records = answer.map_err(|e| (DnsError::Resolve(e), None))?;
-    let Some(text) = records.iter().find(|t| t.starts_with(ROOT_PREFIX)) else {
-        return Err((DnsError::NoRoot(None), None));
-    };
-    let root = Root::parse(text).map_err(|e| (DnsError::NoRoot(Some(e)), Some("root")))?;
-    if !root.verify(key) {
-        return Err((DnsError::BadSignature, Some("root")));
-    }
-    Ok(root)
 }
 
 /// The entry text of an answer at `label` (geth `resolveEntry`): records without a known
