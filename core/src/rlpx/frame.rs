@@ -47,9 +47,14 @@ const BLOCK: usize = 16;
 const DISCONNECT_ID: u64 = 0x01;
 /// Header data: `rlp([capability-id = 0, context-id = 0])`, which receivers ignore.
 const HEADER_DATA: [u8; 3] = [0xc2, 0x80, 0x80];
-/// Buffers that grew beyond this for one large frame are released after it, so an idle
-/// session holds little memory.
+/// Buffers that grew beyond this for one large frame are released after it, even mid-burst
+/// (between bursts [`FrameCodec::release_read_buffers`] and
+/// [`FrameCodec::release_write_buffers`] give back everything).
 const RETAINED_BUFFER: usize = 64 * 1024;
+/// Payloads shorter than this go out as one snappy literal without running the compressor:
+/// snappy itself emits a literal for them (`MIN_NON_LITERAL_BLOCK_SIZE` in the snap crate and
+/// in Google's C++ snappy), so the bytes are the same, and a Ping or Pong needs no encoder.
+const SNAPPY_MIN_COMPRESSIBLE: usize = 17;
 
 /// Why a frame could not be sent or read. Any error on the read side is fatal: the codec
 /// refuses further input and the connection must be closed.
@@ -384,7 +389,11 @@ pub struct FrameCodec {
     /// What `prepare` left for `seal_prepared`: the message id, the payload length, and
     /// whether `compressed` holds its body.
     prepared: Option<(u64, usize, bool)>,
-    encoder: snap::raw::Encoder,
+    /// Snappy's compressor, made at the first payload worth compressing and dropped by
+    /// [`release_write_buffers`](FrameCodec::release_write_buffers): its hash tables take
+    /// 2 KiB, and 32 KiB more once a payload over 1 KiB came by, more than the rest of the
+    /// codec.
+    encoder: Option<Box<snap::raw::Encoder>>,
     decoder: snap::raw::Decoder,
 }
 
@@ -417,7 +426,7 @@ impl FrameCodec {
             scratch: Vec::new(),
             compressed: Vec::new(),
             prepared: None,
-            encoder: snap::raw::Encoder::new(),
+            encoder: None,
             decoder: snap::raw::Decoder::new(),
         }
     }
@@ -532,10 +541,15 @@ impl FrameCodec {
     /// when that is shorter (a payload that does not compress).
     fn compress(&mut self, payload: &[u8]) -> Result<(), FrameError> {
         self.compressed.clear();
+        if payload.len() < SNAPPY_MIN_COMPRESSIBLE {
+            write_snappy_literal(payload, &mut self.compressed);
+            return Ok(());
+        }
         self.compressed
             .resize(snap::raw::max_compress_len(payload.len()), 0);
         let n = self
             .encoder
+            .get_or_insert_with(|| Box::new(snap::raw::Encoder::new()))
             .compress(payload, &mut self.compressed)
             .map_err(|e| FrameError::Snappy(e.to_string()))?;
         if n > snappy_literal_len(payload.len()) {
@@ -554,6 +568,42 @@ impl FrameCodec {
         } else {
             self.compressed.clear();
         }
+    }
+
+    /// Gives back the buffers of the read side: the last frame's plaintext and decompressed
+    /// payload (no longer borrowed once this can be called), and the partial-frame buffer
+    /// when no frame is half read. A session calls it once it has read all it was given, so
+    /// an idle connection holds no read buffer; the next frame allocates what it needs.
+    pub fn release_read_buffers(&mut self) {
+        self.plain = Vec::new();
+        self.scratch = Vec::new();
+        if self.read_buf.is_empty() {
+            self.read_buf = Vec::new();
+        }
+    }
+
+    /// Gives back the buffers of the write side: the compression buffer and snappy's
+    /// compressor. A session calls it once its outbound queue has drained; a message
+    /// [`prepare`](Self::prepare)d but not sealed is prepared again when sealed.
+    pub fn release_write_buffers(&mut self) {
+        self.compressed = Vec::new();
+        self.prepared = None;
+        self.encoder = None;
+    }
+
+    /// Heap bytes the codec holds in buffers beyond its fixed state (key schedules, MAC
+    /// states), snappy's compressor counted at its fixed size: for tests that check an idle
+    /// codec holds none.
+    #[doc(hidden)]
+    pub fn buffer_capacity(&self) -> usize {
+        self.read_buf.capacity()
+            + self.plain.capacity()
+            + self.scratch.capacity()
+            + self.compressed.capacity()
+            + self
+                .encoder
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<snap::raw::Encoder>())
     }
 
     /// Seals `frame_data` (message id and payload, already encoded and compressed as the
