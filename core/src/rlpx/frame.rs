@@ -610,8 +610,8 @@ impl FrameCodec {
     }
 
     /// Gives back the buffers of the write side: the compression buffer, snappy's compressor
-    /// and the key schedules. A session calls it once its outbound queue has drained; a message
-    /// [`prepare`](Self::prepare)d but not sealed is prepared again when sealed.
+    /// and the key schedules. A session calls it once its outbound queue has drained; a
+    /// message prepared (compressed) but not sealed yet is prepared again when sealed.
     pub fn release_write_buffers(&mut self) {
         self.compressed = Vec::new();
         self.prepared = None;
