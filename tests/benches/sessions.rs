@@ -1,10 +1,14 @@
-//! Resident memory per established, idle session, for each driver, at 1,000 sessions.
+//! Resident memory per established, idle session, for each driver, at 1,000 sessions (or
+//! `--sessions N`).
 //!
-//! A hub process runs one node (the driver under test, discovery off). A second process runs
-//! 1,000 client nodes (tokio) that each dial the hub. The hub's resident set size (VmRSS) is
-//! read once it runs alone and again once it holds 1,000 established sessions that have been
-//! idle for a few seconds; the difference over 1,000 is the cost of one session in the driver
-//! and the node (kernel socket buffers are not part of RSS). Linux only (reads /proc).
+//! A hub process runs one node (the driver under test, discovery off). Client processes run
+//! the client nodes (tokio), [`CLIENTS_PER_PROCESS`] at most each, that each dial the hub. The
+//! hub's resident set size (VmRSS) and its live heap bytes (counted by this binary's global
+//! allocator) are read once it runs alone and again once it holds the sessions, idle for a
+//! few seconds; the difference over N is the cost of one session in the driver and the node
+//! (kernel socket buffers are not part of RSS). RSS is also read after `malloc_trim`, which
+//! gives back the heap pages the allocator keeps free (the peak of thousands of concurrent
+//! handshakes, not what the sessions hold). Linux (reads /proc) with glibc.
 //!
 //! Run: `cargo bench -p devp2p-tests --bench sessions` (`-- --sessions N` for another count).
 
@@ -12,9 +16,58 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use devp2p_core::session::Protocol;
 use devp2p_core::Enode;
 use devp2p_mio::common::DriverConfig;
+
+/// The system allocator, counting the bytes live on the heap.
+struct Counting;
+
+/// Bytes allocated and not yet freed.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call goes to the system allocator unchanged; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is passed on.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            LIVE.fetch_add(new_size, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 /// Sessions by default (the figure).
 const SESSIONS: usize = 1000;
@@ -24,6 +77,9 @@ const IDLE: Duration = Duration::from_secs(3);
 const CONNECT_LIMIT: Duration = Duration::from_secs(120);
 /// Which process this is.
 const ROLE: &str = "DEVP2P_BENCH_ROLE";
+/// Client nodes per client process: each holds a listener and a connection, and the hard
+/// limit on open files here is 20,000 per process, so 10,000 clients need several.
+const CLIENTS_PER_PROCESS: usize = 2500;
 
 fn node_config(max_peers: usize) -> DriverConfig {
     let mut config = DriverConfig::default();
@@ -47,7 +103,43 @@ fn rss_kib() -> u64 {
         .expect("VmRSS in /proc/self/status")
 }
 
-/// The hub: prints its enode, then answers `stat` with `<rss KiB> <peers>` until stdin ends.
+/// One reading of the hub's memory.
+#[derive(Clone, Copy)]
+struct Stat {
+    /// VmRSS in KiB.
+    rss: u64,
+    /// VmRSS in KiB after `malloc_trim`.
+    trimmed: u64,
+    /// Live heap bytes.
+    heap: u64,
+    peers: usize,
+}
+
+/// `<rss KiB> <rss KiB after malloc_trim> <live heap bytes>`, for the hub's answer.
+fn memory_line() -> String {
+    let rss = rss_kib();
+    let heap = LIVE.load(Ordering::Relaxed);
+    // SAFETY: malloc_trim only walks glibc's own heap; it takes no pointers of ours.
+    unsafe { libc::malloc_trim(0) };
+    format!("{rss} {} {heap}", rss_kib())
+}
+
+/// Raises the soft limit on open files to the hard limit (10,000 sessions need more than
+/// the usual soft 1,024).
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: setrlimit reads the struct we pass; the soft limit stays within the hard one.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+}
+
+/// The hub: prints its enode, then answers `stat` with `<memory line> <peers>` until stdin
+/// ends.
 fn hub(driver: &str, max_peers: usize) {
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
@@ -68,7 +160,7 @@ fn hub(driver: &str, max_peers: usize) {
             for line in stdin.lock().lines().map_while(Result::ok) {
                 if line == "stat" {
                     let peers = rt.block_on(node.peers()).expect("hub running").len();
-                    writeln!(out, "{} {peers}", rss_kib()).unwrap();
+                    writeln!(out, "{} {peers}", memory_line()).unwrap();
                 }
             }
         }
@@ -84,7 +176,7 @@ fn hub(driver: &str, max_peers: usize) {
                     let peers = remote
                         .call(|r| r.driver(0).map_or(0, |d| d.peers().len()))
                         .expect("hub running");
-                    writeln!(out, "{} {peers}", rss_kib()).unwrap();
+                    writeln!(out, "{} {peers}", memory_line()).unwrap();
                 }
             }
             remote.stop();
@@ -147,32 +239,41 @@ impl Hub {
         )
     }
 
-    /// (RSS in KiB, peers).
-    fn stat(&mut self) -> (u64, usize) {
+    fn stat(&mut self) -> Stat {
         writeln!(self.stdin, "stat").expect("asking the hub");
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("hub's answer");
         let mut it = line
             .split_whitespace()
             .map(|w| w.parse::<u64>().expect("number"));
-        let rss = it.next().expect("rss");
-        let peers = it.next().expect("peers") as usize;
-        (rss, peers)
+        let mut next = || it.next().expect("four numbers");
+        Stat {
+            rss: next(),
+            trimmed: next(),
+            heap: next(),
+            peers: next() as usize,
+        }
     }
 }
 
-fn measure(driver: &str, n: usize) -> (u64, u64, f64) {
+fn measure(driver: &str, n: usize) -> (Stat, Stat, f64) {
     let (mut hub, enode) = Hub::start(driver, n + 16);
     std::thread::sleep(Duration::from_millis(500));
-    let (base, _) = hub.stat();
-    let mut clients = Command::new(std::env::current_exe().expect("own path"))
-        .env(ROLE, format!("clients:{enode}:{n}"))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("starting the clients");
+    let base = hub.stat();
+    let mut clients: Vec<Child> = (0..n)
+        .step_by(CLIENTS_PER_PROCESS)
+        .map(|first| {
+            let count = CLIENTS_PER_PROCESS.min(n - first);
+            Command::new(std::env::current_exe().expect("own path"))
+                .env(ROLE, format!("clients:{enode}:{count}"))
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("starting the clients")
+        })
+        .collect();
     let started = Instant::now();
     loop {
-        let (_, peers) = hub.stat();
+        let peers = hub.stat().peers;
         if peers >= n {
             break;
         }
@@ -184,21 +285,25 @@ fn measure(driver: &str, n: usize) -> (u64, u64, f64) {
     }
     let connect = started.elapsed().as_secs_f64();
     std::thread::sleep(IDLE);
-    let (rss, peers) = hub.stat();
+    let full = hub.stat();
     assert!(
-        peers >= n,
-        "{driver}: sessions dropped while idle ({peers})"
+        full.peers >= n,
+        "{driver}: sessions dropped while idle ({})",
+        full.peers
     );
     // The clients and the hub are ours: end them by their ids.
-    let _ = clients.kill();
-    let _ = clients.wait();
+    for c in &mut clients {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
     drop(hub.stdin);
     let _ = hub.child.wait();
-    (base, rss, connect)
+    (base, full, connect)
 }
 
 fn main() {
     if let Ok(role) = std::env::var(ROLE) {
+        raise_fd_limit();
         let mut parts = role.splitn(3, ':');
         match (parts.next(), parts.next(), parts.next()) {
             (Some("hub"), Some(driver), Some(max)) => hub(driver, max.parse().expect("max")),
@@ -218,16 +323,21 @@ fn main() {
         .position(|a| a == "--sessions")
         .and_then(|i| args.get(i + 1))
         .map_or(SESSIONS, |v| v.parse().expect("--sessions N"));
-    println!("{n} established idle sessions into one hub node (discovery off), resident memory of the hub");
-    println!("| driver | hub alone | hub with {n} sessions | per session | connect time |\n|---|---|---|---|---|");
+    raise_fd_limit();
+    println!("{n} established idle sessions into one hub node (discovery off), memory of the hub");
+    println!(
+        "| driver | hub alone | hub with {n} sessions | per session (RSS) | per session (RSS after malloc_trim) | per session (live heap) | connect time |\n|---|---|---|---|---|---|---|"
+    );
     for driver in ["tokio", "mio"] {
-        let (base, rss, connect) = measure(driver, n);
-        let per = (rss.saturating_sub(base) as f64) * 1024.0 / n as f64;
+        let (base, full, connect) = measure(driver, n);
+        let per = |a: u64, b: u64| (b.saturating_sub(a) as f64) / n as f64;
         println!(
-            "| {driver} | {:.1} MiB | {:.1} MiB | **{:.1} KiB** | {connect:.1} s |",
-            base as f64 / 1024.0,
-            rss as f64 / 1024.0,
-            per / 1024.0
+            "| {driver} | {:.1} MiB | {:.1} MiB | **{:.1} KiB** | {:.1} KiB | {:.0} B | {connect:.1} s |",
+            base.rss as f64 / 1024.0,
+            full.rss as f64 / 1024.0,
+            per(base.rss, full.rss),
+            per(base.trimmed, full.trimmed),
+            per(base.heap, full.heap),
         );
     }
 }

@@ -209,7 +209,9 @@ pub struct Node<R> {
     discovery: Option<Discovery<ChaCha20Rng>>,
     discv5: Option<Box<Discv5<ChaCha20Rng>>>,
     dialer: Dialer,
-    conns: BTreeMap<ConnId, Conn>,
+    /// Boxed: a map's nodes are about half full when ids only grow, and a connection's
+    /// bookkeeping is some 500 bytes, so inline it would waste as much again per session.
+    conns: BTreeMap<ConnId, Box<Conn>>,
     peers: BTreeMap<NodeId, ConnId>,
     trusted: BTreeSet<NodeId>,
     throttle: admission::Throttle,
@@ -596,7 +598,7 @@ impl<R: CryptoRng> Node<R> {
         // A session pauses after its handshake until admitted; `pump` admits it, and the
         // rest of the input is offered again.
         while used < data.len() && self.pending_messages < self.config.max_pending_messages {
-            let Some(s) = self.conns.get_mut(&conn).and_then(Conn::session) else {
+            let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session()) else {
                 used = data.len();
                 break;
             };
@@ -615,7 +617,7 @@ impl<R: CryptoRng> Node<R> {
     /// `n` bytes of [`outbound`](Self::outbound) were written on `conn`.
     pub fn handle_written(&mut self, now: Instant, conn: ConnId, n: usize) {
         self.tick(now, self.unix_secs);
-        if let Some(s) = self.conns.get_mut(&conn).and_then(Conn::session) {
+        if let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session()) {
             s.handle_written(now, n);
             self.stats.bytes_out += n as u64;
             self.pump(conn);
@@ -705,7 +707,7 @@ impl<R: CryptoRng> Node<R> {
         let s = self
             .conns
             .get_mut(&conn)
-            .and_then(Conn::session)
+            .and_then(|c| c.session())
             .ok_or(SendError::NotEstablished)?;
         s.send(now, protocol, code, payload)?;
         self.pump(conn);
@@ -716,7 +718,7 @@ impl<R: CryptoRng> Node<R> {
     pub fn disconnect(&mut self, now: Instant, peer: &NodeId, reason: DisconnectReason) {
         self.tick(now, self.unix_secs);
         if let Some(&conn) = self.peers.get(peer) {
-            if let Some(s) = self.conns.get_mut(&conn).and_then(Conn::session) {
+            if let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session()) {
                 s.disconnect(now, reason);
             }
             self.pump(conn);
@@ -813,7 +815,7 @@ impl<R: CryptoRng> Node<R> {
         self.next_conn += 1;
         self.conns.insert(
             id,
-            Conn {
+            Box::new(Conn {
                 direction,
                 addr,
                 state,
@@ -823,7 +825,7 @@ impl<R: CryptoRng> Node<R> {
                 remote_key: None,
                 peer: None,
                 write_signalled: false,
-            },
+            }),
         );
         id
     }

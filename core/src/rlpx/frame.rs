@@ -47,9 +47,14 @@ const BLOCK: usize = 16;
 const DISCONNECT_ID: u64 = 0x01;
 /// Header data: `rlp([capability-id = 0, context-id = 0])`, which receivers ignore.
 const HEADER_DATA: [u8; 3] = [0xc2, 0x80, 0x80];
-/// Buffers that grew beyond this for one large frame are released after it, so an idle
-/// session holds little memory.
+/// Buffers that grew beyond this for one large frame are released after it, even mid-burst
+/// (between bursts [`FrameCodec::release_read_buffers`] and
+/// [`FrameCodec::release_write_buffers`] give back everything).
 const RETAINED_BUFFER: usize = 64 * 1024;
+/// Payloads shorter than this go out as one snappy literal without running the compressor:
+/// snappy itself emits a literal for them (`MIN_NON_LITERAL_BLOCK_SIZE` in the snap crate and
+/// in Google's C++ snappy), so the bytes are the same, and a Ping or Pong needs no encoder.
+const SNAPPY_MIN_COMPRESSIBLE: usize = 17;
 
 /// Why a frame could not be sent or read. Any error on the read side is fatal: the codec
 /// refuses further input and the connection must be closed.
@@ -235,7 +240,7 @@ fn with_ciphers<R>(
 }
 
 /// One direction's MAC: a Keccak-256 sponge kept open for the whole connection (its AES-256
-/// block cipher, keyed with the MAC secret, is the codec's `mac_cipher`, the same for both
+/// block cipher, keyed with the MAC secret, is the codec's MAC cipher, the same for both
 /// directions).
 struct MacState {
     sponge: Keccak256,
@@ -347,6 +352,30 @@ enum ReadState {
     Failed,
 }
 
+/// The codec's two AES-256 ciphers, key schedules expanded (close to 1 KiB each: the aes
+/// crate sizes them for its software backend, whatever the CPU uses).
+struct KeySchedules {
+    /// Keyed with the AES secret: the CTR cipher of both directions (each from block zero,
+    /// with its own counter).
+    ctr: Aes256Enc,
+    /// Keyed with the MAC secret: the MAC cipher of both directions.
+    mac: Aes256Enc,
+}
+
+/// The key schedules in `slot`, expanded from `keys` (the AES and the MAC secret) if they
+/// were released.
+fn schedules<'a>(
+    keys: &[[u8; 32]; 2],
+    slot: &'a mut Option<Box<KeySchedules>>,
+) -> &'a KeySchedules {
+    slot.get_or_insert_with(|| {
+        Box::new(KeySchedules {
+            ctr: Aes256Enc::new(&keys[0].into()),
+            mac: Aes256Enc::new(&keys[1].into()),
+        })
+    })
+}
+
 /// A decoded message: the wire message id and the (decompressed) payload.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Frame<'a> {
@@ -358,11 +387,12 @@ pub struct Frame<'a> {
 
 /// Encrypts, authenticates and frames messages in both directions of one RLPx connection.
 pub struct FrameCodec {
-    /// AES-256 keyed with the AES secret: the CTR cipher of both directions (each from block
-    /// zero, with its own counter).
-    ctr_cipher: Aes256Enc,
-    /// AES-256 keyed with the MAC secret: the MAC cipher of both directions.
-    mac_cipher: Aes256Enc,
+    /// The AES secret and the MAC secret.
+    keys: [[u8; 32]; 2],
+    /// Their key schedules, expanded when frames move and released with the buffers when
+    /// the connection goes idle: they are the largest part of an idle codec otherwise, and
+    /// expanding them again costs less than sealing one small frame.
+    schedules: Option<Box<KeySchedules>>,
     /// The next CTR block of each direction.
     egress_counter: u128,
     ingress_counter: u128,
@@ -384,7 +414,11 @@ pub struct FrameCodec {
     /// What `prepare` left for `seal_prepared`: the message id, the payload length, and
     /// whether `compressed` holds its body.
     prepared: Option<(u64, usize, bool)>,
-    encoder: snap::raw::Encoder,
+    /// Snappy's compressor, made at the first payload worth compressing and dropped by
+    /// [`release_write_buffers`](FrameCodec::release_write_buffers): its hash tables take
+    /// 2 KiB, and 32 KiB more once a payload over 1 KiB came by, more than the rest of the
+    /// codec.
+    encoder: Option<Box<snap::raw::Encoder>>,
     decoder: snap::raw::Decoder,
 }
 
@@ -402,8 +436,8 @@ impl FrameCodec {
     pub fn new(secrets: Secrets) -> Self {
         Self {
             // The IV is zero: both directions' counters start at block 0.
-            ctr_cipher: Aes256Enc::new(&secrets.aes_secret.into()),
-            mac_cipher: Aes256Enc::new(&secrets.mac_secret.into()),
+            keys: [secrets.aes_secret, secrets.mac_secret],
+            schedules: None,
             egress_counter: 0,
             ingress_counter: 0,
             egress_mac: MacState::new(secrets.egress_mac),
@@ -417,7 +451,7 @@ impl FrameCodec {
             scratch: Vec::new(),
             compressed: Vec::new(),
             prepared: None,
-            encoder: snap::raw::Encoder::new(),
+            encoder: None,
             decoder: snap::raw::Decoder::new(),
         }
     }
@@ -532,10 +566,15 @@ impl FrameCodec {
     /// when that is shorter (a payload that does not compress).
     fn compress(&mut self, payload: &[u8]) -> Result<(), FrameError> {
         self.compressed.clear();
+        if payload.len() < SNAPPY_MIN_COMPRESSIBLE {
+            write_snappy_literal(payload, &mut self.compressed);
+            return Ok(());
+        }
         self.compressed
             .resize(snap::raw::max_compress_len(payload.len()), 0);
         let n = self
             .encoder
+            .get_or_insert_with(|| Box::new(snap::raw::Encoder::new()))
             .compress(payload, &mut self.compressed)
             .map_err(|e| FrameError::Snappy(e.to_string()))?;
         if n > snappy_literal_len(payload.len()) {
@@ -554,6 +593,49 @@ impl FrameCodec {
         } else {
             self.compressed.clear();
         }
+    }
+
+    /// Gives back the buffers of the read side: the last frame's plaintext and decompressed
+    /// payload (no longer borrowed once this can be called), and the partial-frame buffer
+    /// when no frame is half read; and the key schedules (expanded again at the next frame).
+    /// A session calls it once it has read all it was given, so an idle connection holds no
+    /// read buffer; the next frame allocates what it needs.
+    pub fn release_read_buffers(&mut self) {
+        self.plain = Vec::new();
+        self.scratch = Vec::new();
+        if self.read_buf.is_empty() {
+            self.read_buf = Vec::new();
+        }
+        self.schedules = None;
+    }
+
+    /// Gives back the buffers of the write side: the compression buffer, snappy's compressor
+    /// and the key schedules. A session calls it once its outbound queue has drained; a
+    /// message prepared (compressed) but not sealed yet is prepared again when sealed.
+    pub fn release_write_buffers(&mut self) {
+        self.compressed = Vec::new();
+        self.prepared = None;
+        self.encoder = None;
+        self.schedules = None;
+    }
+
+    /// Heap bytes the codec holds beyond its fixed state (secrets, MAC states, counters):
+    /// buffers, the key schedules and snappy's compressor (counted at its fixed size), all
+    /// released when idle; for tests that check an idle codec holds none.
+    #[doc(hidden)]
+    pub fn buffer_capacity(&self) -> usize {
+        self.read_buf.capacity()
+            + self.plain.capacity()
+            + self.scratch.capacity()
+            + self.compressed.capacity()
+            + self
+                .encoder
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<snap::raw::Encoder>())
+            + self
+                .schedules
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<KeySchedules>())
     }
 
     /// Seals `frame_data` (message id and payload, already encoded and compressed as the
@@ -600,17 +682,13 @@ impl FrameCodec {
         let (header, rest) = out[start..].split_at_mut(BLOCK);
         let (header_mac, body) = rest.split_at_mut(BLOCK);
         let mac = &mut self.egress_mac;
-        let frame_mac = with_ciphers(
-            &self.ctr_cipher,
-            &self.mac_cipher,
-            &mut self.egress_counter,
-            |aes| {
-                aes.ctr(header);
-                header_mac.copy_from_slice(&mac.header(aes, header));
-                aes.ctr(body);
-                mac.frame(aes, body)
-            },
-        );
+        let ks = schedules(&self.keys, &mut self.schedules);
+        let frame_mac = with_ciphers(&ks.ctr, &ks.mac, &mut self.egress_counter, |aes| {
+            aes.ctr(header);
+            header_mac.copy_from_slice(&mac.header(aes, header));
+            aes.ctr(body);
+            mac.frame(aes, body)
+        });
         out.extend_from_slice(&frame_mac);
         Ok(())
     }
@@ -649,20 +727,16 @@ impl FrameCodec {
             let rest = &input[consumed..];
             let (max_frame_size, mac, plain) =
                 (self.max_frame_size, &mut self.ingress_mac, &mut self.plain);
-            let opened = with_ciphers(
-                &self.ctr_cipher,
-                &self.mac_cipher,
-                &mut self.ingress_counter,
-                |aes| {
-                    let frame_size = open_header(mac, aes, &mut header, max_frame_size)?;
-                    let need = padded(frame_size) + BLOCK;
-                    if rest.len() < need {
-                        return Ok((frame_size, false));
-                    }
-                    open_body(mac, aes, &rest[..need], frame_size, plain)?;
-                    Ok((frame_size, true))
-                },
-            );
+            let ks = schedules(&self.keys, &mut self.schedules);
+            let opened = with_ciphers(&ks.ctr, &ks.mac, &mut self.ingress_counter, |aes| {
+                let frame_size = open_header(mac, aes, &mut header, max_frame_size)?;
+                let need = padded(frame_size) + BLOCK;
+                if rest.len() < need {
+                    return Ok((frame_size, false));
+                }
+                open_body(mac, aes, &rest[..need], frame_size, plain)?;
+                Ok((frame_size, true))
+            });
             let (frame_size, whole) = opened.map_err(|e| self.fail(e))?;
             if whole {
                 consumed += padded(frame_size) + BLOCK;
@@ -693,12 +767,10 @@ impl FrameCodec {
                 &self.read_buf[..]
             };
             let (mac, plain) = (&mut self.ingress_mac, &mut self.plain);
-            let opened = with_ciphers(
-                &self.ctr_cipher,
-                &self.mac_cipher,
-                &mut self.ingress_counter,
-                |aes| open_body(mac, aes, body, frame_size, plain),
-            );
+            let ks = schedules(&self.keys, &mut self.schedules);
+            let opened = with_ciphers(&ks.ctr, &ks.mac, &mut self.ingress_counter, |aes| {
+                open_body(mac, aes, body, frame_size, plain)
+            });
             opened.map_err(|e| self.fail(e))?;
             self.read_buf.clear();
         } else if matches!(self.read_state, ReadState::Failed) {

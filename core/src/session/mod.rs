@@ -408,6 +408,23 @@ impl Session {
         self.out.len()
     }
 
+    /// Heap bytes held in buffers (outbound queue, event queue, our Hello until sent, the
+    /// codec's frame and compression buffers), beyond the fixed state of the session and its
+    /// codec: for tests that check an idle session holds none.
+    #[doc(hidden)]
+    pub fn buffer_capacity(&self) -> usize {
+        let codec = match &self.phase {
+            Phase::Authenticated { codec, .. }
+            | Phase::Hello { codec, .. }
+            | Phase::Active { codec, .. } => codec.buffer_capacity(),
+            _ => 0,
+        };
+        self.out.capacity()
+            + self.events.capacity() * std::mem::size_of::<SessionEvent>()
+            + self.local_hello.capacity()
+            + codec
+    }
+
     // ---- outputs ---------------------------------------------------------------------------
 
     /// The bytes to write next (possibly empty).
@@ -417,7 +434,13 @@ impl Session {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        let ev = self.events.pop_front()?;
+        let Some(ev) = self.events.pop_front() else {
+            // Drained: the next event allocates again, an idle session holds no queue.
+            if self.events.capacity() > 0 {
+                self.events = VecDeque::new();
+            }
+            return None;
+        };
         if let SessionEvent::Message { payload, .. } = &ev {
             self.pending_inbound -= payload.len();
         }
@@ -471,6 +494,10 @@ impl Session {
             used += n;
         }
         self.bytes_in += used as u64;
+        // Between reads nothing borrows the frame buffers: an idle connection keeps none.
+        if let Phase::Hello { codec, .. } | Phase::Active { codec, .. } = &mut self.phase {
+            codec.release_read_buffers();
+        }
         used
     }
 
@@ -482,6 +509,10 @@ impl Session {
         if self.out.is_empty() {
             // A drained Disconnect still waits for the peer to close (DISCONNECT_LINGER).
             self.write_progress = None;
+            // The queue gave its buffer back as it drained; the codec's go too.
+            if let Phase::Active { codec, .. } = &mut self.phase {
+                codec.release_write_buffers();
+            }
         } else if n > 0 {
             self.write_progress = Some(self.now);
         }
@@ -757,8 +788,10 @@ impl Session {
 
     fn send_hello(&mut self, codec: &mut FrameCodec) {
         let was_empty = self.out.is_empty();
+        // Sent once per session: it need not stay in memory.
+        let hello = std::mem::take(&mut self.local_hello);
         codec
-            .encode(HELLO, &self.local_hello, self.out.tail())
+            .encode(HELLO, &hello, self.out.tail())
             .expect("our Hello fits a frame");
         if was_empty {
             self.write_progress = Some(self.now);

@@ -10,8 +10,9 @@ pub(crate) struct OutboundQueue {
     limit: usize,
 }
 
-/// Capacity kept after the queue drains; a burst larger than this is given back.
-const RETAINED_CAPACITY: usize = 64 * 1024;
+/// Written bytes kept at the front before they are moved out (the queue then compacts once
+/// they are at least half of it).
+const COMPACT_AFTER: usize = 64 * 1024;
 
 impl OutboundQueue {
     pub(crate) fn new(limit: usize) -> Self {
@@ -51,16 +52,19 @@ impl OutboundQueue {
         let n = n.min(self.len());
         self.start += n;
         if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-            if self.buf.capacity() > RETAINED_CAPACITY {
-                self.buf = Vec::new();
-            }
-        } else if self.start >= RETAINED_CAPACITY && self.start * 2 >= self.buf.len() {
+            // Drained: an idle connection holds no buffer; the next burst allocates again
+            // (one allocation per burst, not per message).
+            self.clear();
+        } else if self.start >= COMPACT_AFTER && self.start * 2 >= self.buf.len() {
             self.buf.drain(..self.start);
             self.start = 0;
         }
         n
+    }
+
+    /// Bytes of buffer held.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Drops everything pending.

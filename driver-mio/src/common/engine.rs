@@ -565,6 +565,10 @@ impl<S: Stream> Engine<S> {
             if !c.leftover.is_empty() {
                 let taken = self.node.handle_read(self.clock.now(), conn, &c.leftover);
                 c.leftover.drain(..taken);
+                if c.leftover.is_empty() {
+                    // Taken at last: an idle connection holds no buffer here.
+                    c.leftover = Vec::new();
+                }
                 self.flush(io);
                 if taken == 0 {
                     // Nothing taken even after the events were drained: try again next turn.
