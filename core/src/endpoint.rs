@@ -30,7 +30,7 @@ mod local;
 
 pub use local::{EndpointChange, LocalRecord};
 
-use std::collections::BTreeMap;
+use std::collections::{btree_map, BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -99,11 +99,104 @@ impl Observations {
     }
 }
 
-/// One host's latest statement.
-#[derive(Debug, Clone, Copy)]
-struct Statement {
-    endpoint: SocketAddr,
-    at: Instant,
+/// Entries kept past this many beyond twice the live ones are compacted away (stale ones,
+/// left by hosts that spoke again): the time-ordered list stays within a constant factor of
+/// the map.
+const STALE_SLACK: usize = 64;
+
+/// Entries keyed by host, each stamped with the time it was made, forgotten once a window
+/// old: the map, plus every insertion in time order, so that forgetting the expired entries
+/// and finding the oldest cost what they remove, not a pass over all of them (every datagram
+/// brings an observation, and a full table's worth of hosts is in the window).
+#[derive(Debug, Clone)]
+struct ByAge<V> {
+    entries: BTreeMap<IpAddr, (Instant, V)>,
+    /// (time, host) of each insertion, in time order. One whose host has since made a newer
+    /// entry is stale: skipped, and dropped when it reaches the front or at compaction.
+    order: VecDeque<(Instant, IpAddr)>,
+}
+
+impl<V: Copy> ByAge<V> {
+    fn new() -> Self {
+        ByAge {
+            entries: BTreeMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn is_live(&self, (at, host): (Instant, IpAddr)) -> bool {
+        self.entries.get(&host).is_some_and(|(t, _)| *t == at)
+    }
+
+    /// Stores `host`'s entry made at `at`; returns the value it replaced.
+    fn insert(&mut self, host: IpAddr, at: Instant, value: V) -> Option<V> {
+        let old = self.entries.insert(host, (at, value)).map(|(_, v)| v);
+        match self.order.back() {
+            // The core's clock never goes backwards; were a caller's to, the entry still
+            // goes where its time puts it.
+            Some(&(last, _)) if last > at => {
+                let i = self.order.partition_point(|&(t, _)| t <= at);
+                self.order.insert(i, (at, host));
+            }
+            _ => self.order.push_back((at, host)),
+        }
+        if self.order.len() > 2 * self.entries.len() + STALE_SLACK {
+            let mut live: Vec<(Instant, IpAddr)> =
+                self.entries.iter().map(|(h, (t, _))| (*t, *h)).collect();
+            live.sort_unstable();
+            self.order = live.into();
+        }
+        old
+    }
+
+    /// Forgets every entry with `now > made + window`, handing each value to `removed`.
+    fn expire(&mut self, now: Instant, window: Duration, mut removed: impl FnMut(V)) {
+        while let Some(&(at, host)) = self.order.front() {
+            if now <= at.saturating_add(window) {
+                break;
+            }
+            self.order.pop_front();
+            if self.is_live((at, host)) {
+                if let Some((_, v)) = self.entries.remove(&host) {
+                    removed(v);
+                }
+            }
+        }
+    }
+
+    /// Forgets the oldest entry, the smallest host among equally old ones, handing its value
+    /// to `removed`.
+    fn evict_oldest(&mut self, removed: impl FnOnce(V)) {
+        while let Some(&front) = self.order.front() {
+            if self.is_live(front) {
+                break;
+            }
+            self.order.pop_front();
+        }
+        let Some(&(oldest, _)) = self.order.front() else {
+            return;
+        };
+        let host = self
+            .order
+            .iter()
+            .take_while(|(t, _)| *t == oldest)
+            .filter(|e| self.is_live(**e))
+            .map(|(_, h)| *h)
+            .min();
+        if let Some((_, v)) = host.and_then(|h| self.entries.remove(&h)) {
+            removed(v);
+        }
+    }
+}
+
+/// One fewer host says `endpoint`.
+fn uncount(counts: &mut BTreeMap<SocketAddr, usize>, endpoint: SocketAddr) {
+    if let btree_map::Entry::Occupied(mut e) = counts.entry(endpoint) {
+        *e.get_mut() -= 1;
+        if *e.get() == 0 {
+            e.remove();
+        }
+    }
 }
 
 /// The endpoint tracker of one address family.
@@ -112,8 +205,11 @@ pub struct IpTracker {
     window: Duration,
     contact_window: Duration,
     min_statements: usize,
-    statements: BTreeMap<IpAddr, Statement>,
-    contacts: BTreeMap<IpAddr, Instant>,
+    /// Each host's latest statement: the endpoint it says we have.
+    statements: ByAge<SocketAddr>,
+    /// How many statements name each endpoint.
+    counts: BTreeMap<SocketAddr, usize>,
+    contacts: ByAge<()>,
     last_prediction: Option<SocketAddr>,
 }
 
@@ -133,8 +229,9 @@ impl IpTracker {
             window,
             contact_window,
             min_statements: min_statements.max(1),
-            statements: BTreeMap::new(),
-            contacts: BTreeMap::new(),
+            statements: ByAge::new(),
+            counts: BTreeMap::new(),
+            contacts: ByAge::new(),
             last_prediction: None,
         }
     }
@@ -142,43 +239,33 @@ impl IpTracker {
     /// `host` says our endpoint is `endpoint` (it replaces what `host` said before).
     pub fn add_statement(&mut self, now: Instant, host: IpAddr, endpoint: SocketAddr) {
         self.gc(now);
-        if !self.statements.contains_key(&host) && self.statements.len() >= MAX_TRACKED_HOSTS {
-            let oldest = self
-                .statements
-                .iter()
-                .min_by_key(|(_, s)| s.at)
-                .map(|(h, _)| *h);
-            if let Some(h) = oldest {
-                self.statements.remove(&h);
-            }
+        let counts = &mut self.counts;
+        if !self.statements.entries.contains_key(&host)
+            && self.statements.entries.len() >= MAX_TRACKED_HOSTS
+        {
+            self.statements.evict_oldest(|e| uncount(counts, e));
         }
-        self.statements
-            .insert(host, Statement { endpoint, at: now });
+        if let Some(old) = self.statements.insert(host, now, endpoint) {
+            uncount(counts, old);
+        }
+        *counts.entry(endpoint).or_default() += 1;
     }
 
     /// We sent our endpoint to `host` (a Ping): only the full-cone check uses it.
     pub fn add_contact(&mut self, now: Instant, host: IpAddr) {
         self.gc(now);
-        if !self.contacts.contains_key(&host) && self.contacts.len() >= MAX_TRACKED_HOSTS {
-            let oldest = self
-                .contacts
-                .iter()
-                .min_by_key(|(_, t)| **t)
-                .map(|(h, _)| *h);
-            if let Some(h) = oldest {
-                self.contacts.remove(&h);
-            }
+        if !self.contacts.entries.contains_key(&host)
+            && self.contacts.entries.len() >= MAX_TRACKED_HOSTS
+        {
+            self.contacts.evict_oldest(|()| {});
         }
-        self.contacts.insert(host, now);
+        self.contacts.insert(host, now, ());
     }
 
     /// The endpoint most hosts agree on within the window, if at least the minimum do.
     pub fn predict_endpoint(&mut self, now: Instant) -> Option<SocketAddr> {
         self.gc(now);
-        let mut counts: BTreeMap<SocketAddr, usize> = BTreeMap::new();
-        for s in self.statements.values() {
-            *counts.entry(s.endpoint).or_default() += 1;
-        }
+        let counts = &self.counts;
         let best = counts.values().copied().max()?;
         if best < self.min_statements {
             return None;
@@ -196,19 +283,137 @@ impl IpTracker {
     /// without our having contacted it first (geth `PredictFullConeNAT`).
     pub fn predict_full_cone_nat(&mut self, now: Instant) -> bool {
         self.gc(now);
-        self.statements
-            .iter()
-            .any(|(host, s)| self.contacts.get(host).is_none_or(|c| *c > s.at))
+        self.statements.entries.iter().any(|(host, (at, _))| {
+            self.contacts
+                .entries
+                .get(host)
+                .is_none_or(|(contacted, ())| contacted > at)
+        })
     }
 
     /// Statements counted now.
     pub fn statement_count(&self) -> usize {
-        self.statements.len()
+        self.statements.entries.len()
     }
 
     fn gc(&mut self, now: Instant) {
-        let (w, cw) = (self.window, self.contact_window);
-        self.statements.retain(|_, s| now <= s.at.saturating_add(w));
-        self.contacts.retain(|_, t| now <= t.saturating_add(cw));
+        let counts = &mut self.counts;
+        self.statements
+            .expire(now, self.window, |e| uncount(counts, e));
+        self.contacts.expire(now, self.contact_window, |()| {});
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::{Rng, SeedableRng};
+
+    /// geth's tracker as first written here: plain maps, a pass over all of them at every
+    /// call. The time-ordered tracker must decide exactly as it does.
+    #[derive(Default)]
+    struct Naive {
+        statements: BTreeMap<IpAddr, (SocketAddr, Instant)>,
+        contacts: BTreeMap<IpAddr, Instant>,
+        last: Option<SocketAddr>,
+    }
+
+    impl Naive {
+        fn gc(&mut self, now: Instant) {
+            self.statements
+                .retain(|_, (_, at)| now <= at.saturating_add(STATEMENT_WINDOW));
+            self.contacts
+                .retain(|_, at| now <= at.saturating_add(CONTACT_WINDOW));
+        }
+        fn statement(&mut self, now: Instant, host: IpAddr, e: SocketAddr) {
+            self.gc(now);
+            if !self.statements.contains_key(&host) && self.statements.len() >= MAX_TRACKED_HOSTS {
+                let oldest = self
+                    .statements
+                    .iter()
+                    .min_by_key(|(_, s)| s.1)
+                    .map(|(h, _)| *h);
+                self.statements.remove(&oldest.unwrap());
+            }
+            self.statements.insert(host, (e, now));
+        }
+        fn contact(&mut self, now: Instant, host: IpAddr) {
+            self.gc(now);
+            if !self.contacts.contains_key(&host) && self.contacts.len() >= MAX_TRACKED_HOSTS {
+                let oldest = self
+                    .contacts
+                    .iter()
+                    .min_by_key(|(_, t)| **t)
+                    .map(|(h, _)| *h);
+                self.contacts.remove(&oldest.unwrap());
+            }
+            self.contacts.insert(host, now);
+        }
+        fn predict(&mut self, now: Instant) -> Option<SocketAddr> {
+            self.gc(now);
+            let mut counts: BTreeMap<SocketAddr, usize> = BTreeMap::new();
+            for (e, _) in self.statements.values() {
+                *counts.entry(*e).or_default() += 1;
+            }
+            let best = counts.values().copied().max()?;
+            if best < MIN_STATEMENTS {
+                return None;
+            }
+            let w = match self.last {
+                Some(l) if counts.get(&l) == Some(&best) => l,
+                _ => *counts.iter().find(|(_, c)| **c == best)?.0,
+            };
+            self.last = Some(w);
+            Some(w)
+        }
+        fn full_cone(&mut self, now: Instant) -> bool {
+            self.gc(now);
+            self.statements
+                .iter()
+                .any(|(h, (_, at))| self.contacts.get(h).is_none_or(|c| c > at))
+        }
+    }
+
+    #[test]
+    fn the_time_ordered_tracker_decides_as_a_pass_over_every_host_does() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let (mut t, mut naive) = (IpTracker::default(), Naive::default());
+        let (mut now, mut most) = (0u64, 0);
+        // More hosts than are kept, so that the oldest are evicted; times that repeat and
+        // advance by up to two seconds, so that the windows expire entries in bulk and one by
+        // one; a few endpoints, so that predictions change hands.
+        for step in 0..60_000u32 {
+            // Slowly while the first hosts pile up past the bound, then faster.
+            let pace = if step < 20_000 { 40 } else { 2_000 };
+            now += rng.next_u64() % pace * u64::from(rng.next_u32() % 3 == 0);
+            let at = Instant::from_millis(now);
+            let host = IpAddr::from((6_000u32 + rng.next_u32() % 6_000).to_be_bytes());
+            match rng.next_u32() % 8 {
+                0..=4 => {
+                    let e = SocketAddr::from(([203, 0, 113, rng.next_u32() as u8 % 3], 30303));
+                    t.add_statement(at, host, e);
+                    naive.statement(at, host, e);
+                }
+                5 | 6 => {
+                    t.add_contact(at, host);
+                    naive.contact(at, host);
+                }
+                _ => assert_eq!(
+                    t.predict_full_cone_nat(at),
+                    naive.full_cone(at),
+                    "step {step}"
+                ),
+            }
+            assert_eq!(t.predict_endpoint(at), naive.predict(at), "step {step}");
+            assert_eq!(t.statement_count(), naive.statements.len(), "step {step}");
+            assert_eq!(
+                t.contacts.entries.len(),
+                naive.contacts.len(),
+                "step {step}"
+            );
+            assert!(t.statements.order.len() <= 2 * t.statements.entries.len() + STALE_SLACK + 1);
+            most = most.max(naive.statements.len());
+        }
+        assert_eq!(most, MAX_TRACKED_HOSTS, "the bound was reached");
     }
 }
