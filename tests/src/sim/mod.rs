@@ -1,13 +1,14 @@
 //! Whole networks of unmodified [`Node`]s in one process, under virtual time, replayable
 //! from one seed.
 //!
-//! - **Virtual time**: one event queue holds every datagram, stream write, connection
-//!   attempt, close and node timer; [`Sim::run_until`] jumps straight from one to the next.
-//!   Nothing reads a wall clock.
+//! - **Virtual time**: event queues hold every datagram, stream write, connection attempt,
+//!   close and node timer; [`Sim::run_until`] jumps straight from one to the next. Nothing
+//!   reads a wall clock.
 //! - **Threads** ([`SimConfig::threads`], [`Sim::set_threads`]): time advances in windows
 //!   of the shortest link latency, within which every node's events can run apart from
-//!   every other node's; the nodes are split among the threads, and what they send joins
-//!   the queue at the window's end in an order fixed by sender and time. Every event
+//!   every other node's; the nodes are split among the threads (a queue of events each),
+//!   and what they send reaches the other threads' queues at the window's end, in an order
+//!   fixed by time and sender. Every event
 //!   touches one node, each node sees its events in the same order whatever the threads,
 //!   and so the same seed gives the same run, and digest, on 1 thread or 4.
 //! - **Links** ([`LinkConfig`]): a fixed latency per pair of nodes drawn from the seed, and
@@ -446,14 +447,19 @@ pub struct Sim {
     now: Instant,
     slots: Vec<Slot>,
     bootnodes: Vec<Enode>,
-    /// Every event not yet handed to a shard.
+    /// Events the harness caused, not yet handed to the shards.
     queue: EventQueue<Kind>,
     /// The harness's draws (which nodes look up what).
     rng: ChaCha20Rng,
     /// The harness's records (partitions); the nodes' are in their slots.
     trace: Trace,
     stats: SimStats,
+    /// Each thread's nodes' events, and what they sent.
     shards: Vec<Shard>,
+    /// Nodes per shard and shards, of `shards`.
+    layout: Option<(usize, usize)>,
+    /// The harness's outbox and counters.
+    harness: Shard,
     threads: usize,
 }
 
@@ -499,6 +505,8 @@ impl Sim {
             trace: Trace::default(),
             stats: SimStats::default(),
             shards: Vec::new(),
+            layout: None,
+            harness: Shard::new(START),
             threads,
             net: Net {
                 config,
@@ -787,12 +795,12 @@ impl Sim {
     /// Runs until virtual time `until` (everything due at or before it happens), on
     /// [`Sim::threads`] threads.
     ///
-    /// Time advances in windows of one lookahead ([`LinkConfig::lookahead_ms`]): nothing a
-    /// node does within a window can reach another node before the window ends, so each
-    /// thread runs the events of its share of the nodes on its own; at the window's end,
-    /// what they sent joins the queue in (time, sender, the sender's count) order. Each
-    /// node sees its events in an order that does not depend on the threads, so neither
-    /// does anything else.
+    /// Time advances in windows of one lookahead ([`LinkConfig::lookahead_ms`]) from the
+    /// present: nothing a node does within a window can reach another node before the
+    /// window ends, so each thread runs the events of its share of the nodes on its own. At
+    /// the window's end, what its nodes sent to other shards is passed on, and each shard
+    /// queues what it was sent in (time, sender, the sender's count) order. Each node sees its
+    /// events in an order that does not depend on the threads, so neither does anything else.
     pub fn run_until(&mut self, until: Instant) {
         if self.slots.is_empty() {
             self.now = self.now.max(until);
@@ -800,72 +808,78 @@ impl Sim {
         }
         let chunk = self.slots.len().div_ceil(self.threads.max(1));
         let n = self.slots.len().div_ceil(chunk);
-        while self.shards.len() < n {
-            self.shards.push(Shard::new(self.now));
-        }
+        self.lay_out(chunk, n);
         let lookahead = self.net.config.link.lookahead_ms();
+        let start = self.now.as_millis();
+        let stop = until.as_millis().saturating_add(1);
         let Sim {
             net,
             slots,
-            queue,
             shards,
             stats,
             ..
         } = self;
         let net = &*net;
-        let shards: Vec<Mutex<Shard>> = shards.drain(..n).map(Mutex::new).collect();
-        let panicked: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
-        let done = AtomicBool::new(false);
+        // What shard `from` sent shard `to` in a window of parity `p`: cell `(from * n + to) *
+        // 2 + p`. A shard writes the cells of one parity while the others still read those of
+        // the other: nobody is ever a window ahead of the barrier.
+        let cells: Vec<Mutex<Vec<Sent>>> = (0..n * n * 2).map(|_| Mutex::new(Vec::new())).collect();
         let barrier = Barrier::new(n);
+        let panicked: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
+        let failed = AtomicBool::new(false);
         std::thread::scope(|s| {
-            let mut chunks = slots.chunks_mut(chunk).enumerate();
-            let (_, first) = chunks.next().expect("at least one node");
-            for (k, part) in chunks {
-                let (shards, barrier, done, panicked) = (&shards, &barrier, &done, &panicked);
-                s.spawn(move || loop {
-                    barrier.wait();
-                    if done.load(Ordering::Acquire) {
-                        break;
-                    }
-                    run_shard(net, &mut *part, k * chunk, &shards[k], panicked);
-                    barrier.wait();
-                });
+            let mut parts = slots.chunks_mut(chunk).zip(shards.iter_mut()).enumerate();
+            let (_, (first, first_shard)) = parts.next().expect("at least one node");
+            let window = Window {
+                net,
+                chunk,
+                n,
+                lookahead,
+                start,
+                stop,
+                cells: &cells,
+                barrier: &barrier,
+                panicked: &panicked,
+                failed: &failed,
+            };
+            for (k, (part, shard)) in parts {
+                s.spawn(move || window.run(k, part, shard));
             }
-            loop {
-                let more = panicked.lock().expect("not poisoned").is_none()
-                    && open_window(queue, &shards, chunk, lookahead, until);
-                if !more {
-                    done.store(true, Ordering::Release);
-                    if n > 1 {
-                        barrier.wait();
-                    }
-                    break;
-                }
-                if n > 1 {
-                    barrier.wait();
-                }
-                run_shard(net, &mut *first, 0, &shards[0], &panicked);
-                if n > 1 {
-                    barrier.wait();
-                }
-                let mut locked: Vec<_> = shards
-                    .iter()
-                    .map(|s| s.lock().expect("not poisoned"))
-                    .collect();
-                let mut refs: Vec<&mut Shard> = locked.iter_mut().map(|g| &mut **g).collect();
-                close_window(queue, &mut refs, stats);
-            }
+            window.run(0, first, first_shard);
         });
-        self.shards.splice(
-            0..0,
-            shards
-                .into_iter()
-                .map(|m| m.into_inner().expect("not poisoned")),
-        );
+        for sh in shards.iter_mut() {
+            stats.add(&std::mem::take(&mut sh.stats));
+        }
         if let Some(p) = panicked.into_inner().expect("not poisoned") {
             std::panic::resume_unwind(p);
         }
         self.now = self.now.max(until);
+    }
+
+    /// Makes the shards those of `n` threads with `chunk` nodes each, and moves into them
+    /// every event queued from the harness. A node's events keep their order: the ones its
+    /// shard held, then the harness's, each in (time, insertion) order.
+    fn lay_out(&mut self, chunk: usize, n: usize) {
+        let now = self.now;
+        let mut staged = std::mem::replace(&mut self.queue, EventQueue::new(now));
+        if self.layout != Some((chunk, n)) {
+            let mut all = EventQueue::new(now);
+            for sh in &mut self.shards {
+                while let Some((at, kind)) = sh.queue.pop_until(Instant::MAX) {
+                    all.push(at, kind);
+                }
+                self.stats.add(&std::mem::take(&mut sh.stats));
+            }
+            while let Some((at, kind)) = staged.pop_until(Instant::MAX) {
+                all.push(at, kind);
+            }
+            staged = all;
+            self.shards = (0..n).map(|_| Shard::new(now)).collect();
+            self.layout = Some((chunk, n));
+        }
+        while let Some((at, kind)) = staged.pop_until(Instant::MAX) {
+            self.shards[kind.node() / chunk].queue.push(at, kind);
+        }
     }
 
     /// Runs for `d` of virtual time.
@@ -1044,12 +1058,9 @@ impl Sim {
     // ---- internals -----------------------------------------------------------------------
 
     /// Runs `f` on the nodes from the harness, between windows: everything it makes the
-    /// nodes send goes straight into the queue.
+    /// nodes send goes into the queue of the harness, to reach the shards at the next run.
     fn with_nodes<R>(&mut self, f: impl FnOnce(&mut Ctx) -> R) -> R {
-        if self.shards.is_empty() {
-            self.shards.push(Shard::new(self.now));
-        }
-        let sh = &mut self.shards[0];
+        let sh = &mut self.harness;
         // A window that ends now: nothing stays in the shard.
         sh.end = self.now.as_millis();
         let mut ctx = Ctx {
@@ -1060,78 +1071,94 @@ impl Sim {
             now: self.now,
         };
         let r = f(&mut ctx);
-        close_window(&mut self.queue, &mut [&mut self.shards[0]], &mut self.stats);
+        let mut sent = std::mem::take(&mut self.harness.outbox);
+        sent.sort_unstable_by_key(|s| (s.at, s.origin, s.seq));
+        for s in sent {
+            self.queue.push(s.at, s.kind);
+        }
+        self.stats.add(&std::mem::take(&mut self.harness.stats));
         r
     }
 }
 
-/// Hands the events of the next window (from the first one due, at most `lookahead` ms
-/// long, not beyond `until`) to the shards of their nodes; `false` if none is due.
-fn open_window(
-    queue: &mut EventQueue<Kind>,
-    shards: &[Mutex<Shard>],
+/// What every thread of one [`Sim::run_until`] shares.
+#[derive(Clone, Copy)]
+struct Window<'a> {
+    net: &'a Net,
+    /// Nodes per shard (the last may have fewer).
     chunk: usize,
+    /// Shards (threads).
+    n: usize,
     lookahead: u64,
-    until: Instant,
-) -> bool {
-    let Some(first) = queue.next_due(until) else {
-        return false;
-    };
-    let end = first
-        .as_millis()
-        .saturating_add(lookahead)
-        .min(until.as_millis().saturating_add(1));
-    let mut locked: Vec<_> = shards
-        .iter()
-        .map(|s| s.lock().expect("not poisoned"))
-        .collect();
-    for sh in &mut locked {
-        sh.end = end;
-    }
-    while let Some((at, kind)) = queue.pop_until(Instant::from_millis(end - 1)) {
-        locked[kind.node() / chunk].queue.push(at, kind);
-    }
-    true
+    /// The first window's start and the end of the last (exclusive), virtual ms.
+    start: u64,
+    stop: u64,
+    cells: &'a [Mutex<Vec<Sent>>],
+    barrier: &'a Barrier,
+    panicked: &'a Mutex<Option<Box<dyn Any + Send>>>,
+    failed: &'a AtomicBool,
 }
 
-/// Puts what the shards' nodes sent into the queue, in (time, sender, sender's count)
-/// order, and adds up their counters.
-fn close_window(queue: &mut EventQueue<Kind>, shards: &mut [&mut Shard], stats: &mut SimStats) {
-    let mut sent = Vec::new();
-    for sh in shards {
-        if sent.is_empty() {
-            std::mem::swap(&mut sent, &mut sh.outbox);
-        } else {
-            sent.append(&mut sh.outbox);
+impl Window<'_> {
+    /// Shard `k`'s part: window after window, run its nodes' events, pass on what they sent,
+    /// wait for the others, queue what it was sent.
+    fn run(self, k: usize, slots: &mut [Slot], sh: &mut Shard) {
+        let mut w = self.start;
+        let mut parity = 0;
+        while w < self.stop {
+            if self.n == 1 {
+                // Alone, skip the windows with nothing due (on the same grid as with more
+                // threads, where every shard steps through every window).
+                let Some(t) = sh.queue.next_due(Instant::from_millis(self.stop - 1)) else {
+                    break;
+                };
+                let t = t.as_millis();
+                w += (t - w) / self.lookahead * self.lookahead;
+            }
+            sh.end = (w + self.lookahead).min(self.stop);
+            if !self.failed.load(Ordering::Relaxed) {
+                let mut ctx = Ctx {
+                    net: self.net,
+                    slots: &mut *slots,
+                    base: k * self.chunk,
+                    sh: &mut *sh,
+                    now: Instant::from_millis(w),
+                };
+                if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| ctx.run_window())) {
+                    self.failed.store(true, Ordering::Relaxed);
+                    self.panicked.lock().expect("not poisoned").get_or_insert(p);
+                }
+            }
+            let mut sent = std::mem::take(&mut sh.outbox);
+            if self.n > 1 {
+                let mut to: Vec<Vec<Sent>> = (0..self.n).map(|_| Vec::new()).collect();
+                for s in sent.drain(..) {
+                    to[s.kind.node() / self.chunk].push(s);
+                }
+                for (j, v) in to.into_iter().enumerate() {
+                    if !v.is_empty() {
+                        *self.cell(k, j, parity) = v;
+                    }
+                }
+                self.barrier.wait();
+                for j in 0..self.n {
+                    sent.append(&mut self.cell(j, k, parity));
+                }
+            }
+            sent.sort_unstable_by_key(|s| (s.at, s.origin, s.seq));
+            for s in sent.drain(..) {
+                sh.queue.push(s.at, s.kind);
+            }
+            sh.outbox = sent;
+            parity ^= 1;
+            w = sh.end;
         }
-        stats.add(&std::mem::take(&mut sh.stats));
     }
-    sent.sort_unstable_by_key(|s| (s.at, s.origin, s.seq));
-    for s in sent {
-        queue.push(s.at, s.kind);
-    }
-}
 
-/// Runs one shard's window over its nodes `slots` (the first is node `base`); a panic is
-/// kept for the caller to resume once every thread has stopped.
-fn run_shard(
-    net: &Net,
-    slots: &mut [Slot],
-    base: usize,
-    shard: &Mutex<Shard>,
-    panicked: &Mutex<Option<Box<dyn Any + Send>>>,
-) {
-    let mut sh = shard.lock().expect("not poisoned");
-    let mut ctx = Ctx {
-        net,
-        slots,
-        base,
-        sh: &mut sh,
-        now: START,
-    };
-    let r = std::panic::catch_unwind(AssertUnwindSafe(|| ctx.run_window()));
-    if let Err(p) = r {
-        panicked.lock().expect("not poisoned").get_or_insert(p);
+    fn cell(&self, from: usize, to: usize, parity: usize) -> std::sync::MutexGuard<'_, Vec<Sent>> {
+        self.cells[(from * self.n + to) * 2 + parity]
+            .lock()
+            .expect("not poisoned")
     }
 }
 
