@@ -1,5 +1,7 @@
 //! How the simulated network carries bytes: per-link latency drawn once from the seed, and
-//! per-packet jitter, loss, reordering and uplink bandwidth drawn from the simulation's RNG.
+//! per-packet jitter, loss, reordering and uplink bandwidth drawn from the sending node's
+//! own network RNG (one stream per node, derived from the seed, so that the draws do not
+//! depend on the order in which threads process nodes).
 
 use std::time::Duration;
 
@@ -8,7 +10,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LinkConfig {
-    /// Shortest one-way latency of a link.
+    /// Shortest one-way latency of a link (at least 1 ms: it is the parallel simulation's
+    /// lookahead, [`LinkConfig::lookahead_ms`]).
     pub latency_min: Duration,
     /// Longest one-way latency of a link.
     pub latency_max: Duration,
@@ -48,6 +51,19 @@ impl LinkConfig {
         let max = (self.latency_max.as_millis() as u64).max(min);
         let h = mix64(seed ^ mix64(lo.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ mix64(hi)));
         min + h % (max - min + 1)
+    }
+
+    /// The lookahead of the parallel simulation ([`Sim`](super::Sim)), in milliseconds:
+    /// nothing a node does reaches another node sooner than the shortest link latency, so all
+    /// events within one lookahead of each other can be processed per node, in parallel.
+    ///
+    /// # Panics
+    /// If `latency_min` is under 1 ms: then a packet could arrive in the millisecond it was
+    /// sent, and no node could run ahead of any other.
+    pub fn lookahead_ms(&self) -> u64 {
+        let ms = self.latency_min.as_millis() as u64;
+        assert!(ms >= 1, "links need a latency of at least 1 ms: {self:?}");
+        ms
     }
 
     /// Milliseconds `len` bytes occupy the uplink.

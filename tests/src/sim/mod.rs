@@ -1,9 +1,16 @@
 //! Whole networks of unmodified [`Node`]s in one process, under virtual time, replayable
 //! from one seed.
 //!
-//! - **Virtual time**: one event queue holds every datagram, stream write, connection
-//!   attempt, close and node timer, ordered by (time, insertion); [`Sim::run_until`] jumps
-//!   straight from one to the next. Nothing reads a wall clock.
+//! - **Virtual time**: event queues hold every datagram, stream write, connection attempt,
+//!   close and node timer; [`Sim::run_until`] jumps straight from one to the next. Nothing
+//!   reads a wall clock.
+//! - **Threads** ([`SimConfig::threads`], [`Sim::set_threads`]): time advances in windows
+//!   of the shortest link latency, within which every node's events can run apart from
+//!   every other node's; the nodes are split among the threads (a queue of events each),
+//!   and what they send reaches the other threads' queues at the window's end, in an order
+//!   fixed by time and sender. Every event
+//!   touches one node, each node sees its events in the same order whatever the threads,
+//!   and so the same seed gives the same run, and digest, on 1 thread or 4.
 //! - **Links** ([`LinkConfig`]): a fixed latency per pair of nodes drawn from the seed, and
 //!   per-packet jitter, loss, reordering and uplink bandwidth. TCP streams are reliable and
 //!   ordered; datagrams are neither.
@@ -13,9 +20,11 @@
 //!   the node database they last saved (every [`SimConfig::db_save_interval`]), as a driver
 //!   with a data directory would.
 //! - **Randomness**: [`SimConfig::seed`] derives every node key, every node's RNG, every link
-//!   latency and every draw the network makes. Same seed, same run.
-//! - **Trace digest**: every observable step is hashed into [`Sim::digest`] as it happens
-//!   (see [`trace`]), so two runs can be compared with one 32-byte value.
+//!   latency and every draw the network makes (from a stream per sending node). Same seed,
+//!   same run.
+//! - **Trace digest**: every observable step is hashed into its node's trace as it happens;
+//!   [`Sim::digest`] combines them in node order (see [`trace`]), so two runs can be
+//!   compared with one 32-byte value.
 //!
 //! Nodes get public IPv4 addresses, one /24 each ([`honest_ip`]), so discovery's per-subnet
 //! limits apply as on the internet; extra nodes (an attacker's, say) can be added with any
@@ -28,8 +37,12 @@ pub mod queue;
 pub mod run;
 pub mod trace;
 
+use std::any::Any;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Barrier, Mutex};
 use std::time::Duration;
 
 use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
@@ -116,6 +129,9 @@ pub struct SimConfig {
     /// Share of the non-boot nodes behind a full-cone NAT ([`nat`]): they listen on a private
     /// address and must learn their public endpoint from their peers (0: none).
     pub nat_share: f64,
+    /// OS threads that run the nodes ([`Sim::run_until`]); changes the speed of a run, never
+    /// what happens in it.
+    pub threads: usize,
 }
 
 impl SimConfig {
@@ -133,6 +149,7 @@ impl SimConfig {
             db_save_interval: Duration::from_secs(60),
             signatures: SignatureScheme::InsecureSimulation,
             nat_share: 0.0,
+            threads: 1,
         }
     }
 }
@@ -241,16 +258,22 @@ enum Kind {
         from: usize,
         data: Vec<u8>,
     },
+    /// A connection attempt reaches `to`, from `from`'s port `port`.
     Syn {
         from: usize,
         inc: u32,
         conn: ConnId,
         to: usize,
+        port: u16,
     },
+    /// The dialer learns that `peer` accepted its attempt as `peer`'s connection `peer_conn`.
     Connected {
         node: usize,
         inc: u32,
         conn: ConnId,
+        peer: usize,
+        peer_inc: u32,
+        peer_conn: ConnId,
     },
     ConnectFailed {
         node: usize,
@@ -268,6 +291,12 @@ enum Kind {
         inc: u32,
         conn: ConnId,
     },
+    /// The far end wrote across a partition: this end of the stream is cut for good too.
+    Broken {
+        to: usize,
+        inc: u32,
+        conn: ConnId,
+    },
     Crash {
         node: usize,
     },
@@ -280,7 +309,27 @@ enum Kind {
     },
 }
 
-/// One end of a simulated TCP connection, keyed by (node, conn).
+impl Kind {
+    /// The node whose state the event touches (and no other node's).
+    fn node(&self) -> usize {
+        match *self {
+            Kind::Start { node }
+            | Kind::Timer { node, .. }
+            | Kind::Connected { node, .. }
+            | Kind::ConnectFailed { node, .. }
+            | Kind::Crash { node }
+            | Kind::Restart { node }
+            | Kind::SaveDb { node, .. } => node,
+            Kind::Datagram { to, .. }
+            | Kind::Syn { to, .. }
+            | Kind::Data { to, .. }
+            | Kind::Closed { to, .. }
+            | Kind::Broken { to, .. } => to,
+        }
+    }
+}
+
+/// One end of a simulated TCP connection, held by the node at that end.
 #[derive(Debug)]
 struct StreamEnd {
     peer: usize,
@@ -307,6 +356,8 @@ impl StreamEnd {
     }
 }
 
+/// Everything the simulation keeps about one node. Only events addressed to the node touch
+/// it, which is what lets nodes run in parallel.
 struct Slot {
     key: NodeSecretKey,
     addr: SocketAddr,
@@ -319,31 +370,97 @@ struct Slot {
     uplink_free: Instant,
     conns: BTreeSet<ConnId>,
     dialing: HashSet<ConnId>,
+    /// Its ends of streams, by its connection handle.
+    streams: HashMap<ConnId, StreamEnd>,
     next_port: u16,
     churns: bool,
     saves_db: bool,
     ever_started: bool,
     /// The public endpoint of the NAT in front of it, if any ([`nat`]).
     nat: Option<SocketAddr>,
+    /// The network's draws for what it sends (loss, jitter, reordering) and its churn.
+    rng: ChaCha20Rng,
+    /// What it did, in the order it did it.
+    trace: Trace,
+    /// Events it has sent to the queue: with its index, their order among equal times.
+    sent: u64,
+    /// Lookups under way or finished, by version (ids are per version) and id.
+    lookups: HashMap<(DiscoveryVersion, LookupId), Option<Vec<NodeId>>>,
+}
+
+/// What processing reads and nothing changes while the network runs (only the harness does,
+/// between runs): shared by every thread.
+struct Net {
+    config: SimConfig,
+    by_addr: HashMap<SocketAddr, usize>,
+    /// Where each node's packets come from: its NAT's public endpoint, or its own address.
+    public: Vec<SocketAddr>,
+    /// Partition group of each node; nodes talk only within their group.
+    groups: Option<Vec<u32>>,
+}
+
+impl Net {
+    fn cut(&self, a: usize, b: usize) -> bool {
+        self.groups.as_ref().is_some_and(|g| g[a] != g[b])
+    }
+
+    fn latency(&self, a: usize, b: usize) -> Duration {
+        Duration::from_millis(self.config.link.latency_ms(self.config.seed, a, b))
+    }
+}
+
+/// An event a node sent: where it goes into the queue is decided at the window's end, by
+/// (time, sender, the sender's count), whatever thread ran the sender.
+struct Sent {
+    at: Instant,
+    origin: usize,
+    seq: u64,
+    kind: Kind,
+}
+
+/// One thread's part of a window: its nodes' events, and what they sent.
+struct Shard {
+    queue: EventQueue<Kind>,
+    /// End of the current window (exclusive, virtual ms): a node's own events due before it
+    /// stay here; everything else waits in `outbox` for the window's end.
+    end: u64,
+    outbox: Vec<Sent>,
+    stats: SimStats,
+    buf: Box<[u8; MAX_PACKET_SIZE]>,
+}
+
+impl Shard {
+    fn new(now: Instant) -> Self {
+        Self {
+            queue: EventQueue::new(now),
+            end: now.as_millis(),
+            outbox: Vec::new(),
+            stats: SimStats::default(),
+            buf: Box::new([0u8; MAX_PACKET_SIZE]),
+        }
+    }
 }
 
 /// A simulated network. See the [module docs](self).
 pub struct Sim {
-    config: SimConfig,
+    net: Net,
     now: Instant,
     slots: Vec<Slot>,
-    by_addr: HashMap<SocketAddr, usize>,
     bootnodes: Vec<Enode>,
+    /// Events the harness caused, not yet handed to the shards.
     queue: EventQueue<Kind>,
-    streams: HashMap<(usize, ConnId), StreamEnd>,
-    /// Partition group of each node; nodes talk only within their group.
-    groups: Option<Vec<u32>>,
+    /// The harness's draws (which nodes look up what).
     rng: ChaCha20Rng,
+    /// The harness's records (partitions); the nodes' are in their slots.
     trace: Trace,
     stats: SimStats,
-    /// Lookups under way or finished, by node, version (ids are per version) and id.
-    lookups: HashMap<(usize, DiscoveryVersion, LookupId), Option<Vec<NodeId>>>,
-    buf: Box<[u8; MAX_PACKET_SIZE]>,
+    /// Each thread's nodes' events, and what they sent.
+    shards: Vec<Shard>,
+    /// Nodes per shard and shards, of `shards`.
+    layout: Option<(usize, usize)>,
+    /// The harness's outbox and counters.
+    harness: Shard,
+    threads: usize,
 }
 
 /// 32 bytes derived from the seed for one purpose, so that adding a node or a draw in one
@@ -358,32 +475,54 @@ fn derive(seed: u64, label: &str, a: u64, b: u64) -> [u8; 32] {
     ])
 }
 
+impl SimStats {
+    fn add(&mut self, o: &SimStats) {
+        self.datagrams_sent += o.datagrams_sent;
+        self.datagrams_delivered += o.datagrams_delivered;
+        self.datagrams_lost += o.datagrams_lost;
+        self.stream_writes += o.stream_writes;
+        self.stream_bytes += o.stream_bytes;
+        self.dials += o.dials;
+        self.connections += o.connections;
+        self.timers += o.timers;
+        self.events += o.events;
+        self.crashes += o.crashes;
+        self.restarts += o.restarts;
+    }
+}
+
 impl Sim {
     /// A network of `config.nodes` nodes; the bootnodes start at [`START`], the others at
     /// random times within the join window. Nothing runs until [`Sim::run_until`].
     pub fn new(config: SimConfig) -> Self {
+        let threads = config.threads;
         let mut sim = Sim {
             now: START,
             slots: Vec::new(),
-            by_addr: HashMap::new(),
             bootnodes: Vec::new(),
             queue: EventQueue::new(START),
-            streams: HashMap::new(),
-            groups: None,
             rng: ChaCha20Rng::from_seed(derive(config.seed, "network", 0, 0)),
             trace: Trace::default(),
             stats: SimStats::default(),
-            lookups: HashMap::new(),
-            buf: Box::new([0u8; MAX_PACKET_SIZE]),
-            config,
+            shards: Vec::new(),
+            layout: None,
+            harness: Shard::new(START),
+            threads,
+            net: Net {
+                config,
+                by_addr: HashMap::new(),
+                public: Vec::new(),
+                groups: None,
+            },
         };
-        let mut join = ChaCha20Rng::from_seed(derive(sim.config.seed, "join", 0, 0));
-        let churn_fraction = sim.config.churn.as_ref().map_or(0.0, |c| c.fraction);
-        let window = sim.config.join_window.as_millis() as u64;
-        let c = &sim.config;
+        sim.net.config.link.lookahead_ms();
+        let mut join = ChaCha20Rng::from_seed(derive(sim.net.config.seed, "join", 0, 0));
+        let churn_fraction = sim.net.config.churn.as_ref().map_or(0.0, |c| c.fraction);
+        let window = sim.net.config.join_window.as_millis() as u64;
+        let c = &sim.net.config;
         let nated = nat::pick(c.seed, c.nodes, c.bootnodes, c.nat_share);
-        for i in 0..sim.config.nodes {
-            let boot = i < sim.config.bootnodes;
+        for i in 0..sim.net.config.nodes {
+            let boot = i < sim.net.config.bootnodes;
             let start_at = if boot || window == 0 {
                 START
             } else {
@@ -397,7 +536,7 @@ impl Sim {
                 } else {
                     honest_ip(i)
                 },
-                config: sim.config.node.clone(),
+                config: sim.net.config.node.clone(),
                 start_at,
                 churns,
             };
@@ -421,13 +560,16 @@ impl Sim {
     /// If another node already has that address.
     pub fn add_node(&mut self, spec: NodeSpec) -> usize {
         let i = self.slots.len();
-        let mut rng = ChaCha20Rng::from_seed(derive(self.config.seed, "key", i as u64, 0));
-        let key = NodeSecretKey::generate(&mut rng).with_signature_scheme(self.config.signatures);
+        let seed = self.net.config.seed;
+        let mut rng = ChaCha20Rng::from_seed(derive(seed, "key", i as u64, 0));
+        let key =
+            NodeSecretKey::generate(&mut rng).with_signature_scheme(self.net.config.signatures);
         let addr = SocketAddr::new(IpAddr::V4(spec.ip), PORT);
         assert!(
-            self.by_addr.insert(addr, i).is_none(),
+            self.net.by_addr.insert(addr, i).is_none(),
             "two simulated nodes at {addr}"
         );
+        self.net.public.push(addr);
         let mut config = spec.config;
         config.listen = addr;
         config.bootnodes.extend(self.bootnodes.iter().cloned());
@@ -442,14 +584,19 @@ impl Sim {
             uplink_free: START,
             conns: BTreeSet::new(),
             dialing: HashSet::new(),
+            streams: HashMap::new(),
             next_port: 40000,
             churns: spec.churns,
             saves_db: spec.churns,
             ever_started: false,
             nat: None,
+            rng: ChaCha20Rng::from_seed(derive(seed, "link", i as u64, 0)),
+            trace: Trace::default(),
+            sent: 0,
+            lookups: HashMap::new(),
         });
         let at = spec.start_at.max(self.now);
-        self.push(at, Kind::Start { node: i });
+        self.queue.push(at, Kind::Start { node: i });
         i
     }
 
@@ -477,7 +624,7 @@ impl Sim {
 
     /// The settings the simulation was built with.
     pub fn config(&self) -> &SimConfig {
-        &self.config
+        &self.net.config
     }
 
     /// Node `i`, if it is running.
@@ -531,20 +678,31 @@ impl Sim {
         &self.stats
     }
 
-    /// The trace digest so far.
+    /// The trace digest so far: the harness's trace, then every node's, in index order.
     pub fn digest(&self) -> [u8; 32] {
-        self.trace.digest()
+        trace::digest_of(std::iter::once(&self.trace).chain(self.slots.iter().map(|s| &s.trace)))
     }
 
     /// Trace records hashed so far.
     pub fn trace_records(&self) -> u64 {
-        self.trace.records()
+        self.trace.records() + self.slots.iter().map(|s| s.trace.records()).sum::<u64>()
+    }
+
+    /// Threads [`Sim::run_until`] runs the nodes on (never more than there are nodes).
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Sets the threads [`Sim::run_until`] runs the nodes on (at least 1). It changes how
+    /// fast a run goes, never what happens in it.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
     }
 
     /// The discovery version the measurements ([`Sim::table_fill`], [`Sim::start_lookup`],
     /// [`Sim::measure_recall`]) look at: v4 when the nodes run it, else v5.
     pub fn measured_version(&self) -> DiscoveryVersion {
-        if self.config.node.runs_discv4() {
+        if self.net.config.node.runs_discv4() {
             DiscoveryVersion::V4
         } else {
             DiscoveryVersion::V5
@@ -634,12 +792,94 @@ impl Sim {
     }
 
     /// Runs until virtual time `until` (everything due at or before it happens).
+    /// Runs until virtual time `until` (everything due at or before it happens), on
+    /// [`Sim::threads`] threads.
+    ///
+    /// Time advances in windows of one lookahead ([`LinkConfig::lookahead_ms`]) from the
+    /// present: nothing a node does within a window can reach another node before the
+    /// window ends, so each thread runs the events of its share of the nodes on its own. At
+    /// the window's end, what its nodes sent to other shards is passed on, and each shard
+    /// queues what it was sent in (time, sender, the sender's count) order. Each node sees its
+    /// events in an order that does not depend on the threads, so neither does anything else.
     pub fn run_until(&mut self, until: Instant) {
-        while let Some((at, kind)) = self.queue.pop_until(until) {
-            self.now = self.now.max(at);
-            self.process(kind);
+        if self.slots.is_empty() {
+            self.now = self.now.max(until);
+            return;
+        }
+        let chunk = self.slots.len().div_ceil(self.threads.max(1));
+        let n = self.slots.len().div_ceil(chunk);
+        self.lay_out(chunk, n);
+        let lookahead = self.net.config.link.lookahead_ms();
+        let start = self.now.as_millis();
+        let stop = until.as_millis().saturating_add(1);
+        let Sim {
+            net,
+            slots,
+            shards,
+            stats,
+            ..
+        } = self;
+        let net = &*net;
+        // What shard `from` sent shard `to` in a window of parity `p`: cell `(from * n + to) *
+        // 2 + p`. A shard writes the cells of one parity while the others still read those of
+        // the other: nobody is ever a window ahead of the barrier.
+        let cells: Vec<Mutex<Vec<Sent>>> = (0..n * n * 2).map(|_| Mutex::new(Vec::new())).collect();
+        let barrier = Barrier::new(n);
+        let panicked: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
+        let failed = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let mut parts = slots.chunks_mut(chunk).zip(shards.iter_mut()).enumerate();
+            let (_, (first, first_shard)) = parts.next().expect("at least one node");
+            let window = Window {
+                net,
+                chunk,
+                n,
+                lookahead,
+                start,
+                stop,
+                cells: &cells,
+                barrier: &barrier,
+                panicked: &panicked,
+                failed: &failed,
+            };
+            for (k, (part, shard)) in parts {
+                s.spawn(move || window.run(k, part, shard));
+            }
+            window.run(0, first, first_shard);
+        });
+        for sh in shards.iter_mut() {
+            stats.add(&std::mem::take(&mut sh.stats));
+        }
+        if let Some(p) = panicked.into_inner().expect("not poisoned") {
+            std::panic::resume_unwind(p);
         }
         self.now = self.now.max(until);
+    }
+
+    /// Makes the shards those of `n` threads with `chunk` nodes each, and moves into them
+    /// every event queued from the harness. A node's events keep their order: the ones its
+    /// shard held, then the harness's, each in (time, insertion) order.
+    fn lay_out(&mut self, chunk: usize, n: usize) {
+        let now = self.now;
+        let mut staged = std::mem::replace(&mut self.queue, EventQueue::new(now));
+        if self.layout != Some((chunk, n)) {
+            let mut all = EventQueue::new(now);
+            for sh in &mut self.shards {
+                while let Some((at, kind)) = sh.queue.pop_until(Instant::MAX) {
+                    all.push(at, kind);
+                }
+                self.stats.add(&std::mem::take(&mut sh.stats));
+            }
+            while let Some((at, kind)) = staged.pop_until(Instant::MAX) {
+                all.push(at, kind);
+            }
+            staged = all;
+            self.shards = (0..n).map(|_| Shard::new(now)).collect();
+            self.layout = Some((chunk, n));
+        }
+        while let Some((at, kind)) = staged.pop_until(Instant::MAX) {
+            self.shards[kind.node() / chunk].queue.push(at, kind);
+        }
     }
 
     /// Runs for `d` of virtual time.
@@ -659,32 +899,19 @@ impl Sim {
             .collect::<Vec<u8>>()]);
         self.trace
             .record(Record::Partition, self.now, 0, 1, groups.len() as u64, &h);
-        self.groups = Some(groups);
+        self.net.groups = Some(groups);
     }
 
     /// Ends a partition. Streams cut by it stay dead; everything else flows again.
     pub fn heal(&mut self) {
         self.trace.record(Record::Partition, self.now, 0, 0, 0, &[]);
-        self.groups = None;
+        self.net.groups = None;
     }
 
     /// Crashes node `i` now: its state is lost except the database it last saved; its peers
     /// see their connections close.
     pub fn crash(&mut self, i: usize) {
-        if self.slots[i].node.is_none() {
-            return;
-        }
-        self.stats.crashes += 1;
-        self.trace.record(Record::Lifecycle, self.now, i, 2, 0, &[]);
-        let slot = &mut self.slots[i];
-        slot.node = None;
-        slot.inc += 1;
-        slot.timer = None;
-        slot.dialing.clear();
-        let conns = std::mem::take(&mut slot.conns);
-        for conn in conns {
-            self.close_end(i, conn);
-        }
+        self.with_nodes(|c| c.crash(i));
     }
 
     /// Makes node `i` save its database every [`SimConfig::db_save_interval`], as churning
@@ -695,11 +922,7 @@ impl Sim {
 
     /// Restarts node `i` now, from its saved database (no effect if it is running).
     pub fn restart(&mut self, i: usize) {
-        if self.slots[i].node.is_some() {
-            return;
-        }
-        self.stats.restarts += 1;
-        self.start(i);
+        self.with_nodes(|c| c.restart(i));
     }
 
     /// Starts a lookup for `target` on running node `i`, over [`Sim::measured_version`]
@@ -716,16 +939,19 @@ impl Sim {
         version: DiscoveryVersion,
         target: [u8; 64],
     ) -> Option<LookupId> {
-        let now = self.now;
-        let node = self.slots[i].node.as_mut()?;
-        let id = match version {
-            DiscoveryVersion::V4 => node.lookup_target(now, &target)?,
-            DiscoveryVersion::V5 => node.lookup_v5(now, &NodeId::of_target(&target))?,
-        };
-        self.trace.record(Record::Lookup, now, i, id.0, 0, &target);
-        self.lookups.insert((i, version, id), None);
-        self.after(i);
-        Some(id)
+        self.with_nodes(|c| {
+            let now = c.now;
+            let slot = c.slot(i);
+            let node = slot.node.as_mut()?;
+            let id = match version {
+                DiscoveryVersion::V4 => node.lookup_target(now, &target)?,
+                DiscoveryVersion::V5 => node.lookup_v5(now, &NodeId::of_target(&target))?,
+            };
+            slot.trace.record(Record::Lookup, now, i, id.0, 0, &target);
+            slot.lookups.insert((version, id), None);
+            c.after(i);
+            Some(id)
+        })
     }
 
     /// The result of a lookup started by [`Sim::start_lookup`], once it has finished (and
@@ -741,8 +967,9 @@ impl Sim {
         version: DiscoveryVersion,
         id: LookupId,
     ) -> Option<Vec<NodeId>> {
-        match self.lookups.get(&(i, version, id)) {
-            Some(Some(_)) => self.lookups.remove(&(i, version, id)).flatten(),
+        let lookups = &mut self.slots[i].lookups;
+        match lookups.get(&(version, id)) {
+            Some(Some(_)) => lookups.remove(&(version, id)).flatten(),
             _ => None,
         }
     }
@@ -798,7 +1025,7 @@ impl Sim {
         while self.now < deadline
             && started
                 .iter()
-                .any(|(i, id, _)| matches!(self.lookups.get(&(*i, version, *id)), Some(None)))
+                .any(|(i, id, _)| matches!(self.slots[*i].lookups.get(&(version, *id)), Some(None)))
         {
             let next = (self.now + step).min(deadline);
             self.run_until(next);
@@ -814,7 +1041,7 @@ impl Sim {
                     hit as f64 / truth.len().max(1) as f64
                 }
                 None => {
-                    self.lookups.remove(&(i, version, id));
+                    self.slots[i].lookups.remove(&(version, id));
                     0.0
                 }
             };
@@ -830,47 +1057,192 @@ impl Sim {
 
     // ---- internals -----------------------------------------------------------------------
 
+    /// Runs `f` on the nodes from the harness, between windows: everything it makes the
+    /// nodes send goes into the queue of the harness, to reach the shards at the next run.
+    fn with_nodes<R>(&mut self, f: impl FnOnce(&mut Ctx) -> R) -> R {
+        let sh = &mut self.harness;
+        // A window that ends now: nothing stays in the shard.
+        sh.end = self.now.as_millis();
+        let mut ctx = Ctx {
+            net: &self.net,
+            slots: &mut self.slots,
+            base: 0,
+            sh,
+            now: self.now,
+        };
+        let r = f(&mut ctx);
+        let mut sent = std::mem::take(&mut self.harness.outbox);
+        sent.sort_unstable_by_key(|s| (s.at, s.origin, s.seq));
+        for s in sent {
+            self.queue.push(s.at, s.kind);
+        }
+        self.stats.add(&std::mem::take(&mut self.harness.stats));
+        r
+    }
+}
+
+/// What every thread of one [`Sim::run_until`] shares.
+#[derive(Clone, Copy)]
+struct Window<'a> {
+    net: &'a Net,
+    /// Nodes per shard (the last may have fewer).
+    chunk: usize,
+    /// Shards (threads).
+    n: usize,
+    lookahead: u64,
+    /// The first window's start and the end of the last (exclusive), virtual ms.
+    start: u64,
+    stop: u64,
+    cells: &'a [Mutex<Vec<Sent>>],
+    barrier: &'a Barrier,
+    panicked: &'a Mutex<Option<Box<dyn Any + Send>>>,
+    failed: &'a AtomicBool,
+}
+
+impl Window<'_> {
+    /// Shard `k`'s part: window after window, run its nodes' events, pass on what they sent,
+    /// wait for the others, queue what it was sent.
+    fn run(self, k: usize, slots: &mut [Slot], sh: &mut Shard) {
+        let mut w = self.start;
+        let mut parity = 0;
+        while w < self.stop {
+            if self.n == 1 {
+                // Alone, skip the windows with nothing due (on the same grid as with more
+                // threads, where every shard steps through every window).
+                let Some(t) = sh.queue.next_due(Instant::from_millis(self.stop - 1)) else {
+                    break;
+                };
+                let t = t.as_millis();
+                w += (t - w) / self.lookahead * self.lookahead;
+            }
+            sh.end = (w + self.lookahead).min(self.stop);
+            if !self.failed.load(Ordering::Relaxed) {
+                let mut ctx = Ctx {
+                    net: self.net,
+                    slots: &mut *slots,
+                    base: k * self.chunk,
+                    sh: &mut *sh,
+                    now: Instant::from_millis(w),
+                };
+                if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| ctx.run_window())) {
+                    self.failed.store(true, Ordering::Relaxed);
+                    self.panicked.lock().expect("not poisoned").get_or_insert(p);
+                }
+            }
+            let mut sent = std::mem::take(&mut sh.outbox);
+            if self.n > 1 {
+                let mut to: Vec<Vec<Sent>> = (0..self.n).map(|_| Vec::new()).collect();
+                for s in sent.drain(..) {
+                    to[s.kind.node() / self.chunk].push(s);
+                }
+                for (j, v) in to.into_iter().enumerate() {
+                    if !v.is_empty() {
+                        *self.cell(k, j, parity) = v;
+                    }
+                }
+                self.barrier.wait();
+                for j in 0..self.n {
+                    sent.append(&mut self.cell(j, k, parity));
+                }
+            }
+            sent.sort_unstable_by_key(|s| (s.at, s.origin, s.seq));
+            for s in sent.drain(..) {
+                sh.queue.push(s.at, s.kind);
+            }
+            sh.outbox = sent;
+            parity ^= 1;
+            w = sh.end;
+        }
+    }
+
+    fn cell(&self, from: usize, to: usize, parity: usize) -> std::sync::MutexGuard<'_, Vec<Sent>> {
+        self.cells[(from * self.n + to) * 2 + parity]
+            .lock()
+            .expect("not poisoned")
+    }
+}
+
+/// Processing within one shard: its nodes, the shared network, its outbox.
+struct Ctx<'a> {
+    net: &'a Net,
+    slots: &'a mut [Slot],
+    base: usize,
+    sh: &'a mut Shard,
+    now: Instant,
+}
+
+impl Ctx<'_> {
+    fn slot(&mut self, i: usize) -> &mut Slot {
+        &mut self.slots[i - self.base]
+    }
+
+    fn run_window(&mut self) {
+        let last = Instant::from_millis(self.sh.end - 1);
+        while let Some((at, kind)) = self.sh.queue.pop_until(last) {
+            self.now = self.now.max(at);
+            self.process(kind);
+        }
+    }
+
     fn unix(&self) -> u64 {
         UNIX_START + self.now.as_millis() / 1000
     }
 
-    fn push(&mut self, at: Instant, kind: Kind) {
-        self.queue.push(at, kind);
+    /// Queues `kind`, sent by node `origin`: its own events within the window stay in the
+    /// shard, everything else goes out at the window's end.
+    fn push(&mut self, origin: usize, at: Instant, kind: Kind) {
+        let at = at.max(self.now);
+        if kind.node() == origin && at.as_millis() < self.sh.end {
+            self.sh.queue.push(at, kind);
+            return;
+        }
+        let slot = self.slot(origin);
+        slot.sent += 1;
+        let seq = slot.sent;
+        self.sh.outbox.push(Sent {
+            at,
+            origin,
+            seq,
+            kind,
+        });
     }
 
-    fn cut(&self, a: usize, b: usize) -> bool {
-        self.groups.as_ref().is_some_and(|g| g[a] != g[b])
-    }
-
-    fn latency(&self, a: usize, b: usize) -> Duration {
-        Duration::from_millis(self.config.link.latency_ms(self.config.seed, a, b))
+    fn record(&mut self, kind: Record, node: usize, a: u64, b: u64, data: &[u8]) {
+        let now = self.now;
+        self.slot(node).trace.record(kind, now, node, a, b, data);
     }
 
     /// When a packet of `len` bytes sent now by `from` reaches `to`: queueing on the
     /// sender's uplink, the link latency and jitter.
     fn arrival(&mut self, from: usize, to: usize, len: usize) -> Instant {
-        let tx = self.config.link.transmission_ms(len);
-        let leave = self.slots[from].uplink_free.max(self.now) + Duration::from_millis(tx);
-        self.slots[from].uplink_free = leave;
-        let jitter = self.config.link.jitter.as_millis() as u64;
+        let link = &self.net.config.link;
+        let tx = link.transmission_ms(len);
+        let jitter = link.jitter.as_millis() as u64;
+        let latency = self.net.latency(from, to);
+        let now = self.now;
+        let slot = self.slot(from);
+        let leave = slot.uplink_free.max(now) + Duration::from_millis(tx);
+        slot.uplink_free = leave;
         let jitter = if jitter > 0 {
-            self.rng.next_u64() % (jitter + 1)
+            slot.rng.next_u64() % (jitter + 1)
         } else {
             0
         };
-        leave + self.latency(from, to) + Duration::from_millis(jitter)
+        leave + latency + Duration::from_millis(jitter)
     }
 
     fn start(&mut self, i: usize) {
         let now = self.now;
         let unix = self.unix();
-        let slot = &mut self.slots[i];
+        let seed = self.net.config.seed;
+        let churn = self.net.config.churn.clone();
+        let save = self.net.config.db_save_interval;
+        let slot = self.slot(i);
         let mut config = slot.config.clone();
         config.node_db = slot.db.clone();
         // A restarted node signs a newer record, as geth does from its database.
         config.enr_seq = Some(u64::from(slot.inc) + 1);
-        let rng =
-            ChaCha20Rng::from_seed(derive(self.config.seed, "node", i as u64, slot.inc.into()));
+        let rng = ChaCha20Rng::from_seed(derive(seed, "node", i as u64, slot.inc.into()));
         slot.node = Some(Box::new(Node::new(
             slot.key.clone(),
             config,
@@ -884,19 +1256,47 @@ impl Sim {
         let inc = slot.inc;
         let churns = slot.churns;
         let saves_db = slot.saves_db;
-        self.trace
+        slot.trace
             .record(Record::Lifecycle, now, i, if first { 0 } else { 1 }, 0, &[]);
         if churns {
-            if let Some(c) = self.config.churn.clone() {
-                let up = exponential(&mut self.rng, c.mean_up);
-                self.push(now + up, Kind::Crash { node: i });
+            if let Some(c) = churn {
+                let up = exponential(&mut self.slot(i).rng, c.mean_up);
+                self.push(i, now + up, Kind::Crash { node: i });
             }
         }
         if saves_db {
-            let save = self.config.db_save_interval;
-            self.push(now + save, Kind::SaveDb { node: i, inc });
+            self.push(i, now + save, Kind::SaveDb { node: i, inc });
         }
         self.after(i);
+    }
+
+    /// Restarts node `i` now, from its saved database (no effect if it is running).
+    fn restart(&mut self, i: usize) {
+        if self.slot(i).node.is_some() {
+            return;
+        }
+        self.sh.stats.restarts += 1;
+        self.start(i);
+    }
+
+    /// Crashes node `i` now: its state is lost except the database it last saved; its peers
+    /// see their connections close.
+    fn crash(&mut self, i: usize) {
+        if self.slot(i).node.is_none() {
+            return;
+        }
+        self.sh.stats.crashes += 1;
+        self.record(Record::Lifecycle, i, 2, 0, &[]);
+        let slot = self.slot(i);
+        slot.node = None;
+        slot.inc += 1;
+        slot.timer = None;
+        slot.dialing.clear();
+        let conns = std::mem::take(&mut slot.conns);
+        for conn in conns {
+            self.close_end(i, conn);
+        }
+        self.slot(i).streams.clear();
     }
 
     fn process(&mut self, kind: Kind) {
@@ -909,29 +1309,27 @@ impl Sim {
                 inc,
                 deadline,
             } => {
-                let slot = &mut self.slots[node];
+                let slot = self.slot(node);
                 if slot.inc != inc || slot.timer != Some(deadline) {
                     return;
                 }
                 slot.timer = None;
                 let Some(n) = slot.node.as_mut() else { return };
-                self.stats.timers += 1;
-                self.trace.record(Record::Timer, now, node, 0, 0, &[]);
                 n.handle_timeout(now, unix);
+                slot.trace.record(Record::Timer, now, node, 0, 0, &[]);
+                self.sh.stats.timers += 1;
                 self.after(node);
             }
             Kind::Datagram { to, from, data } => {
-                if self.slots[to].node.is_none() || self.cut(from, to) {
-                    self.stats.datagrams_lost += 1;
-                    self.trace
-                        .record(Record::DatagramLost, now, to, from as u64, 1, &[]);
+                if self.slot(to).node.is_none() || self.net.cut(from, to) {
+                    self.sh.stats.datagrams_lost += 1;
+                    self.record(Record::DatagramLost, to, from as u64, 1, &[]);
                     return;
                 }
-                self.stats.datagrams_delivered += 1;
-                self.trace
-                    .record(Record::Datagram, now, to, from as u64, 0, &data);
-                let src = self.public_addr(from);
-                if let Some(n) = self.slots[to].node.as_mut() {
+                self.sh.stats.datagrams_delivered += 1;
+                self.record(Record::Datagram, to, from as u64, 0, &data);
+                let src = self.net.public[from];
+                if let Some(n) = self.slot(to).node.as_mut() {
                     n.handle_datagram(now, unix, src, &data);
                 }
                 self.after(to);
@@ -941,13 +1339,33 @@ impl Sim {
                 inc,
                 conn,
                 to,
-            } => self.on_syn(from, inc, conn, to),
-            Kind::Connected { node, inc, conn } => {
-                let slot = &mut self.slots[node];
-                if slot.inc != inc || !slot.conns.contains(&conn) {
+                port,
+            } => self.on_syn(from, inc, conn, to, port),
+            Kind::Connected {
+                node,
+                inc,
+                conn,
+                peer,
+                peer_inc,
+                peer_conn,
+            } => {
+                let slot = self.slot(node);
+                if slot.inc != inc || !slot.dialing.remove(&conn) {
+                    // The dialer gave up or crashed meanwhile: its side resets the
+                    // connection, and the acceptor sees it close.
+                    let at = now + self.net.latency(node, peer);
+                    let rst = Kind::Closed {
+                        to: peer,
+                        inc: peer_inc,
+                        conn: peer_conn,
+                    };
+                    self.push(node, at, rst);
                     return;
                 }
-                self.trace
+                slot.conns.insert(conn);
+                slot.streams
+                    .insert(conn, StreamEnd::new(peer, peer_inc, peer_conn, now));
+                slot.trace
                     .record(Record::Connected, now, node, conn.0, 0, &[]);
                 if let Some(n) = slot.node.as_mut() {
                     n.handle_connected(now, conn);
@@ -955,11 +1373,11 @@ impl Sim {
                 self.after(node);
             }
             Kind::ConnectFailed { node, inc, conn } => {
-                let slot = &mut self.slots[node];
+                let slot = self.slot(node);
                 if slot.inc != inc || !slot.dialing.remove(&conn) {
                     return;
                 }
-                self.trace
+                slot.trace
                     .record(Record::ConnectFailed, now, node, conn.0, 0, &[]);
                 if let Some(n) = slot.node.as_mut() {
                     let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
@@ -974,60 +1392,68 @@ impl Sim {
                 data,
             } => self.on_data(to, inc, conn, data),
             Kind::Closed { to, inc, conn } => {
-                if self.slots[to].inc != inc || self.streams.remove(&(to, conn)).is_none() {
+                let slot = self.slot(to);
+                if slot.inc != inc || slot.streams.remove(&conn).is_none() {
                     return;
                 }
-                self.slots[to].conns.remove(&conn);
-                self.trace.record(Record::Closed, now, to, conn.0, 0, &[]);
-                if let Some(n) = self.slots[to].node.as_mut() {
+                slot.conns.remove(&conn);
+                slot.trace.record(Record::Closed, now, to, conn.0, 0, &[]);
+                if let Some(n) = slot.node.as_mut() {
                     n.handle_closed(now, conn);
                 }
                 self.after(to);
             }
+            Kind::Broken { to, inc, conn } => {
+                let slot = self.slot(to);
+                if slot.inc == inc {
+                    if let Some(e) = slot.streams.get_mut(&conn) {
+                        e.broken = true;
+                    }
+                }
+            }
             Kind::Crash { node } => {
                 self.crash(node);
-                if let Some(c) = self.config.churn.clone() {
-                    let down = exponential(&mut self.rng, c.mean_down);
-                    self.push(now + down, Kind::Restart { node });
+                if let Some(c) = self.net.config.churn.clone() {
+                    let down = exponential(&mut self.slot(node).rng, c.mean_down);
+                    self.push(node, now + down, Kind::Restart { node });
                 }
             }
             Kind::Restart { node } => self.restart(node),
             Kind::SaveDb { node, inc } => {
-                let slot = &mut self.slots[node];
+                let slot = self.slot(node);
                 if slot.inc != inc {
                     return;
                 }
                 if let Some(n) = slot.node.as_ref() {
                     slot.db = n.db_snapshot();
                 }
-                let next = now + self.config.db_save_interval;
-                self.push(next, Kind::SaveDb { node, inc });
+                let next = now + self.net.config.db_save_interval;
+                self.push(node, next, Kind::SaveDb { node, inc });
             }
         }
     }
 
-    fn on_syn(&mut self, from: usize, inc: u32, conn: ConnId, to: usize) {
+    /// A connection attempt from `from`'s port `port` reaches `to`, which accepts or refuses
+    /// it; either way the dialer hears back one latency later.
+    fn on_syn(&mut self, from: usize, inc: u32, conn: ConnId, to: usize, port: u16) {
         let now = self.now;
-        if self.slots[from].inc != inc || !self.slots[from].dialing.contains(&conn) {
-            return; // the dialer gave up or crashed: nobody is there to complete it
-        }
-        if self.cut(from, to) {
+        if self.net.cut(from, to) {
             return; // the SYN vanishes; the dialer's own timeout ends the dial
         }
-        let back = self.now + self.latency(from, to);
-        self.trace
+        let back = now + self.net.latency(from, to);
+        let src = SocketAddr::new(self.net.public[from].ip(), port);
+        let slot = self.slot(to);
+        slot.trace
             .record(Record::Syn, now, to, from as u64, conn.0, &[]);
-        let ip = self.public_addr(from).ip();
-        let slot = &mut self.slots[from];
-        slot.next_port = slot.next_port.checked_add(1).unwrap_or(40000);
-        let src = SocketAddr::new(ip, slot.next_port);
-        let accepted = match self.slots[to].node.as_mut() {
+        let to_inc = slot.inc;
+        let accepted = match slot.node.as_mut() {
             Some(n) => n.handle_accept(now, src).ok(),
             None => None,
         };
         let Some(jc) = accepted else {
             // Nobody listening, or refused at once: the dialer sees the connection fail.
             self.push(
+                to,
                 back,
                 Kind::ConnectFailed {
                     node: from,
@@ -1038,21 +1464,20 @@ impl Sim {
             self.after(to);
             return;
         };
-        self.stats.connections += 1;
-        let to_inc = self.slots[to].inc;
-        self.streams
-            .insert((from, conn), StreamEnd::new(to, to_inc, jc, now));
-        self.streams
-            .insert((to, jc), StreamEnd::new(from, inc, conn, now));
-        self.slots[from].dialing.remove(&conn);
-        self.slots[from].conns.insert(conn);
-        self.slots[to].conns.insert(jc);
+        slot.streams
+            .insert(jc, StreamEnd::new(from, inc, conn, now));
+        slot.conns.insert(jc);
+        self.sh.stats.connections += 1;
         self.push(
+            to,
             back,
             Kind::Connected {
                 node: from,
                 inc,
                 conn,
+                peer: to,
+                peer_inc: to_inc,
+                peer_conn: jc,
             },
         );
         self.after(to);
@@ -1060,21 +1485,22 @@ impl Sim {
 
     fn on_data(&mut self, to: usize, inc: u32, conn: ConnId, data: Vec<u8>) {
         let now = self.now;
-        if self.slots[to].inc != inc {
+        let slot = self.slot(to);
+        if slot.inc != inc {
             return;
         }
-        let Some(end) = self.streams.get_mut(&(to, conn)) else {
+        let Some(end) = slot.streams.get_mut(&conn) else {
             return;
         };
         if end.broken {
             return;
         }
-        self.trace.record(Record::Data, now, to, conn.0, 0, &data);
         let mut buf = std::mem::take(&mut end.inbox);
+        slot.trace.record(Record::Data, now, to, conn.0, 0, &data);
         buf.extend_from_slice(&data);
         let mut offset = 0;
         loop {
-            let Some(n) = self.slots[to].node.as_mut() else {
+            let Some(n) = self.slot(to).node.as_mut() else {
                 return;
             };
             let used = n.handle_read(now, conn, &buf[offset..]);
@@ -1085,7 +1511,7 @@ impl Sim {
             }
         }
         buf.drain(..offset);
-        if let Some(end) = self.streams.get_mut(&(to, conn)) {
+        if let Some(end) = self.slot(to).streams.get_mut(&conn) {
             end.inbox = buf;
         }
     }
@@ -1093,50 +1519,52 @@ impl Sim {
     /// Forgets node `i`'s end of `conn` and lets the peer see the close (FIN or RST), after
     /// whatever `i` wrote before it and unless a partition swallows it.
     fn close_end(&mut self, i: usize, conn: ConnId) {
-        let Some(end) = self.streams.remove(&(i, conn)) else {
+        let Some(end) = self.slot(i).streams.remove(&conn) else {
             return;
         };
-        if !end.broken && !self.cut(i, end.peer) {
-            let at = (self.now + self.latency(i, end.peer)).max(end.tail);
+        if !end.broken && !self.net.cut(i, end.peer) {
+            let at = (self.now + self.net.latency(i, end.peer)).max(end.tail);
             let closed = Kind::Closed {
                 to: end.peer,
                 inc: end.peer_inc,
                 conn: end.peer_conn,
             };
-            self.push(at, closed);
+            self.push(i, at, closed);
         }
     }
 
     /// Takes everything node `i` wants done and puts it on the network; re-arms its timer.
     fn after(&mut self, i: usize) {
         let now = self.now;
+        let loss = self.net.config.link.loss;
+        let reorder = self.net.config.link.reorder;
         loop {
-            let Some(node) = self.slots[i].node.as_mut() else {
+            let slot = &mut self.slots[i - self.base];
+            let Some(node) = slot.node.as_mut() else {
                 return;
             };
-            let Some(t) = node.poll_transmit(&mut self.buf) else {
+            let Some(t) = node.poll_transmit(&mut self.sh.buf) else {
                 break;
             };
             let (to, len) = t;
-            self.stats.datagrams_sent += 1;
-            let Some(&j) = self.by_addr.get(&to) else {
-                self.stats.datagrams_lost += 1;
+            self.sh.stats.datagrams_sent += 1;
+            let Some(&j) = self.net.by_addr.get(&to) else {
+                self.sh.stats.datagrams_lost += 1;
                 continue;
             };
-            let loss = self.config.link.loss;
-            if loss > 0.0 && unit(&mut self.rng) < loss {
-                self.stats.datagrams_lost += 1;
-                self.trace
+            if loss > 0.0 && unit(&mut slot.rng) < loss {
+                self.sh.stats.datagrams_lost += 1;
+                slot.trace
                     .record(Record::DatagramLost, now, j, i as u64, 0, &[]);
                 continue;
             }
-            let data = self.buf[..len].to_vec();
+            let data = self.sh.buf[..len].to_vec();
             let mut at = self.arrival(i, j, len);
-            let reorder = self.config.link.reorder;
-            if reorder > 0.0 && unit(&mut self.rng) < reorder {
-                at += self.latency(i, j);
+            if reorder > 0.0 && unit(&mut self.slot(i).rng) < reorder {
+                at += self.net.latency(i, j);
             }
             self.push(
+                i,
                 at,
                 Kind::Datagram {
                     to: j,
@@ -1145,21 +1573,25 @@ impl Sim {
                 },
             );
         }
-        while let Some(action) = self.slots[i].node.as_mut().and_then(|n| n.poll_action()) {
+        while let Some(action) = self.slot(i).node.as_mut().and_then(|n| n.poll_action()) {
             match action {
                 Action::Dial { conn, addr } => {
-                    self.stats.dials += 1;
-                    if let Some(&j) = self.by_addr.get(&addr) {
-                        self.slots[i].dialing.insert(conn);
-                        let at = now + self.latency(i, j);
-                        let inc = self.slots[i].inc;
+                    self.sh.stats.dials += 1;
+                    if let Some(&j) = self.net.by_addr.get(&addr) {
+                        let at = now + self.net.latency(i, j);
+                        let slot = self.slot(i);
+                        slot.dialing.insert(conn);
+                        slot.next_port = slot.next_port.checked_add(1).unwrap_or(40000);
+                        let (inc, port) = (slot.inc, slot.next_port);
                         self.push(
+                            i,
                             at,
                             Kind::Syn {
                                 from: i,
                                 inc,
                                 conn,
                                 to: j,
+                                port,
                             },
                         );
                     }
@@ -1167,7 +1599,7 @@ impl Sim {
                     // timeout, as it would on the internet.
                 }
                 Action::Write { conn } => {
-                    let Some(node) = self.slots[i].node.as_mut() else {
+                    let Some(node) = self.slot(i).node.as_mut() else {
                         break;
                     };
                     let data = node.outbound(conn).to_vec();
@@ -1178,17 +1610,19 @@ impl Sim {
                     self.write(i, conn, data);
                 }
                 Action::Close { conn } => {
-                    self.slots[i].dialing.remove(&conn);
-                    self.slots[i].conns.remove(&conn);
+                    let slot = self.slot(i);
+                    slot.dialing.remove(&conn);
+                    slot.conns.remove(&conn);
                     self.close_end(i, conn);
                 }
                 // The simulated nodes are given no DNS trees.
                 Action::ResolveTxt { .. } => {}
             }
         }
-        while let Some(event) = self.slots[i].node.as_mut().and_then(|n| n.poll_event()) {
-            self.stats.events += 1;
-            self.trace.event(now, i, &event);
+        while let Some(event) = self.slot(i).node.as_mut().and_then(|n| n.poll_event()) {
+            self.sh.stats.events += 1;
+            let slot = self.slot(i);
+            slot.trace.event(now, i, &event);
             // Lookup ids are per version.
             let finished = match &event {
                 NodeEvent::Discovery(e) => match &**e {
@@ -1206,12 +1640,12 @@ impl Sim {
                 _ => None,
             };
             if let Some((version, id, nodes)) = finished {
-                if let Some(slot) = self.lookups.get_mut(&(i, version, id)) {
-                    *slot = Some(nodes.iter().map(|n| n.id()).collect());
+                if let Some(l) = slot.lookups.get_mut(&(version, id)) {
+                    *l = Some(nodes.iter().map(|n| n.id()).collect());
                 }
             }
         }
-        let slot = &mut self.slots[i];
+        let slot = self.slot(i);
         let Some(node) = slot.node.as_ref() else {
             return;
         };
@@ -1221,6 +1655,7 @@ impl Sim {
             if let Some(t) = t {
                 let inc = slot.inc;
                 self.push(
+                    i,
                     t.max(now),
                     Kind::Timer {
                         node: i,
@@ -1233,33 +1668,34 @@ impl Sim {
     }
 
     fn write(&mut self, i: usize, conn: ConnId, data: Vec<u8>) {
-        let Some(end) = self.streams.get(&(i, conn)) else {
+        let Some(end) = self.slots[i - self.base].streams.get_mut(&conn) else {
             return; // not connected (yet): a real socket would have refused the write
         };
         if end.broken {
             return;
         }
         let j = end.peer;
-        if self.cut(i, j) {
-            let (pc, pi) = (end.peer_conn, end.peer_inc);
-            if let Some(e) = self.streams.get_mut(&(i, conn)) {
-                e.broken = true;
-            }
-            if self.slots[j].inc == pi {
-                if let Some(e) = self.streams.get_mut(&(j, pc)) {
-                    e.broken = true;
-                }
-            }
+        if self.net.cut(i, j) {
+            // This end is cut now; the far end learns it one latency later.
+            end.broken = true;
+            let (to, inc, conn) = (end.peer, end.peer_inc, end.peer_conn);
+            let at = self.now + self.net.latency(i, j);
+            self.push(i, at, Kind::Broken { to, inc, conn });
             return;
         }
-        self.stats.stream_writes += 1;
-        self.stats.stream_bytes += data.len() as u64;
+        self.sh.stats.stream_writes += 1;
+        self.sh.stats.stream_bytes += data.len() as u64;
         let at = self.arrival(i, j, data.len());
-        let end = self.streams.get_mut(&(i, conn)).expect("looked up above");
+        let end = self
+            .slot(i)
+            .streams
+            .get_mut(&conn)
+            .expect("looked up above");
         let at = at.max(end.tail);
         end.tail = at;
         let (to, inc, pconn) = (end.peer, end.peer_inc, end.peer_conn);
         self.push(
+            i,
             at,
             Kind::Data {
                 to,

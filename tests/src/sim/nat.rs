@@ -87,19 +87,20 @@ impl Sim {
     /// If another node already has the address `public`.
     pub fn put_behind_nat(&mut self, i: usize, public: SocketAddr) {
         let own = self.slots[i].addr;
-        if self.by_addr.get(&own) == Some(&i) {
-            self.by_addr.remove(&own);
+        if self.net.by_addr.get(&own) == Some(&i) {
+            self.net.by_addr.remove(&own);
         }
         assert!(
-            self.by_addr.insert(public, i).is_none(),
+            self.net.by_addr.insert(public, i).is_none(),
             "two simulated nodes at {public}"
         );
         self.slots[i].nat = Some(public);
+        self.net.public[i] = public;
     }
 
     /// Where node `i`'s packets come from: its NAT's public endpoint, or its own address.
     pub fn public_addr(&self, i: usize) -> SocketAddr {
-        self.slots[i].nat.unwrap_or(self.slots[i].addr)
+        self.net.public[i]
     }
 
     /// Whether node `i` is behind a NAT.

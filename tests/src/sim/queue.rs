@@ -122,6 +122,32 @@ impl<T> EventQueue<T> {
         }
     }
 
+    /// The time of the first entry due at or before `until`, if any, without taking it.
+    pub fn next_due(&mut self, until: Instant) -> Option<Instant> {
+        let until = until.as_millis();
+        loop {
+            if self.in_calendar == 0 {
+                let next = self.later.peek()?.0.at;
+                if next > until {
+                    return None;
+                }
+                self.advance_to(next);
+                continue;
+            }
+            if self.cursor > until {
+                return None;
+            }
+            if !self.slots[(self.cursor % WINDOW_MS) as usize].is_empty() {
+                return Some(Instant::from_millis(self.cursor));
+            }
+            if self.cursor >= until {
+                return None;
+            }
+            let next = self.cursor + 1;
+            self.advance_to(next);
+        }
+    }
+
     /// Moves the calendar's start to `to` (no entries remain before it) and pulls in from
     /// the heap everything that now falls inside the window, in (time, insertion) order.
     fn advance_to(&mut self, to: u64) {

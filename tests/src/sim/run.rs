@@ -35,6 +35,8 @@ pub struct RunConfig {
     pub discovery: Versions,
     /// Share of the non-boot nodes behind full-cone NATs (0: none).
     pub nat_share: f64,
+    /// Threads the nodes run on: the same run, and digest, for any number.
+    pub threads: usize,
 }
 
 /// Which discovery versions simulated nodes run (`devp2p sim --discovery`).
@@ -64,6 +66,7 @@ impl Default for RunConfig {
             lookups: 100,
             discovery: Versions::V4,
             nat_share: 0.0,
+            threads: 1,
         }
     }
 }
@@ -81,6 +84,7 @@ impl RunConfig {
         c.node.discv4 = self.discovery != Versions::V5;
         c.node.discv5 = self.discovery != Versions::V4;
         c.nat_share = self.nat_share;
+        c.threads = self.threads;
         c
     }
 }

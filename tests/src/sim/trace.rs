@@ -1,6 +1,8 @@
 //! The observable trace of a run, hashed as it happens: every datagram, connection, stream
-//! write and node event, in the order the simulation processes them. Two runs with the same
-//! digest did the same things at the same virtual times.
+//! write and node event. Each node has a trace of its own, fed in the order that node
+//! processes its events (which is defined, whatever thread runs it); the digest combines them
+//! in node order ([`digest_of`]). Two runs with the same digest did the same things at the
+//! same virtual times.
 //!
 //! The running hash is a fast 128-bit multiply-rotate mix ([`Mix128`]; every byte of every datagram
 //! passes through it, and Keccak there would cost a large share of the run); the digest is
@@ -9,7 +11,7 @@
 use devp2p_core::discv4::Event as DiscoveryEvent;
 use devp2p_core::discv5::discovery::Event as Discv5Event;
 use devp2p_core::fastmix::Mix128;
-use devp2p_core::keccak::keccak256;
+use devp2p_core::keccak::{keccak256, keccak256_concat};
 use devp2p_core::node::NodeEvent;
 use devp2p_core::Instant;
 
@@ -179,13 +181,26 @@ impl Trace {
         self.records
     }
 
-    /// The digest of everything recorded so far.
-    pub fn digest(&self) -> [u8; 32] {
+    /// The running state: what [`Trace::digest`] hashes, and what [`digest_of`] combines.
+    pub fn state(&self) -> [u8; 32] {
         let mut state = [0u8; 32];
         state[..8].copy_from_slice(&self.mix.a.to_le_bytes());
         state[8..16].copy_from_slice(&self.mix.b.to_le_bytes());
         state[16..24].copy_from_slice(&self.bytes.to_le_bytes());
         state[24..].copy_from_slice(&self.records.to_le_bytes());
-        keccak256(&state)
+        state
     }
+
+    /// The digest of everything recorded so far.
+    pub fn digest(&self) -> [u8; 32] {
+        keccak256(&self.state())
+    }
+}
+
+/// The digest of several traces in the order given (the simulation's: its own, then every
+/// node's in index order, so that it does not depend on which thread ran which node).
+pub fn digest_of<'a>(traces: impl IntoIterator<Item = &'a Trace>) -> [u8; 32] {
+    let states: Vec<[u8; 32]> = traces.into_iter().map(Trace::state).collect();
+    let parts: Vec<&[u8]> = states.iter().map(|s| &s[..]).collect();
+    keccak256_concat(&parts)
 }

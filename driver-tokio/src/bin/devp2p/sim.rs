@@ -13,6 +13,9 @@ use crate::Failure;
 
 /// Most nodes one simulation runs (memory grows by about 100 KiB per node).
 pub const MAX_NODES: usize = 100_000;
+/// Most threads one simulation runs on: far more than the cores of any machine it is meant
+/// for, and each thread waits at every window's end, so more only costs.
+pub const MAX_THREADS: usize = 64;
 
 #[derive(clap::Args)]
 pub struct SimArgs {
@@ -50,6 +53,10 @@ pub struct SimArgs {
     /// entries hold it.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     nat_share: f64,
+    /// OS threads the nodes run on (at most MAX_THREADS). The run, its counts and its digest
+    /// are the same for any number; only the wall time changes.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_THREADS as u64))]
+    threads: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -87,6 +94,7 @@ pub fn run_sim(a: SimArgs) -> Result<ExitCode, Failure> {
     config.peers = a.peers;
     config.lookups = a.lookups;
     config.nat_share = a.nat_share;
+    config.threads = a.threads as usize;
     config.discovery = match a.discovery {
         Discovery::V4 => Versions::V4,
         Discovery::V5 => Versions::V5,
@@ -129,6 +137,7 @@ fn to_json(c: &RunConfig, r: &RunReport, wall: Duration, peak: Option<u64>) -> s
         "peers": c.peers,
         "discovery": versions(c.discovery),
         "nat_share": c.nat_share,
+        "threads": c.threads,
         "virtual_secs": r.virtual_time.as_secs_f64(),
         "wall_secs": wall.as_secs_f64(),
         "speedup": r.virtual_time.as_secs_f64() / wall.as_secs_f64().max(1e-9),
@@ -172,7 +181,7 @@ fn print_text(c: &RunConfig, r: &RunReport, wall: Duration, peak: Option<u64>) {
     let v = r.virtual_time.as_secs_f64();
     outln!(
         "network      {} nodes ({} up at the end), seed {}, loss {}, churn {}, peers {}, {}, \
-         nat share {}",
+         nat share {}, {} thread(s)",
         c.nodes,
         r.nodes_up,
         c.seed,
@@ -180,7 +189,8 @@ fn print_text(c: &RunConfig, r: &RunReport, wall: Duration, peak: Option<u64>) {
         c.churn,
         c.peers,
         versions(c.discovery),
-        c.nat_share
+        c.nat_share,
+        c.threads
     );
     outln!(
         "time         {:.0} s virtual in {:.2} s wall ({:.0}x real time)",
