@@ -93,33 +93,12 @@ impl<T> EventQueue<T> {
 
     /// Takes the first entry due at or before `until`, with its time.
     pub fn pop_until(&mut self, until: Instant) -> Option<(Instant, T)> {
-        let until = until.as_millis();
-        loop {
-            if self.in_calendar == 0 {
-                // Nothing near: jump straight to the heap's first entry, if it is due.
-                let next = self.later.peek()?.0.at;
-                if next > until {
-                    return None;
-                }
-                self.advance_to(next);
-                continue;
-            }
-            if self.cursor > until {
-                return None;
-            }
-            let slot = &mut self.slots[(self.cursor % WINDOW_MS) as usize];
-            if let Some((at, item)) = slot.pop_front() {
-                debug_assert_eq!(at, self.cursor);
-                self.in_calendar -= 1;
-                return Some((Instant::from_millis(at), item));
-            }
-            if self.cursor >= until {
-                // Stay at `until`: the caller's clock stops there and may still push for it.
-                return None;
-            }
-            let next = self.cursor + 1;
-            self.advance_to(next);
-        }
+        // `next_due` leaves the cursor on the slot of the entry it found.
+        self.next_due(until)?;
+        let (at, item) = self.slots[(self.cursor % WINDOW_MS) as usize].pop_front()?;
+        debug_assert_eq!(at, self.cursor);
+        self.in_calendar -= 1;
+        Some((Instant::from_millis(at), item))
     }
 
     /// The time of the first entry due at or before `until`, if any, without taking it.
@@ -141,6 +120,7 @@ impl<T> EventQueue<T> {
                 return Some(Instant::from_millis(self.cursor));
             }
             if self.cursor >= until {
+                // Stay at `until`: the caller's clock stops there and may still push for it.
                 return None;
             }
             let next = self.cursor + 1;
