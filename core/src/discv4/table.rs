@@ -625,14 +625,7 @@ impl Table {
             .flat_map(|b| b.ips.0.iter().copied())
             .collect();
         summed.sort_unstable_by_key(|(s, _)| s.key());
-        let mut table_ips: Vec<(Subnet24, usize)> = Vec::with_capacity(summed.len());
-        for (s, c) in summed {
-            match table_ips.last_mut() {
-                Some((last, n)) if *last == s => *n += c,
-                _ => table_ips.push((s, c)),
-            }
-        }
-        self.check_table_ips(table_ips)
+        self.check_table_ips(summed_runs(summed))
     }
 
     /// Bucket `i` against its limits and indexes; pushes its non-LAN nodes' subnets.
@@ -713,11 +706,16 @@ impl Table {
 
 /// `(subnet, count)` for each run of equal subnets in a sorted slice.
 fn run_lengths(sorted: &[Subnet24]) -> Vec<(Subnet24, usize)> {
+    summed_runs(sorted.iter().map(|s| (*s, 1)))
+}
+
+/// `(subnet, sum of counts)` for each run of equal subnets in `sorted` (sorted by subnet).
+fn summed_runs(sorted: impl IntoIterator<Item = (Subnet24, usize)>) -> Vec<(Subnet24, usize)> {
     let mut out: Vec<(Subnet24, usize)> = Vec::new();
-    for s in sorted {
+    for (s, c) in sorted {
         match out.last_mut() {
-            Some((last, c)) if last == s => *c += 1,
-            _ => out.push((*s, 1)),
+            Some((last, n)) if *last == s => *n += c,
+            _ => out.push((s, c)),
         }
     }
     out
