@@ -115,9 +115,21 @@ struct Conn {
     peer: Option<PeerInfo>,
     /// Whether an [`Action::Write`] is outstanding.
     write_signalled: bool,
+    /// The deadline this connection has in [`Node::conn_timers`]; kept equal to
+    /// [`deadline`](Self::deadline) by [`Node::retime`] after anything touches the session.
+    timer: Option<Instant>,
 }
 
 impl Conn {
+    /// When the connection next needs [`Node::handle_timeout`]: its TCP connect's deadline,
+    /// or its session's next timer.
+    fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            ConnState::Connecting { deadline } => Some(*deadline),
+            ConnState::Open(s) => s.poll_timeout(),
+        }
+    }
+
     fn session(&mut self) -> Option<&mut Session> {
         match &mut self.state {
             ConnState::Open(s) => Some(s),
@@ -212,6 +224,9 @@ pub struct Node<R> {
     /// Boxed: a map's nodes are about half full when ids only grow, and a connection's
     /// bookkeeping is some 500 bytes, so inline it would waste as much again per session.
     conns: BTreeMap<ConnId, Box<Conn>>,
+    /// Every connection's next deadline ([`Conn::timer`]), soonest first: `poll_timeout` and
+    /// `handle_timeout` read it instead of asking each of thousands of sessions per turn.
+    conn_timers: BTreeSet<(Instant, ConnId)>,
     peers: BTreeMap<NodeId, ConnId>,
     trusted: BTreeSet<NodeId>,
     throttle: admission::Throttle,
@@ -290,6 +305,7 @@ impl<R: CryptoRng> Node<R> {
             discv5: machines.v5,
             dialer,
             conns: BTreeMap::new(),
+            conn_timers: BTreeSet::new(),
             peers: BTreeMap::new(),
             throttle: admission::Throttle::default(),
             next_conn: 0,
@@ -467,15 +483,13 @@ impl<R: CryptoRng> Node<R> {
         .into_iter()
         .flatten()
         .min();
-        for c in self.conns.values() {
-            let t = match &c.state {
-                ConnState::Connecting { deadline } => Some(*deadline),
-                ConnState::Open(s) => s.poll_timeout(),
-            };
-            next = match (next, t) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+        debug_assert_eq!(
+            self.conn_timers.first().map(|(t, _)| *t),
+            self.conns.values().filter_map(|c| c.deadline()).min(),
+            "the connection timer index is stale"
+        );
+        if let Some((t, _)) = self.conn_timers.first() {
+            next = Some(next.map_or(*t, |n| n.min(*t)));
         }
         next
     }
@@ -661,15 +675,13 @@ impl<R: CryptoRng> Node<R> {
         self.dns_handle_timeout(now);
         self.throttle.expire(now);
         self.dialer.handle_timeout(now);
-        let due: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| match &c.state {
-                ConnState::Connecting { deadline } => *deadline <= now,
-                ConnState::Open(s) => s.poll_timeout().is_some_and(|t| t <= now),
-            })
-            .map(|(id, _)| *id)
+        // In connection order, as before the index existed (a scan of `conns`).
+        let mut due: Vec<ConnId> = self
+            .conn_timers
+            .range(..=(now, ConnId(u64::MAX)))
+            .map(|(_, id)| *id)
             .collect();
+        due.sort_unstable();
         for conn in due {
             match self.conns.get_mut(&conn).map(|c| &mut c.state) {
                 Some(ConnState::Connecting { .. }) => {
@@ -825,9 +837,30 @@ impl<R: CryptoRng> Node<R> {
                 remote_key: None,
                 peer: None,
                 write_signalled: false,
+                timer: None,
             }),
         );
+        self.retime(id);
         id
+    }
+
+    /// Brings `conn`'s entry in [`conn_timers`](Self::conn_timers) up to date with its
+    /// deadline. Called after anything that may change a session's timers ([`pump`](Self::pump) runs
+    /// after every session call) and when a connection is added.
+    fn retime(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let t = c.deadline();
+        if t == c.timer {
+            return;
+        }
+        if let Some(old) = std::mem::replace(&mut c.timer, t) {
+            self.conn_timers.remove(&(old, conn));
+        }
+        if let Some(t) = t {
+            self.conn_timers.insert((t, conn));
+        }
     }
 
     /// Handles what a session produced: admission, peer changes, messages, writes, closes.
@@ -874,17 +907,26 @@ impl<R: CryptoRng> Node<R> {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let ConnState::Open(s) = &c.state else { return };
+        let ConnState::Open(s) = &c.state else {
+            self.retime(conn);
+            return;
+        };
         if s.is_finished() {
             self.remove_conn(conn, true);
-        } else if !s.outbound().is_empty() && !c.write_signalled {
+            return;
+        }
+        if !s.outbound().is_empty() && !c.write_signalled {
             c.write_signalled = true;
             self.actions.push_back(Action::Write { conn });
         }
+        self.retime(conn);
     }
 
     fn remove_conn(&mut self, conn: ConnId, tell_driver: bool) {
         if let Some(c) = self.conns.remove(&conn) {
+            if let Some(t) = c.timer {
+                self.conn_timers.remove(&(t, conn));
+            }
             if let Some(p) = &c.peer {
                 if self.peers.get(&p.id) == Some(&conn) {
                     self.peers.remove(&p.id);
