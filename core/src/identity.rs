@@ -75,6 +75,9 @@ impl NodePublicKey {
             expected: PUBLIC_KEY_LEN,
             got: raw.len(),
         })?;
+        if let Some(known) = crate::known_keys::lookup_raw(&raw) {
+            return Ok(known);
+        }
         let mut full = [0u8; 65];
         full[0] = 0x04;
         full[1..].copy_from_slice(&raw);
@@ -106,6 +109,9 @@ impl NodePublicKey {
             expected: 33,
             got: bytes.len(),
         })?;
+        if let Some(known) = crate::known_keys::lookup_compressed(&arr) {
+            return Ok(known);
+        }
         let key = secp256k1::PublicKey::from_byte_array_compressed(arr)
             .map_err(|_| KeyError::NotOnCurve)?;
         Ok(Self::from_secp(key))

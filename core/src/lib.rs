@@ -100,6 +100,7 @@ pub mod enr;
 pub mod fastmix;
 pub mod identity;
 pub mod keccak;
+pub mod known_keys;
 pub mod nat;
 pub mod netlist;
 pub mod node;
@@ -112,6 +113,7 @@ pub mod time;
 pub use enode::{Enode, EnodeError, Host};
 pub use enr::{Enr, EnrBuilder, EnrError};
 pub use identity::{KeyError, NodeId, NodePublicKey, NodeSecretKey, SignatureScheme};
+pub use known_keys::KnownKeys;
 pub use time::Instant;
 
 /// The README's code blocks, compiled and run as doctests so the README stays true.

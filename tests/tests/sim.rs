@@ -285,8 +285,14 @@ fn replay_scenario(seed: u64) -> Sim {
 
 /// [`replay_scenario`] with the nodes on `threads` threads.
 fn replay_scenario_on(seed: u64, threads: usize) -> Sim {
+    replay_scenario_with(seed, threads, true)
+}
+
+/// [`replay_scenario_on`], with or without the process-wide set of the nodes' keys.
+fn replay_scenario_with(seed: u64, threads: usize, known_keys: bool) -> Sim {
     let mut c = SimConfig::new(60, seed);
     c.threads = threads;
+    c.known_keys = known_keys;
     c.link.loss = 0.02;
     c.link.reorder = 0.05;
     c.link.bandwidth = Some(1_000_000);
@@ -597,7 +603,8 @@ fn nodes_behind_nat_learn_their_public_endpoint_and_the_network_holds_it() {
 /// The same networks on 1, 2 and 4 threads do the same things: the fault scenario (loss,
 /// reordering, bandwidth, churn, a partition, sessions; crashes and restarts from the
 /// harness too) and a standard discovery run with loss, churn and NAT give the same digest,
-/// the same counts and the same measurements whatever the threads.
+/// the same counts and the same measurements whatever the threads, and with or without the
+/// process-wide set of the nodes' keys.
 #[test]
 fn threads_change_the_speed_of_a_run_and_nothing_else() {
     let one = replay_scenario_on(7, 1);
@@ -613,6 +620,11 @@ fn threads_change_the_speed_of_a_run_and_nothing_else() {
         assert_eq!(other.stats(), one.stats(), "{threads} threads");
         assert_eq!(other.trace_records(), one.trace_records());
     }
+    // Nor does the shared set of the nodes' keys (`SimConfig::known_keys`, on by default).
+    let alone = replay_scenario_with(7, 2, false);
+    assert_eq!(hex(alone.digest()), hex(one.digest()), "without known keys");
+    assert_eq!(alone.stats(), one.stats());
+    assert_eq!(alone.trace_records(), one.trace_records());
 
     let mut config = RunConfig::default();
     config.nodes = 300;

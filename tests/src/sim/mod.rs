@@ -42,16 +42,19 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Barrier, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
 use devp2p_core::discv4::{Event as DiscoveryEvent, LookupId, NodeDbSnapshot};
 use devp2p_core::discv5::discovery::Event as Discv5Event;
 use devp2p_core::keccak::keccak256_concat;
+use devp2p_core::known_keys::KnownKeysGuard;
 use devp2p_core::node::{Action, ConnId, DiscoveryVersion, Node, NodeConfig, NodeEvent};
 use devp2p_core::session::Protocol;
-use devp2p_core::{Enode, Instant, NodeId, NodePublicKey, NodeSecretKey, SignatureScheme};
+use devp2p_core::{
+    Enode, Instant, KnownKeys, NodeId, NodePublicKey, NodeSecretKey, SignatureScheme,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -132,6 +135,11 @@ pub struct SimConfig {
     /// OS threads that run the nodes ([`Sim::run_until`]); changes the speed of a run, never
     /// what happens in it.
     pub threads: usize,
+    /// Whether the nodes' key conversions consult one process-wide set of every simulated
+    /// node's public key ([`KnownKeys`]: curve check and node id computed once per key, not
+    /// once per packet and Neighbors entry). Changes the speed of a run, never what happens in
+    /// it. On by default.
+    pub known_keys: bool,
 }
 
 impl SimConfig {
@@ -150,6 +158,7 @@ impl SimConfig {
             signatures: SignatureScheme::InsecureSimulation,
             nat_share: 0.0,
             threads: 1,
+            known_keys: true,
         }
     }
 }
@@ -397,6 +406,16 @@ struct Net {
     public: Vec<SocketAddr>,
     /// Partition group of each node; nodes talk only within their group.
     groups: Option<Vec<u32>>,
+    /// Every node's public key, when [`SimConfig::known_keys`]: entered on every thread that
+    /// runs nodes.
+    known: Option<Arc<KnownKeys>>,
+}
+
+impl Net {
+    /// Installs [`known`](Self::known) on this thread while the guard lives.
+    fn enter_known_keys(&self) -> Option<KnownKeysGuard> {
+        self.known.clone().map(KnownKeys::enter)
+    }
 }
 
 impl Net {
@@ -513,6 +532,7 @@ impl Sim {
                 by_addr: HashMap::new(),
                 public: Vec::new(),
                 groups: None,
+                known: None,
             },
         };
         sim.net.config.link.lookahead_ms();
@@ -564,6 +584,9 @@ impl Sim {
         let mut rng = ChaCha20Rng::from_seed(derive(seed, "key", i as u64, 0));
         let key =
             NodeSecretKey::generate(&mut rng).with_signature_scheme(self.net.config.signatures);
+        if self.net.config.known_keys {
+            Arc::make_mut(self.net.known.get_or_insert_with(Default::default)).insert(key.public());
+        }
         let addr = SocketAddr::new(IpAddr::V4(spec.ip), PORT);
         assert!(
             self.net.by_addr.insert(addr, i).is_none(),
@@ -1060,6 +1083,7 @@ impl Sim {
     /// Runs `f` on the nodes from the harness, between windows: everything it makes the
     /// nodes send goes into the queue of the harness, to reach the shards at the next run.
     fn with_nodes<R>(&mut self, f: impl FnOnce(&mut Ctx) -> R) -> R {
+        let _keys = self.net.enter_known_keys();
         let sh = &mut self.harness;
         // A window that ends now: nothing stays in the shard.
         sh.end = self.now.as_millis();
@@ -1103,6 +1127,7 @@ impl Window<'_> {
     /// Shard `k`'s part: window after window, run its nodes' events, pass on what they sent,
     /// wait for the others, queue what it was sent.
     fn run(self, k: usize, slots: &mut [Slot], sh: &mut Shard) {
+        let _keys = self.net.enter_known_keys();
         let mut w = self.start;
         let mut parity = 0;
         while w < self.stop {

@@ -37,6 +37,8 @@ pub struct RunConfig {
     pub nat_share: f64,
     /// Threads the nodes run on: the same run, and digest, for any number.
     pub threads: usize,
+    /// [`SimConfig::known_keys`]: the same run, and digest, either way.
+    pub known_keys: bool,
 }
 
 /// Which discovery versions simulated nodes run (`devp2p sim --discovery`).
@@ -67,6 +69,7 @@ impl Default for RunConfig {
             discovery: Versions::V4,
             nat_share: 0.0,
             threads: 1,
+            known_keys: true,
         }
     }
 }
@@ -85,6 +88,7 @@ impl RunConfig {
         c.node.discv5 = self.discovery != Versions::V4;
         c.nat_share = self.nat_share;
         c.threads = self.threads;
+        c.known_keys = self.known_keys;
         c
     }
 }
