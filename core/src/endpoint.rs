@@ -240,8 +240,9 @@ impl IpTracker {
     pub fn add_statement(&mut self, now: Instant, host: IpAddr, endpoint: SocketAddr) {
         self.gc(now);
         let counts = &mut self.counts;
-        if !self.statements.entries.contains_key(&host)
-            && self.statements.entries.len() >= MAX_TRACKED_HOSTS
+        // The length first: below the bound (the usual case) no lookup is needed.
+        if self.statements.entries.len() >= MAX_TRACKED_HOSTS
+            && !self.statements.entries.contains_key(&host)
         {
             self.statements.evict_oldest(|e| uncount(counts, e));
         }
@@ -254,8 +255,8 @@ impl IpTracker {
     /// We sent our endpoint to `host` (a Ping): only the full-cone check uses it.
     pub fn add_contact(&mut self, now: Instant, host: IpAddr) {
         self.gc(now);
-        if !self.contacts.entries.contains_key(&host)
-            && self.contacts.entries.len() >= MAX_TRACKED_HOSTS
+        if self.contacts.entries.len() >= MAX_TRACKED_HOSTS
+            && !self.contacts.entries.contains_key(&host)
         {
             self.contacts.evict_oldest(|()| {});
         }
