@@ -56,6 +56,9 @@ pub struct EndpointChange {
 pub struct LocalRecord {
     /// The last record signed.
     record: Enr,
+    /// `record.udp_endpoint()`, read once per record rather than per observation (each read
+    /// scans the record's entries).
+    record_udp: Option<SocketAddr>,
     /// The endpoint the record should carry, when it differs from `record`'s.
     pending: Option<SocketAddr>,
     /// `pending` signed, once someone asked for the record through `&self`.
@@ -70,6 +73,7 @@ impl LocalRecord {
     /// say.
     pub fn new(record: Enr, pinned: bool) -> Self {
         LocalRecord {
+            record_udp: record.udp_endpoint(),
             record,
             pending: None,
             presigned: OnceLock::new(),
@@ -92,7 +96,7 @@ impl LocalRecord {
 
     /// The UDP endpoint the record advertises (a pending change included).
     pub fn endpoint(&self) -> Option<SocketAddr> {
-        self.pending.or_else(|| self.record.udp_endpoint())
+        self.pending.or(self.record_udp)
     }
 
     /// The record's seq (a pending change included: the seq it will be signed with).
@@ -120,6 +124,7 @@ impl LocalRecord {
             Some(r) => r,
             None => self.signed(key, e),
         };
+        self.record_udp = record.udp_endpoint();
         self.record = record.clone();
         Some(record)
     }
@@ -131,6 +136,7 @@ impl LocalRecord {
         if record.public_key() != self.record.public_key() || record.seq() <= self.seq() {
             return false;
         }
+        self.record_udp = record.udp_endpoint();
         self.record = record;
         self.pending = None;
         self.presigned = OnceLock::new();
@@ -175,7 +181,7 @@ impl LocalRecord {
             return None;
         }
         // Back to what the signed record says before anyone asked: nothing to re-sign.
-        self.pending = (self.record.udp_endpoint() != Some(new)).then_some(new);
+        self.pending = (self.record_udp != Some(new)).then_some(new);
         self.presigned = OnceLock::new();
         Some(EndpointChange {
             old,
