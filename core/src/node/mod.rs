@@ -845,8 +845,8 @@ impl<R: CryptoRng> Node<R> {
     }
 
     /// Brings `conn`'s entry in [`conn_timers`](Self::conn_timers) up to date with its
-    /// deadline. Called after anything that may change a session's timers ([`pump`](Self::pump) runs
-    /// after every session call) and when a connection is added.
+    /// deadline. Called after anything that may change a session's timers
+    /// ([`pump`](Self::pump) runs after every session call) and when a connection is added.
     fn retime(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;

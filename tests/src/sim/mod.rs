@@ -416,9 +416,7 @@ impl Net {
     fn enter_known_keys(&self) -> Option<KnownKeysGuard> {
         self.known.clone().map(KnownKeys::enter)
     }
-}
 
-impl Net {
     fn cut(&self, a: usize, b: usize) -> bool {
         self.groups.as_ref().is_some_and(|g| g[a] != g[b])
     }
