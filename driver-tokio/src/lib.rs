@@ -90,7 +90,7 @@ pub use devp2p_mio::common::{
 use devp2p_mio::common::{Engine, LogTarget};
 pub use devp2p_mio::KeyFileError;
 pub use events::EventStream;
-pub use handle::{NodeHandle, MAX_POSTED_BYTES, POST_MIN_WEIGHT};
+pub use handle::{BatchFailure, NodeHandle, MAX_POSTED_BYTES, POST_MIN_WEIGHT};
 pub use task::{ACCEPTS_PER_TURN, COMMANDS_PER_TURN, MAX_PARKED_SENDS_PER_PEER};
 
 /// Commands from handles waiting for the node task; senders wait beyond it (backpressure on

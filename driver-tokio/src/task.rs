@@ -17,11 +17,12 @@ use devp2p_core::session::{ProtocolId, SendError};
 use devp2p_core::NodeId;
 use devp2p_mio::common::engine::ACCEPT_ERROR_BACKOFF;
 use devp2p_mio::common::{Backlog, DnsResolver, Engine, Io, ShutdownReport, Stream};
+use smallvec::SmallVec;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::events::EventSender;
-use crate::handle::Command;
+use crate::handle::{BatchFailure, Command};
 use devp2p_mio::common::SendFailure;
 
 /// Commands from handles executed per turn before the sockets get theirs.
@@ -59,16 +60,23 @@ pub(crate) enum Reply {
     Caller(oneshot::Sender<Result<(), SendFailure>>),
     /// A `try_send` caller: answered at once, never parked.
     Try(oneshot::Sender<Result<(), SendFailure>>),
+    /// A `send_batch` caller, waiting for the last message to be queued.
+    Batch(oneshot::Sender<Result<(), BatchFailure>>),
     /// A `post`: nobody waits; the permit returns its bytes to the post budget when dropped,
     /// and a failure is counted.
     Posted(tokio::sync::OwnedSemaphorePermit),
 }
 
 impl Reply {
-    pub(crate) fn finish(self, io: &mut TokioIo, peer: &NodeId, r: Result<(), SendFailure>) {
+    /// Tells the sender how its send ended; `queued` of its messages went into the queue
+    /// (what a batch's caller learns when it stopped short).
+    fn finish(self, io: &mut TokioIo, peer: &NodeId, queued: usize, r: Result<(), SendFailure>) {
         match self {
             Reply::Caller(tx) | Reply::Try(tx) => {
                 let _ = tx.send(r);
+            }
+            Reply::Batch(tx) => {
+                let _ = tx.send(r.map_err(|failure| BatchFailure { queued, failure }));
             }
             Reply::Posted(_permit) => {
                 if let Err(e) = r {
@@ -106,11 +114,57 @@ impl V5Reply {
     }
 }
 
+/// One send (or batch) on its way into a peer's outbound queue: in the node task's hands, and
+/// waiting there while the queue is full.
 pub(crate) struct ParkedSend {
     pub(crate) protocol: ProtocolId,
-    pub(crate) code: u64,
-    pub(crate) payload: Vec<u8>,
+    /// `(code, payload)` in order; those before `next` are queued (their payloads released).
+    pub(crate) messages: SmallVec<[(u64, Vec<u8>); 1]>,
+    pub(crate) next: usize,
     pub(crate) reply: Reply,
+}
+
+impl ParkedSend {
+    pub(crate) fn finish(self, io: &mut TokioIo, peer: &NodeId, r: Result<(), SendFailure>) {
+        self.reply.finish(io, peer, self.next, r);
+    }
+}
+
+/// Offers `p`'s messages to the node in order. Returns it when the peer's queue filled up
+/// before the last (it waits for room, unless it came from `try_send`, which is answered);
+/// otherwise its sender has been answered. Not drained here: the caller drains once for
+/// all it offered.
+pub(crate) fn offer(
+    engine: &mut Engine<TokioStream>,
+    io: &mut TokioIo,
+    peer: &NodeId,
+    mut p: ParkedSend,
+) -> Option<ParkedSend> {
+    while let Some((code, payload)) = p.messages.get_mut(p.next) {
+        let now = engine.clock().now();
+        match engine
+            .node_mut()
+            .send(now, peer, p.protocol, *code, payload)
+        {
+            Ok(()) => {
+                *payload = Vec::new();
+                p.next += 1;
+            }
+            Err(e @ SendError::QueueFull { .. }) if matches!(p.reply, Reply::Try(_)) => {
+                io.try_blocked.insert(*peer);
+                p.finish(io, peer, Err(SendFailure::Refused(e)));
+                return None;
+            }
+            // Offered again when the node says the peer is writable.
+            Err(SendError::QueueFull { .. }) => return Some(p),
+            Err(e) => {
+                p.finish(io, peer, Err(SendFailure::Refused(e)));
+                return None;
+            }
+        }
+    }
+    p.finish(io, peer, Ok(()));
+    None
 }
 
 /// A DNS lookup's answer, for the node task.
@@ -224,7 +278,7 @@ impl Io for TokioIo {
                 self.try_blocked.remove(id);
                 for p in self.parked.remove(id).into_iter().flatten() {
                     let e = Err(SendFailure::Refused(SendError::NotEstablished));
-                    p.reply.finish(self, id, e);
+                    p.finish(self, id, e);
                 }
             }
             // Parked sends are retried by the task; the application hears of it only when
@@ -416,7 +470,7 @@ pub(crate) async fn run(
     }
     for (peer, queue) in std::mem::take(&mut io.parked) {
         for p in queue {
-            p.reply.finish(&mut io, &peer, Err(SendFailure::Stopped));
+            p.finish(&mut io, &peer, Err(SendFailure::Stopped));
         }
     }
 }
@@ -436,31 +490,14 @@ fn retry_parked(engine: &mut Engine<TokioStream>, io: &mut TokioIo) {
     }
     let peers = std::mem::take(&mut io.writable);
     for peer in peers {
-        while let Some(queue) = io.parked.get_mut(&peer) {
-            let Some(p) = queue.front() else {
-                io.parked.remove(&peer);
+        while let Some(p) = io.parked.get_mut(&peer).and_then(VecDeque::pop_front) {
+            if let Some(p) = offer(engine, io, &peer, p) {
+                io.parked.entry(peer).or_default().push_front(p);
                 break;
-            };
-            let (protocol, code) = (p.protocol, p.code);
-            let payload = std::mem::take(&mut queue.front_mut().expect("checked").payload);
-            let now = engine.clock().now();
-            let result = engine.node_mut().send(now, &peer, protocol, code, &payload);
-            let Some(queue) = io.parked.get_mut(&peer) else {
-                break;
-            };
-            match result {
-                Err(SendError::QueueFull { .. }) => {
-                    if let Some(front) = queue.front_mut() {
-                        front.payload = payload;
-                    }
-                    break;
-                }
-                r => {
-                    if let Some(p) = queue.pop_front() {
-                        p.reply.finish(io, &peer, r.map_err(SendFailure::Refused));
-                    }
-                }
             }
+        }
+        if io.parked.get(&peer).is_some_and(VecDeque::is_empty) {
+            io.parked.remove(&peer);
         }
     }
     engine.flush(io);

@@ -217,3 +217,97 @@ async fn posts_parked_on_a_small_queue_go_out_as_soon_as_it_drains() {
     assert_eq!(got, SIZE * COUNT);
     assert_eq!(b.stats().await.unwrap().driver.posts_dropped, 0);
 }
+
+/// `send_batch` on a queue much smaller than the batch: the batch waits for room in the node
+/// task, a post made after it waits behind it, and every message arrives once, in order. A
+/// batch that fails says how far it got, and what it queued arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_larger_than_the_queue_arrives_in_order_and_a_failed_one_says_how_far_it_got() {
+    use devp2p_core::rlpx::MAX_UNCOMPRESSED_SIZE;
+    use devp2p_core::session::SendError;
+    use devp2p_tokio::{BatchFailure, SendFailure};
+
+    const N: u32 = 2000;
+    let (a, mut a_events) = spawn(config()).unwrap();
+    let mut small = config();
+    small.node.session.max_outbound_queue = 8 * 1024;
+    let (b, mut b_events) = spawn(small).unwrap();
+    b.add_static(&a.local_enode()).await.unwrap();
+    next_matching(&mut b_events, |e| matches!(e, NodeEvent::PeerAdded(_))).await;
+    let to = a.local_id();
+    let numbered = |i: u32| {
+        let mut p = i.to_be_bytes().to_vec();
+        p.resize(256, i as u8);
+        p
+    };
+    // 500 KB through an 8 KiB queue; the post is handed over after the batch (join polls in
+    // order), so it must wait behind the batch's parked rest.
+    let batch: Vec<_> = (0..N).map(|i| (1, numbered(i))).collect();
+    let (sent, posted) = tokio::join!(b.send_batch(&to, P, batch), async {
+        tokio::task::yield_now().await;
+        b.post(&to, P, 1, &numbered(N)).await
+    });
+    sent.unwrap();
+    posted.unwrap();
+    async fn expect(events: &mut EventStream, want: &[u8]) {
+        let e = next_matching(events, |e| matches!(e, NodeEvent::Message { .. })).await;
+        assert!(
+            matches!(&e, NodeEvent::Message { payload, code: 1, .. } if payload == want),
+            "message {:?}: {e:?}",
+            &want[..4]
+        );
+    }
+    for i in 0..=N {
+        expect(&mut a_events, &numbered(i)).await;
+    }
+
+    // Nobody with this id is connected: nothing queued.
+    let e = b.send_batch(&b.local_id(), P, vec![(1, vec![1])]).await;
+    assert_eq!(
+        e,
+        Err(BatchFailure {
+            queued: 0,
+            failure: SendFailure::Refused(SendError::NotEstablished)
+        })
+    );
+    // Too large for any peer, third of three: refused whole, before anything is sent.
+    let e = b
+        .send_batch(
+            &to,
+            P,
+            vec![
+                (1, numbered(N + 1)),
+                (1, numbered(N + 1)),
+                (1, vec![0; MAX_UNCOMPRESSED_SIZE + 1]),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.queued, 0);
+    assert!(
+        matches!(e.failure, SendFailure::Refused(SendError::TooLarge { .. })),
+        "{e}"
+    );
+    // Code 7 is outside the protocol's two: the two before it are queued and arrive, the one
+    // after it is not sent.
+    let e = b
+        .send_batch(
+            &to,
+            P,
+            vec![
+                (1, numbered(N + 1)),
+                (1, numbered(N + 2)),
+                (7, numbered(0)),
+                (1, numbered(0)),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.queued, 2, "{e}");
+    assert!(matches!(e.failure, SendFailure::Refused(_)), "{e}");
+    b.send(&to, P, 1, &numbered(N + 3)).await.unwrap();
+    for i in N + 1..=N + 3 {
+        expect(&mut a_events, &numbered(i)).await;
+    }
+    assert_eq!(b.send_batch(&to, P, vec![]).await, Ok(()));
+}

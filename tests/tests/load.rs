@@ -3,9 +3,10 @@
 //! test reports the wall time and the peak resident memory per session.
 //!
 //! One hub node (no discovery, never dials) and `SESSIONS` client nodes, each with the hub as
-//! its static peer, all through the driver under test: with tokio every node is a task on one
-//! two-thread runtime, with mio the hub has a `Runner` on one thread and the clients share
-//! another. Once all sessions are up, every client sends `MESSAGES` messages of `SIZE` bytes
+//! its static peer, all through the driver under test, with the same split of the two cores:
+//! with mio the hub has a `Runner` on one thread and the clients share another; with tokio
+//! the hub (and the task reading its events) runs on a one-worker runtime and the clients'
+//! tasks on another (`RUNTIMES=shared`: every node a task on one two-worker runtime). Once all sessions are up, every client sends `MESSAGES` messages of `SIZE` bytes
 //! to the hub at once. Each payload starts with the client's number and the message's
 //! sequence number (8 bytes each, big-endian) followed by random, incompressible filler; the
 //! hub checks every message: the number belongs to that peer, the sequence is the next one
@@ -15,7 +16,16 @@
 //! Each client's session queue is capped at `QUEUE` bytes (`SessionConfig::max_outbound_queue`,
 //! 64 KiB unless set): sends beyond it wait for room (tokio `send` parks, mio `send` says
 //! `QueueFull`), so the senders run at the network's pace instead of queueing everything up
-//! front, and the memory figure is the stack's rather than the test's backlog.
+//! front, and the memory figure is the stack's rather than the test's backlog. tokio clients
+//! hand their messages to their node `BATCH` at a time (`NodeHandle::send_batch`, which
+//! returns once the last is queued), so that the hand-off between the sender's task and the
+//! node's is per batch, as mio's direct calls need none.
+//!
+//! Why tokio's hub gets a runtime of its own: on one shared runtime the hub's task is one
+//! among 1,001 runnable tasks in the workers' first-come queues, so it gets a small share of
+//! the cores while the clients run ahead into the loopback's socket buffers (megabytes per
+//! connection); once they are done, the hub opens everything alone on one core. In a
+//! deployment the peers are other processes. BENCHMARKS.md has both figures.
 //!
 //! Memory: each driver runs in a process of its own (this test binary again, running only
 //! that test), which reads its `/proc/self/status`: `VmRSS` before any node starts is the
@@ -32,6 +42,8 @@
 //! | `DEVP2P_LOAD_MESSAGES` | 200 | messages per session |
 //! | `DEVP2P_LOAD_SIZE` | 1024 | bytes per message |
 //! | `DEVP2P_LOAD_QUEUE` | 65536 | each client's outbound queue cap |
+//! | `DEVP2P_LOAD_BATCH` | 16 | messages per tokio `send_batch` (1: a `send` per message) |
+//! | `DEVP2P_LOAD_RUNTIMES` | `split` | tokio: `split` (hub, clients: one worker each) or `shared` |
 //! | `DEVP2P_LOAD_LIMIT_SECS` | 120 | time limit for connecting, and again for the transfer |
 //!
 //! The issue's full size, 1,000 sessions of 1,000 messages of 1 KiB (the figures are in
@@ -73,6 +85,10 @@ struct Size {
     messages: u64,
     size: usize,
     queue: usize,
+    /// Messages per tokio `send_batch` (1: one `send` each).
+    batch: u64,
+    /// tokio: every node on one two-worker runtime, instead of the hub on one of its own.
+    shared_runtime: bool,
     limit: Duration,
 }
 
@@ -92,9 +108,16 @@ impl Size {
             messages: env_or("DEVP2P_LOAD_MESSAGES", 200),
             size: env_or("DEVP2P_LOAD_SIZE", 1024),
             queue: env_or("DEVP2P_LOAD_QUEUE", 64 * 1024),
+            batch: env_or("DEVP2P_LOAD_BATCH", 16),
+            shared_runtime: match std::env::var("DEVP2P_LOAD_RUNTIMES").as_deref() {
+                Err(_) | Ok("split") => false,
+                Ok("shared") => true,
+                Ok(other) => panic!("DEVP2P_LOAD_RUNTIMES must be split or shared, not {other:?}"),
+            },
             limit: Duration::from_secs(env_or("DEVP2P_LOAD_LIMIT_SECS", 120)),
         };
         assert!(s.sessions > 0, "DEVP2P_LOAD_SESSIONS must be at least 1");
+        assert!(s.batch > 0, "DEVP2P_LOAD_BATCH must be at least 1");
         assert!(
             s.size >= HEADER,
             "DEVP2P_LOAD_SIZE must be at least {HEADER} (the header)"
@@ -261,6 +284,43 @@ impl Tally {
 struct Report {
     connect: Duration,
     transfer: Duration,
+    /// The process's CPU time and context switches during the transfer.
+    usage: Usage,
+}
+
+/// The process's CPU time (user + system, all threads) and context switches so far, or
+/// between two readings.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    cpu: Duration,
+    voluntary: i64,
+    involuntary: i64,
+}
+
+impl Usage {
+    fn now() -> Self {
+        // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage writes one `rusage` into the struct we pass and reads nothing.
+        let got = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+        assert_eq!(got, 0, "getrusage(RUSAGE_SELF) failed");
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        Usage {
+            cpu: tv(u.ru_utime) + tv(u.ru_stime),
+            voluntary: u.ru_nvcsw,
+            involuntary: u.ru_nivcsw,
+        }
+    }
+
+    fn since(self, before: Usage) -> Usage {
+        Usage {
+            cpu: self.cpu.saturating_sub(before.cpu),
+            voluntary: self.voluntary - before.voluntary,
+            involuntary: self.involuntary - before.involuntary,
+        }
+    }
 }
 
 /// Raises the soft limit on open files to at least `need` (up to the hard limit).
@@ -312,20 +372,31 @@ fn status_kib(field: &str) -> u64 {
 }
 
 fn run_tokio(size: Size) -> Report {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = |workers| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    };
+    // The clients' runtime; the test's own tasks wait on this thread (`block_on`).
+    let rt = runtime(if size.shared_runtime { 2 } else { 1 });
+    let hub_rt = (!size.shared_runtime).then(|| runtime(1));
+    let hub_rt_handle = hub_rt.as_ref().map(|r| r.handle().clone());
     let filler = filler(size.size);
     rt.block_on(async move {
-        let (hub, mut hub_events) = devp2p_tokio::spawn(hub_config(size)).expect("the hub");
+        let hub_rt = hub_rt_handle.unwrap_or_else(tokio::runtime::Handle::current);
+        // `spawn` starts the node on the runtime it is called in.
+        let (hub, mut hub_events) = {
+            let _in_hub_rt = hub_rt.enter();
+            devp2p_tokio::spawn(hub_config(size)).expect("the hub")
+        };
         let hub_id = hub.local_id();
         let tally = Arc::new(Mutex::new(Tally::new(filler.clone(), size.messages)));
         let (done_tx, done_rx) = tokio::sync::watch::channel((0usize, 0usize));
         let t = tally.clone();
         let total = size.sessions;
-        tokio::spawn(async move {
+        hub_rt.spawn(async move {
             while let Some(e) = hub_events.recv().await {
                 let mut t = t.lock().unwrap_or_else(|p| p.into_inner());
                 t.event(e);
@@ -368,10 +439,24 @@ fn run_tokio(size: Size) -> Report {
                     }
                     wait.await;
                 }
-                for seq in 0..size.messages {
-                    node.send(&hub_id, P, 0, &payload(&filler, client, seq))
-                        .await
-                        .map_err(|e| format!("client {client}, message {seq}: {e}"))?;
+                if size.batch == 1 {
+                    for seq in 0..size.messages {
+                        node.send(&hub_id, P, 0, &payload(&filler, client, seq))
+                            .await
+                            .map_err(|e| format!("client {client}, message {seq}: {e}"))?;
+                    }
+                } else {
+                    let mut seq = 0;
+                    while seq < size.messages {
+                        let end = (seq + size.batch).min(size.messages);
+                        let batch = (seq..end)
+                            .map(|s| (0, payload(&filler, client, s)))
+                            .collect();
+                        node.send_batch(&hub_id, P, batch)
+                            .await
+                            .map_err(|e| format!("client {client}, batch from {seq}: {e}"))?;
+                        seq = end;
+                    }
                 }
                 // Keep the node (its handle) alive until the hub has everything.
                 Ok::<_, String>(node)
@@ -412,6 +497,7 @@ fn run_tokio(size: Size) -> Report {
             .unwrap_or_else(|e| panic!("tokio: {e}"));
         let connect = connecting.elapsed();
         let start = Instant::now();
+        let used = Usage::now();
         go.store(true, Ordering::SeqCst);
         start_gate.notify_waiters();
         tokio::time::timeout(size.limit, wait(false))
@@ -427,12 +513,17 @@ fn run_tokio(size: Size) -> Report {
             })
             .unwrap_or_else(|e| panic!("tokio: {e}"));
         let transfer = start.elapsed();
+        let usage = Usage::now().since(used);
         for s in senders {
             s.await
                 .expect("a sender task")
                 .unwrap_or_else(|e| panic!("tokio: {e}"));
         }
-        Report { connect, transfer }
+        Report {
+            connect,
+            transfer,
+            usage,
+        }
     })
 }
 
@@ -509,6 +600,7 @@ fn run_mio(size: Size) -> Report {
     }
     let connect = connecting.elapsed();
     let start = Instant::now();
+    let used = Usage::now();
     let limit = start + size.limit;
     loop {
         for (i, sent) in sent.iter_mut().enumerate() {
@@ -528,9 +620,14 @@ fn run_mio(size: Size) -> Report {
         }
     }
     let transfer = start.elapsed();
+    let usage = Usage::now().since(used);
     stop.store(true, Ordering::SeqCst);
     hub_thread.join().expect("the hub thread");
-    Report { connect, transfer }
+    Report {
+        connect,
+        transfer,
+        usage,
+    }
 }
 
 /// One driver's load, in this process; prints the figures.
@@ -547,16 +644,34 @@ fn child(driver: &str) {
     let secs = report.transfer.as_secs_f64();
     let per_session = peak.saturating_sub(baseline) as f64 / size.sessions as f64;
     println!(
-        "load-figures {driver}: {} sessions x {} messages x {} B, every message checked: \
-         connect {:.2} s, transfer {:.2} s, {:.0} messages/s, {:.1} MB/s of payload; \
-         RSS baseline {:.1} MiB, peak {:.1} MiB, {:.1} KiB per session",
+        "load-figures {driver}: {} sessions x {} messages x {} B{}, every message checked: \
+         connect {:.2} s, transfer {:.2} s, {:.0} messages/s, {:.1} MB/s of payload, \
+         {:.2} cores busy, {} / {} voluntary / involuntary context switches; RSS baseline {:.1} MiB, peak {:.1} MiB, {:.1} KiB per session",
         size.sessions,
         size.messages,
         size.size,
+        match driver {
+            "tokio" => format!(
+                " ({}, {})",
+                match size.batch {
+                    1 => "a send each".to_string(),
+                    n => format!("send_batch of {n}"),
+                },
+                if size.shared_runtime {
+                    "one shared runtime"
+                } else {
+                    "the hub on a runtime of its own"
+                }
+            ),
+            _ => String::new(),
+        },
         report.connect.as_secs_f64(),
         secs,
         messages as f64 / secs,
         (messages * size.size as u64) as f64 / secs / 1e6,
+        report.usage.cpu.as_secs_f64() / secs,
+        report.usage.voluntary,
+        report.usage.involuntary,
         baseline as f64 / 1024.0,
         peak as f64 / 1024.0,
         per_session,
