@@ -4,13 +4,16 @@
 //! * codec: one `FrameCodec` seals and its peer opens each message, snappy on (as on every
 //!   session after Hello), on one thread: the work a session's bytes cannot avoid.
 //! * tokio: node B sends to node A over 127.0.0.1; the time runs until A's event stream has
-//!   every byte. Two worker threads, so sealing and opening may overlap. Twice: with
-//!   `NodeHandle::post` (pipelined: returns once the message is on its way) and with
+//!   every byte. Two worker threads, so sealing and opening may overlap. Three times: with
+//!   `NodeHandle::post` (pipelined: returns once the message is on its way), with
 //!   `NodeHandle::send` (awaits the node's answer for each message: one round trip between
-//!   the caller's task and the node's per message).
+//!   the caller's task and the node's per message) and with `NodeHandle::send_batch`
+//!   (`BATCH` messages per round trip).
 //! * mio: both nodes in one `Runner` on one thread; B sends whenever its queue has room.
+//!   Then again with a thread per node (A's `Runner` on a thread of its own), as two
+//!   processes would run.
 //!
-//! The three alternate in rounds; each figure is the median of its rounds, and the ratio
+//! The kinds alternate in rounds; each figure is the median of its rounds, and the ratio
 //! driver/codec is the median of the per-round ratios.
 //!
 //! Run: `cargo bench -p devp2p-tests --bench drivers` (`-- --quick` for fewer rounds).
@@ -36,6 +39,16 @@ const QUICK_ROUNDS: usize = 3;
 const ROUND_LIMIT: Duration = Duration::from_secs(60);
 /// The one protocol the benchmark nodes speak.
 const P: ProtocolId = ProtocolId::new(0);
+/// Messages per `send_batch`.
+const BATCH: usize = 64;
+
+/// How the tokio sender hands its messages over.
+#[derive(Clone, Copy)]
+enum Hand {
+    Post,
+    Send,
+    Batch,
+}
 
 fn payloads(size: usize, count: usize, rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
     // A handful of distinct random (incompressible) payloads, reused.
@@ -91,14 +104,9 @@ fn config() -> DriverConfig {
     config
 }
 
-/// Seconds for `count` messages from B to reach A through the tokio driver, sent with `post`
-/// (`pipelined`) or `send`.
-fn tokio_round(
-    rt: &tokio::runtime::Runtime,
-    msgs: &[Vec<u8>],
-    count: usize,
-    pipelined: bool,
-) -> f64 {
+/// Seconds for `count` messages from B to reach A through the tokio driver, handed over as
+/// `hand` says.
+fn tokio_round(rt: &tokio::runtime::Runtime, msgs: &[Vec<u8>], count: usize, hand: Hand) -> f64 {
     rt.block_on(async {
         let (a, mut a_events) = devp2p_tokio::spawn(config()).expect("node a");
         let (b, mut b_events) = devp2p_tokio::spawn(config()).expect("node b");
@@ -124,12 +132,28 @@ fn tokio_round(
             (got, a_events)
         });
         let to = a.local_id();
-        for i in 0..count {
-            let payload = &msgs[i % msgs.len()];
-            if pipelined {
-                b.post(&to, P, 0, payload).await.expect("post");
-            } else {
-                b.send(&to, P, 0, payload).await.expect("send");
+        match hand {
+            Hand::Post => {
+                for i in 0..count {
+                    b.post(&to, P, 0, &msgs[i % msgs.len()])
+                        .await
+                        .expect("post");
+                }
+            }
+            Hand::Send => {
+                for i in 0..count {
+                    b.send(&to, P, 0, &msgs[i % msgs.len()])
+                        .await
+                        .expect("send");
+                }
+            }
+            Hand::Batch => {
+                for first in (0..count).step_by(BATCH) {
+                    let batch = (first..(first + BATCH).min(count))
+                        .map(|i| (0, msgs[i % msgs.len()].clone()))
+                        .collect();
+                    b.send_batch(&to, P, batch).await.expect("send_batch");
+                }
             }
         }
         let Ok(done) = tokio::time::timeout(ROUND_LIMIT, receiver).await else {
@@ -189,6 +213,72 @@ fn mio_round(msgs: &[Vec<u8>], count: usize) -> f64 {
     secs
 }
 
+/// Seconds for `count` messages from B to reach A with A's mio `Runner` on a thread of its
+/// own and B's on this one.
+fn mio_threads_round(msgs: &[Vec<u8>], count: usize) -> f64 {
+    let total: usize = (0..count).map(|i| msgs[i % msgs.len()].len()).sum();
+    let (enode_tx, enode_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        let mut r = Runner::new().expect("poll");
+        let a = r.add(config()).expect("node a");
+        enode_tx
+            .send(r.driver(a).expect("a").local_enode())
+            .expect("the bench waits");
+        let mut got = 0;
+        while got < total {
+            r.turn(Some(Duration::from_millis(10)), &mut |_, _, e| {
+                if let NodeEvent::Message { payload, .. } = e {
+                    got += payload.len();
+                }
+            })
+            .expect("poll");
+        }
+        done_tx.send(Instant::now()).expect("the bench waits");
+        r.remote().stop();
+        let _ = r.run(|_, _, _| {});
+    });
+    let a_enode = enode_rx.recv().expect("a's enode");
+    let to = a_enode.id();
+    let mut r = Runner::new().expect("poll");
+    let b = r.add(config()).expect("node b");
+    r.driver_mut(b)
+        .expect("b")
+        .add_static(&a_enode)
+        .expect("dialable");
+    let mut connected = false;
+    while !connected {
+        r.turn(Some(Duration::from_millis(10)), &mut |_, _, e| {
+            connected |= matches!(e, NodeEvent::PeerAdded(_))
+        })
+        .expect("poll");
+    }
+    let mut sent = 0;
+    let start = Instant::now();
+    let end = loop {
+        assert!(start.elapsed() < ROUND_LIMIT, "mio round over the limit");
+        if let Ok(end) = done_rx.try_recv() {
+            break end;
+        }
+        let d = r.driver_mut(b).expect("b");
+        while sent < count {
+            match d.send(&to, P, 0, &msgs[sent % msgs.len()]) {
+                Ok(()) => sent += 1,
+                Err(SendFailure::Refused(SendError::QueueFull { .. })) => break,
+                Err(e) => panic!("send: {e}"),
+            }
+        }
+        // Once everything is sent, wake up now and then to see whether A has it all.
+        r.turn(Some(Duration::from_millis(1)), &mut |_, _, _| {})
+            .expect("poll");
+    };
+    let secs = end.duration_since(start).as_secs_f64();
+    receiver.join().expect("the receiving thread");
+    r.remote().stop();
+    let _ = r.run(|_, _, _| {});
+    secs
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -208,48 +298,49 @@ fn main() {
         ROUND_BYTES >> 20
     );
     println!(
-        "| message | codec MB/s | tokio post MB/s | post/codec | tokio send MB/s | send/codec | mio MB/s | mio/codec |\n|---|---|---|---|---|---|---|---|"
+        "| message | codec MB/s | tokio post MB/s | post/codec | tokio send MB/s | send/codec \
+         | tokio send_batch({BATCH}) MB/s | batch/codec | mio one thread MB/s | mio/codec \
+         | mio thread per node MB/s | mio threads/codec |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for size in [1024usize, 64 * 1024] {
         let count = ROUND_BYTES / size;
         let msgs = payloads(size, count, &mut rng);
         let mb = (count * size) as f64 / 1e6;
         // Per kind: MB/s, and the ratio to the codec in the same round.
-        let mut rates: [Vec<f64>; 4] = Default::default();
-        let mut ratios: [Vec<f64>; 3] = Default::default();
+        const KINDS: usize = 6;
+        let mut rates: [Vec<f64>; KINDS] = Default::default();
+        let mut ratios: [Vec<f64>; KINDS] = Default::default();
         for round in 0..rounds {
             // Alternate the order, so drift hits every kind alike.
-            let mut secs = [0.0; 4];
-            let order: [usize; 4] = if round % 2 == 0 {
-                [0, 1, 2, 3]
-            } else {
-                [3, 2, 1, 0]
-            };
+            let mut secs = [0.0; KINDS];
+            let mut order: [usize; KINDS] = std::array::from_fn(|k| k);
+            if round % 2 == 1 {
+                order.reverse();
+            }
             for k in order {
                 secs[k] = match k {
                     0 => codec_round(&msgs, count),
-                    1 => tokio_round(&rt, &msgs, count, true),
-                    2 => tokio_round(&rt, &msgs, count, false),
-                    _ => mio_round(&msgs, count),
+                    1 => tokio_round(&rt, &msgs, count, Hand::Post),
+                    2 => tokio_round(&rt, &msgs, count, Hand::Send),
+                    3 => tokio_round(&rt, &msgs, count, Hand::Batch),
+                    4 => mio_round(&msgs, count),
+                    _ => mio_threads_round(&msgs, count),
                 };
             }
-            for k in 0..4 {
+            for k in 0..KINDS {
                 rates[k].push(mb / secs[k]);
-            }
-            for k in 0..3 {
-                ratios[k].push(secs[0] / secs[k + 1]);
+                ratios[k].push(secs[0] / secs[k]);
             }
         }
-        println!(
-            "| {} KiB | {:.0} | {:.0} | **{:.2}** | {:.0} | **{:.2}** | {:.0} | **{:.2}** |",
-            size / 1024,
-            median(&mut rates[0]),
-            median(&mut rates[1]),
-            median(&mut ratios[0]),
-            median(&mut rates[2]),
-            median(&mut ratios[1]),
-            median(&mut rates[3]),
-            median(&mut ratios[2]),
-        );
+        let mut row = format!("| {} KiB | {:.0} |", size / 1024, median(&mut rates[0]));
+        for k in 1..KINDS {
+            row += &format!(
+                " {:.0} | **{:.2}** |",
+                median(&mut rates[k]),
+                median(&mut ratios[k])
+            );
+        }
+        println!("{row}");
     }
 }
