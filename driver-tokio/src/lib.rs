@@ -101,6 +101,12 @@ pub const COMMAND_QUEUE: usize = 1024;
 /// event stream. Fails (never panics) when the key, the data directory or a socket cannot be
 /// set up, when a bootnode has no IP address or UDP port, or when called outside a tokio
 /// runtime; the [`StartError`] says which.
+///
+/// A node is one task: its sessions' frames are sealed and opened there, one at a time. On a
+/// runtime shared with many other busy tasks it gets about the share of one of them, as
+/// tokio's workers take runnable tasks in turn. A node that carries much traffic does best
+/// on a runtime (or a worker) of its own: start it inside that runtime
+/// (`other_runtime.enter()`, then `spawn`). BENCHMARKS.md ("Load") measures both.
 pub fn spawn(config: DriverConfig) -> Result<(NodeHandle, EventStream), StartError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         StartError::Io(std::io::Error::other(
