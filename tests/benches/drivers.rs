@@ -25,6 +25,7 @@ use devp2p_core::keccak::Keccak256;
 use devp2p_core::node::NodeEvent;
 use devp2p_core::rlpx::{FrameCodec, Secrets};
 use devp2p_core::session::{Protocol, ProtocolId, SendError};
+use devp2p_core::NodeId;
 use devp2p_mio::{DriverConfig, Runner, SendFailure};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -169,6 +170,36 @@ fn tokio_round(rt: &tokio::runtime::Runtime, msgs: &[Vec<u8>], count: usize, han
     })
 }
 
+/// Turns `r` until its node `b` has a peer.
+fn connect(r: &mut Runner, b: usize) {
+    let mut connected = false;
+    while !connected {
+        r.turn(Some(Duration::from_millis(10)), &mut |i, _, e| {
+            connected |= i == b && matches!(e, NodeEvent::PeerAdded(_))
+        })
+        .expect("poll");
+    }
+}
+
+/// Has node `b` of `r` send messages `*sent..count` to `to` while its queue has room.
+fn send_while_room(
+    r: &mut Runner,
+    b: usize,
+    to: &NodeId,
+    msgs: &[Vec<u8>],
+    count: usize,
+    sent: &mut usize,
+) {
+    let d = r.driver_mut(b).expect("b");
+    while *sent < count {
+        match d.send(to, P, 0, &msgs[*sent % msgs.len()]) {
+            Ok(()) => *sent += 1,
+            Err(SendFailure::Refused(SendError::QueueFull { .. })) => break,
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+}
+
 /// Seconds for `count` messages from B to reach A with both nodes in one mio loop.
 fn mio_round(msgs: &[Vec<u8>], count: usize) -> f64 {
     let mut r = Runner::new().expect("poll");
@@ -180,26 +211,13 @@ fn mio_round(msgs: &[Vec<u8>], count: usize) -> f64 {
         .expect("b")
         .add_static(&a_enode)
         .expect("dialable");
-    let mut connected = false;
-    while !connected {
-        r.turn(Some(Duration::from_millis(10)), &mut |i, _, e| {
-            connected |= i == b && matches!(e, NodeEvent::PeerAdded(_))
-        })
-        .expect("poll");
-    }
+    connect(&mut r, b);
     let total: usize = (0..count).map(|i| msgs[i % msgs.len()].len()).sum();
     let (mut sent, mut got) = (0, 0);
     let start = Instant::now();
     while got < total {
         assert!(start.elapsed() < ROUND_LIMIT, "mio round over the limit");
-        let d = r.driver_mut(b).expect("b");
-        while sent < count {
-            match d.send(&to, P, 0, &msgs[sent % msgs.len()]) {
-                Ok(()) => sent += 1,
-                Err(SendFailure::Refused(SendError::QueueFull { .. })) => break,
-                Err(e) => panic!("send: {e}"),
-            }
-        }
+        send_while_room(&mut r, b, &to, msgs, count, &mut sent);
         r.turn(Some(Duration::from_millis(10)), &mut |i, _, e| {
             if let (true, NodeEvent::Message { payload, .. }) = (i == a, e) {
                 got += payload.len();
@@ -246,13 +264,7 @@ fn mio_threads_round(msgs: &[Vec<u8>], count: usize) -> f64 {
         .expect("b")
         .add_static(&a_enode)
         .expect("dialable");
-    let mut connected = false;
-    while !connected {
-        r.turn(Some(Duration::from_millis(10)), &mut |_, _, e| {
-            connected |= matches!(e, NodeEvent::PeerAdded(_))
-        })
-        .expect("poll");
-    }
+    connect(&mut r, b);
     let mut sent = 0;
     let start = Instant::now();
     let end = loop {
@@ -260,14 +272,7 @@ fn mio_threads_round(msgs: &[Vec<u8>], count: usize) -> f64 {
         if let Ok(end) = done_rx.try_recv() {
             break end;
         }
-        let d = r.driver_mut(b).expect("b");
-        while sent < count {
-            match d.send(&to, P, 0, &msgs[sent % msgs.len()]) {
-                Ok(()) => sent += 1,
-                Err(SendFailure::Refused(SendError::QueueFull { .. })) => break,
-                Err(e) => panic!("send: {e}"),
-            }
-        }
+        send_while_room(&mut r, b, &to, msgs, count, &mut sent);
         // Once everything is sent, wake up now and then to see whether A has it all.
         r.turn(Some(Duration::from_millis(1)), &mut |_, _, _| {})
             .expect("poll");
