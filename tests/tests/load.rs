@@ -1,17 +1,19 @@
 //! Load: many concurrent sessions on 127.0.0.1, each sending many messages, through each
 //! driver. Every message must arrive, in order per session, nothing lost or duplicated; the
-//! test reports the wall time and the peak resident memory per session.
+//! test reports the wall time, the cores kept busy and the peak resident memory per session.
 //!
 //! One hub node (no discovery, never dials) and `SESSIONS` client nodes, each with the hub as
 //! its static peer, all through the driver under test, with the same split of the two cores:
 //! with mio the hub has a `Runner` on one thread and the clients share another; with tokio
 //! the hub (and the task reading its events) runs on a one-worker runtime and the clients'
-//! tasks on another (`RUNTIMES=shared`: every node a task on one two-worker runtime). Once all sessions are up, every client sends `MESSAGES` messages of `SIZE` bytes
-//! to the hub at once. Each payload starts with the client's number and the message's
-//! sequence number (8 bytes each, big-endian) followed by random, incompressible filler; the
-//! hub checks every message: the number belongs to that peer, the sequence is the next one
-//! expected, the filler is intact. The time runs from the first send to the hub's last
-//! message.
+//! tasks on another (`RUNTIMES=shared`: every node a task on one two-worker runtime). Once
+//! all sessions are up, every client sends `MESSAGES` messages of `SIZE` bytes to the hub at
+//! once. Each payload starts with the client's number and the message's sequence number (8
+//! bytes each, big-endian) followed by random, incompressible filler; the hub checks every
+//! message: the number belongs to that peer, the sequence is the next one expected, the
+//! filler is intact. The time runs from the first send to the hub's last message; the CPU
+//! time and context switches the test reports are the process's over that time
+//! (`getrusage`).
 //!
 //! Each client's session queue is capped at `QUEUE` bytes (`SessionConfig::max_outbound_queue`,
 //! 64 KiB unless set): sends beyond it wait for room (tokio `send` parks, mio `send` says
