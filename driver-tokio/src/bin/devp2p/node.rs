@@ -331,8 +331,11 @@ pub async fn run(args: NodeArgs) -> Result<ExitCode, Failure> {
             let (node, mut events) = devp2p_tokio::spawn(config)?;
             let stop = stop_signal();
             tokio::pin!(stop);
-            let mut open = listening(&node.local_enode(), node.local_enr().as_ref(), json);
-            let mut announced = Announced::new(&node.local_enode(), node.local_enr().as_ref());
+            // One reading for both: the node task runs already, and a port mapping that
+            // changed the record between two readings would never be shown.
+            let (enode, enr) = (node.local_enode(), node.local_enr());
+            let mut open = listening(&enode, enr.as_ref(), json);
+            let mut announced = Announced::new(&enode, enr.as_ref());
             while open {
                 tokio::select! {
                     e = events.recv() => match e {
@@ -420,20 +423,21 @@ pub async fn serve_discovery(
     let (node, mut events) = devp2p_tokio::spawn(config)?;
     let stop = stop_signal();
     tokio::pin!(stop);
-    let record = node.local_enr();
-    let mut announced = Announced::new(&node.local_enode(), record.as_ref());
+    // One reading for the listening line and what it announced: the node task runs already.
+    let (enode, record) = (node.local_enode(), node.local_enr());
+    let mut announced = Announced::new(&enode, record.as_ref());
     let mut open = if json {
         crate::output::try_line(format_args!(
             "{}",
             ordered(&[
                 ("event", json!("listening")),
-                ("enode", json!(node.local_enode().to_string())),
+                ("enode", json!(enode.to_string())),
                 ("enr", json!(record.as_ref().map(|r| r.to_string()))),
             ])
         ))
     } else {
         let r = record.as_ref().map(|r| r.to_string()).unwrap_or_default();
-        tracing::info!(addr = %node.listen_addr(), enode = %node.local_enode(), "listening");
+        tracing::info!(addr = %node.listen_addr(), %enode, "listening");
         crate::output::try_line(format_args!("{r}"))
     };
     while open {
