@@ -230,10 +230,13 @@ impl NodeHandle {
         let job: Job = Box::new(move |engine, io| {
             let _ = tx.send(f(engine, io));
         });
-        self.commands
-            .send(Command::Call(job))
-            .await
-            .map_err(|_| Stopped)?;
+        self.ask(Command::Call(job), rx).await
+    }
+
+    /// Hands `command` to the node task and waits for what it answers on `rx`; `Stopped`
+    /// when the task is gone before it took the command or before it answered.
+    async fn ask<T>(&self, command: Command, rx: oneshot::Receiver<T>) -> Result<T, Stopped> {
+        self.commands.send(command).await.map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
 
@@ -378,17 +381,16 @@ impl NodeHandle {
             refuse_oversized(payload).map_err(whole)?;
         }
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::SendBatch {
-                peer: *peer,
-                protocol,
-                messages,
-                reply: tx,
-            })
-            .await
-            .map_err(|_| whole(SendFailure::Stopped))?;
+        let batch = Command::SendBatch {
+            peer: *peer,
+            protocol,
+            messages,
+            reply: tx,
+        };
         // A batch in the node's hands when it stopped was answered with how far it got.
-        rx.await.map_err(|_| whole(SendFailure::Stopped))?
+        self.ask(batch, rx)
+            .await
+            .map_err(|Stopped| whole(SendFailure::Stopped))?
     }
 
     /// Hands a message to the node task and waits for its answer (`send`, `try_send`).
@@ -402,17 +404,14 @@ impl NodeHandle {
     ) -> Result<(), SendFailure> {
         refuse_oversized(payload)?;
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Send {
-                peer: *peer,
-                protocol,
-                code,
-                payload: payload.to_vec(),
-                reply: reply(tx),
-            })
-            .await
-            .map_err(|_| SendFailure::Stopped)?;
-        rx.await.map_err(|_| SendFailure::Stopped)?
+        let send = Command::Send {
+            peer: *peer,
+            protocol,
+            code,
+            payload: payload.to_vec(),
+            reply: reply(tx),
+        };
+        self.ask(send, rx).await?
     }
 
     /// Disconnects `peer` with `reason`.
@@ -730,11 +729,7 @@ impl NodeHandle {
     /// them to drain (3 s at most), saves the node database. Returns what happened.
     pub async fn shutdown(&self) -> Result<ShutdownReport, Stopped> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Shutdown(tx))
-            .await
-            .map_err(|_| Stopped)?;
-        rx.await.map_err(|_| Stopped)
+        self.ask(Command::Shutdown(tx), rx).await
     }
 
     /// Resolves once the node task has ended.
@@ -820,21 +815,14 @@ fn submit(
         // Earlier sends to this peer wait for room: keep the order. Posts are bounded by
         // their byte budget instead.
         let waiting = q.len();
+        let too_many = Err(SendFailure::TooManyWaiting { peer, waiting });
         match p.reply {
             Reply::Try(_) => {
                 io.try_blocked.insert(peer);
-                p.finish(
-                    io,
-                    &peer,
-                    Err(SendFailure::TooManyWaiting { peer, waiting }),
-                );
+                p.finish(io, &peer, too_many);
             }
             Reply::Caller(_) | Reply::Batch(_) if waiting >= MAX_PARKED_SENDS_PER_PEER => {
-                p.finish(
-                    io,
-                    &peer,
-                    Err(SendFailure::TooManyWaiting { peer, waiting }),
-                );
+                p.finish(io, &peer, too_many);
             }
             _ => q.push_back(p),
         }

@@ -140,8 +140,8 @@ pub(crate) fn offer(
     peer: &NodeId,
     mut p: ParkedSend,
 ) -> Option<ParkedSend> {
+    let now = engine.clock().now();
     while let Some((code, payload)) = p.messages.get_mut(p.next) {
-        let now = engine.clock().now();
         match engine
             .node_mut()
             .send(now, peer, p.protocol, *code, payload)

@@ -648,7 +648,8 @@ fn child(driver: &str) {
     println!(
         "load-figures {driver}: {} sessions x {} messages x {} B{}, every message checked: \
          connect {:.2} s, transfer {:.2} s, {:.0} messages/s, {:.1} MB/s of payload, \
-         {:.2} cores busy, {} / {} voluntary / involuntary context switches; RSS baseline {:.1} MiB, peak {:.1} MiB, {:.1} KiB per session",
+         {:.2} cores busy, {} / {} voluntary / involuntary context switches; \
+         RSS baseline {:.1} MiB, peak {:.1} MiB, {:.1} KiB per session",
         size.sessions,
         size.messages,
         size.size,
