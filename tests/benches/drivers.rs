@@ -10,13 +10,16 @@
 //!   the caller's task and the node's per message) and with `NodeHandle::send_batch`
 //!   (`BATCH` messages per round trip).
 //! * mio: both nodes in one `Runner` on one thread; B sends whenever its queue has room.
-//!   Then again with a thread per node (A's `Runner` on a thread of its own), as two
-//!   processes would run.
+//!   Then again with a thread per node (each node's `Runner` on a thread of its own, as two
+//!   processes would run: `tests/harness/mio_pair.rs`, which `versus_geth` runs too).
 //!
 //! The kinds alternate in rounds; each figure is the median of its rounds, and the ratio
 //! driver/codec is the median of the per-round ratios.
 //!
 //! Run: `cargo bench -p devp2p-tests --bench drivers` (`-- --quick` for fewer rounds).
+
+#[path = "../harness/mio_pair.rs"]
+mod mio_pair;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -25,7 +28,6 @@ use devp2p_core::keccak::Keccak256;
 use devp2p_core::node::NodeEvent;
 use devp2p_core::rlpx::{FrameCodec, Secrets};
 use devp2p_core::session::{Protocol, ProtocolId, SendError};
-use devp2p_core::NodeId;
 use devp2p_mio::{DriverConfig, Runner, SendFailure};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -170,36 +172,6 @@ fn tokio_round(rt: &tokio::runtime::Runtime, msgs: &[Vec<u8>], count: usize, han
     })
 }
 
-/// Turns `r` until its node `b` has a peer.
-fn connect(r: &mut Runner, b: usize) {
-    let mut connected = false;
-    while !connected {
-        r.turn(Some(Duration::from_millis(10)), &mut |i, _, e| {
-            connected |= i == b && matches!(e, NodeEvent::PeerAdded(_))
-        })
-        .expect("poll");
-    }
-}
-
-/// Has node `b` of `r` send messages `*sent..count` to `to` while its queue has room.
-fn send_while_room(
-    r: &mut Runner,
-    b: usize,
-    to: &NodeId,
-    msgs: &[Vec<u8>],
-    count: usize,
-    sent: &mut usize,
-) {
-    let d = r.driver_mut(b).expect("b");
-    while *sent < count {
-        match d.send(to, P, 0, &msgs[*sent % msgs.len()]) {
-            Ok(()) => *sent += 1,
-            Err(SendFailure::Refused(SendError::QueueFull { .. })) => break,
-            Err(e) => panic!("send: {e}"),
-        }
-    }
-}
-
 /// Seconds for `count` messages from B to reach A with both nodes in one mio loop.
 fn mio_round(msgs: &[Vec<u8>], count: usize) -> f64 {
     let mut r = Runner::new().expect("poll");
@@ -211,13 +183,26 @@ fn mio_round(msgs: &[Vec<u8>], count: usize) -> f64 {
         .expect("b")
         .add_static(&a_enode)
         .expect("dialable");
-    connect(&mut r, b);
+    let mut connected = false;
+    while !connected {
+        r.turn(Some(Duration::from_millis(10)), &mut |i, _, e| {
+            connected |= i == b && matches!(e, NodeEvent::PeerAdded(_))
+        })
+        .expect("poll");
+    }
     let total: usize = (0..count).map(|i| msgs[i % msgs.len()].len()).sum();
     let (mut sent, mut got) = (0, 0);
     let start = Instant::now();
     while got < total {
         assert!(start.elapsed() < ROUND_LIMIT, "mio round over the limit");
-        send_while_room(&mut r, b, &to, msgs, count, &mut sent);
+        let d = r.driver_mut(b).expect("b");
+        while sent < count {
+            match d.send(&to, P, 0, &msgs[sent % msgs.len()]) {
+                Ok(()) => sent += 1,
+                Err(SendFailure::Refused(SendError::QueueFull { .. })) => break,
+                Err(e) => panic!("send: {e}"),
+            }
+        }
         r.turn(Some(Duration::from_millis(10)), &mut |i, _, e| {
             if let (true, NodeEvent::Message { payload, .. }) = (i == a, e) {
                 got += payload.len();
@@ -226,59 +211,6 @@ fn mio_round(msgs: &[Vec<u8>], count: usize) -> f64 {
         .expect("poll");
     }
     let secs = start.elapsed().as_secs_f64();
-    r.remote().stop();
-    let _ = r.run(|_, _, _| {});
-    secs
-}
-
-/// Seconds for `count` messages from B to reach A with A's mio `Runner` on a thread of its
-/// own and B's on this one.
-fn mio_threads_round(msgs: &[Vec<u8>], count: usize) -> f64 {
-    let total: usize = (0..count).map(|i| msgs[i % msgs.len()].len()).sum();
-    let (enode_tx, enode_rx) = std::sync::mpsc::channel();
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let receiver = std::thread::spawn(move || {
-        let mut r = Runner::new().expect("poll");
-        let a = r.add(config()).expect("node a");
-        enode_tx
-            .send(r.driver(a).expect("a").local_enode())
-            .expect("the bench waits");
-        let mut got = 0;
-        while got < total {
-            r.turn(Some(Duration::from_millis(10)), &mut |_, _, e| {
-                if let NodeEvent::Message { payload, .. } = e {
-                    got += payload.len();
-                }
-            })
-            .expect("poll");
-        }
-        done_tx.send(Instant::now()).expect("the bench waits");
-        r.remote().stop();
-        let _ = r.run(|_, _, _| {});
-    });
-    let a_enode = enode_rx.recv().expect("a's enode");
-    let to = a_enode.id();
-    let mut r = Runner::new().expect("poll");
-    let b = r.add(config()).expect("node b");
-    r.driver_mut(b)
-        .expect("b")
-        .add_static(&a_enode)
-        .expect("dialable");
-    connect(&mut r, b);
-    let mut sent = 0;
-    let start = Instant::now();
-    let end = loop {
-        assert!(start.elapsed() < ROUND_LIMIT, "mio round over the limit");
-        if let Ok(end) = done_rx.try_recv() {
-            break end;
-        }
-        send_while_room(&mut r, b, &to, msgs, count, &mut sent);
-        // Once everything is sent, wake up now and then to see whether A has it all.
-        r.turn(Some(Duration::from_millis(1)), &mut |_, _, _| {})
-            .expect("poll");
-    };
-    let secs = end.duration_since(start).as_secs_f64();
-    receiver.join().expect("the receiving thread");
     r.remote().stop();
     let _ = r.run(|_, _, _| {});
     secs
@@ -330,7 +262,7 @@ fn main() {
                     2 => tokio_round(&rt, &msgs, count, Hand::Send),
                     3 => tokio_round(&rt, &msgs, count, Hand::Batch),
                     4 => mio_round(&msgs, count),
-                    _ => mio_threads_round(&msgs, count),
+                    _ => mio_pair::mio_pair(config, P, msgs.clone(), count, ROUND_LIMIT, false),
                 };
             }
             for k in 0..KINDS {

@@ -39,13 +39,14 @@
 
 #[path = "../harness/go_build.rs"]
 mod go_build;
+#[path = "../harness/mio_pair.rs"]
+mod mio_pair;
 
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use devp2p_core::discv4::wire::{self, Endpoint, Neighbor, Neighbors, Packet, Ping, Pong};
@@ -147,17 +148,6 @@ fn measure(ms: u64, mut f: impl FnMut(usize)) -> f64 {
             batch *= 2;
         }
     }
-}
-
-/// CPU seconds (user + system) the calling thread has used.
-fn thread_cpu() -> f64 {
-    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes one `rusage` into the struct we pass and reads nothing else.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-    assert_eq!(rc, 0, "getrusage");
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// CPU time (user + system) this process has used, all threads.
@@ -947,7 +937,14 @@ fn session_round(
             secs
         }
         Pair::Tokio => tokio_pair(rt, &payloads(size, count, seed), count),
-        Pair::Mio => mio_pair(payloads(size, count, seed), count),
+        Pair::Mio => mio_pair::mio_pair(
+            config,
+            P,
+            payloads(size, count, seed),
+            count,
+            LIMIT,
+            std::env::var(VERBOSE).as_deref() == Ok("1"),
+        ),
         Pair::GethToTokio | Pair::TokioToGeth => {
             tokio_with_geth(rt, go, size, count, seed, pair == Pair::TokioToGeth)
         }
@@ -1014,87 +1011,6 @@ async fn receive(events: &mut devp2p_tokio::EventStream, total: usize) {
             None => panic!("receiver stopped after {got} of {total} bytes"),
         }
     }
-}
-
-/// Mio, each node in its own `Runner` on its own thread (as geth's two servers share the
-/// process's cores): B sends whenever its queue has room; the time runs from B's first send
-/// until A's application has every byte.
-fn mio_pair(msgs: Vec<Vec<u8>>, count: usize) -> f64 {
-    let total: usize = (0..count).map(|i| msgs[i % msgs.len()].len()).sum();
-    let (enode_tx, enode_rx) = mpsc::channel::<Enode>();
-    let a_up = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicBool::new(false));
-    let (a_up2, done2) = (a_up.clone(), done.clone());
-    let receiver = std::thread::spawn(move || {
-        let mut r = Runner::new().expect("poll");
-        let a = r.add(config()).expect("node a");
-        enode_tx
-            .send(r.driver(a).expect("a").local_enode())
-            .expect("sender thread");
-        let mut got = 0;
-        let limit = Instant::now() + LIMIT;
-        while got < total {
-            assert!(Instant::now() < limit, "mio round over the limit");
-            r.turn(Some(Duration::from_millis(10)), &mut |_, _, e| match e {
-                NodeEvent::PeerAdded(_) => a_up2.store(true, Ordering::SeqCst),
-                NodeEvent::Message { payload, .. } => got += payload.len(),
-                _ => {}
-            })
-            .expect("poll");
-        }
-        let end = Instant::now();
-        if std::env::var(VERBOSE).as_deref() == Ok("1") {
-            eprintln!("mio receiver thread CPU {:.3} s", thread_cpu());
-        }
-        done2.store(true, Ordering::SeqCst);
-        r.remote().stop();
-        let _ = r.run(|_, _, _| {});
-        end
-    });
-    let sender = std::thread::spawn(move || {
-        let mut r = Runner::new().expect("poll");
-        let b = r.add(config()).expect("node b");
-        let a_enode = enode_rx.recv().expect("a's enode");
-        let to = a_enode.id();
-        r.driver_mut(b)
-            .expect("b")
-            .add_static(&a_enode)
-            .expect("dialable");
-        let mut up = false;
-        while !up || !a_up.load(Ordering::SeqCst) {
-            r.turn(Some(Duration::from_millis(1)), &mut |_, _, e| {
-                up |= matches!(e, NodeEvent::PeerAdded(_))
-            })
-            .expect("poll");
-        }
-        let start = Instant::now();
-        let mut sent = 0;
-        while !done.load(Ordering::SeqCst) {
-            let d = r.driver_mut(b).expect("b");
-            while sent < count {
-                match d.send(&to, P, 0, &msgs[sent % msgs.len()]) {
-                    Ok(()) => sent += 1,
-                    Err(SendFailure::Refused(SendError::QueueFull { .. })) => break,
-                    Err(e) => panic!("send: {e}"),
-                }
-            }
-            r.turn(Some(Duration::from_millis(1)), &mut |_, _, _| {})
-                .expect("poll");
-        }
-        if std::env::var(VERBOSE).as_deref() == Ok("1") {
-            eprintln!(
-                "mio sender thread CPU {:.3} s, {:.3} s since start",
-                thread_cpu(),
-                start.elapsed().as_secs_f64()
-            );
-        }
-        r.remote().stop();
-        let _ = r.run(|_, _, _| {});
-        start
-    });
-    let start = sender.join().expect("sender thread");
-    let end = receiver.join().expect("receiver thread");
-    (end - start).as_secs_f64()
 }
 
 /// A fresh geth listener (the Go program's `listen`), parsed.
