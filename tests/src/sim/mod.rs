@@ -31,6 +31,7 @@
 //! address by [`Sim::add_node`]. A share of them can sit behind full-cone NATs instead
 //! ([`SimConfig::nat_share`], [`nat`]).
 
+mod barrier;
 pub mod link;
 pub mod nat;
 pub mod queue;
@@ -42,7 +43,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use devp2p_core::discv4::wire::MAX_PACKET_SIZE;
@@ -58,6 +59,7 @@ use devp2p_core::{
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+use barrier::WindowBarrier;
 pub use link::LinkConfig;
 use queue::EventQueue;
 use trace::{Record, Trace};
@@ -845,7 +847,7 @@ impl Sim {
         // 2 + p`. A shard writes the cells of one parity while the others still read those of
         // the other: nobody is ever a window ahead of the barrier.
         let cells: Vec<Mutex<Vec<Sent>>> = (0..n * n * 2).map(|_| Mutex::new(Vec::new())).collect();
-        let barrier = Barrier::new(n);
+        let barrier = WindowBarrier::new(n);
         let panicked: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
         let failed = AtomicBool::new(false);
         std::thread::scope(|s| {
@@ -1116,7 +1118,7 @@ struct Window<'a> {
     start: u64,
     stop: u64,
     cells: &'a [Mutex<Vec<Sent>>],
-    barrier: &'a Barrier,
+    barrier: &'a WindowBarrier,
     panicked: &'a Mutex<Option<Box<dyn Any + Send>>>,
     failed: &'a AtomicBool,
 }
