@@ -19,6 +19,12 @@ mod resolve_json;
 mod rlpx;
 mod sim;
 
+/// The tool's allocator is mimalloc: `devp2p sim` keeps gigabytes of small allocations for
+/// its nodes, and on glibc's malloc a 10,000-node network ran 1.6x slower (BENCHMARKS.md,
+/// "Network simulation"). An application embedding the library keeps its own allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
