@@ -30,9 +30,11 @@ mod local;
 
 pub use local::{EndpointChange, LocalRecord};
 
-use std::collections::{btree_map, BTreeMap, VecDeque};
+use std::collections::{btree_map, BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+use foldhash::fast::FixedState;
 
 use crate::time::Instant;
 
@@ -110,16 +112,19 @@ const STALE_SLACK: usize = 64;
 /// brings an observation, and a full table's worth of hosts is in the window).
 #[derive(Debug, Clone)]
 struct ByAge<V> {
-    entries: BTreeMap<IpAddr, (Instant, V)>,
+    /// Hashed: looked up for every statement and every expiry. No decision depends on its
+    /// order (the oldest comes from `order`; the full-cone check asks whether any entry
+    /// qualifies).
+    entries: HashMap<IpAddr, (Instant, V), FixedState>,
     /// (time, host) of each insertion, in time order. One whose host has since made a newer
     /// entry is stale: skipped, and dropped when it reaches the front or at compaction.
     order: VecDeque<(Instant, IpAddr)>,
 }
 
 impl<V: Copy> ByAge<V> {
-    fn new() -> Self {
+    fn new(seed: u64) -> Self {
         ByAge {
-            entries: BTreeMap::new(),
+            entries: HashMap::with_hasher(FixedState::with_seed(seed)),
             order: VecDeque::new(),
         }
     }
@@ -229,10 +234,24 @@ impl IpTracker {
             window,
             contact_window,
             min_statements: min_statements.max(1),
-            statements: ByAge::new(),
+            statements: ByAge::new(0),
             counts: BTreeMap::new(),
-            contacts: ByAge::new(),
+            contacts: ByAge::new(0),
             last_prediction: None,
+        }
+    }
+
+    /// The same tracker with its host tables keyed by `seed`, which should be a secret: any
+    /// host can make a statement, and one that knew the seed could pick addresses that
+    /// collide. A [`Node`](crate::node::Node) derives it from its key. Call it before the
+    /// first statement: what the tracker holds is dropped.
+    pub fn with_hash_seed(self, seed: u64) -> Self {
+        IpTracker {
+            statements: ByAge::new(seed),
+            counts: BTreeMap::new(),
+            contacts: ByAge::new(seed),
+            last_prediction: None,
+            ..self
         }
     }
 
@@ -378,7 +397,7 @@ mod tests {
     #[test]
     fn the_time_ordered_tracker_decides_as_a_pass_over_every_host_does() {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
-        let (mut t, mut naive) = (IpTracker::default(), Naive::default());
+        let (mut t, mut naive) = (IpTracker::default().with_hash_seed(99), Naive::default());
         let (mut now, mut most) = (0u64, 0);
         // More hosts than are kept, so that the oldest are evicted; times that repeat and
         // advance by up to two seconds, so that the windows expire entries in bulk and one by

@@ -339,6 +339,15 @@ impl NodeSecretKey {
         self.secret.to_secret_bytes()
     }
 
+    /// A secret seed for one of the node's hash tables: unpredictable to peers (who could
+    /// otherwise choose keys that collide), the same in every run with the same key, and
+    /// drawn without touching the node's random stream. Each kind of table has its own
+    /// `label`.
+    pub(crate) fn hash_seed(&self, label: &[u8]) -> u64 {
+        let h = crate::keccak::keccak256_concat(&[label, &self.to_bytes()]);
+        u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
+    }
+
     /// The public key.
     pub fn public(&self) -> &NodePublicKey {
         &self.public

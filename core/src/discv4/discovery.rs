@@ -95,7 +95,8 @@ impl<R: CryptoRng> Discovery<R> {
         unix_secs: u64,
     ) -> Self {
         let table = Table::new(key.id());
-        let db = NodeDb::from_snapshot_seeded(db, unix_secs, hash_seed(&key));
+        let db =
+            NodeDb::from_snapshot_seeded(db, unix_secs, key.hash_seed(b"devp2p node hash seed"));
         Discovery {
             key,
             local_endpoint: advertised_endpoint(&local_record),
@@ -738,12 +739,4 @@ fn advertised_endpoint(record: &Enr) -> Endpoint {
             tcp: 0,
         },
     }
-}
-
-/// A secret seed for the node's hash tables, derived from its key: unpredictable to peers
-/// (who could otherwise pick ids that collide), the same in every run with the same key, and
-/// drawn without touching the node's random stream.
-fn hash_seed(key: &NodeSecretKey) -> u64 {
-    let h = crate::keccak::keccak256_concat(&[b"devp2p node hash seed", &key.to_bytes()]);
-    u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
 }

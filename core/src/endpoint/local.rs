@@ -83,6 +83,13 @@ impl LocalRecord {
         }
     }
 
+    /// Keys the trackers' host tables with `seed`, a secret (see [`IpTracker::with_hash_seed`]).
+    pub fn with_hash_seed(mut self, seed: u64) -> Self {
+        self.v4 = std::mem::take(&mut self.v4).with_hash_seed(seed);
+        self.v6 = std::mem::take(&mut self.v6).with_hash_seed(seed);
+        self
+    }
+
     /// Pins the endpoint from now on (a gateway told the node its external address, which
     /// then outranks what peers say): predictions no longer move it.
     pub fn pin(&mut self) {

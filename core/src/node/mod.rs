@@ -282,7 +282,9 @@ impl<R: CryptoRng> Node<R> {
         // An explicit address pins the endpoint (geth's extip); a gateway's external IP pins it
         // once known (`nat::NatState`).
         let pinned = config.advertised_ip.is_some() || matches!(config.nat, Nat::ExtIp(_));
-        let local = record.map(|r| LocalRecord::new(r, pinned));
+        let local = record.map(|r| {
+            LocalRecord::new(r, pinned).with_hash_seed(key.hash_seed(b"devp2p endpoint hash seed"))
+        });
         let dial_config = DialConfig {
             max_dial_peers: max_dialed_peers(config.max_peers, config.dial_ratio, config.no_dial),
             max_active_dials: config.max_pending_peers,

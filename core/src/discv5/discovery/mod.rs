@@ -199,7 +199,8 @@ impl<R: CryptoRng> Discovery<R> {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         let local = key.id();
-        let db = NodeDb::from_snapshot_seeded(db, unix_secs, hash_seed(&key));
+        let db =
+            NodeDb::from_snapshot_seeded(db, unix_secs, key.hash_seed(b"devp2p discv5 hash seed"));
         let sessions = Sessions::new(key, local_record, config.sessions.clone(), rng, now);
         Discovery {
             sessions,
@@ -859,13 +860,6 @@ pub fn lookup_distances(target: &NodeId, node: &NodeId) -> Vec<u64> {
         i += 1;
     }
     d
-}
-
-/// A secret seed for the node database's hash tables, from the key (as discv4 derives its
-/// own; a different label, so the two never collide).
-fn hash_seed(key: &NodeSecretKey) -> u64 {
-    let h = crate::keccak::keccak256_concat(&[b"devp2p discv5 hash seed", &key.to_bytes()]);
-    u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
 }
 
 #[cfg(test)]
