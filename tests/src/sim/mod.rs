@@ -6,11 +6,11 @@
 //!   reads a wall clock.
 //! - **Threads** ([`SimConfig::threads`], [`Sim::set_threads`]): time advances in windows
 //!   of the shortest link latency, within which every node's events can run apart from
-//!   every other node's; the nodes are split among the threads (a queue of events each),
-//!   and what they send reaches the other threads' queues at the window's end, in an order
-//!   fixed by time and sender. Every event
-//!   touches one node, each node sees its events in the same order whatever the threads,
-//!   and so the same seed gives the same run, and digest, on 1 thread or 4.
+//!   every other node's; the nodes are dealt out to the threads (node `i` to thread
+//!   `i % n`, a queue of events each), and what they send reaches the other threads' queues
+//!   at the window's end, in an order fixed by time and sender. Every event touches one
+//!   node, each node sees its events in the same order whatever the threads, and so the same
+//!   seed gives the same run, and digest, on 1 thread or 4.
 //! - **Links** ([`LinkConfig`]): a fixed latency per pair of nodes drawn from the seed, and
 //!   per-packet jitter, loss, reordering and uplink bandwidth. TCP streams are reliable and
 //!   ordered; datagrams are neither.
@@ -475,8 +475,8 @@ pub struct Sim {
     stats: SimStats,
     /// Each thread's nodes' events, and what they sent.
     shards: Vec<Shard>,
-    /// Nodes per shard and shards, of `shards`.
-    layout: Option<(usize, usize)>,
+    /// Shards, of `shards`.
+    layout: Option<usize>,
     /// The harness's outbox and counters.
     harness: Shard,
     threads: usize,
@@ -829,9 +829,8 @@ impl Sim {
             self.now = self.now.max(until);
             return;
         }
-        let chunk = self.slots.len().div_ceil(self.threads.max(1));
-        let n = self.slots.len().div_ceil(chunk);
-        self.lay_out(chunk, n);
+        let n = self.threads.clamp(1, self.slots.len());
+        self.lay_out(n);
         let lookahead = self.net.config.link.lookahead_ms();
         let start = self.now.as_millis();
         let stop = until.as_millis().saturating_add(1);
@@ -850,12 +849,20 @@ impl Sim {
         let barrier = WindowBarrier::new(n);
         let panicked: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
         let failed = AtomicBool::new(false);
+        // Node `i` belongs to shard `i % n`: dealt out like cards, so that neither the
+        // bootnodes (the first few, busier than the rest) nor any other run of nodes loads one
+        // shard more than the others.
+        let mut dealt: Vec<Vec<&mut Slot>> = (0..n)
+            .map(|_| Vec::with_capacity(slots.len().div_ceil(n)))
+            .collect();
+        for (i, slot) in slots.iter_mut().enumerate() {
+            dealt[i % n].push(slot);
+        }
         std::thread::scope(|s| {
-            let mut parts = slots.chunks_mut(chunk).zip(shards.iter_mut()).enumerate();
+            let mut parts = dealt.iter_mut().zip(shards.iter_mut()).enumerate();
             let (_, (first, first_shard)) = parts.next().expect("at least one node");
             let window = Window {
                 net,
-                chunk,
                 n,
                 lookahead,
                 start,
@@ -879,13 +886,13 @@ impl Sim {
         self.now = self.now.max(until);
     }
 
-    /// Makes the shards those of `n` threads with `chunk` nodes each, and moves into them
+    /// Makes the shards those of `n` threads (node `i` in shard `i % n`), and moves into them
     /// every event queued from the harness. A node's events keep their order: the ones its
     /// shard held, then the harness's, each in (time, insertion) order.
-    fn lay_out(&mut self, chunk: usize, n: usize) {
+    fn lay_out(&mut self, n: usize) {
         let now = self.now;
         let mut staged = std::mem::replace(&mut self.queue, EventQueue::new(now));
-        if self.layout != Some((chunk, n)) {
+        if self.layout != Some(n) {
             let mut all = EventQueue::new(now);
             for sh in &mut self.shards {
                 while let Some((at, kind)) = sh.queue.pop_until(Instant::MAX) {
@@ -898,10 +905,10 @@ impl Sim {
             }
             staged = all;
             self.shards = (0..n).map(|_| Shard::new(now)).collect();
-            self.layout = Some((chunk, n));
+            self.layout = Some(n);
         }
         while let Some((at, kind)) = staged.pop_until(Instant::MAX) {
-            self.shards[kind.node() / chunk].queue.push(at, kind);
+            self.shards[kind.node() % n].queue.push(at, kind);
         }
     }
 
@@ -1087,10 +1094,12 @@ impl Sim {
         let sh = &mut self.harness;
         // A window that ends now: nothing stays in the shard.
         sh.end = self.now.as_millis();
+        let mut slots: Vec<&mut Slot> = self.slots.iter_mut().collect();
         let mut ctx = Ctx {
             net: &self.net,
-            slots: &mut self.slots,
-            base: 0,
+            slots: &mut slots,
+            stride: 1,
+            first: 0,
             sh,
             now: self.now,
         };
@@ -1109,8 +1118,6 @@ impl Sim {
 #[derive(Clone, Copy)]
 struct Window<'a> {
     net: &'a Net,
-    /// Nodes per shard (the last may have fewer).
-    chunk: usize,
     /// Shards (threads).
     n: usize,
     lookahead: u64,
@@ -1126,7 +1133,7 @@ struct Window<'a> {
 impl Window<'_> {
     /// Shard `k`'s part: window after window, run its nodes' events, pass on what they sent,
     /// wait for the others, queue what it was sent.
-    fn run(self, k: usize, slots: &mut [Slot], sh: &mut Shard) {
+    fn run(self, k: usize, slots: &mut [&mut Slot], sh: &mut Shard) {
         let _keys = self.net.enter_known_keys();
         let mut w = self.start;
         let mut parity = 0;
@@ -1145,7 +1152,8 @@ impl Window<'_> {
                 let mut ctx = Ctx {
                     net: self.net,
                     slots: &mut *slots,
-                    base: k * self.chunk,
+                    stride: self.n,
+                    first: k,
                     sh: &mut *sh,
                     now: Instant::from_millis(w),
                 };
@@ -1158,7 +1166,7 @@ impl Window<'_> {
             if self.n > 1 {
                 let mut to: Vec<Vec<Sent>> = (0..self.n).map(|_| Vec::new()).collect();
                 for s in sent.drain(..) {
-                    to[s.kind.node() / self.chunk].push(s);
+                    to[s.kind.node() % self.n].push(s);
                 }
                 for (j, v) in to.into_iter().enumerate() {
                     if !v.is_empty() {
@@ -1188,17 +1196,26 @@ impl Window<'_> {
 }
 
 /// Processing within one shard: its nodes, the shared network, its outbox.
-struct Ctx<'a> {
+struct Ctx<'a, 'b> {
     net: &'a Net,
-    slots: &'a mut [Slot],
-    base: usize,
+    /// Node `i` is `slots[i / stride]`: the shard's nodes are every `stride`-th from
+    /// `first`.
+    slots: &'a mut [&'b mut Slot],
+    stride: usize,
+    first: usize,
     sh: &'a mut Shard,
     now: Instant,
 }
 
-impl Ctx<'_> {
+impl Ctx<'_, '_> {
     fn slot(&mut self, i: usize) -> &mut Slot {
-        &mut self.slots[i - self.base]
+        self.check(i);
+        self.slots[i / self.stride]
+    }
+
+    /// Node `i` is one of this shard's (a node of another shard is never touched).
+    fn check(&self, i: usize) {
+        debug_assert_eq!(i % self.stride, self.first, "node {i} is not in this shard");
     }
 
     fn run_window(&mut self) {
@@ -1564,7 +1581,8 @@ impl Ctx<'_> {
         let loss = self.net.config.link.loss;
         let reorder = self.net.config.link.reorder;
         loop {
-            let slot = &mut self.slots[i - self.base];
+            self.check(i);
+            let slot = &mut self.slots[i / self.stride];
             let Some(node) = slot.node.as_mut() else {
                 return;
             };
@@ -1693,7 +1711,8 @@ impl Ctx<'_> {
     }
 
     fn write(&mut self, i: usize, conn: ConnId, data: Vec<u8>) {
-        let Some(end) = self.slots[i - self.base].streams.get_mut(&conn) else {
+        self.check(i);
+        let Some(end) = self.slots[i / self.stride].streams.get_mut(&conn) else {
             return; // not connected (yet): a real socket would have refused the write
         };
         if end.broken {
