@@ -68,7 +68,11 @@ impl Dnsmasq {
 /// the namespace reaches outside it. Needs root (`ip netns add`); fails saying so.
 pub fn serve_in_netns(bin: &Path, dir: &Path, txt: &BTreeMap<String, String>) -> Dnsmasq {
     let ns = format!("devp2p-dns-{}", std::process::id());
-    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    // One left over by an earlier run that was killed, if any (quietly: usually none).
+    let _ = Command::new("ip")
+        .args(["netns", "del", &ns])
+        .stderr(Stdio::null())
+        .status();
     let made = Command::new("ip")
         .args(["netns", "add", &ns])
         .output()

@@ -119,7 +119,11 @@ impl Router {
             dir,
         };
         for ns in [&r.lan, &r.gw, &r.wan] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            // One left over by an earlier run that was killed, if any (quietly: usually none).
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
             ip(&["netns", "add", ns]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
