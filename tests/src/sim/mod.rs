@@ -849,14 +849,11 @@ impl Sim {
         let barrier = WindowBarrier::new(n);
         let panicked: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
         let failed = AtomicBool::new(false);
-        // Node `i` belongs to shard `i % n`: dealt out like cards, so that neither the
-        // bootnodes (the first few, busier than the rest) nor any other run of nodes loads one
-        // shard more than the others.
         let mut dealt: Vec<Vec<&mut Slot>> = (0..n)
             .map(|_| Vec::with_capacity(slots.len().div_ceil(n)))
             .collect();
         for (i, slot) in slots.iter_mut().enumerate() {
-            dealt[i % n].push(slot);
+            dealt[shard_of(i, n)].push(slot);
         }
         std::thread::scope(|s| {
             let mut parts = dealt.iter_mut().zip(shards.iter_mut()).enumerate();
@@ -908,7 +905,7 @@ impl Sim {
             self.layout = Some(n);
         }
         while let Some((at, kind)) = staged.pop_until(Instant::MAX) {
-            self.shards[kind.node() % n].queue.push(at, kind);
+            self.shards[shard_of(kind.node(), n)].queue.push(at, kind);
         }
     }
 
@@ -1114,6 +1111,13 @@ impl Sim {
     }
 }
 
+/// The shard of node `i` among `n`: the nodes are dealt out like cards, so that neither the
+/// bootnodes (the first few, busier than the rest) nor any other run of nodes loads one shard
+/// more than the others. Within its shard, node `i` is the `i / n`-th.
+fn shard_of(i: usize, n: usize) -> usize {
+    i % n
+}
+
 /// What every thread of one [`Sim::run_until`] shares.
 #[derive(Clone, Copy)]
 struct Window<'a> {
@@ -1166,7 +1170,7 @@ impl Window<'_> {
             if self.n > 1 {
                 let mut to: Vec<Vec<Sent>> = (0..self.n).map(|_| Vec::new()).collect();
                 for s in sent.drain(..) {
-                    to[s.kind.node() % self.n].push(s);
+                    to[shard_of(s.kind.node(), self.n)].push(s);
                 }
                 for (j, v) in to.into_iter().enumerate() {
                     if !v.is_empty() {
@@ -1215,7 +1219,11 @@ impl Ctx<'_, '_> {
 
     /// Node `i` is one of this shard's (a node of another shard is never touched).
     fn check(&self, i: usize) {
-        debug_assert_eq!(i % self.stride, self.first, "node {i} is not in this shard");
+        debug_assert_eq!(
+            shard_of(i, self.stride),
+            self.first,
+            "node {i} is not in this shard"
+        );
     }
 
     fn run_window(&mut self) {
